@@ -1,0 +1,22 @@
+"""fastgrad: a small, fast training core for neural networks, built to make vanishing and
+exploding gradients visible and fixable.
+
+PyTorch's habits: ``fastgrad.tensor``, ``fastgrad.nn``, ``fastgrad.optim``,
+``fastgrad.nn.functional as F``. Importing fastgrad imports NumPy only; kernel backends load
+on first use.
+"""
+from . import autograd
+from . import backends
+from . import nn
+from . import optim
+from . import data
+from .autograd import enable_grad, is_grad_enabled, no_grad
+from .dtypes import bool_, float16, float32, float64, int32, int64
+from .ops import (abs, add, argmax, cat, clamp, div, exp, flatten, log, log_softmax, matmul,
+                  max, mean, mul, neg, permute, pow, relu, reshape, sigmoid, softmax, sqrt,
+                  squeeze, stack, sub, sum, tanh, transpose, unsqueeze, where)
+from .random import Generator, manual_seed
+from .tensor import Tensor, from_numpy, tensor
+from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
+
+__version__ = "0.1.0"

@@ -1,0 +1,351 @@
+"""Reverse-mode automatic differentiation.
+
+A :class:`Function` is one differentiable operation: ``forward`` maps input arrays to output
+arrays and saves what ``backward`` needs; ``backward`` maps output gradients to input gradients.
+``Function.apply`` runs forward on Tensors and, while gradients are recorded, links the outputs
+to the Function so :func:`backward` can walk the graph.
+
+The walk is iterative (an unrolled LSTM is thousands of nodes deep, far past Python's recursion
+limit), visits each node once in topological order, and sums the gradients of a tensor used
+several times before its node runs.
+"""
+import functools
+import threading
+
+import numpy as np
+
+from . import dtypes
+
+
+class _GradMode(threading.local):
+    enabled = True
+
+
+_grad_mode = _GradMode()
+
+
+def is_grad_enabled():
+    """True while operations are recorded for backward."""
+    return _grad_mode.enabled
+
+
+class _SetGradMode:
+    """Context manager and decorator that sets grad mode and restores it on exit."""
+
+    mode = True
+
+    def __enter__(self):
+        self._previous = _grad_mode.enabled
+        _grad_mode.enabled = self.mode
+
+    def __exit__(self, *exc_info):
+        _grad_mode.enabled = self._previous
+
+    def __call__(self, function):
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with type(self)():
+                return function(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_SetGradMode):
+    """Disable graph recording (inference, in-place parameter updates).
+
+    Use as ``with fastgrad.no_grad(): ...`` or as a decorator ``@fastgrad.no_grad()``.
+    """
+
+    mode = False
+
+
+class enable_grad(_SetGradMode):
+    """Re-enable graph recording inside a ``no_grad`` block."""
+
+    mode = True
+
+
+class Function:
+    """Base of every differentiable operation.
+
+    Subclasses implement ``forward(self, *arrays, **options)`` returning an array (or a tuple of
+    arrays) and ``backward(self, *grad_outputs)`` returning one gradient array (or None) per
+    positional input. ``self.needs_input_grad`` says which inputs need a gradient, so forward
+    can skip saving what nobody will use. Anything forward stores on ``self`` is freed after
+    backward unless the graph is retained.
+    """
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError
+
+    def backward(self, *grad_outputs):
+        raise NotImplementedError
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        """Run the op on Tensors (and plain values) and record it when a gradient is needed."""
+        Tensor = _tensor.Tensor
+        node = cls()
+        if _grad_mode.enabled:
+            needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
+        else:
+            needs = (False,) * len(args)
+        node.needs_input_grad = needs
+        result = node.forward(*[a._data if isinstance(a, Tensor) else a for a in args],
+                              **kwargs)
+        multiple = type(result) is tuple
+        arrays = result if multiple else (result,)
+        outputs = tuple(Tensor(a if type(a) is np.ndarray else np.asarray(a)) for a in arrays)
+        if any(needs):
+            node.inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+            node.versions = tuple(a._version if a is not None else 0 for a in node.inputs)
+            node.output_meta = tuple((o.shape, o.dtype) for o in outputs)
+            for index, output in enumerate(outputs):
+                if dtypes.is_floating(output.dtype):
+                    output._requires_grad = True
+                    output.grad_fn = node
+                    output._output_nr = index
+        return outputs if multiple else outputs[0]
+
+    def _release(self):
+        """Free what forward saved; a second backward through this node then fails clearly."""
+        self.__dict__.clear()
+        self.inputs = None
+
+    def _parents(self):
+        return [t.grad_fn for t in self.inputs
+                if t is not None and t.grad_fn is not None and t._requires_grad]
+
+
+def _topological_order(roots):
+    """The nodes reachable from ``roots``, each before every node it depends on."""
+    order, visited = [], set()
+    for root in roots:
+        if root in visited:
+            continue
+        visited.add(root)
+        stack = [(root, iter(root._parents()))]
+        while stack:
+            node, parents = stack[-1]
+            for parent in parents:
+                if parent not in visited:
+                    visited.add(parent)
+                    stack.append((parent, iter(parent._parents())))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _root_gradient(output, gradient, position):
+    if gradient is None:
+        if output._data.size != 1:
+            raise RuntimeError(f"grad can be implicitly created only for outputs with one "
+                               f"element; output {position} has shape {output.shape}: pass "
+                               "gradient=")
+        return np.ones_like(output._data)
+    gradient = np.asarray(gradient._data if isinstance(gradient, _tensor.Tensor) else gradient)
+    if gradient.shape != output.shape:
+        raise RuntimeError(f"mismatch in shape: gradient {position} has shape {gradient.shape} "
+                           f"but output {position} has shape {output.shape}")
+    return gradient.astype(output.dtype, copy=False)
+
+
+def _accumulate_into_grad(leaf, gradient):
+    """Add ``gradient`` into ``leaf.grad``, in place when a gradient buffer exists."""
+    if leaf._grad is None:
+        buffer = leaf._grad_view
+        if buffer is None:
+            buffer = np.array(gradient, dtype=leaf.dtype)
+        else:
+            np.copyto(buffer, gradient)
+        leaf._grad = _tensor.Tensor(buffer)
+    else:
+        leaf._grad._data += gradient
+
+
+def _run_backward(roots, gradients, retain_graph, capture=None):
+    """Propagate ``gradients`` from ``roots`` through the graph.
+
+    Leaves receive their gradient in ``.grad``; or, when ``capture`` is a dict keyed by
+    ``id(tensor)``, the gradients reaching those tensors are summed into it and no ``.grad``
+    is touched.
+    """
+    pending = {}
+    for position, (root, gradient) in enumerate(zip(roots, gradients)):
+        if not root._requires_grad:
+            raise RuntimeError(f"output {position} does not require grad and has no grad_fn: "
+                               "nothing to differentiate")
+        _deliver(root, _root_gradient(root, gradient, position), pending, capture)
+    nodes = [r.grad_fn for r in roots if r.grad_fn is not None and id(r) not in (capture or ())]
+    for node in _topological_order(nodes):
+        grad_outputs = pending.pop(node, None)
+        if grad_outputs is None:
+            continue
+        if node.inputs is None:
+            raise RuntimeError("trying to backward through the graph a second time; its saved "
+                               "arrays were freed by the first backward: pass "
+                               "retain_graph=True to the first call")
+        for tensor, version in zip(node.inputs, node.versions):
+            if tensor is not None and tensor._version != version:
+                raise RuntimeError(
+                    f"a tensor of shape {tensor.shape} needed for gradient computation was "
+                    f"modified by an in-place operation (version {tensor._version}, expected "
+                    f"{version})")
+        grad_outputs = [g if g is not None else np.zeros(shape, dtype)
+                        for g, (shape, dtype) in zip(grad_outputs, node.output_meta)]
+        grad_inputs = node.backward(*grad_outputs)
+        if type(grad_inputs) is not tuple:
+            grad_inputs = (grad_inputs,)
+        for tensor, gradient in zip(node.inputs, grad_inputs):
+            if gradient is not None and tensor is not None and tensor._requires_grad:
+                _deliver(tensor, gradient, pending, capture)
+        if not retain_graph:
+            node._release()
+
+
+def _deliver(tensor, gradient, pending, capture):
+    if capture is not None:
+        if id(tensor) in capture:
+            previous = capture[id(tensor)]
+            capture[id(tensor)] = gradient if previous is None else previous + gradient
+            return
+        if tensor.grad_fn is None:
+            return
+    elif tensor.grad_fn is None:
+        _accumulate_into_grad(tensor, gradient)
+        return
+    node = tensor.grad_fn
+    slots = pending.get(node)
+    if slots is None:
+        slots = pending[node] = [None] * len(node.output_meta)
+    previous = slots[tensor._output_nr]
+    slots[tensor._output_nr] = gradient if previous is None else previous + gradient
+
+
+def backward(tensors, grad_tensors=None, retain_graph=False):
+    """Accumulate the gradients of ``tensors`` into the ``.grad`` of every leaf they depend on.
+
+    Args:
+        tensors: a Tensor or a sequence of Tensors to differentiate.
+        grad_tensors: d(loss)/d(tensor) for each, or None for single-element tensors.
+        retain_graph: keep saved arrays so the graph can be walked again.
+    """
+    roots, gradients = _as_roots(tensors, grad_tensors)
+    _run_backward(roots, gradients, retain_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, returned, not accumulated.
+
+    Returns:
+        A tuple with one Tensor per input (None for an unused input when ``allow_unused``).
+    """
+    roots, gradients = _as_roots(outputs, grad_outputs)
+    single = isinstance(inputs, _tensor.Tensor)
+    inputs = (inputs,) if single else tuple(inputs)
+    capture = {id(t): None for t in inputs}
+    _run_backward(roots, gradients, retain_graph, capture)
+    results = []
+    for position, tensor in enumerate(inputs):
+        gradient = capture[id(tensor)]
+        if gradient is None and not allow_unused:
+            raise RuntimeError(f"input {position} (shape {tensor.shape}) was not used to compute "
+                               "the outputs; pass allow_unused=True to get None for it")
+        results.append(None if gradient is None else _tensor.Tensor(
+            np.array(gradient, dtype=tensor.dtype)))
+    return tuple(results)
+
+
+def _as_roots(tensors, gradients):
+    if isinstance(tensors, _tensor.Tensor):
+        tensors = (tensors,)
+        gradients = (gradients,)
+    tensors = tuple(tensors)
+    gradients = (None,) * len(tensors) if gradients is None else tuple(gradients)
+    if len(gradients) != len(tensors):
+        raise ValueError(f"got {len(gradients)} gradients for {len(tensors)} outputs")
+    return tensors, gradients
+
+
+class GradcheckError(RuntimeError):
+    """The analytical gradient of a function disagrees with its finite differences."""
+
+
+def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, raise_exception=True):
+    """Compare the gradients backward gives with central finite differences, in float64.
+
+    Every floating input that requires grad must be float64. Each output element's
+    vector-Jacobian product is checked against
+    :math:`(f(x + \\epsilon e_k) - f(x - \\epsilon e_k)) / 2\\epsilon`, element by element,
+    with :math:`|a - n| \\le atol + rtol |n|`.
+
+    Args:
+        fn: a function of the inputs returning a Tensor or a tuple of Tensors.
+        inputs: a Tensor or a tuple of Tensors (and other arguments passed through).
+
+    Returns:
+        True when every gradient matches; otherwise raises :class:`GradcheckError` (or
+        returns False when ``raise_exception`` is False).
+    """
+    Tensor = _tensor.Tensor
+    inputs = (inputs,) if isinstance(inputs, Tensor) else tuple(inputs)
+    wrt = [i for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
+    if not wrt:
+        raise ValueError("gradcheck needs at least one input with requires_grad=True")
+    for i in wrt:
+        if inputs[i].dtype != dtypes.float64:
+            raise ValueError(f"gradcheck needs float64 inputs; input {i} is {inputs[i].dtype}")
+
+    def outputs_of(result):
+        result = result if isinstance(result, tuple) else (result,)
+        return [r for r in result if isinstance(r, Tensor) and dtypes.is_floating(r.dtype)]
+
+    numerical = {}
+    with no_grad():
+        for i in wrt:
+            flat = inputs[i]._data.reshape(-1)
+            if not np.shares_memory(flat, inputs[i]._data):
+                raise ValueError(f"gradcheck needs contiguous inputs; input {i} is not")
+            columns = []
+            for k in range(flat.size):
+                original = flat[k]
+                flat[k] = original + eps
+                plus = [o._data.copy() for o in outputs_of(fn(*inputs))]
+                flat[k] = original - eps
+                minus = [o._data.copy() for o in outputs_of(fn(*inputs))]
+                flat[k] = original
+                columns.append([(p - m).reshape(-1) / (2 * eps) for p, m in zip(plus, minus)])
+            numerical[i] = columns
+
+    outputs = outputs_of(fn(*inputs))
+    for out_index, output in enumerate(outputs):
+        for j in range(output._data.size):
+            seed = np.zeros(output.shape, dtype=output.dtype)
+            seed.reshape(-1)[j] = 1.0
+            if not output.requires_grad:
+                analytic = [np.zeros(inputs[i].shape) for i in wrt]
+            else:
+                analytic = grad(output, [inputs[i] for i in wrt], grad_outputs=(seed,),
+                                retain_graph=True, allow_unused=True)
+                analytic = [np.zeros(inputs[i].shape) if a is None else a._data
+                            for i, a in zip(wrt, analytic)]
+            for i, a in zip(wrt, analytic):
+                n = np.array([numerical[i][k][out_index][j] for k in range(inputs[i].numel())])
+                a = a.reshape(-1)
+                bad = np.abs(a - n) > atol + rtol * np.abs(n)
+                if bad.any():
+                    if not raise_exception:
+                        return False
+                    k = int(np.argmax(bad))
+                    raise GradcheckError(
+                        f"gradient mismatch for output {out_index} element {j} with respect to "
+                        f"input {i} element {k}: numerical {n[k]!r}, analytical {a[k]!r} "
+                        f"({int(bad.sum())} of {bad.size} elements differ)")
+    return True
+
+
+# Tensor's methods call into this module, and ops subclass Function: import tensor last so
+# either module can be imported first.
+from . import tensor as _tensor  # noqa: E402

@@ -1,0 +1,127 @@
+"""The one dispatch point between fastgrad and its kernel backends.
+
+Ops, layers and optimisers call kernels as ``K.<name>(...)`` and never know which backend runs
+them. This module alone imports backend modules, and only on first use, so ``import fastgrad``
+costs NumPy alone.
+
+Resolution is per kernel. By default each kernel comes from the first backend in
+:data:`DEFAULT_ORDER` that is available and implements it; a backend that fails to load keeps
+its error as the reason shown by :func:`describe`. Forcing a backend (:func:`use`, or the
+``FASTGRAD_BACKEND`` environment variable) takes every kernel from it: a kernel it lacks is an
+error when called, never a silent fallback.
+"""
+import importlib
+
+from .. import config
+from .spec import ACTIVATIONS, KERNELS, KernelSpec, kernel  # noqa: F401 (public contract)
+
+#: Every backend fastgrad knows, by name: the module implementing it.
+BACKEND_MODULES = {
+    "numpy": "fastgrad.backends.numpy_ref",
+}
+
+#: The default order, fastest first; ``numpy`` (the reference) is always available.
+DEFAULT_ORDER = ("numpy",)
+
+_modules = {}      # name -> loaded module
+_reasons = {}      # name -> why it could not be loaded
+_forced = [None]   # the backend forced by use()/FASTGRAD_BACKEND, or None for the default order
+
+
+def _load(name):
+    """The backend's module, or None (with the reason kept) when it cannot be imported."""
+    if name not in _modules and name not in _reasons:
+        try:
+            _modules[name] = importlib.import_module(BACKEND_MODULES[name])
+        except Exception as error:  # any failure to load is a reason, not a crash
+            _reasons[name] = f"{type(error).__name__}: {error}"
+    return _modules.get(name)
+
+
+def available():
+    """The names of the backends usable here, in default order."""
+    return [name for name in DEFAULT_ORDER if _load(name) is not None]
+
+
+def describe():
+    """Each known backend with its status: what it implements, or why it is unavailable."""
+    _load("numpy")
+    status = {}
+    for name in DEFAULT_ORDER:
+        module = _load(name)
+        if module is None:
+            status[name] = f"unavailable ({_reasons[name]})"
+        else:
+            implemented = sum(hasattr(module, k) for k in KERNELS)
+            status[name] = f"available ({implemented} of {len(KERNELS)} kernels)"
+    return status
+
+
+def current():
+    """The name of the forced backend, or of the first available one in default order."""
+    if not K.__dict__:
+        _activate(config.BACKEND)
+    return _forced[0] or available()[0]
+
+
+def _check_name(name):
+    if name not in BACKEND_MODULES:
+        raise ValueError(f"unknown backend {name!r}; available backends: {available()}")
+    if _load(name) is None:
+        raise ValueError(f"backend {name!r} is unavailable ({_reasons[name]}); available "
+                         f"backends: {available()}")
+
+
+def _missing(name, backend):
+    def missing(*args, **kwargs):
+        raise RuntimeError(f"kernel {name!r} is not implemented by the forced backend "
+                           f"{backend!r}; use another backend or the default order")
+    return missing
+
+
+def _activate(name):
+    """Bind every kernel name on :data:`K` for the forced backend ``name`` (None: default)."""
+    _load("numpy")  # declares the kernels
+    if name is not None:
+        _check_name(name)
+        module = _modules[name]
+        table = {k: getattr(module, k, None) or _missing(k, name) for k in KERNELS}
+    else:
+        loaded = [_modules[n] for n in available()]
+        table = {k: next(getattr(m, k) for m in loaded if hasattr(m, k)) for k in KERNELS}
+    _forced[0] = name
+    K.__dict__.clear()
+    K.__dict__.update(table)
+
+
+class use:
+    """Switch every kernel to backend ``name`` now; as a context manager, switch back on exit.
+
+    ``use(None)`` returns to the default order. An unknown or unavailable name raises a
+    ``ValueError`` listing the available backends.
+    """
+
+    def __init__(self, name):
+        self._previous = _forced[0] if K.__dict__ else config.BACKEND
+        _activate(name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        _activate(self._previous)
+
+
+class _Kernels:
+    """The active kernel table: ``K.linear_fwd`` is the implementation chosen for it."""
+
+    def __getattr__(self, name):
+        if not self.__dict__:
+            _activate(config.BACKEND)
+            if name in self.__dict__:
+                return self.__dict__[name]
+        raise AttributeError(f"no kernel named {name!r}; declared kernels: {sorted(KERNELS)}")
+
+
+#: The kernels of the active backend(s).
+K = _Kernels()

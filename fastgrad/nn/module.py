@@ -1,0 +1,338 @@
+"""Module and Parameter: the containers of layers and their weights, with PyTorch's semantics.
+
+Assigning a :class:`Parameter` or a :class:`Module` as an attribute registers it, so
+``named_parameters()``, ``state_dict()`` and the repr find it; ``register_buffer`` does the same
+for non-trained state such as running statistics.
+"""
+import collections
+import collections.abc
+
+import numpy as np
+
+from .. import dtypes
+from ..tensor import Tensor
+
+
+class Parameter(Tensor):
+    """A Tensor that is a module's weight: it requires grad by default and is registered when
+    assigned to a Module attribute.
+
+    Args:
+        data: a Tensor (whose memory is shared) or a NumPy array; None gives an empty float32
+            tensor.
+        requires_grad: whether the optimiser should train it.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, data=None, requires_grad=True):
+        if data is None:
+            data = np.empty(0, dtypes.default_float)
+        elif isinstance(data, Tensor):
+            data = data._data
+        elif not isinstance(data, np.ndarray):
+            raise TypeError(f"Parameter data must be a Tensor or numpy.ndarray, got "
+                            f"{type(data).__name__}")
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+_IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def _to_array(value, key):
+    """A state_dict value as a NumPy array: Tensors, arrays, ``__dlpack__`` or ``__array__``."""
+    if isinstance(value, Tensor):
+        return value._data
+    if isinstance(value, np.ndarray):
+        return value
+    if hasattr(value, "__dlpack__"):
+        try:
+            return np.from_dlpack(value)
+        except (TypeError, RuntimeError, BufferError):
+            pass  # e.g. a tensor on another device: try __array__ next
+    if hasattr(value, "__array__"):
+        return np.asarray(value)
+    raise TypeError(f"state_dict[{key!r}] must be a Tensor, an array or expose __array__ or "
+                    f"__dlpack__, got {type(value).__name__}")
+
+
+class Module:
+    """Base class of every layer and model.
+
+    Subclasses call ``super().__init__()`` first, assign their parameters, buffers and
+    sub-modules as attributes, and implement ``forward``.
+    """
+
+    def __init__(self):
+        object.__setattr__(self, "training", True)
+        object.__setattr__(self, "_parameters", {})
+        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_non_persistent_buffers", set())
+        object.__setattr__(self, "_modules", {})
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must implement forward()")
+
+    def __call__(self, *args, **kwargs):
+        return self.forward(*args, **kwargs)
+
+    # ------------------------------------------------------------------------- registration
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"cannot assign {name!r} before Module.__init__() is called")
+        params, buffers, modules = self._parameters, self._buffers, self._modules
+        if isinstance(value, Parameter):
+            self._forget(name)
+            params[name] = value
+        elif isinstance(value, Module):
+            self._forget(name)
+            modules[name] = value
+        elif name in params:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as parameter {name!r} "
+                                "(a Parameter or None is expected)")
+            params[name] = None
+        elif name in modules:
+            if value is not None:
+                raise TypeError(f"cannot assign {type(value).__name__} as child module "
+                                f"{name!r} (a Module or None is expected)")
+            modules[name] = None
+        elif name in buffers:
+            if value is not None and not isinstance(value, Tensor):
+                raise TypeError(f"cannot assign {type(value).__name__} as buffer {name!r} "
+                                "(a Tensor or None is expected)")
+            buffers[name] = value
+        else:
+            object.__setattr__(self, name, value)
+
+    def _forget(self, name):
+        for registry in (self._parameters, self._buffers, self._modules):
+            registry.pop(name, None)
+        self._non_persistent_buffers.discard(name)
+        self.__dict__.pop(name, None)
+
+    def __getattr__(self, name):
+        registries = self.__dict__.get("_parameters"), self.__dict__.get("_buffers"), \
+            self.__dict__.get("_modules")
+        for registry in registries:
+            if registry is not None and name in registry:
+                return registry[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        if name in self._parameters or name in self._buffers or name in self._modules:
+            self._forget(name)
+        else:
+            object.__delattr__(self, name)
+
+    def register_parameter(self, name, param):
+        """Register ``param`` (a Parameter or None) under ``name``."""
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"cannot register {type(param).__name__} as parameter {name!r} "
+                            "(a Parameter or None is expected)")
+        self._forget(name)
+        self._parameters[name] = param
+
+    def register_buffer(self, name, tensor, persistent=True):
+        """Register a non-trained tensor (running statistics...) saved in the state_dict
+        unless ``persistent`` is False."""
+        if not isinstance(name, str) or not name or "." in name:
+            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        if tensor is not None and not isinstance(tensor, Tensor):
+            raise TypeError(f"cannot register {type(tensor).__name__} as buffer {name!r} "
+                            "(a Tensor or None is expected)")
+        self._forget(name)
+        self._buffers[name] = tensor
+        if not persistent:
+            self._non_persistent_buffers.add(name)
+
+    def add_module(self, name, module):
+        """Register the sub-module ``module`` under ``name``."""
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        self._forget(name)
+        self._modules[name] = module
+
+    # ------------------------------------------------------------------------------ queries
+    def named_modules(self, prefix="", memo=None):
+        """Every module in the tree (self first), each once, with its dotted name."""
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, child in self._modules.items():
+            if child is not None:
+                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+
+    def modules(self):
+        for _, module in self.named_modules():
+            yield module
+
+    def named_children(self):
+        for name, child in self._modules.items():
+            if child is not None:
+                yield name, child
+
+    def children(self):
+        for _, child in self.named_children():
+            yield child
+
+    def _named_members(self, registry, prefix, recurse):
+        seen = set()
+        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        for module_prefix, module in modules:
+            for name, value in getattr(module, registry).items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{module_prefix}.{name}" if module_prefix else name), value
+
+    def named_parameters(self, prefix="", recurse=True):
+        """``(dotted name, Parameter)`` for every parameter, each once."""
+        return self._named_members("_parameters", prefix, recurse)
+
+    def parameters(self, recurse=True):
+        for _, param in self.named_parameters(recurse=recurse):
+            yield param
+
+    def named_buffers(self, prefix="", recurse=True):
+        return self._named_members("_buffers", prefix, recurse)
+
+    def buffers(self, recurse=True):
+        for _, buffer in self.named_buffers(recurse=recurse):
+            yield buffer
+
+    # ------------------------------------------------------------------------------ modes
+    def train(self, mode=True):
+        """Set training mode (``mode=True``) or evaluation mode for the whole tree."""
+        if not isinstance(mode, bool):
+            raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
+        for module in self.modules():
+            object.__setattr__(module, "training", mode)
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self, set_to_none=True):
+        """Forget (or zero) the gradient of every parameter."""
+        for param in self.parameters():
+            if param.grad is None:
+                continue
+            if set_to_none:
+                param.grad = None
+            else:
+                param.grad._data[...] = 0
+
+    def apply(self, fn):
+        """Call ``fn`` on every sub-module (children first) and on self; returns self."""
+        for child in self.children():
+            child.apply(fn)
+        fn(self)
+        return self
+
+    def to(self, dtype):
+        """Cast every floating parameter and buffer to ``dtype`` in place; returns self.
+
+        Parameters get new memory, so create optimisers after casting (an existing optimiser
+        repacks them before its next step).
+        """
+        dtype = dtypes.resolve(dtype)
+        if not dtypes.is_floating(dtype):
+            raise TypeError(f"Module.to() takes a floating dtype, got {dtype}")
+        for module in self.modules():
+            for param in module._parameters.values():
+                if param is not None and dtypes.is_floating(param.dtype) \
+                        and param.dtype != dtype:
+                    param.data = param._data.astype(dtype)
+                    if param._grad is not None:
+                        param._grad = Tensor(param._grad._data.astype(dtype))
+            for name, buffer in module._buffers.items():
+                if buffer is not None and dtypes.is_floating(buffer.dtype):
+                    module._buffers[name] = Tensor(buffer._data.astype(dtype))
+        return self
+
+    def float(self):
+        return self.to(dtypes.float32)
+
+    def double(self):
+        return self.to(dtypes.float64)
+
+    # -------------------------------------------------------------------------- state_dict
+    def state_dict(self, prefix="", keep_vars=False):
+        """Every parameter and persistent buffer by dotted name (PyTorch's keys).
+
+        Values share memory with the module (detached unless ``keep_vars``).
+        """
+        state = collections.OrderedDict()
+        for module_prefix, module in self.named_modules(prefix.rstrip(".")):
+            dotted = f"{module_prefix}." if module_prefix else ""
+            for name, param in module._parameters.items():
+                if param is not None:
+                    state[dotted + name] = param if keep_vars else param.detach()
+            for name, buffer in module._buffers.items():
+                if buffer is not None and name not in module._non_persistent_buffers:
+                    state[dotted + name] = buffer if keep_vars else buffer.detach()
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy values from ``state_dict`` into this module's parameters and buffers, in place.
+
+        Values may be fastgrad Tensors, NumPy arrays, or anything exposing ``__dlpack__`` or
+        ``__array__`` (a PyTorch state_dict loads directly). Shapes must match exactly.
+
+        Returns:
+            ``(missing_keys, unexpected_keys)``.
+
+        Raises:
+            RuntimeError: on a shape mismatch, or on missing/unexpected keys when ``strict``.
+        """
+        if not isinstance(state_dict, collections.abc.Mapping):
+            raise TypeError(f"state_dict must be a mapping, got {type(state_dict).__name__}")
+        own = self.state_dict(keep_vars=True)
+        missing = [k for k in own if k not in state_dict]
+        unexpected = [k for k in state_dict if k not in own]
+        errors = []
+        if strict and unexpected:
+            errors.append("unexpected key(s) in state_dict: " + ", ".join(map(repr, unexpected)))
+        if strict and missing:
+            errors.append("missing key(s) in state_dict: " + ", ".join(map(repr, missing)))
+        arrays = {}
+        for key, target in own.items():
+            if key not in state_dict:
+                continue
+            value = _to_array(state_dict[key], key)
+            if value.shape != target.shape:
+                errors.append(f"size mismatch for {key}: copying a value of shape {value.shape} "
+                              f"from the state_dict, the shape in the module is {target.shape}")
+            arrays[key] = value
+        if errors:
+            raise RuntimeError(f"error(s) in loading state_dict for {type(self).__name__}:\n\t"
+                               + "\n\t".join(errors))
+        for key, value in arrays.items():
+            np.copyto(own[key]._data, value, casting="unsafe")
+            own[key]._version += 1
+        return _IncompatibleKeys(missing, unexpected)
+
+    # -------------------------------------------------------------------------------- repr
+    def extra_repr(self):
+        """The layer's own settings for its repr, e.g. ``in_features=64, out_features=10``."""
+        return ""
+
+    def __repr__(self):
+        lines = []
+        extra = self.extra_repr()
+        if extra:
+            lines.extend(extra.split("\n"))
+        for name, child in self._modules.items():
+            child_repr = repr(child).replace("\n", "\n  ")
+            lines.append(f"({name}): {child_repr}")
+        if not lines:
+            return f"{type(self).__name__}()"
+        if len(lines) == 1 and not self._modules:
+            return f"{type(self).__name__}({lines[0]})"
+        return f"{type(self).__name__}(\n  " + "\n  ".join(lines) + "\n)"

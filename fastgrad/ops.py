@@ -1,0 +1,765 @@
+"""The differentiable tensor operations.
+
+Each op is a small :class:`~fastgrad.autograd.Function` (forward on arrays, backward from the
+output gradient) plus the public function that validates arguments, harmonises dtypes the way
+PyTorch does and applies it. Elementwise and shape ops are plain NumPy; the fused, hot work
+(linear layers, losses, optimiser steps) goes through the kernel registry in
+:mod:`fastgrad.backends` and lives with the layers that use it.
+
+Broadcasting follows NumPy; backward sums a gradient over the axes its input was broadcast
+along, so every input receives a gradient of its own shape and dtype.
+"""
+import builtins
+import collections
+import numbers
+
+import numpy as np
+
+from . import dtypes
+from . import tensor as _tensor
+from .autograd import Function
+
+
+# ------------------------------------------------------------------------------------ helpers
+def normalize_dim(dim, ndim):
+    """``dim`` as a non-negative axis of an ``ndim``-dimensional tensor (IndexError if out)."""
+    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
+        raise TypeError(f"dim must be an int, got {type(dim).__name__} {dim!r}")
+    low, high = (-ndim, ndim - 1) if ndim else (-1, 0)
+    if not low <= dim <= high:
+        raise IndexError(f"dimension out of range (expected to be in range of [{low}, {high}], "
+                         f"but got {dim})")
+    return int(dim) % ndim if ndim else 0
+
+
+def _normalize_dims(dim, ndim):
+    """``dim`` (None, an int or a sequence of ints) as a sorted tuple of axes, or None."""
+    if dim is None:
+        return None
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    axes = tuple(sorted(normalize_dim(d, ndim) for d in dims))
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"dim {dim} names a dimension more than once")
+    return axes
+
+
+def _unbroadcast(grad, shape, dtype):
+    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
+    if grad.shape != shape:
+        extra = grad.ndim - len(shape)
+        axes = tuple(range(extra)) + tuple(
+            extra + i for i, size in enumerate(shape) if size == 1 and grad.shape[extra + i] != 1)
+        grad = grad.sum(axis=axes).reshape(shape)
+    return grad if grad.dtype == dtype else grad.astype(dtype)
+
+
+def _is_tensor(value):
+    return isinstance(value, _tensor.Tensor)
+
+
+def _as_operand(value, argument):
+    """A Tensor, or a Python/NumPy number as is; anything else is a TypeError."""
+    if _is_tensor(value):
+        return value
+    if isinstance(value, np.ndarray):
+        return _tensor.Tensor(value)
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, numbers.Number) and not isinstance(value, complex):
+        return value
+    raise TypeError(f"{argument} must be a Tensor or a number, got {type(value).__name__}")
+
+
+def _binary_operands(a, b):
+    """Both operands with one dtype, promoted as PyTorch does; numbers become 0-d arrays."""
+    a, b = _as_operand(a, "input"), _as_operand(b, "other")
+    if _is_tensor(a) and _is_tensor(b):
+        if a.dtype != b.dtype:
+            target = dtypes.promote(a.dtype, b.dtype)
+            a, b = cast(a, target), cast(b, target)
+        return a, b
+    if not _is_tensor(a) and not _is_tensor(b):
+        raise TypeError("at least one operand must be a Tensor")
+    tensor_, number, swapped = (a, b, False) if _is_tensor(a) else (b, a, True)
+    target = dtypes.scalar_dtype(number, tensor_.dtype)
+    tensor_ = cast(tensor_, target)
+    number = np.asarray(number, dtype=target)
+    return (number, tensor_) if swapped else (tensor_, number)
+
+
+def _floating(x):
+    """``x``, cast to the default float dtype if it is an integer or bool tensor."""
+    x = _as_operand(x, "input")
+    if not _is_tensor(x):
+        raise TypeError(f"input must be a Tensor, got {type(x).__name__}")
+    return x if dtypes.is_floating(x.dtype) else cast(x, dtypes.default_float)
+
+
+# -------------------------------------------------------------------------------- elementwise
+class Cast(Function):
+    def forward(self, x, dtype):
+        self.dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, grad):
+        return grad.astype(self.dtype), None
+
+
+def cast(x, dtype):
+    """``x`` as ``dtype``; differentiable between floating dtypes; ``x`` itself if unchanged."""
+    dtype = dtypes.resolve(dtype)
+    return x if x.dtype == dtype else Cast.apply(x, dtype)
+
+
+class Clone(Function):
+    def forward(self, x):
+        return x.copy()
+
+    def backward(self, grad):
+        return grad
+
+
+def clone(x):
+    return Clone.apply(x)
+
+
+class Add(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a + b
+
+    def backward(self, grad):
+        (sa, sb), dtype = self.shapes, grad.dtype
+        return (_unbroadcast(grad, sa, dtype) if self.needs_input_grad[0] else None,
+                _unbroadcast(grad, sb, dtype) if self.needs_input_grad[1] else None)
+
+
+class Sub(Function):
+    def forward(self, a, b):
+        self.shapes = a.shape, b.shape
+        return a - b
+
+    def backward(self, grad):
+        (sa, sb), dtype = self.shapes, grad.dtype
+        return (_unbroadcast(grad, sa, dtype) if self.needs_input_grad[0] else None,
+                _unbroadcast(-grad, sb, dtype) if self.needs_input_grad[1] else None)
+
+
+class Mul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        return (_unbroadcast(grad * b, a.shape, a.dtype) if self.needs_input_grad[0] else None,
+                _unbroadcast(grad * a, b.shape, b.dtype) if self.needs_input_grad[1] else None)
+
+
+class Div(Function):
+    def forward(self, a, b):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = a / b
+        self.b, self.out, self.a_shape = b, out, a.shape
+        return out
+
+    def backward(self, grad):
+        b, out = self.b, self.out
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ga = _unbroadcast(grad / b, self.a_shape, out.dtype) \
+                if self.needs_input_grad[0] else None
+            gb = _unbroadcast(-grad * out / b, b.shape, out.dtype) \
+                if self.needs_input_grad[1] else None
+        return ga, gb
+
+
+class Pow(Function):
+    def forward(self, a, b):
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            out = a ** b
+        self.a, self.b, self.out = a, b, out
+        return out
+
+    def backward(self, grad):
+        a, b, out = self.a, self.b, self.out
+        ga = gb = None
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            if self.needs_input_grad[0]:
+                ga = _unbroadcast(grad * b * a ** (b - 1), a.shape, out.dtype)
+            if self.needs_input_grad[1]:
+                # d(a**b)/db = a**b * log(a); 0 where a == 0 and b >= 0, as PyTorch defines it
+                log_a = np.where((a == 0) & (b >= 0), 0, np.log(np.where(a == 0, 1, a)))
+                gb = _unbroadcast(grad * out * log_a, b.shape, out.dtype)
+        return ga, gb
+
+
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, grad):
+        return -grad
+
+
+def add(input, other):
+    """``input + other`` with broadcasting."""
+    return Add.apply(*_binary_operands(input, other))
+
+
+def sub(input, other):
+    """``input - other`` with broadcasting."""
+    return Sub.apply(*_binary_operands(input, other))
+
+
+def mul(input, other):
+    """``input * other`` with broadcasting."""
+    return Mul.apply(*_binary_operands(input, other))
+
+
+def div(input, other):
+    """``input / other`` with broadcasting (true division: integers give floats)."""
+    a, b = _binary_operands(input, other)
+    if not dtypes.is_floating(a.dtype):
+        a, b = cast_operand(a), cast_operand(b)
+    return Div.apply(a, b)
+
+
+def cast_operand(value, dtype=dtypes.default_float):
+    """A Tensor or array operand cast to ``dtype``."""
+    return cast(value, dtype) if _is_tensor(value) else value.astype(dtype)
+
+
+def pow(input, exponent):
+    """``input ** exponent`` with broadcasting."""
+    a, b = _binary_operands(input, exponent)
+    return Pow.apply(a, b)
+
+
+def neg(input):
+    return Neg.apply(_as_operand(input, "input"))
+
+
+class Exp(Function):
+    def forward(self, x):
+        with np.errstate(over="ignore"):
+            self.out = np.exp(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad * self.out
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.log(x)
+
+    def backward(self, grad):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        with np.errstate(invalid="ignore"):
+            self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, grad):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad / (2 * self.out)
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, grad):
+        return grad * np.sign(self.x)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad * (1 - self.out * self.out)
+
+
+def stable_sigmoid(x):
+    """1 / (1 + exp(-x)) without overflow for large |x|."""
+    z = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        self.out = stable_sigmoid(x)
+        return self.out
+
+    def backward(self, grad):
+        return grad * self.out * (1 - self.out)
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.positive = x > 0
+        return np.maximum(x, 0, dtype=x.dtype)  # NaN stays NaN
+
+    def backward(self, grad):
+        return grad * self.positive
+
+
+def exp(input):
+    return Exp.apply(_floating(input))
+
+
+def log(input):
+    return Log.apply(_floating(input))
+
+
+def sqrt(input):
+    return Sqrt.apply(_floating(input))
+
+
+def abs(input):
+    return Abs.apply(_as_operand(input, "input"))
+
+
+def tanh(input):
+    return Tanh.apply(_floating(input))
+
+
+def sigmoid(input):
+    """The logistic function, computed without overflow for large |input|."""
+    return Sigmoid.apply(_floating(input))
+
+
+def relu(input):
+    return ReLU.apply(_as_operand(input, "input"))
+
+
+class Clamp(Function):
+    def forward(self, x, low, high):
+        self.inside = np.ones(x.shape, dtype=bool)
+        if low is not None:
+            self.inside &= x >= low
+        if high is not None:
+            self.inside &= x <= high
+        return np.clip(x, low, high)
+
+    def backward(self, grad):
+        return grad * self.inside, None, None
+
+
+def clamp(input, min=None, max=None):
+    """``input`` limited to [min, max]; the gradient flows where ``min <= input <= max``."""
+    if min is None and max is None:
+        raise ValueError("clamp needs at least one of min or max, got neither")
+    for name, bound in (("min", min), ("max", max)):
+        if bound is not None and (isinstance(bound, bool)
+                                  or not isinstance(bound, (numbers.Real, np.generic))):
+            raise TypeError(f"{name} must be a number or None, got {type(bound).__name__}")
+    return Clamp.apply(_as_operand(input, "input"), min, max)
+
+
+def compare(ufunc, input, other):
+    """A boolean tensor from comparing ``input`` and ``other`` elementwise (no gradient)."""
+    a, b = _binary_operands(input, other)
+    return _tensor.Tensor(np.asarray(ufunc(getattr(a, "_data", a), getattr(b, "_data", b))))
+
+
+class Where(Function):
+    def forward(self, condition, x, y):
+        self.condition, self.shapes = condition, (x.shape, y.shape)
+        return np.where(condition, x, y)
+
+    def backward(self, grad):
+        (sx, sy), zero = self.shapes, np.zeros((), grad.dtype)
+        return (None,
+                _unbroadcast(np.where(self.condition, grad, zero), sx, grad.dtype)
+                if self.needs_input_grad[1] else None,
+                _unbroadcast(np.where(self.condition, zero, grad), sy, grad.dtype)
+                if self.needs_input_grad[2] else None)
+
+
+def where(condition, input, other):
+    """Elements of ``input`` where ``condition`` holds, else of ``other`` (broadcast)."""
+    condition = condition._data if _is_tensor(condition) else np.asarray(condition)
+    if condition.dtype != np.bool_:
+        raise TypeError(f"where expects a bool condition, got dtype {condition.dtype}")
+    x, y = _binary_operands(input, other)
+    return Where.apply(condition, x, y)
+
+
+# ----------------------------------------------------------------------------------- matmul
+class MatMul(Function):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.matmul(a, b)
+
+    def backward(self, grad):
+        a, b = self.a, self.b
+        a2 = a[None, :] if a.ndim == 1 else a
+        b2 = b[:, None] if b.ndim == 1 else b
+        g = grad
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
+        if b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        ga = gb = None
+        if self.needs_input_grad[0]:
+            ga = _unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape, a.dtype).reshape(a.shape)
+        if self.needs_input_grad[1]:
+            if b2.ndim == 2 and a2.ndim > 2:
+                # fold the batch into one GEMM instead of materialising a gradient per batch
+                k, m = a2.shape[-1], g.shape[-1]
+                gb = a2.reshape(-1, k).T @ g.reshape(-1, m)
+            else:
+                gb = _unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape, b.dtype)
+            gb = gb.reshape(b.shape)
+        return ga, gb
+
+
+def matmul(input, other):
+    """The matrix product with PyTorch's (and NumPy's) rules for 1-D and batched operands."""
+    a, b = _as_operand(input, "input"), _as_operand(other, "other")
+    if not (_is_tensor(a) and _is_tensor(b)):
+        raise TypeError("matmul operands must be Tensors, got "
+                        f"{type(input).__name__} and {type(other).__name__}")
+    if a.ndim == 0 or b.ndim == 0:
+        raise RuntimeError(f"matmul needs operands with at least 1 dimension, got shapes "
+                           f"{a.shape} and {b.shape}")
+    if a.dtype != b.dtype:
+        raise RuntimeError(f"matmul operands must have the same dtype, got {a.dtype} (input) "
+                           f"and {b.dtype} (other)")
+    inner_b = b.shape[0] if b.ndim == 1 else b.shape[-2]
+    if a.shape[-1] != inner_b:
+        raise RuntimeError(f"matmul shapes cannot be multiplied: input {a.shape} and other "
+                           f"{b.shape} (inner sizes {a.shape[-1]} and {inner_b} differ)")
+    if a.ndim > 2 or b.ndim > 2:
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise RuntimeError(f"matmul batch dimensions do not broadcast: input {a.shape} and "
+                               f"other {b.shape}") from None
+    return MatMul.apply(a, b)
+
+
+# ------------------------------------------------------------------------------- reductions
+def _expand_reduced(grad, shape, axes, keepdim):
+    if axes is None:
+        return np.broadcast_to(grad, shape)
+    if not keepdim:
+        grad = np.expand_dims(grad, axes)
+    return np.broadcast_to(grad, shape)
+
+
+class Sum(Function):
+    def forward(self, x, axes, keepdim):
+        self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        return x.sum(axis=axes, keepdims=keepdim)
+
+    def backward(self, grad):
+        return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None
+
+
+class Mean(Function):
+    def forward(self, x, axes, keepdim):
+        self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return x.mean(axis=axes, keepdims=keepdim)
+
+    def backward(self, grad):
+        count = np.prod([self.shape[a] for a in self.axes]) if self.axes is not None \
+            else np.prod(self.shape)
+        grad = grad / np.asarray(builtins.max(count, 1), dtype=grad.dtype)
+        return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None
+
+
+def sum(input, dim=None, keepdim=False):
+    """The sum over ``dim`` (an int, a tuple of ints, or None for all elements)."""
+    input = _as_operand(input, "input")
+    return Sum.apply(input, _normalize_dims(dim, input.ndim), bool(keepdim))
+
+
+def mean(input, dim=None, keepdim=False):
+    """The mean over ``dim`` (floating tensors only, as in PyTorch)."""
+    input = _as_operand(input, "input")
+    if not dtypes.is_floating(input.dtype):
+        raise TypeError(f"mean needs a floating tensor, got dtype {input.dtype}; "
+                        "cast with .float() first")
+    return Mean.apply(input, _normalize_dims(dim, input.ndim), bool(keepdim))
+
+
+MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
+
+
+class MaxAll(Function):
+    def forward(self, x):
+        self.x, self.out = x, x.max()
+        return self.out
+
+    def backward(self, grad):
+        # ties share the gradient equally, as PyTorch's max() over all elements does
+        hits = self.x == self.out
+        return grad * hits / hits.sum()
+
+
+class MaxDim(Function):
+    def forward(self, x, axis, keepdim):
+        indices = np.expand_dims(np.argmax(x, axis=axis), axis)
+        values = np.take_along_axis(x, indices, axis=axis)
+        self.shape, self.axis, self.indices, self.keepdim = x.shape, axis, indices, keepdim
+        if not keepdim:
+            values, indices = values.squeeze(axis), indices.squeeze(axis)
+        return values, indices.astype(np.int64)
+
+    def backward(self, grad_values, grad_indices):
+        grad = grad_values if self.keepdim else np.expand_dims(grad_values, self.axis)
+        out = np.zeros(self.shape, dtype=grad.dtype)
+        np.put_along_axis(out, self.indices, grad, axis=self.axis)
+        return out, None, None
+
+
+def max(input, dim=None, keepdim=False):
+    """The largest element, or with ``dim`` a ``(values, indices)`` pair along it."""
+    input = _as_operand(input, "input")
+    if input.numel() == 0:
+        raise RuntimeError("max of an empty tensor has no identity; the input has shape "
+                           f"{input.shape}")
+    if dim is None:
+        return MaxAll.apply(input)
+    return MaxResult(*MaxDim.apply(input, normalize_dim(dim, input.ndim), bool(keepdim)))
+
+
+def argmax(input, dim=None, keepdim=False):
+    """Indices of the largest elements (of the flattened tensor when ``dim`` is None)."""
+    input = _as_operand(input, "input")
+    if dim is None:
+        return _tensor.Tensor(np.asarray(np.argmax(input._data), dtype=np.int64))
+    axis = normalize_dim(dim, input.ndim)
+    return _tensor.Tensor(np.argmax(input._data, axis=axis, keepdims=bool(keepdim))
+                          .astype(np.int64))
+
+
+class Softmax(Function):
+    def forward(self, x, axis):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        e = np.exp(shifted)
+        self.out, self.axis = e / e.sum(axis=axis, keepdims=True), axis
+        return self.out
+
+    def backward(self, grad):
+        y = self.out
+        return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True)), None
+
+
+class LogSoftmax(Function):
+    def forward(self, x, axis):
+        shifted = x - x.max(axis=axis, keepdims=True)
+        self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
+        self.axis = axis
+        return self.out
+
+    def backward(self, grad):
+        return grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True), None
+
+
+def softmax(input, dim):
+    """exp(x) / sum(exp(x)) along ``dim``, shifted by the maximum so nothing overflows."""
+    input = _floating(input)
+    return Softmax.apply(input, normalize_dim(dim, input.ndim))
+
+
+def log_softmax(input, dim):
+    """x - logsumexp(x) along ``dim``, computed stably."""
+    input = _floating(input)
+    return LogSoftmax.apply(input, normalize_dim(dim, input.ndim))
+
+
+# ---------------------------------------------------------------------------------- shapes
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, grad):
+        return grad.reshape(self.shape), None
+
+
+def _shape_argument(shape):
+    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+        shape = tuple(shape[0])
+    for size in shape:
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
+            raise TypeError(f"shape must be ints, got {shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+def reshape(input, *shape):
+    """``input`` with a new shape holding the same elements (one size may be -1)."""
+    input = _as_operand(input, "input")
+    shape = _shape_argument(shape)
+    known = int(np.prod([s for s in shape if s != -1]))
+    if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
+            -1 in shape and (known == 0 or input.numel() % known)) or (
+            -1 not in shape and known != input.numel()):
+        raise RuntimeError(f"shape {list(shape)} is invalid for input of size {input.numel()}")
+    return Reshape.apply(input, shape)
+
+
+def flatten(input, start_dim=0, end_dim=-1):
+    """``input`` with dimensions ``start_dim..end_dim`` merged into one."""
+    input = _as_operand(input, "input")
+    if input.ndim == 0:
+        return reshape(input, 1)
+    start, end = normalize_dim(start_dim, input.ndim), normalize_dim(end_dim, input.ndim)
+    if start > end:
+        raise ValueError(f"flatten needs start_dim <= end_dim, got {start_dim} and {end_dim}")
+    shape = input.shape
+    return reshape(input, shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:])
+
+
+def squeeze(input, dim=None):
+    """``input`` without its size-1 dimensions (only ``dim``, if given and of size 1)."""
+    input = _as_operand(input, "input")
+    if dim is None:
+        return reshape(input, tuple(s for s in input.shape if s != 1))
+    axis = normalize_dim(dim, input.ndim)
+    if input.shape[axis] != 1:
+        return input
+    return reshape(input, input.shape[:axis] + input.shape[axis + 1:])
+
+
+def unsqueeze(input, dim):
+    """``input`` with a new size-1 dimension inserted at ``dim``."""
+    input = _as_operand(input, "input")
+    axis = normalize_dim(dim, input.ndim + 1)
+    return reshape(input, input.shape[:axis] + (1,) + input.shape[axis:])
+
+
+class Permute(Function):
+    def forward(self, x, dims):
+        self.inverse = tuple(np.argsort(dims))
+        return x.transpose(dims)
+
+    def backward(self, grad):
+        return grad.transpose(self.inverse), None
+
+
+def permute(input, *dims):
+    """``input`` with its dimensions reordered to ``dims``."""
+    input = _as_operand(input, "input")
+    dims = _shape_argument(dims)
+    if len(dims) != input.ndim:
+        raise ValueError(f"permute needs {input.ndim} dims for a tensor of shape {input.shape}, "
+                         f"got {dims}")
+    axes = tuple(normalize_dim(d, input.ndim) for d in dims)
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"permute dims must not repeat, got {dims}")
+    return Permute.apply(input, axes)
+
+
+def transpose(input, dim0, dim1):
+    """``input`` with dimensions ``dim0`` and ``dim1`` swapped."""
+    input = _as_operand(input, "input")
+    axes = list(range(input.ndim))
+    a, b = normalize_dim(dim0, input.ndim), normalize_dim(dim1, input.ndim)
+    axes[a], axes[b] = axes[b], axes[a]
+    return Permute.apply(input, tuple(axes))
+
+
+class Index(Function):
+    def forward(self, x, index, advanced):
+        self.shape, self.index, self.advanced = x.shape, index, advanced
+        return x[index]
+
+    def backward(self, grad):
+        out = np.zeros(self.shape, dtype=grad.dtype)
+        if self.advanced:
+            np.add.at(out, self.index, grad)  # repeated indices sum their gradients
+        else:
+            out[self.index] = grad
+        return out, None, None
+
+
+def _index_part(part):
+    if _is_tensor(part):
+        return part._data
+    if isinstance(part, list):
+        return np.asarray(part)
+    return part
+
+
+def index(input, key):
+    """``input[key]``: integers, slices, None, Ellipsis, integer and boolean arrays."""
+    parts = key if isinstance(key, tuple) else (key,)
+    parts = tuple(_index_part(p) for p in parts)
+    for part in parts:
+        if isinstance(part, np.ndarray) and part.dtype.kind not in "biu":
+            raise IndexError(f"tensors used as indices must be integer or bool, got dtype "
+                             f"{part.dtype}")
+    advanced = builtins.any(isinstance(p, np.ndarray) for p in parts)
+    key = parts if isinstance(key, tuple) else parts[0]
+    return Index.apply(input, key, advanced)
+
+
+class Concatenate(Function):
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, grad):
+        return tuple(np.split(grad, self.splits, axis=self.axis))
+
+
+class Stack(Function):
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        return np.stack(arrays, axis=axis)
+
+    def backward(self, grad):
+        return tuple(np.moveaxis(grad, self.axis, 0))
+
+
+def _same_dtype(tensors, name):
+    if not isinstance(tensors, (list, tuple)) or not tensors:
+        raise ValueError(f"{name} expects a non-empty list of tensors, got {tensors!r}")
+    tensors = [_as_operand(t, f"tensors[{i}]") for i, t in enumerate(tensors)]
+    for i, t in enumerate(tensors):
+        if not _is_tensor(t):
+            raise TypeError(f"{name} expects tensors, got {type(t).__name__} at position {i}")
+    target = tensors[0].dtype
+    for t in tensors[1:]:
+        target = dtypes.promote(target, t.dtype)
+    return [cast(t, target) for t in tensors]
+
+
+def cat(tensors, dim=0):
+    """Join ``tensors`` along an existing dimension ``dim``."""
+    tensors = _same_dtype(tensors, "cat")
+    first = tensors[0]
+    axis = normalize_dim(dim, first.ndim)
+    for i, t in enumerate(tensors[1:], 1):
+        if t.ndim != first.ndim or builtins.any(
+                a != b for d, (a, b) in enumerate(zip(t.shape, first.shape)) if d != axis):
+            raise RuntimeError(f"cat: sizes of tensors must match except in dimension {axis}: "
+                               f"tensor 0 has shape {first.shape}, tensor {i} has shape "
+                               f"{t.shape}")
+    return Concatenate.apply(*tensors, axis=axis)
+
+
+def stack(tensors, dim=0):
+    """Join same-shaped ``tensors`` along a new dimension ``dim``."""
+    tensors = _same_dtype(tensors, "stack")
+    first = tensors[0]
+    for i, t in enumerate(tensors[1:], 1):
+        if t.shape != first.shape:
+            raise RuntimeError(f"stack expects tensors of equal shape: tensor 0 has shape "
+                               f"{first.shape}, tensor {i} has shape {t.shape}")
+    return Stack.apply(*tensors, axis=normalize_dim(dim, first.ndim + 1))

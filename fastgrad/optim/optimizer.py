@@ -1,0 +1,201 @@
+"""The optimiser base: parameter groups, arenas, state, ``zero_grad``, ``state_dict``.
+
+Subclasses validate their hyperparameters and implement ``_step_arena``, which updates one
+arena (the parameters of one group and one dtype) with one fused kernel call. State that has
+one value per parameter element (momentum, moments) lives in flat arena buffers; ``state[p]``
+holds per-parameter views of them, so the state_dict has PyTorch's layout.
+"""
+import collections
+
+import numpy as np
+
+from .. import autograd
+from .. import dtypes
+from ..arena import Arena
+from ..tensor import Tensor
+
+
+class Optimizer:
+    """Base class of the optimisers.
+
+    Args:
+        params: an iterable of Tensors, or of dicts (parameter groups) with a ``"params"`` key
+            and per-group hyperparameters.
+        defaults: the hyperparameters of groups that do not set them.
+    """
+
+    #: Names of per-element state kept in arena buffers (set by subclasses).
+    arena_state = ()
+
+    def __init__(self, params, defaults):
+        if isinstance(params, Tensor):
+            raise TypeError("params must be an iterable of Tensors or dicts, got a single "
+                            "Tensor; wrap it in a list")
+        self.defaults = dict(defaults)
+        self.state = collections.defaultdict(dict)
+        self.param_groups = []
+        self._arenas = []
+        params = list(params)
+        if not params:
+            raise ValueError("optimizer got an empty parameter list")
+        groups = params if isinstance(params[0], dict) else [{"params": params}]
+        for group in groups:
+            self.add_param_group(group)
+
+    def __repr__(self):
+        lines = [f"{type(self).__name__} ("]
+        for i, group in enumerate(self.param_groups):
+            lines.append(f"Parameter Group {i}")
+            lines.extend(f"    {k}: {v}" for k, v in sorted(group.items()) if k != "params")
+        return "\n".join(lines + [")"])
+
+    def _check_hyperparameters(self, group):
+        """Raise ValueError for an invalid hyperparameter of ``group`` (subclasses extend)."""
+        lr = group["lr"]
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or lr < 0:
+            raise ValueError(f"Invalid learning rate: {lr}")
+
+    def add_param_group(self, group):
+        """Add a group of parameters with its own hyperparameters, packed into arenas."""
+        if not isinstance(group, dict) or "params" not in group:
+            raise TypeError(f"a parameter group must be a dict with a 'params' key, got {group!r}")
+        params = group["params"]
+        params = [params] if isinstance(params, Tensor) else list(params)
+        for i, p in enumerate(params):
+            if not isinstance(p, Tensor):
+                raise TypeError(f"optimizer can only optimize Tensors, but params[{i}] is a "
+                                f"{type(p).__name__}")
+            if p.grad_fn is not None:
+                raise ValueError(f"can't optimize a non-leaf Tensor (params[{i}], shape "
+                                 f"{p.shape})")
+            if not dtypes.is_floating(p.dtype):
+                raise TypeError(f"optimizer can only optimize floating tensors, params[{i}] has "
+                                f"dtype {p.dtype}")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len({id(p) for p in params}) != len(params) or any(id(p) in seen for p in params):
+            raise ValueError("some parameters appear more than once in the optimizer's "
+                             "parameter groups")
+        group = {**self.defaults, **group, "params": params}
+        unknown = set(group) - set(self.defaults) - {"params"}
+        if unknown:
+            raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)} for "
+                             f"{type(self).__name__}; known: {sorted(self.defaults)}")
+        self._check_hyperparameters(group)
+        by_dtype = collections.defaultdict(list)
+        for p in params:
+            by_dtype[p.dtype].append(p)
+        self.param_groups.append(group)
+        self._arenas.append([Arena(ps, self.state) for ps in by_dtype.values()])
+
+    def zero_grad(self, set_to_none=True):
+        """Forget the gradients (default), or zero them with one fill per arena."""
+        for arenas in self._arenas:
+            for arena in arenas:
+                arena.zero_grad(set_to_none)
+
+    @autograd.no_grad()
+    def step(self, closure=None):
+        """Update every parameter that has a gradient, one fused kernel call per arena.
+
+        Args:
+            closure: a function that recomputes the loss (with gradients) and returns it.
+
+        Returns:
+            The closure's loss, or None.
+        """
+        loss = None
+        if closure is not None:
+            with autograd.enable_grad():
+                loss = closure()
+        for group, arenas in zip(self.param_groups, self._arenas):
+            for arena in arenas:
+                arena.ensure_packed()
+                self._step_arena(group, arena)
+                for p in arena.params:
+                    p._version += 1
+        return loss
+
+    def _step_arena(self, group, arena):
+        raise NotImplementedError
+
+    def grad_norm(self, norm_type=2.0):
+        """The norm of all this optimiser's gradients taken together (missing ones count as
+        zero), from one fused pass per arena.
+
+        Returns:
+            A Python float; ``inf`` or ``nan`` when a gradient is not finite.
+        """
+        norm_type = float(norm_type)
+        if not norm_type > 0:
+            raise ValueError(f"norm_type must be positive or inf, got {norm_type}")
+        totals = [arena.grad_norms(norm_type)[0] for arenas in self._arenas for arena in arenas]
+        if norm_type == np.inf:
+            return max(totals)
+        return float(np.sum(np.power(totals, norm_type)) ** (1.0 / norm_type))
+
+    def _states_initialised(self, arena, name):
+        """Per parameter of ``arena``: whether state ``name`` exists yet."""
+        return [name in self.state.get(p, ()) for p in arena.params]
+
+    def _init_state(self, arena, index, name):
+        """Register parameter ``index``'s view of the arena's state buffer ``name``."""
+        self.state[arena.params[index]][name] = arena.state_view(name, index)
+
+    # --------------------------------------------------------------------------- state_dict
+    def state_dict(self):
+        """``{"state": {index: {name: value}}, "param_groups": [...]}``, PyTorch's layout,
+        with parameters replaced by their index and state copied."""
+        index = {}
+        groups = []
+        for group in self.param_groups:
+            packed = {k: v for k, v in group.items() if k != "params"}
+            packed["params"] = []
+            for p in group["params"]:
+                index.setdefault(id(p), len(index))
+                packed["params"].append(index[id(p)])
+            groups.append(packed)
+        state = {}
+        for group in self.param_groups:
+            for p in group["params"]:
+                if self.state.get(p):
+                    state[index[id(p)]] = {
+                        k: Tensor(v._data.copy()) if isinstance(v, Tensor) else v
+                        for k, v in self.state[p].items()}
+        return {"state": state, "param_groups": groups}
+
+    def load_state_dict(self, state_dict):
+        """Restore hyperparameters and state saved by :meth:`state_dict`."""
+        if not isinstance(state_dict, dict) or set(state_dict) != {"state", "param_groups"}:
+            raise ValueError("state_dict must be a dict with keys 'state' and 'param_groups'")
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(f"loaded state dict has {len(saved_groups)} parameter groups, the "
+                             f"optimizer has {len(self.param_groups)}")
+        for i, (saved, group) in enumerate(zip(saved_groups, self.param_groups)):
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(f"loaded parameter group {i} has {len(saved['params'])} "
+                                 f"parameters, the optimizer's has {len(group['params'])}")
+        slots = {}
+        for group, saved, arenas in zip(self.param_groups, saved_groups, self._arenas):
+            for saved_id, p in zip(saved["params"], group["params"]):
+                slots[saved_id] = p
+            for arena in arenas:
+                arena.ensure_packed()
+        for group, saved in zip(self.param_groups, saved_groups):
+            group.update({k: v for k, v in saved.items() if k != "params"})
+        self.state.clear()
+        for saved_id, values in state_dict["state"].items():
+            p = slots[saved_id]
+            arena = p._arena
+            position = next(i for i, q in enumerate(arena.params) if q is p)
+            for name, value in values.items():
+                if name in self.arena_state:
+                    view = arena.state_view(name, position)
+                    array = np.asarray(value._data if isinstance(value, Tensor) else value)
+                    if array.shape != p.shape:
+                        raise ValueError(f"state {name!r} of parameter {saved_id} has shape "
+                                         f"{array.shape}, expected {p.shape}")
+                    view._data[...] = array
+                    self.state[p][name] = view
+                else:
+                    self.state[p][name] = value

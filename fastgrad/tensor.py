@@ -1,0 +1,469 @@
+"""Tensor: a NumPy array with a gradient, and the constructors users call.
+
+A Tensor wraps one ``numpy.ndarray`` (never a copy unless asked), records the operation that
+made it (``grad_fn``) while gradients are being recorded, and receives ``.grad`` from
+:func:`fastgrad.autograd.backward`. Dtypes are NumPy dtypes; promotion follows PyTorch
+(see :mod:`fastgrad.dtypes`).
+"""
+import numpy as np
+
+from . import autograd
+from . import dtypes
+from . import ops
+
+
+class Tensor:
+    """An n-dimensional array that can take part in reverse-mode differentiation.
+
+    Build tensors with :func:`fastgrad.tensor` (copies) or :func:`fastgrad.from_numpy` (shares
+    memory); the constructor itself wraps an existing ``numpy.ndarray`` as is.
+    """
+
+    __slots__ = ("_data", "_requires_grad", "_grad", "grad_fn", "_output_nr", "_version",
+                 "_arena", "_grad_view", "__weakref__")
+    # Let NumPy defer to Tensor's reflected operators (ndarray + Tensor -> Tensor.__radd__).
+    __array_priority__ = 1000
+
+    def __init__(self, data, requires_grad=False):
+        if not isinstance(data, np.ndarray):
+            raise TypeError(f"Tensor() wraps a numpy.ndarray, got {type(data).__name__}; "
+                            "use fastgrad.tensor(data) to build one from other data")
+        self._data = data
+        self._grad = None
+        self.grad_fn = None
+        self._output_nr = 0
+        self._version = 0
+        self._arena = None       # the Arena this tensor's values live in, if any
+        self._grad_view = None   # its slot in that arena's gradient buffer
+        self._requires_grad = False
+        if requires_grad:
+            self.requires_grad = True
+
+    # ----------------------------------------------------------------------------- attributes
+    @property
+    def shape(self):
+        return self._data.shape
+
+    @property
+    def dtype(self):
+        return self._data.dtype
+
+    @property
+    def ndim(self):
+        return self._data.ndim
+
+    def dim(self):
+        return self._data.ndim
+
+    def size(self, dim=None):
+        """The shape, or the length of dimension ``dim``."""
+        if dim is None:
+            return self._data.shape
+        return self._data.shape[ops.normalize_dim(dim, self._data.ndim)]
+
+    def numel(self):
+        return self._data.size
+
+    def __len__(self):
+        if self._data.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
+        return len(self._data)
+
+    @property
+    def requires_grad(self):
+        return self._requires_grad
+
+    @requires_grad.setter
+    def requires_grad(self, value):
+        if value and not dtypes.is_floating(self._data.dtype):
+            raise RuntimeError("only Tensors of floating point dtype can require gradients, "
+                               f"got dtype {self._data.dtype}")
+        if not value and self.grad_fn is not None:
+            raise RuntimeError("requires_grad can only be turned off on leaf tensors; "
+                               "use .detach() for a non-leaf tensor")
+        self._requires_grad = bool(value)
+
+    @property
+    def is_leaf(self):
+        return self.grad_fn is None
+
+    @property
+    def grad(self):
+        """The accumulated gradient (a Tensor of this tensor's shape and dtype), or None."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        if value is not None:
+            value = _as_tensor(value, "grad")
+            if value.shape != self.shape:
+                raise ValueError(f"grad must have shape {self.shape}, got {value.shape}")
+            if self._grad_view is not None:
+                # keep the gradient inside its arena slot
+                np.copyto(self._grad_view, value._data)
+                value = Tensor(self._grad_view)
+        self._grad = value
+
+    @property
+    def data(self):
+        """This tensor's values as a detached Tensor that shares its memory."""
+        return Tensor(self._data)
+
+    @data.setter
+    def data(self, value):
+        self._data = _as_tensor(value, "data")._data
+        if self._arena is not None:
+            self._arena.release(self)
+
+    @property
+    def T(self):
+        return ops.permute(self, tuple(reversed(range(self._data.ndim))))
+
+    # ------------------------------------------------------------------------ conversions
+    def numpy(self):
+        """The underlying array (shared memory, as PyTorch's ``.numpy()``)."""
+        return self._data
+
+    def __array__(self, dtype=None, copy=None):
+        if copy:
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
+
+    def item(self):
+        """The single value as a Python number."""
+        if self._data.size != 1:
+            raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
+                               "to a Python number")
+        return self._data.item()
+
+    def tolist(self):
+        return self._data.tolist()
+
+    def detach(self):
+        """A tensor sharing this one's memory, cut out of the graph."""
+        return Tensor(self._data)
+
+    def clone(self):
+        """A differentiable copy with its own memory."""
+        return ops.clone(self)
+
+    def to(self, dtype):
+        """This tensor cast to ``dtype`` (differentiable; self when already of that dtype)."""
+        return ops.cast(self, dtypes.resolve(dtype))
+
+    def float(self):
+        return self.to(dtypes.float32)
+
+    def double(self):
+        return self.to(dtypes.float64)
+
+    def long(self):
+        return self.to(dtypes.int64)
+
+    def __repr__(self):
+        body = np.array2string(self._data, separator=", ", prefix="tensor(",
+                               precision=4, floatmode="maxprec_equal")
+        extras = []
+        if self._data.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_) \
+                or self._data.size == 0:
+            extras.append(f"dtype={self._data.dtype}")
+        if self.grad_fn is not None:
+            extras.append(f"grad_fn=<{type(self.grad_fn).__name__}Backward>")
+        elif self._requires_grad:
+            extras.append("requires_grad=True")
+        return "tensor(" + ", ".join([body] + extras) + ")"
+
+    def __bool__(self):
+        if self._data.size != 1:
+            raise RuntimeError(f"the truth value of a Tensor with {self._data.size} elements "
+                               "is ambiguous")
+        return bool(self._data)
+
+    def __float__(self):
+        return float(self.item())
+
+    def __int__(self):
+        return int(self.item())
+
+    def __index__(self):
+        if self._data.dtype.kind not in "iu" or self._data.size != 1:
+            raise TypeError("only integer tensors of a single element can be used as an index")
+        return int(self._data.item())
+
+    __hash__ = object.__hash__
+
+    # ------------------------------------------------------------------------------ autograd
+    def backward(self, gradient=None, retain_graph=None):
+        """Accumulate d(self)/d(leaf) into every leaf's ``.grad``.
+
+        Args:
+            gradient: d(loss)/d(self), required unless self holds a single element.
+            retain_graph: keep the graph so backward can run through it again
+                (default False: the graph's saved arrays are freed).
+        """
+        autograd.backward(self, gradient, retain_graph=bool(retain_graph))
+
+    def register_hook(self, hook):
+        raise NotImplementedError("Tensor.register_hook arrives with the diagnostics issue")
+
+    # ------------------------------------------------------------------------------ in place
+    def _check_inplace(self):
+        if autograd.is_grad_enabled() and self._requires_grad:
+            kind = "a leaf Tensor that requires grad" if self.grad_fn is None \
+                else "a Tensor that is part of a graph"
+            raise RuntimeError(f"in-place operation on {kind}; wrap it in fastgrad.no_grad()")
+
+    def _write(self, values):
+        """Overwrite this tensor's values in place (shape-checked, cast to its dtype)."""
+        self._check_inplace()
+        values = values._data if isinstance(values, Tensor) else values
+        try:
+            np.copyto(self._data, values, casting="unsafe")
+        except ValueError:
+            raise RuntimeError(f"cannot write values of shape {np.shape(values)} into a tensor "
+                               f"of shape {self.shape}") from None
+        self._version += 1
+        return self
+
+    def copy_(self, src):
+        """Copy ``src`` into this tensor in place (broadcast, cast to this dtype)."""
+        return self._write(_as_tensor(src, "src")._data)
+
+    def fill_(self, value):
+        return self._write(value)
+
+    def zero_(self):
+        return self._write(0)
+
+    def add_(self, other, alpha=1):
+        return self._write(self._data + alpha * _raw(other))
+
+    def sub_(self, other, alpha=1):
+        return self._write(self._data - alpha * _raw(other))
+
+    def mul_(self, other):
+        return self._write(self._data * _raw(other))
+
+    def div_(self, other):
+        return self._write(self._data / _raw(other))
+
+    def clamp_(self, min=None, max=None):
+        return self._write(np.clip(self._data, min, max))
+
+    def __iadd__(self, other):
+        return self.add_(other)
+
+    def __isub__(self, other):
+        return self.sub_(other)
+
+    def __imul__(self, other):
+        return self.mul_(other)
+
+    def __itruediv__(self, other):
+        return self.div_(other)
+
+    # ----------------------------------------------------------------------------- operators
+    def __add__(self, other):
+        return ops.add(self, other)
+
+    def __radd__(self, other):
+        return ops.add(other, self)
+
+    def __sub__(self, other):
+        return ops.sub(self, other)
+
+    def __rsub__(self, other):
+        return ops.sub(other, self)
+
+    def __mul__(self, other):
+        return ops.mul(self, other)
+
+    def __rmul__(self, other):
+        return ops.mul(other, self)
+
+    def __truediv__(self, other):
+        return ops.div(self, other)
+
+    def __rtruediv__(self, other):
+        return ops.div(other, self)
+
+    def __pow__(self, other):
+        return ops.pow(self, other)
+
+    def __rpow__(self, other):
+        return ops.pow(other, self)
+
+    def __neg__(self):
+        return ops.neg(self)
+
+    def __matmul__(self, other):
+        return ops.matmul(self, other)
+
+    def __rmatmul__(self, other):
+        return ops.matmul(other, self)
+
+    def __getitem__(self, index):
+        return ops.index(self, index)
+
+    def __lt__(self, other):
+        return ops.compare(np.less, self, other)
+
+    def __le__(self, other):
+        return ops.compare(np.less_equal, self, other)
+
+    def __gt__(self, other):
+        return ops.compare(np.greater, self, other)
+
+    def __ge__(self, other):
+        return ops.compare(np.greater_equal, self, other)
+
+    def __eq__(self, other):
+        return ops.compare(np.equal, self, other)
+
+    def __ne__(self, other):
+        return ops.compare(np.not_equal, self, other)
+
+    def __abs__(self):
+        return ops.abs(self)
+
+    # ------------------------------------------------------------------------ tensor methods
+    def add(self, other):
+        return ops.add(self, other)
+
+    def sub(self, other):
+        return ops.sub(self, other)
+
+    def mul(self, other):
+        return ops.mul(self, other)
+
+    def div(self, other):
+        return ops.div(self, other)
+
+    def pow(self, exponent):
+        return ops.pow(self, exponent)
+
+    def neg(self):
+        return ops.neg(self)
+
+    def matmul(self, other):
+        return ops.matmul(self, other)
+
+    def exp(self):
+        return ops.exp(self)
+
+    def log(self):
+        return ops.log(self)
+
+    def sqrt(self):
+        return ops.sqrt(self)
+
+    def abs(self):
+        return ops.abs(self)
+
+    def tanh(self):
+        return ops.tanh(self)
+
+    def sigmoid(self):
+        return ops.sigmoid(self)
+
+    def relu(self):
+        return ops.relu(self)
+
+    def clamp(self, min=None, max=None):
+        return ops.clamp(self, min, max)
+
+    clip = clamp
+
+    def sum(self, dim=None, keepdim=False):
+        return ops.sum(self, dim, keepdim)
+
+    def mean(self, dim=None, keepdim=False):
+        return ops.mean(self, dim, keepdim)
+
+    def max(self, dim=None, keepdim=False):
+        return ops.max(self, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        return ops.argmax(self, dim, keepdim)
+
+    def softmax(self, dim):
+        return ops.softmax(self, dim)
+
+    def log_softmax(self, dim):
+        return ops.log_softmax(self, dim)
+
+    def reshape(self, *shape):
+        return ops.reshape(self, *shape)
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        return ops.flatten(self, start_dim, end_dim)
+
+    def transpose(self, dim0, dim1):
+        return ops.transpose(self, dim0, dim1)
+
+    def t(self):
+        if self._data.ndim > 2:
+            raise ValueError(f"t() expects a tensor with <= 2 dimensions, got {self._data.ndim}")
+        return self.T
+
+    def permute(self, *dims):
+        return ops.permute(self, *dims)
+
+    def squeeze(self, dim=None):
+        return ops.squeeze(self, dim)
+
+    def unsqueeze(self, dim):
+        return ops.unsqueeze(self, dim)
+
+
+def _raw(value):
+    return value._data if isinstance(value, Tensor) else value
+
+
+def _as_tensor(value, argument):
+    if isinstance(value, Tensor):
+        return value
+    if isinstance(value, np.ndarray):
+        return Tensor(value)
+    raise TypeError(f"{argument} must be a Tensor or numpy.ndarray, got {type(value).__name__}")
+
+
+def tensor(data, dtype=None, requires_grad=False):
+    """A new tensor holding a copy of ``data``.
+
+    Dtypes follow PyTorch: Python floats give float32, Python ints int64, bools bool, NumPy
+    arrays and scalars keep their dtype; ``dtype`` overrides.
+
+    Args:
+        data: a number, a (nested) sequence, a NumPy array, a Tensor, or anything with
+            ``__array__``.
+        dtype: a NumPy dtype (``fastgrad.float32``, ``fastgrad.float64``, ``fastgrad.int64``...).
+        requires_grad: record operations on the result for backward.
+    """
+    if isinstance(data, Tensor):
+        data = data._data
+    explicit = dtypes.resolve(dtype) if dtype is not None else None
+    keeps_dtype = isinstance(data, (np.ndarray, np.generic)) or hasattr(data, "__array__")
+    try:
+        array = np.array(data, dtype=explicit, copy=True)
+    except (TypeError, ValueError) as error:
+        raise TypeError(f"data must be a number, a sequence of numbers or an array, got "
+                        f"{type(data).__name__}: {error}") from None
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"data must hold bool, integer or floating values, got dtype "
+                        f"{array.dtype}")
+    if explicit is None and not keeps_dtype and array.dtype == dtypes.float64:
+        array = array.astype(dtypes.default_float)
+    return Tensor(array, requires_grad=requires_grad)
+
+
+def from_numpy(array):
+    """A tensor that shares memory with the NumPy array ``array`` (changes show in both)."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
+    if array.dtype.kind not in "biuf":
+        raise TypeError(f"from_numpy supports bool, integer and floating dtypes, got "
+                        f"{array.dtype}")
+    return Tensor(array)
