@@ -85,26 +85,35 @@ class Function:
         """Run the op on Tensors (and plain values) and record it when a gradient is needed."""
         Tensor = _tensor.Tensor
         node = cls()
-        if _grad_mode.enabled:
-            needs = tuple(isinstance(a, Tensor) and a._requires_grad for a in args)
-        else:
-            needs = (False,) * len(args)
+        raw, needs, record = [], [], False
+        enabled = _grad_mode.enabled
+        for a in args:
+            if isinstance(a, Tensor):
+                raw.append(a._data)
+                wanted = enabled and a._requires_grad
+                record = record or wanted
+                needs.append(wanted)
+            else:
+                raw.append(a)
+                needs.append(False)
         node.needs_input_grad = needs
-        result = node.forward(*[a._data if isinstance(a, Tensor) else a for a in args],
-                              **kwargs)
-        multiple = type(result) is tuple
-        arrays = result if multiple else (result,)
-        outputs = tuple(Tensor(a if type(a) is np.ndarray else np.asarray(a)) for a in arrays)
-        if any(needs):
-            node.inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-            node.versions = tuple(a._version if a is not None else 0 for a in node.inputs)
-            node.output_meta = tuple((o.shape, o.dtype) for o in outputs)
-            for index, output in enumerate(outputs):
-                if dtypes.is_floating(output.dtype):
+        result = node.forward(*raw, **kwargs)
+        if type(result) is tuple:
+            outputs = tuple(Tensor(a if type(a) is np.ndarray else np.asarray(a))
+                            for a in result)
+        else:
+            outputs = Tensor(result if type(result) is np.ndarray else np.asarray(result))
+        if record:
+            node.inputs = inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
+            node.versions = tuple(a._version if a is not None else 0 for a in inputs)
+            produced = outputs if type(outputs) is tuple else (outputs,)
+            node.output_meta = tuple((o._data.shape, o._data.dtype) for o in produced)
+            for index, output in enumerate(produced):
+                if output._data.dtype.kind == "f":
                     output._requires_grad = True
                     output.grad_fn = node
                     output._output_nr = index
-        return outputs if multiple else outputs[0]
+        return outputs
 
     def _release(self):
         """Free what forward saved; a second backward through this node then fails clearly."""
