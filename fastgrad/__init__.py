@@ -20,3 +20,15 @@ from .tensor import Tensor, from_numpy, tensor
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
 
 __version__ = "0.1.0"
+
+__all__ = [
+    "autograd", "backends", "data", "nn", "optim",
+    "Tensor", "tensor", "from_numpy", "no_grad", "enable_grad", "is_grad_enabled",
+    "Generator", "manual_seed",
+    "bool_", "float16", "float32", "float64", "int32", "int64",
+    "arange", "full", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
+    "abs", "add", "argmax", "cat", "clamp", "div", "exp", "flatten", "log", "log_softmax",
+    "matmul", "max", "mean", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid",
+    "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",
+    "where",
+]

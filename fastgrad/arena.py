@@ -6,9 +6,10 @@ operation is then one pass over one array, not a loop over tensors: the fused op
 zeroing the gradients, global gradient norms (and later clipping and all-reduce).
 
 A parameter lives in at most one arena. Packing it into a new arena (a second optimiser over
-the same parameter) or assigning ``param.data`` takes it out of the old one, which is then
-repacked by its owner before its next fused operation: always correct, and only as costly as a
-copy when two optimisers really share parameters.
+the same parameter) or assigning ``param.data`` (``Module.to(dtype)``) takes it out of the old
+one, which is then no longer :attr:`Arena.intact`: its owner packs a new one before the next
+fused operation. Always correct, and only as costly as a copy when two optimisers really share
+parameters.
 """
 import numpy as np
 
@@ -21,35 +22,21 @@ class Arena:
 
     Args:
         params: the parameters (leaf Tensors of one floating dtype), in order.
-        state: the owner's per-parameter state dict (``state[param][name]`` Tensors); the
-            arena keeps those Tensors as views of its flat state buffers.
+        state: the owner's per-parameter state dict; for the names in ``state_names``,
+            ``state[param][name]`` becomes a view of the arena's flat state buffer ``name``.
+        state_names: names of the per-element state kept in flat buffers.
     """
 
-    def __init__(self, params, state):
+    def __init__(self, params, state, state_names=()):
         self.params = list(params)
         self.dtype = self.params[0].dtype
         sizes = [p.numel() for p in self.params]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self._state = state
+        self.data = np.empty(len(self), self.dtype)
+        self.grad = np.zeros(len(self), self.dtype)
         self.state_buffers = {}
-        self.pack()
-
-    def __len__(self):
-        return int(self.offsets[-1])
-
-    def _slots(self):
-        return zip(self.params, self.offsets[:-1], self.offsets[1:])
-
-    def pack(self):
-        """Copy the parameters (and their gradients and state) into fresh flat buffers."""
-        total = len(self)
-        self.data = np.empty(total, self.dtype)
-        self.grad = np.zeros(total, self.dtype)
-        old_state, self.state_buffers = self.state_buffers, {}
-        for name in old_state:
-            self.state_buffer(name)
-        for p, start, stop in self._slots():
-            if p._arena is not None and p._arena is not self:
+        for p, start, stop in zip(self.params, self.offsets[:-1], self.offsets[1:]):
+            if p._arena is not None:
                 p._arena.intact = False
             data_view = self.data[start:stop].reshape(p.shape)
             grad_view = self.grad[start:stop].reshape(p.shape)
@@ -58,22 +45,21 @@ class Arena:
             if p._grad is not None:
                 grad_view[...] = p._grad._data
                 p._grad = _tensor.Tensor(grad_view)
-            for name, value in self._state.get(p, {}).items():
-                if name in self.state_buffers:
-                    view = self.state_buffers[name][start:stop].reshape(p.shape)
-                    view[...] = value._data
-                    self._state[p][name] = _tensor.Tensor(view)
+            own_state = state.get(p, {})
+            for name in state_names:
+                if name in own_state:
+                    view = self.state_buffer(name)[start:stop].reshape(p.shape)
+                    view[...] = own_state[name]._data
+                    own_state[name] = _tensor.Tensor(view)
         self.intact = True
 
+    def __len__(self):
+        return int(self.offsets[-1])
+
     def release(self, param):
-        """Forget ``param``'s slot (its data was replaced); the arena must be repacked."""
+        """Forget ``param``'s slot (its data was replaced): the arena is no longer intact."""
         param._arena = param._grad_view = None
         self.intact = False
-
-    def ensure_packed(self):
-        """Repack if any parameter left this arena since the last packing."""
-        if not self.intact:
-            self.pack()
 
     def state_buffer(self, name):
         """The flat optimiser-state buffer ``name`` (allocated zeroed on first use)."""
@@ -91,25 +77,26 @@ class Arena:
         return all(p._grad is not None for p in self.params)
 
     def zero_grad(self, set_to_none=True):
-        """Forget the gradients, or zero them with one fill of the gradient buffer."""
-        self.ensure_packed()
+        """Forget the gradients, or zero the existing ones (one fill when all exist; a
+        parameter without a gradient keeps none, as in PyTorch)."""
         if set_to_none:
             for p in self.params:
                 p._grad = None
-        else:
+        elif self.all_grads():
             K.fill(self.grad, 0.0)
+        else:
             for p in self.params:
-                p._grad = _tensor.Tensor(p._grad_view)
+                if p._grad is not None:
+                    p._grad._data[...] = 0
 
     def grad_norms(self, norm_type=2.0):
-        """The global gradient norm and each parameter's own, from one pass over the arena.
+        """The norm of all gradients together and each parameter's own, in one pass.
 
         Parameters without a gradient count as zero.
 
         Returns:
             ``(total, per_param)``: a float and a float64 array with one norm per parameter.
         """
-        self.ensure_packed()
         for p in self.params:
             if p._grad is None:
                 p._grad_view[...] = 0

@@ -11,6 +11,7 @@ several times before its node runs.
 """
 import functools
 import threading
+import weakref
 
 import numpy as np
 
@@ -108,6 +109,7 @@ class Function:
             node.versions = tuple(a._version if a is not None else 0 for a in inputs)
             produced = outputs if type(outputs) is tuple else (outputs,)
             node.output_meta = tuple((o._data.shape, o._data.dtype) for o in produced)
+            node.output_refs = tuple(weakref.ref(o) for o in produced)
             for index, output in enumerate(produced):
                 if output._data.dtype.kind == "f":
                     output._requires_grad = True
@@ -117,10 +119,13 @@ class Function:
 
     def _release(self):
         """Free what forward saved; a second backward through this node then fails clearly."""
+        meta = self.output_meta
         self.__dict__.clear()
-        self.inputs = None
+        self.inputs, self.output_meta = None, meta
 
     def _parents(self):
+        if self.inputs is None:
+            return []
         return [t.grad_fn for t in self.inputs
                 if t is not None and t.grad_fn is not None and t._requires_grad]
 
@@ -187,7 +192,7 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
             raise RuntimeError(f"output {position} does not require grad and has no grad_fn: "
                                "nothing to differentiate")
         _deliver(root, _root_gradient(root, gradient, position), pending, capture)
-    nodes = [r.grad_fn for r in roots if r.grad_fn is not None and id(r) not in (capture or ())]
+    nodes = [r.grad_fn for r in roots if r.grad_fn is not None]
     for node in _topological_order(nodes):
         grad_outputs = pending.pop(node, None)
         if grad_outputs is None:
@@ -196,12 +201,7 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
             raise RuntimeError("trying to backward through the graph a second time; its saved "
                                "arrays were freed by the first backward: pass "
                                "retain_graph=True to the first call")
-        for tensor, version in zip(node.inputs, node.versions):
-            if tensor is not None and tensor._version != version:
-                raise RuntimeError(
-                    f"a tensor of shape {tensor.shape} needed for gradient computation was "
-                    f"modified by an in-place operation (version {tensor._version}, expected "
-                    f"{version})")
+        _check_versions(node)
         grad_outputs = [g if g is not None else np.zeros(shape, dtype)
                         for g, (shape, dtype) in zip(grad_outputs, node.output_meta)]
         grad_inputs = node.backward(*grad_outputs)
@@ -214,12 +214,23 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
             node._release()
 
 
+def _check_versions(node):
+    """Refuse to differentiate through inputs or outputs changed in place since forward."""
+    outputs = [ref() for ref in node.output_refs]
+    for tensor, version in zip(node.inputs + tuple(outputs),
+                               node.versions + (0,) * len(outputs)):
+        if tensor is not None and tensor._version != version:
+            raise RuntimeError(
+                f"a tensor of shape {tensor.shape} needed for gradient computation was "
+                f"modified by an in-place operation (version {tensor._version}, expected "
+                f"{version})")
+
+
 def _deliver(tensor, gradient, pending, capture):
     if capture is not None:
         if id(tensor) in capture:
             previous = capture[id(tensor)]
             capture[id(tensor)] = gradient if previous is None else previous + gradient
-            return
         if tensor.grad_fn is None:
             return
     elif tensor.grad_fn is None:
@@ -270,9 +281,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
 def _as_roots(tensors, gradients):
     if isinstance(tensors, _tensor.Tensor):
         tensors = (tensors,)
-        gradients = (gradients,)
     tensors = tuple(tensors)
-    gradients = (None,) * len(tensors) if gradients is None else tuple(gradients)
+    if gradients is None:
+        gradients = (None,) * len(tensors)
+    elif not isinstance(gradients, (tuple, list)):
+        gradients = (gradients,)
+    gradients = tuple(gradients)
     if len(gradients) != len(tensors):
         raise ValueError(f"got {len(gradients)} gradients for {len(tensors)} outputs")
     return tensors, gradients

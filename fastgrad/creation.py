@@ -28,8 +28,8 @@ def ones(*size, dtype=None, requires_grad=False):
 def full(size, fill_value, dtype=None, requires_grad=False):
     """A tensor of shape ``size`` filled with ``fill_value``."""
     if dtype is None:
-        dtype = dtypes.scalar_dtype(fill_value, dtypes.int64 if isinstance(fill_value, int)
-                                    else dtypes.default_float)
+        dtype = dtypes.bool_ if isinstance(fill_value, bool) else \
+            dtypes.int64 if isinstance(fill_value, int) else dtypes.default_float
     return _make(np.full(_shape_argument((size,)), fill_value, dtypes.resolve(dtype)),
                  requires_grad)
 

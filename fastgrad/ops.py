@@ -18,6 +18,7 @@ import numpy as np
 from . import dtypes
 from . import tensor as _tensor
 from .autograd import Function
+from .backends import ACTIVATIONS, K
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -280,37 +281,34 @@ class Abs(Function):
         return grad * np.sign(self.x)
 
 
-class Tanh(Function):
+class _Activation(Function):
+    """An activation through the kernels the fused linear layer uses, so a Linear followed by
+    its activation gives bit-identical results fused or not."""
+
+    code = None
+
     def forward(self, x):
-        self.out = np.tanh(x)
+        x = np.ascontiguousarray(x)
+        self.out = np.empty_like(x)
+        K.activation_fwd(x, self.code, self.out)
         return self.out
 
     def backward(self, grad):
-        return grad * (1 - self.out * self.out)
+        grad_in = np.empty_like(self.out)
+        K.activation_bwd(np.ascontiguousarray(grad), self.out, self.code, grad_in)
+        return grad_in
 
 
-def stable_sigmoid(x):
-    """1 / (1 + exp(-x)) without overflow for large |x|."""
-    z = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + z), z / (1 + z)).astype(x.dtype, copy=False)
+class Tanh(_Activation):
+    code = ACTIVATIONS["tanh"]
 
 
-class Sigmoid(Function):
-    def forward(self, x):
-        self.out = stable_sigmoid(x)
-        return self.out
-
-    def backward(self, grad):
-        return grad * self.out * (1 - self.out)
+class Sigmoid(_Activation):
+    code = ACTIVATIONS["sigmoid"]  # computed from exp(-|x|): no overflow for large |x|
 
 
-class ReLU(Function):
-    def forward(self, x):
-        self.positive = x > 0
-        return np.maximum(x, 0, dtype=x.dtype)  # NaN stays NaN
-
-    def backward(self, grad):
-        return grad * self.positive
+class ReLU(_Activation):
+    code = ACTIVATIONS["relu"]
 
 
 def exp(input):
@@ -339,7 +337,12 @@ def sigmoid(input):
 
 
 def relu(input):
-    return ReLU.apply(_as_operand(input, "input"))
+    input = _as_operand(input, "input")
+    if not _is_tensor(input):
+        raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
+    if not dtypes.is_floating(input.dtype):
+        return _tensor.Tensor(np.maximum(input._data, 0))  # integers carry no gradient
+    return ReLU.apply(input)
 
 
 class Clamp(Function):
@@ -406,10 +409,10 @@ class MatMul(Function):
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g = grad
-        if a.ndim == 1:
-            g = np.expand_dims(g, -2)
         if b.ndim == 1:
             g = np.expand_dims(g, -1)
+        if a.ndim == 1:
+            g = np.expand_dims(g, -2)
         ga = gb = None
         if self.needs_input_grad[0]:
             ga = _unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape, a.dtype).reshape(a.shape)

@@ -161,8 +161,11 @@ class Tensor:
         return self.to(dtypes.int64)
 
     def __repr__(self):
-        body = np.array2string(self._data, separator=", ", prefix="tensor(",
-                               precision=4, floatmode="maxprec_equal")
+        data = self._data
+        # PyTorch prints 4 decimals unless every value is whole ("1., 2.")
+        whole = data.dtype.kind != "f" or not np.any(np.isfinite(data) & (data != np.round(data)))
+        body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
+                               floatmode="maxprec_equal" if whole else "fixed")
         extras = []
         if self._data.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_) \
                 or self._data.size == 0:

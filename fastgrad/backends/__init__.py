@@ -13,6 +13,7 @@ error when called, never a silent fallback.
 import importlib
 
 from .. import config
+from . import numpy_ref  # noqa: F401 (declares every kernel; NumPy only, so always loaded)
 from .spec import ACTIVATIONS, KERNELS, KernelSpec, kernel  # noqa: F401 (public contract)
 
 #: Every backend fastgrad knows, by name: the module implementing it.
@@ -45,7 +46,6 @@ def available():
 
 def describe():
     """Each known backend with its status: what it implements, or why it is unavailable."""
-    _load("numpy")
     status = {}
     for name in DEFAULT_ORDER:
         module = _load(name)
@@ -81,7 +81,6 @@ def _missing(name, backend):
 
 def _activate(name):
     """Bind every kernel name on :data:`K` for the forced backend ``name`` (None: default)."""
-    _load("numpy")  # declares the kernels
     if name is not None:
         _check_name(name)
         module = _modules[name]

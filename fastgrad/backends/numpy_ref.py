@@ -35,6 +35,42 @@ def _activation_derivative(out, activation):
     return None
 
 
+# ------------------------------------------------------------------------------- activations
+def _activation_example(rng, dtype, size, activation=_SIGMOID):
+    x = (3 * rng.standard_normal((size, size + 3))).astype(dtype)
+    return dict(x=x, activation=activation, out=np.empty_like(x))
+
+
+@kernel(writes=("out",), example=_activation_example)
+def activation_fwd(x, activation, out):
+    """``out = act(x)`` elementwise, the same epilogue :func:`linear_fwd` applies.
+
+    Shapes: x and out of one shape and dtype, C-contiguous. Overwrites ``out``.
+    """
+    np.copyto(out, x)
+    _activate(out, activation)
+
+
+def _activation_bwd_example(rng, dtype, size):
+    args = _activation_example(rng, dtype, size)
+    activation_fwd(**args)
+    out = args["out"]
+    return dict(grad_out=rng.standard_normal(out.shape).astype(dtype), out=out,
+                activation=args["activation"], grad_in=np.empty_like(out))
+
+
+@kernel(writes=("grad_in",), example=_activation_bwd_example)
+def activation_bwd(grad_out, out, activation, grad_in):
+    """``grad_in = grad_out * act'(x)``, the derivative taken from the output ``out``, as in
+    :func:`linear_bwd`. Shapes: all one shape and dtype, C-contiguous. Overwrites ``grad_in``.
+    """
+    derivative = _activation_derivative(out, activation)
+    if derivative is None:
+        np.copyto(grad_in, grad_out)
+    else:
+        np.multiply(grad_out, derivative, out=grad_in)
+
+
 # ------------------------------------------------------------------------------------ linear
 def _linear_example(rng, dtype, size, activation=_TANH):
     n, i, o = size, size + 2, size + 1
@@ -154,7 +190,9 @@ def fill(buffer, value):
 
 
 def _segment_norms_example(rng, dtype, size, norm_type=2.0):
-    lengths = rng.integers(1, 50 * size + 2, size + 2)
+    # about 1,000 * size elements in 3 to 102 segments of random lengths
+    segments = 2 + min(size, 100)
+    lengths = rng.integers(1, 2000 * size // segments + 2, segments)
     offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
     values = rng.standard_normal(int(offsets[-1])).astype(dtype)
     return dict(values=values, offsets=offsets, norm_type=norm_type,

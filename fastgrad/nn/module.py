@@ -48,6 +48,8 @@ def _to_array(value, key):
         return value._data
     if isinstance(value, np.ndarray):
         return value
+    if callable(getattr(value, "detach", None)):
+        value = value.detach()  # a PyTorch tensor that requires grad refuses export otherwise
     if hasattr(value, "__dlpack__"):
         try:
             return np.from_dlpack(value)
@@ -264,20 +266,25 @@ class Module:
 
     # -------------------------------------------------------------------------- state_dict
     def state_dict(self, prefix="", keep_vars=False):
-        """Every parameter and persistent buffer by dotted name (PyTorch's keys).
+        """Every parameter and persistent buffer by dotted name (PyTorch's keys; a module used
+        twice appears under both names).
 
         Values share memory with the module (detached unless ``keep_vars``).
         """
         state = collections.OrderedDict()
-        for module_prefix, module in self.named_modules(prefix.rstrip(".")):
-            dotted = f"{module_prefix}." if module_prefix else ""
-            for name, param in module._parameters.items():
-                if param is not None:
-                    state[dotted + name] = param if keep_vars else param.detach()
-            for name, buffer in module._buffers.items():
-                if buffer is not None and name not in module._non_persistent_buffers:
-                    state[dotted + name] = buffer if keep_vars else buffer.detach()
+        self._save_to_state_dict(state, prefix, keep_vars)
         return state
+
+    def _save_to_state_dict(self, state, prefix, keep_vars):
+        for name, param in self._parameters.items():
+            if param is not None:
+                state[prefix + name] = param if keep_vars else param.detach()
+        for name, buffer in self._buffers.items():
+            if buffer is not None and name not in self._non_persistent_buffers:
+                state[prefix + name] = buffer if keep_vars else buffer.detach()
+        for name, child in self._modules.items():
+            if child is not None:
+                child._save_to_state_dict(state, f"{prefix}{name}.", keep_vars)
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy values from ``state_dict`` into this module's parameters and buffers, in place.

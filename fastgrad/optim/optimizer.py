@@ -81,17 +81,33 @@ class Optimizer:
             raise ValueError(f"unknown hyperparameter(s) {sorted(unknown)} for "
                              f"{type(self).__name__}; known: {sorted(self.defaults)}")
         self._check_hyperparameters(group)
+        self.param_groups.append(group)
+        self._arenas.append(self._pack(params))
+
+    def _pack(self, params):
+        """One arena per dtype for ``params`` (a group's parameters)."""
         by_dtype = collections.defaultdict(list)
         for p in params:
             by_dtype[p.dtype].append(p)
-        self.param_groups.append(group)
-        self._arenas.append([Arena(ps, self.state) for ps in by_dtype.values()])
+        return [Arena(ps, self.state, self.arena_state) for ps in by_dtype.values()]
+
+    def _repack(self):
+        """Pack anew each group whose arenas a parameter has left."""
+        for i, group in enumerate(self.param_groups):
+            if not all(arena.intact for arena in self._arenas[i]):
+                self._arenas[i] = self._pack(group["params"])
+
+    def _packed_arenas(self):
+        """``(group, arena)`` pairs, every arena intact."""
+        self._repack()
+        for group, arenas in zip(self.param_groups, self._arenas):
+            for arena in arenas:
+                yield group, arena
 
     def zero_grad(self, set_to_none=True):
         """Forget the gradients (default), or zero them with one fill per arena."""
-        for arenas in self._arenas:
-            for arena in arenas:
-                arena.zero_grad(set_to_none)
+        for _, arena in self._packed_arenas():
+            arena.zero_grad(set_to_none)
 
     @autograd.no_grad()
     def step(self, closure=None):
@@ -107,12 +123,10 @@ class Optimizer:
         if closure is not None:
             with autograd.enable_grad():
                 loss = closure()
-        for group, arenas in zip(self.param_groups, self._arenas):
-            for arena in arenas:
-                arena.ensure_packed()
-                self._step_arena(group, arena)
-                for p in arena.params:
-                    p._version += 1
+        for group, arena in self._packed_arenas():
+            self._step_arena(group, arena)
+            for p in arena.params:
+                p._version += 1
         return loss
 
     def _step_arena(self, group, arena):
@@ -128,7 +142,7 @@ class Optimizer:
         norm_type = float(norm_type)
         if not norm_type > 0:
             raise ValueError(f"norm_type must be positive or inf, got {norm_type}")
-        totals = [arena.grad_norms(norm_type)[0] for arenas in self._arenas for arena in arenas]
+        totals = [arena.grad_norms(norm_type)[0] for _, arena in self._packed_arenas()]
         if norm_type == np.inf:
             return max(totals)
         return float(np.sum(np.power(totals, norm_type)) ** (1.0 / norm_type))
@@ -176,11 +190,10 @@ class Optimizer:
                 raise ValueError(f"loaded parameter group {i} has {len(saved['params'])} "
                                  f"parameters, the optimizer's has {len(group['params'])}")
         slots = {}
-        for group, saved, arenas in zip(self.param_groups, saved_groups, self._arenas):
+        for group, saved in zip(self.param_groups, saved_groups):
             for saved_id, p in zip(saved["params"], group["params"]):
                 slots[saved_id] = p
-            for arena in arenas:
-                arena.ensure_packed()
+        self._repack()
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
         self.state.clear()
