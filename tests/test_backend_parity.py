@@ -281,7 +281,7 @@ def _sgd_flags():
                               f"max{maximize:d}-first{first_step:d}")
 
 
-@pytest.mark.parametrize("flags", _sgd_flags())
+@pytest.mark.parametrize("flags", list(_sgd_flags()))
 @pytest.mark.parametrize("size, dtype", _sizes("sgd_step"))
 def test_reference_sgd_step(flags, size, dtype):
     spec = KERNELS["sgd_step"]
