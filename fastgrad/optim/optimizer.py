@@ -97,8 +97,12 @@ class Optimizer:
             if not all(arena.intact for arena in self._arenas[i]):
                 self._arenas[i] = self._pack(group["params"])
 
-    def _packed_arenas(self):
-        """``(group, arena)`` pairs, every arena intact."""
+    def arenas(self):
+        """``(group, arena)`` for each arena of each parameter group, every arena intact.
+
+        This is the handle for whole-model gradient work (clipping, accumulation,
+        diagnostics): ``arena.grad`` is every gradient of the group and dtype in one array.
+        """
         self._repack()
         for group, arenas in zip(self.param_groups, self._arenas):
             for arena in arenas:
@@ -106,7 +110,7 @@ class Optimizer:
 
     def zero_grad(self, set_to_none=True):
         """Forget the gradients (default), or zero them with one fill per arena."""
-        for _, arena in self._packed_arenas():
+        for _, arena in self.arenas():
             arena.zero_grad(set_to_none)
 
     @autograd.no_grad()
@@ -123,7 +127,7 @@ class Optimizer:
         if closure is not None:
             with autograd.enable_grad():
                 loss = closure()
-        for group, arena in self._packed_arenas():
+        for group, arena in self.arenas():
             self._step_arena(group, arena)
             for p in arena.params:
                 p._version += 1
@@ -142,7 +146,7 @@ class Optimizer:
         norm_type = float(norm_type)
         if not norm_type > 0:
             raise ValueError(f"norm_type must be positive or inf, got {norm_type}")
-        totals = [arena.grad_norms(norm_type)[0] for _, arena in self._packed_arenas()]
+        totals = [arena.grad_norms(norm_type)[0] for _, arena in self.arenas()]
         if norm_type == np.inf:
             return max(totals)
         return float(np.sum(np.power(totals, norm_type)) ** (1.0 / norm_type))
