@@ -14,7 +14,7 @@ parameters.
 import numpy as np
 
 from .backends import K
-from . import tensor as _tensor
+from .tensor import Tensor
 
 
 class Arena:
@@ -25,6 +25,12 @@ class Arena:
         state: the owner's per-parameter state dict; for the names in ``state_names``,
             ``state[param][name]`` becomes a view of the arena's flat state buffer ``name``.
         state_names: names of the per-element state kept in flat buffers.
+
+    Attributes:
+        last_norms: the per-parameter gradient norms of the last fused
+            :func:`~fastgrad.nn.utils.clip_grad_norm_` over this arena (float64, one per
+            parameter, of type ``last_norm_type``), or None: diagnostics read them instead of
+            measuring again.
     """
 
     def __init__(self, params, state, state_names=()):
@@ -35,6 +41,7 @@ class Arena:
         self.data = np.empty(len(self), self.dtype)
         self.grad = np.zeros(len(self), self.dtype)
         self.state_buffers = {}
+        self.last_norms = self.last_norm_type = None
         for p, start, stop in zip(self.params, self.offsets[:-1], self.offsets[1:]):
             if p._arena is not None:
                 p._arena.intact = False
@@ -44,13 +51,13 @@ class Arena:
             p._data, p._arena, p._grad_view = data_view, self, grad_view
             if p._grad is not None:
                 grad_view[...] = p._grad._data
-                p._grad = _tensor.Tensor(grad_view)
+                p._grad = Tensor(grad_view)
             own_state = state.get(p, {})
             for name in state_names:
                 if name in own_state:
                     view = self.state_buffer(name)[start:stop].reshape(p.shape)
                     view[...] = own_state[name]._data
-                    own_state[name] = _tensor.Tensor(view)
+                    own_state[name] = Tensor(view)
         self.intact = True
 
     def __len__(self):
@@ -70,7 +77,7 @@ class Arena:
     def state_view(self, name, index):
         """Parameter ``index``'s slice of state buffer ``name`` as a Tensor of its shape."""
         start, stop = self.offsets[index], self.offsets[index + 1]
-        return _tensor.Tensor(self.state_buffer(name)[start:stop].reshape(self.params[index].shape))
+        return Tensor(self.state_buffer(name)[start:stop].reshape(self.params[index].shape))
 
     def all_grads(self):
         """True when every parameter has a gradient (the fused whole-arena path applies)."""

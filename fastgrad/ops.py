@@ -16,7 +16,7 @@ import numbers
 import numpy as np
 
 from . import dtypes
-from . import tensor as _tensor
+from . import tensor as _tensor  # the module (tensor.py imports ops: no `from` import here)
 from .autograd import Function
 from .backends import ACTIVATIONS, K
 

@@ -12,14 +12,23 @@ from .spec import ACTIVATIONS, kernel
 _RELU, _SIGMOID, _TANH = ACTIVATIONS["relu"], ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
 
 
+def _sigmoid_into(z, out):
+    """``out = sigmoid(z)`` from ``exp(-|z|)``: no overflow, full relative precision in both
+    tails, and no data-dependent branch (``np.where`` on random signs is several times slower
+    than the arithmetic)."""
+    e = np.exp(-np.abs(z))
+    # the numerator is 1 where z >= 0 (e <= 1 there) and e where z < 0
+    np.maximum(e, z >= 0, out=out)
+    e += 1
+    out /= e
+
+
 def _activate(z, activation):
     """Apply the activation with code ``activation`` to ``z`` in place."""
     if activation == _RELU:
         np.maximum(z, 0, out=z)
     elif activation == _SIGMOID:
-        # stable: exp(-|z|) never overflows
-        e = np.exp(-np.abs(z))
-        np.divide(np.where(z >= 0, 1, e), 1 + e, out=z)
+        _sigmoid_into(z, z)
     elif activation == _TANH:
         np.tanh(z, out=z)
 
@@ -258,3 +267,447 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
             momentum_buffer += (1 - dampening) * d_p
         d_p = d_p + momentum * momentum_buffer if nesterov else momentum_buffer
     param -= lr * d_p
+
+
+# ---- adaptive optimisers ----
+def _adaptive_example(rng, dtype, size, names):
+    """``param``, ``grad`` and positive second-moment-like buffers ``names`` of 1000 * size + 3
+    elements (the optimisers' example inputs)."""
+    n = 1000 * size + 3
+    args = dict(param=rng.standard_normal(n).astype(dtype),
+                grad=rng.standard_normal(n).astype(dtype))
+    for name in names:
+        args[name] = rng.uniform(0.01, 2.0, n).astype(dtype)
+    return args
+
+
+def _adam_example(rng, dtype, size):
+    args = _adaptive_example(rng, dtype, size, ("exp_avg_sq", "max_exp_avg_sq"))
+    args["exp_avg"] = rng.standard_normal(args["param"].size).astype(dtype)
+    return dict(args, step=5, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                decoupled_weight_decay=False, maximize=False)
+
+
+@kernel(writes=("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), example=_adam_example,
+        bench_sizes=(100, 10_000))
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+              weight_decay, decoupled_weight_decay, maximize):
+    """One Adam (or AdamW, or AMSGrad) step, PyTorch's formulation, bias-corrected.
+
+    .. math::
+        g_t = \\pm\\nabla + \\lambda\\theta_{t-1} \\;(\\text{L2; or, decoupled, }
+        \\theta_{t-1} \\leftarrow (1 - \\gamma\\lambda)\\theta_{t-1}); \\quad
+        m_t = \\beta_1 m_{t-1} + (1 - \\beta_1) g_t; \\quad
+        v_t = \\beta_2 v_{t-1} + (1 - \\beta_2) g_t^2; \\\\
+        \\hat v_t = \\max(\\hat v_{t-1}, v_t) \\text{ (AMSGrad) else } v_t; \\quad
+        \\theta_t = \\theta_{t-1} - \\frac{\\gamma}{1 - \\beta_1^t}\\,
+        \\frac{m_t}{\\sqrt{\\hat v_t} / \\sqrt{1 - \\beta_2^t} + \\epsilon}
+
+    Shapes: param, grad, exp_avg, exp_avg_sq and max_exp_avg_sq (M,), one dtype;
+    ``max_exp_avg_sq`` is None without AMSGrad. ``step`` is the step count ``t >= 1`` after
+    this step (it sets the bias corrections). ``decoupled_weight_decay`` makes
+    ``weight_decay`` AdamW's decay of the parameter instead of an L2 term in the gradient;
+    ``maximize`` ascends. Overwrites ``param``, ``exp_avg``, ``exp_avg_sq`` and
+    ``max_exp_avg_sq``.
+
+    References: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015;
+    Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019; Reddi et al.,
+    "On the Convergence of Adam and Beyond", ICLR 2018.
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * param
+    # m + (1 - beta1) (g - m): PyTorch's lerp, one update in place
+    exp_avg += (1 - beta1) * (g - exp_avg)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    second_moment = exp_avg_sq
+    if max_exp_avg_sq is not None:
+        np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
+        second_moment = max_exp_avg_sq
+    step_size = lr / (1 - beta1 ** step)
+    denom = np.sqrt(second_moment) / (1 - beta2 ** step) ** 0.5 + eps
+    param -= step_size * (exp_avg / denom)
+
+
+def _rmsprop_example(rng, dtype, size):
+    args = _adaptive_example(rng, dtype, size, ("square_avg",))
+    n = args["param"].size
+    # a centred second moment well above grad_avg ** 2 (the running averages keep it above;
+    # near equality the float32 variance cancels and backends may differ in the last bits)
+    args["grad_avg"] = (rng.uniform(-0.5, 0.5, n) * np.sqrt(args["square_avg"])).astype(dtype)
+    args["momentum_buffer"] = rng.standard_normal(n).astype(dtype)
+    return dict(args, lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.01, momentum=0.9,
+                maximize=False)
+
+
+@kernel(writes=("param", "square_avg", "grad_avg", "momentum_buffer"), example=_rmsprop_example,
+        bench_sizes=(100, 10_000))
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
+                 weight_decay, momentum, maximize):
+    """One RMSprop step, PyTorch's formulation (optionally centred, with momentum).
+
+    .. math::
+        g_t = \\pm\\nabla + \\lambda\\theta_{t-1}; \\quad
+        v_t = \\alpha v_{t-1} + (1 - \\alpha) g_t^2; \\quad
+        \\bar g_t = \\alpha \\bar g_{t-1} + (1 - \\alpha) g_t \\text{ (centred)}; \\\\
+        d_t = \\sqrt{v_t - \\bar g_t^2 \\text{ (centred) or } v_t} + \\epsilon; \\quad
+        b_t = \\mu b_{t-1} + g_t / d_t; \\quad
+        \\theta_t = \\theta_{t-1} - \\gamma\\, (b_t \\text{ if } \\mu > 0 \\text{ else }
+        g_t / d_t)
+
+    Shapes: param, grad, square_avg, grad_avg and momentum_buffer (M,), one dtype;
+    ``grad_avg`` is None when not centred, ``momentum_buffer`` None when ``momentum == 0``.
+    Overwrites ``param``, ``square_avg``, ``grad_avg`` and ``momentum_buffer``.
+
+    References: Hinton, "Neural Networks for Machine Learning", lecture 6e, 2012; Graves,
+    "Generating Sequences With Recurrent Neural Networks", 2013 (the centred form).
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    square_avg *= alpha
+    square_avg += (1 - alpha) * g * g
+    if grad_avg is not None:
+        grad_avg += (1 - alpha) * (g - grad_avg)
+        # rounding can take the variance a hair below zero when every gradient was equal
+        avg = np.sqrt(np.maximum(square_avg - grad_avg * grad_avg, 0))
+    else:
+        avg = np.sqrt(square_avg)
+    avg += eps
+    if momentum_buffer is not None:
+        momentum_buffer *= momentum
+        momentum_buffer += g / avg
+        param -= lr * momentum_buffer
+    else:
+        param -= lr * (g / avg)
+
+
+def _adagrad_example(rng, dtype, size):
+    args = _adaptive_example(rng, dtype, size, ("state_sum",))
+    return dict(args, step=3, lr=0.01, lr_decay=0.01, weight_decay=0.01, eps=1e-10,
+                maximize=False)
+
+
+@kernel(writes=("param", "state_sum"), example=_adagrad_example, bench_sizes=(100, 10_000))
+def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    """One Adagrad step, PyTorch's formulation (with its learning-rate decay).
+
+    .. math::
+        g_t = \\pm\\nabla + \\lambda\\theta_{t-1}; \\quad
+        \\tilde\\gamma_t = \\frac{\\gamma}{1 + (t - 1)\\eta}; \\quad
+        s_t = s_{t-1} + g_t^2; \\quad
+        \\theta_t = \\theta_{t-1} - \\tilde\\gamma_t \\frac{g_t}{\\sqrt{s_t} + \\epsilon}
+
+    Shapes: param, grad and state_sum (M,), one dtype. ``step`` is the step count ``t >= 1``
+    after this step; ``lr_decay`` is :math:`\\eta`. Overwrites ``param`` and ``state_sum``.
+
+    References: Duchi, Hazan & Singer, "Adaptive Subgradient Methods for Online Learning and
+    Stochastic Optimization", JMLR 2011.
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    clr = lr / (1 + (step - 1) * lr_decay)
+    state_sum += g * g
+    param -= clr * (g / (np.sqrt(state_sum) + eps))
+
+
+# ---- recurrent cells ----
+def _lstm_cell_example(rng, dtype, size):
+    n, hidden = size, size + 2
+    gates = (2 * rng.standard_normal((n, 4 * hidden))).astype(dtype)
+    c_prev = rng.standard_normal((n, hidden)).astype(dtype)
+    return dict(gates=gates, c_prev=c_prev, gates_act=np.empty_like(gates),
+                h=np.empty_like(c_prev), c=np.empty_like(c_prev))
+
+
+@kernel(writes=("gates_act", "h", "c"), example=_lstm_cell_example, bench_sizes=(128, 1024))
+def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
+    """The pointwise part of one LSTM step, fused: gate activations, cell update and output.
+
+    ``gates`` holds the pre-activations of the four gates, in PyTorch's order i, f, g, o along
+    the last axis: ``x @ W_ih.T + b_ih + h_prev @ W_hh.T + b_hh``, all four from one matrix
+    product per input, computed by the caller.
+
+    .. math::
+        i = \\sigma(z_i),\\; f = \\sigma(z_f),\\; g = \\tanh(z_g),\\; o = \\sigma(z_o); \\quad
+        c = f \\odot c_{prev} + i \\odot g; \\quad h = o \\odot \\tanh(c)
+
+    The sigmoid is computed from ``exp(-|z|)``, so no pre-activation overflows.
+
+    Shapes: gates and gates_act (N, 4H); c_prev, h and c (N, H); one dtype, C-contiguous.
+    Overwrites ``gates_act`` (the activated gates i, f, g, o, which :func:`lstm_cell_bwd`
+    reads), ``h`` and ``c``.
+
+    References: Hochreiter & Schmidhuber, "Long short-term memory", Neural Computation 1997;
+    Gers, Schmidhuber & Cummins, "Learning to forget", Neural Computation 2000.
+    """
+    hidden = c.shape[1]
+    # one sigmoid pass over all four gates, then tanh over g's: fewer calls than per gate
+    _sigmoid_into(gates, gates_act)
+    np.tanh(gates[:, 2 * hidden:3 * hidden], out=gates_act[:, 2 * hidden:3 * hidden])
+    i, f = gates_act[:, :hidden], gates_act[:, hidden:2 * hidden]
+    g, o = gates_act[:, 2 * hidden:3 * hidden], gates_act[:, 3 * hidden:]
+    np.multiply(f, c_prev, out=c)
+    c += i * g
+    np.tanh(c, out=h)
+    h *= o
+
+
+def _lstm_cell_bwd_example(rng, dtype, size):
+    args = _lstm_cell_example(rng, dtype, size)
+    lstm_cell_fwd(**args)
+    c = args["c"]
+    return dict(grad_h=rng.standard_normal(c.shape).astype(dtype),
+                grad_c=rng.standard_normal(c.shape).astype(dtype), c_prev=args["c_prev"], c=c,
+                gates_act=args["gates_act"], grad_gates=np.empty_like(args["gates_act"]),
+                grad_c_prev=np.empty_like(c))
+
+
+@kernel(writes=("grad_gates", "grad_c_prev"), example=_lstm_cell_bwd_example,
+        bench_sizes=(128, 1024), tolerances={np.dtype(np.float32): (1e-4, 1e-5)})
+def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev):
+    """Gradients of :func:`lstm_cell_fwd` with respect to the pre-activation gates and c_prev.
+
+    ``grad_h`` is d(loss)/dh of this step (from its output and from the next step's gates);
+    ``grad_c`` is d(loss)/dc arriving from the next step (zeros at the last step, unless the
+    final cell state is used). With :math:`\\bar c = g_c + g_h \\odot o \\odot (1 - \\tanh^2 c)`:
+
+    .. math::
+        \\bar z_i = \\bar c \\odot g \\odot i (1 - i),\\;
+        \\bar z_f = \\bar c \\odot c_{prev} \\odot f (1 - f),\\;
+        \\bar z_g = \\bar c \\odot i \\odot (1 - g^2),\\;
+        \\bar z_o = g_h \\odot \\tanh(c) \\odot o (1 - o); \\quad
+        \\bar c_{prev} = \\bar c \\odot f
+
+    Every derivative is taken from the forward's outputs (``gates_act`` and ``c``), so no
+    pre-activation is kept. Shapes: grad_h, grad_c, c_prev, c and grad_c_prev (N, H);
+    gates_act and grad_gates (N, 4H); one dtype, C-contiguous, no argument aliasing another.
+    Overwrites ``grad_gates`` (in the order i, f, g, o) and ``grad_c_prev``, which may be None
+    to skip it.
+    """
+    hidden = c.shape[1]
+    i, f = gates_act[:, :hidden], gates_act[:, hidden:2 * hidden]
+    g, o = gates_act[:, 2 * hidden:3 * hidden], gates_act[:, 3 * hidden:]
+    tanh_c = np.tanh(c)
+    grad_cell = grad_c + grad_h * o * (1 - tanh_c * tanh_c)
+    # each gate's activation derivative, from its output: s (1 - s), and 1 - g^2 for g
+    np.multiply(gates_act, 1 - gates_act, out=grad_gates)
+    derivative_g = grad_gates[:, 2 * hidden:3 * hidden]
+    np.multiply(g, g, out=derivative_g)
+    np.subtract(1, derivative_g, out=derivative_g)
+    grad_gates[:, :hidden] *= grad_cell * g
+    grad_gates[:, hidden:2 * hidden] *= grad_cell * c_prev
+    grad_gates[:, 2 * hidden:3 * hidden] *= grad_cell * i
+    grad_gates[:, 3 * hidden:] *= grad_h * tanh_c
+    if grad_c_prev is not None:
+        np.multiply(grad_cell, f, out=grad_c_prev)
+
+
+# ---- batchnorm ----
+def _batchnorm_example(rng, dtype, size):
+    # x (N, C, S) = (size + 1, 8, 16): about 128 * size elements; a mean far from 0 on purpose
+    x = (2 * rng.standard_normal((size + 1, 8, 16)) + 3).astype(dtype)
+    channels = x.shape[1]
+    return dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(dtype),
+                bias=rng.standard_normal(channels).astype(dtype), eps=1e-5,
+                mean=np.empty(channels, np.float64), var=np.empty(channels, np.float64),
+                invstd=np.empty(channels, np.float64), out=np.empty_like(x))
+
+
+@kernel(writes=("mean", "var", "invstd", "out"), example=_batchnorm_example,
+        bench_sizes=(1_000, 50_000))
+def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
+    """Batch normalisation in training mode: per-channel batch statistics, then normalise.
+
+    .. math::
+        \\mu_c = \\frac{1}{M} \\sum_{n,s} x_{ncs}, \\quad
+        \\sigma^2_c = \\frac{1}{M} \\sum_{n,s} (x_{ncs} - \\mu_c)^2, \\quad
+        y_{ncs} = \\gamma_c \\frac{x_{ncs} - \\mu_c}{\\sqrt{\\sigma^2_c + \\epsilon}} + \\beta_c
+
+    with :math:`M = N S`. The variance is a second pass over the centred values: the one-pass
+    E[x²] - E[x]² cancels catastrophically when |mean| >> std. The statistics are accumulated
+    and stored in float64 whatever x's dtype, so the backward recentres x with exactly the mean
+    the forward used, and the running variance is updated from ``var`` itself rather than
+    recovered from ``invstd`` (which loses it when var << eps).
+
+    Shapes: x and out (N, C, S) of one floating dtype, C-contiguous, N * S >= 1; weight
+    (gamma) and bias (beta) (C,) of x's dtype, or None for 1 and 0; mean, var (biased, divided
+    by M) and invstd (:math:`1 / \\sqrt{\\sigma^2 + \\epsilon}`) (C,) float64. Overwrites
+    ``mean``, ``var``, ``invstd`` and ``out``.
+
+    References: Ioffe and Szegedy, "Batch Normalization: Accelerating Deep Network Training
+    by Reducing Internal Covariate Shift", ICML 2015.
+    """
+    count = x.shape[0] * x.shape[2]
+    centred = x.astype(np.float64)
+    np.divide(centred.sum(axis=(0, 2)), count, out=mean)
+    centred -= mean[:, None]
+    np.divide(np.einsum("ncs,ncs->c", centred, centred), count, out=var)
+    np.divide(1.0, np.sqrt(var + eps), out=invstd)
+    centred *= (invstd if weight is None else invstd * weight)[:, None]
+    if bias is not None:
+        centred += bias[:, None]
+    np.copyto(out, centred, casting="same_kind")
+
+
+def _batchnorm_bwd_example(rng, dtype, size):
+    args = _batchnorm_example(rng, dtype, size)
+    batchnorm_fwd(**args)
+    x, weight = args["x"], args["weight"]
+    return dict(grad_out=rng.standard_normal(x.shape).astype(dtype), x=x, weight=weight,
+                mean=args["mean"], invstd=args["invstd"], grad_x=np.empty_like(x),
+                grad_weight=np.empty_like(weight), grad_bias=np.empty_like(weight))
+
+
+@kernel(writes=("grad_x", "grad_weight", "grad_bias"), example=_batchnorm_bwd_example,
+        bench_sizes=(1_000, 50_000), tolerances={np.dtype(np.float32): (1e-4, 1e-5)})
+def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
+    """Gradients of :func:`batchnorm_fwd`: two per-channel reductions, then one elementwise pass.
+
+    With :math:`\\hat x = (x - \\mu) \\cdot invstd` and, per channel over (n, s), the two sums
+    :math:`\\Sigma_1 = \\sum dy` and :math:`\\Sigma_2 = \\sum dy \\, \\hat x`:
+
+    .. math::
+        \\nabla\\beta = \\Sigma_1, \\quad \\nabla\\gamma = \\Sigma_2, \\quad
+        \\nabla x = \\gamma \\cdot invstd \\left(dy - \\frac{\\Sigma_1}{M}
+            - \\hat x \\frac{\\Sigma_2}{M}\\right)
+
+    Shapes: grad_out, x and grad_x (N, C, S) of one dtype, C-contiguous; weight, grad_weight and
+    grad_bias (C,) of x's dtype; mean and invstd (C,) float64, as :func:`batchnorm_fwd` wrote
+    them. weight may be None (gamma = 1); grad_x, grad_weight and grad_bias may each be None to
+    skip them. Overwrites ``grad_x``, ``grad_weight`` and ``grad_bias``.
+    """
+    count = x.shape[0] * x.shape[2]
+    dy = grad_out.astype(np.float64)
+    x_hat = x.astype(np.float64)
+    x_hat -= mean[:, None]
+    x_hat *= invstd[:, None]
+    sum_dy = dy.sum(axis=(0, 2))
+    sum_dy_x_hat = np.einsum("ncs,ncs->c", dy, x_hat)
+    if grad_bias is not None:
+        np.copyto(grad_bias, sum_dy, casting="same_kind")
+    if grad_weight is not None:
+        np.copyto(grad_weight, sum_dy_x_hat, casting="same_kind")
+    if grad_x is not None:
+        x_hat *= (sum_dy_x_hat / count)[:, None]
+        dy -= (sum_dy / count)[:, None]
+        dy -= x_hat
+        dy *= (invstd if weight is None else invstd * weight)[:, None]
+        np.copyto(grad_x, dy, casting="same_kind")
+
+
+# ---- gradient tools ----
+def _clip_grad_norm_example(rng, dtype, size):
+    measure = _segment_norms_example(rng, dtype, size)
+    # the total norm is about sqrt(1000 * size) > max_norm: the example clips
+    return dict(grads=measure["values"], offsets=measure["offsets"], max_norm=1.0,
+                norm_type=2.0, error_if_nonfinite=False, per_param_out=measure["out"])
+
+
+@kernel(writes=("grads", "per_param_out"), example=_clip_grad_norm_example,
+        bench_sizes=(100, 10_000), tolerances={np.dtype(np.float32): (1e-6, 0.0)})
+def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_param_out):
+    """Clip a gradient arena by its total norm: every norm in one pass, then the scale in place
+    only when it is needed.
+
+    Measures as :func:`segment_norms` (``per_param_out[p]`` is the norm of segment ``p``, one
+    parameter's gradient; the total is the norm of the whole arena), then multiplies ``grads``
+    by the clip coefficient
+
+    .. math::
+        c = \\frac{\\text{max\\_norm}}{\\text{total} + 10^{-6}}
+
+    (rounded to the gradients' dtype) when ``c < 1`` or ``c`` is NaN: PyTorch's
+    ``grads * min(1, c)`` without the multiplication by 1. A non-finite total scales by 0 or NaN
+    as in PyTorch, unless ``error_if_nonfinite`` is true: then ``grads`` are left untouched so
+    the caller can raise. A segment holds a NaN or inf exactly when its norm is non-finite
+    (barring overflow of the float64 power sums), so the caller reads the non-finite count off
+    ``per_param_out``.
+
+    Shapes: grads (M,) float; offsets (P + 1,) int64; per_param_out (P,) float64. Overwrites
+    ``per_param_out`` and, when it clips, ``grads``. Returns the total norm before clipping (a
+    Python float).
+
+    References: Pascanu, Mikolov and Bengio, "On the difficulty of training recurrent neural
+    networks", ICML 2013.
+    """
+    total = segment_norms(grads, offsets, norm_type, per_param_out)
+    coef = max_norm / (total + 1e-6)
+    if not coef >= 1.0 and not (error_if_nonfinite and not np.isfinite(total)):
+        with np.errstate(invalid="ignore"):  # inf * 0 is NaN, as in PyTorch
+            grads *= coef
+    return total
+
+
+def _clip_grad_range_example(rng, dtype, size):
+    return dict(grads=rng.standard_normal(1000 * size + 1).astype(dtype), min_value=-0.5,
+                max_value=0.25)
+
+
+@kernel(writes=("grads",), example=_clip_grad_range_example, bench_sizes=(1000, 10_000))
+def clip_grad_range(grads, min_value, max_value):
+    """Clamp every gradient of a flat arena into ``[min_value, max_value]`` in place
+    (``clip_grad_value_`` is the symmetric range). NaN stays NaN, as with ``torch.clamp``.
+
+    Shapes: grads (M,) float; ``min_value <= max_value``, either may be infinite. Overwrites
+    ``grads``.
+    """
+    np.clip(grads, min_value, max_value, out=grads)
+
+
+def _scale_example(rng, dtype, size):
+    return dict(values=rng.standard_normal(1000 * size + 1).astype(dtype), factor=0.25)
+
+
+@kernel(writes=("values",), example=_scale_example, bench_sizes=(1000, 10_000))
+def scale(values, factor):
+    """``values *= factor`` in place, the factor rounded to the values' dtype: the mean of
+    accumulated gradients, a clip by a norm measured over several arenas.
+
+    Shapes: values (M,) float. Overwrites ``values``.
+    """
+    values *= factor
+
+
+def _axpy_example(rng, dtype, size):
+    n = 1000 * size + 1
+    return dict(y=rng.standard_normal(n).astype(dtype), x=rng.standard_normal(n).astype(dtype),
+                alpha=0.75)
+
+
+@kernel(writes=("y",), example=_axpy_example, bench_sizes=(1000, 10_000))
+def axpy(y, x, alpha):
+    """``y += alpha * x`` in place (BLAS's axpy): a micro-batch's weighted gradient into an
+    accumulator, scaled noise into the gradients.
+
+    Shapes: y and x (M,), one float dtype. Overwrites ``y``.
+    """
+    y += alpha * x
+
+
+def _grad_window_mean_example(rng, dtype, size):
+    n = 1000 * size + 1
+    return dict(total=rng.standard_normal(n).astype(dtype),
+                grad=rng.standard_normal(n).astype(dtype), weight=3.0, factor=0.125)
+
+
+@kernel(writes=("total", "grad"), example=_grad_window_mean_example, bench_sizes=(1000, 10_000))
+def grad_window_mean(total, grad, weight, factor):
+    """Close a weighted accumulation window in one pass: ``grad = factor * (total + weight *
+    grad)``, then ``total = 0`` for the next window.
+
+    With ``total`` the sum of ``n_i g_i`` over the earlier micro-batches, ``grad`` the last
+    one's gradient, ``weight`` its sample count and ``factor = 1 / sum(n_i)``, ``grad``
+    becomes the gradient of the mean loss over every sample of the window.
+
+    Shapes: total and grad (M,), one float dtype. Overwrites both.
+    """
+    grad *= weight
+    grad += total
+    grad *= factor
+    total.fill(0)

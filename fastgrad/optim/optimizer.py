@@ -6,13 +6,24 @@ one value per parameter element (momentum, moments) lives in flat arena buffers;
 holds per-parameter views of them, so the state_dict has PyTorch's layout.
 """
 import collections
+import numbers
 
 import numpy as np
 
 from .. import autograd
 from .. import dtypes
 from ..arena import Arena
+from ..backends import K
 from ..tensor import Tensor
+
+
+def _check_nonnegative(group, key, label=None):
+    """Raise unless ``group[key]`` is a real number >= 0 (PyTorch's message for the range)."""
+    value = group[key]
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{key} must be a real number, got {value!r}")
+    if not 0.0 <= value:
+        raise ValueError(f"Invalid {label or key} value: {value}")
 
 
 class Optimizer:
@@ -26,6 +37,9 @@ class Optimizer:
 
     #: Names of per-element state kept in arena buffers (set by subclasses).
     arena_state = ()
+    #: Names of per-parameter scalar state, kept as Python floats (PyTorch's ``step`` is a
+    #: float32 0-d tensor holding the same number); :meth:`load_state_dict` converts them.
+    scalar_state = ()
 
     def __init__(self, params, defaults):
         if isinstance(params, Tensor):
@@ -52,7 +66,7 @@ class Optimizer:
     def _check_hyperparameters(self, group):
         """Raise ValueError for an invalid hyperparameter of ``group`` (subclasses extend)."""
         lr = group["lr"]
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or lr < 0:
+        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not lr >= 0:
             raise ValueError(f"Invalid learning rate: {lr}")
 
     def add_param_group(self, group):
@@ -159,6 +173,48 @@ class Optimizer:
         """Register parameter ``index``'s view of the arena's state buffer ``name``."""
         self.state[arena.params[index]][name] = arena.state_view(name, index)
 
+    def _fill_state(self, arena, indices, name, value=0.0):
+        """Start state buffer ``name`` at ``value`` for the parameters ``indices`` of ``arena``
+        that lack it (one fill for the whole buffer when none has it)."""
+        missing = [i for i in indices if name not in self.state.get(arena.params[i], ())]
+        if not missing:
+            return
+        buffer = arena.state_buffer(name)
+        if len(missing) == len(arena.params):
+            K.fill(buffer, value)
+        else:
+            for i in missing:
+                K.fill(buffer[arena.offsets[i]:arena.offsets[i + 1]], value)
+        for i in missing:
+            self._init_state(arena, i, name)
+
+    def _counted_step(self, arena, initial, step_dependent, update):
+        """The step of an optimiser that counts steps per parameter, as PyTorch's do.
+
+        Parameters without a gradient are skipped (their state and step count too). The
+        others get any state they lack (``step`` 0, buffer ``name`` filled with
+        ``initial[name]``); then ``update(section, step)`` runs once over the whole arena
+        (``section`` is ``slice(None)``) when every parameter has a gradient and, for an
+        update that depends on the step count, all counts agree; otherwise once per
+        parameter with its own slice of the arena and count. ``step`` is the count after
+        this step.
+        """
+        indices = [i for i, p in enumerate(arena.params) if p._grad is not None]
+        if not indices:
+            return
+        for i in indices:
+            self.state[arena.params[i]].setdefault("step", 0.0)
+        for name, value in initial.items():
+            self._fill_state(arena, indices, name, value)
+        steps = [self.state[arena.params[i]]["step"] + 1.0 for i in indices]
+        if len(indices) == len(arena.params) and (not step_dependent or len(set(steps)) == 1):
+            update(slice(None), steps[0])
+        else:
+            for i, step in zip(indices, steps):
+                update(slice(arena.offsets[i], arena.offsets[i + 1]), step)
+        for i, step in zip(indices, steps):
+            self.state[arena.params[i]]["step"] = step
+
     # --------------------------------------------------------------------------- state_dict
     def state_dict(self):
         """``{"state": {index: {name: value}}, "param_groups": [...]}``, PyTorch's layout,
@@ -214,5 +270,7 @@ class Optimizer:
                                          f"{array.shape}, expected {p.shape}")
                     view._data[...] = array
                     self.state[p][name] = view
+                elif name in self.scalar_state:
+                    self.state[p][name] = float(value)
                 else:
                     self.state[p][name] = value
