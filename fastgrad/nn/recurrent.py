@@ -1,0 +1,600 @@
+"""Recurrent layers with PyTorch's parameters and semantics: RNNCell, RNN, LSTMCell and LSTM.
+
+Parameter names, shapes, gate order (i, f, g, o) and initialisation are PyTorch's, so a PyTorch
+``state_dict`` loads as is, and weights move back the same way.
+
+A layer runs its whole time loop inside one :class:`~fastgrad.autograd.Function`: the input
+projection of every step is one GEMM before the loop; each step is one GEMM with ``W_hh`` and
+one fused pointwise kernel (``lstm_cell_fwd``, or ``activation_fwd`` for the plain RNN);
+backward runs the loop in reverse (the pointwise kernel and one GEMM per step), then GEMMs over
+the whole sequence give ``dW_ih``, ``dW_hh`` and the input's gradient. Backpropagation through
+time over thousands of steps therefore adds one graph node per layer, no recursion, and memory
+linear in the sequence length (per step only the activated gates, the cell state and the output
+are kept). A cell is the same Function over one step.
+
+Not supported (PyTorch has them): ``bidirectional``, ``proj_size`` and packed sequences.
+"""
+import math
+import numbers
+import warnings
+
+import numpy as np
+
+from .. import dtypes
+from .. import ops
+from .. import random as _random
+from ..autograd import Function
+from ..backends import ACTIVATIONS, K
+from ..tensor import Tensor
+from . import init
+from .module import Module, Parameter
+
+_NONLINEARITIES = ("tanh", "relu")
+
+
+# ---------------------------------------------------------------------------------- Functions
+def _project(x, w_ih, b_ih, b_hh, width):
+    """``x @ W_ih.T + b_ih + b_hh`` for every step at once: one GEMM with the bias fused.
+
+    Returns the flat input (T*N, I), kept for ``dW_ih``, and the projection (T, N, width).
+    """
+    steps, batch = x.shape[:2]
+    x2 = np.ascontiguousarray(x).reshape(steps * batch, x.shape[2])
+    bias = None if b_ih is None else b_ih + b_hh
+    projected = np.empty((steps, batch, width), w_ih.dtype)
+    K.linear_fwd(x2, w_ih, bias, ACTIVATIONS["none"], projected.reshape(steps * batch, width))
+    return x2, projected
+
+
+def _zeros_or(state, batch, hidden, dtype):
+    return np.zeros((batch, hidden), dtype) if state is None else np.ascontiguousarray(state)
+
+
+def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih):
+    """The gradients of input, W_ih, W_hh and both biases from the pre-activation gradients.
+
+    ``grad_pre`` (T, N, G) holds d(loss)/d(pre-activations) of every step; the hidden state
+    entering step t is ``h0`` for t = 0 and ``out[t - 1]`` after, so ``dW_hh`` is two GEMMs
+    over the whole sequence instead of one per step. ``needs`` says which of the five are
+    wanted (the others are None).
+    """
+    steps, batch, width = grad_pre.shape
+    flat = grad_pre.reshape(steps * batch, width)
+    needs_x, needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = needs
+    grad_x = (flat @ w_ih).reshape(steps, batch, -1) if needs_x else None
+    grad_w_ih = flat.T @ x2 if needs_w_ih else None
+    grad_w_hh = None
+    if needs_w_hh:
+        grad_w_hh = grad_pre[0].T @ h0
+        if steps > 1:
+            grad_w_hh += flat[batch:].T @ out[:-1].reshape(-1, out.shape[2])
+    grad_b = flat.sum(axis=0) if needs_b_ih or needs_b_hh else None
+    return (grad_x, grad_w_ih, grad_w_hh, grad_b if needs_b_ih else None,
+            grad_b.copy() if needs_b_hh else None)
+
+
+class _LSTMLayer(Function):
+    """One LSTM layer over a time-major sequence; returns ``(output, h_n, c_n)``."""
+
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+        steps, batch = x.shape[:2]
+        hidden = w_hh.shape[1]
+        dtype = w_ih.dtype
+        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        h0 = _zeros_or(h0, batch, hidden, dtype)
+        c0 = _zeros_or(c0, batch, hidden, dtype)
+        x2, pre = _project(x, w_ih, b_ih, b_hh, 4 * hidden)
+        gates_act = np.empty_like(pre)
+        out = np.empty((steps, batch, hidden), dtype)
+        cells = np.empty_like(out)
+        gates = np.empty((batch, 4 * hidden), dtype)
+        h_prev, c_prev = h0, c0
+        for t in range(steps):
+            np.matmul(h_prev, w_hh.T, out=gates)
+            gates += pre[t]
+            K.lstm_cell_fwd(gates, c_prev, gates_act[t], out[t], cells[t])
+            h_prev, c_prev = out[t], cells[t]
+        self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out)
+        return out, out[-1].copy(), cells[-1].copy()
+
+    def backward(self, grad_out, grad_h_n, grad_c_n):
+        x2, h0, c0, w_ih, w_hh, gates_act, cells, out = self.saved
+        grad_gates = np.empty_like(gates_act)
+        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_c = np.array(grad_c_n, dtype=out.dtype, order="C")
+        grad_c_prev = np.empty_like(grad_c)
+        grad_h_step = np.empty_like(grad_h)
+        for t in range(out.shape[0] - 1, -1, -1):
+            np.add(grad_out[t], grad_h, out=grad_h_step)
+            K.lstm_cell_bwd(grad_h_step, grad_c, cells[t - 1] if t else c0, cells[t],
+                            gates_act[t], grad_gates[t], grad_c_prev)
+            np.matmul(grad_gates[t], w_hh, out=grad_h)
+            grad_c, grad_c_prev = grad_c_prev, grad_c
+        needs = self.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
+            (needs[0],) + tuple(needs[3:7]), grad_gates, h0, out, x2, w_ih)
+        return (grad_x, grad_h if needs[1] else None, grad_c if needs[2] else None,
+                grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)
+
+
+class _RNNLayer(Function):
+    """One Elman RNN layer over a time-major sequence; returns ``(output, h_n)``."""
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, activation):
+        steps, batch = x.shape[:2]
+        hidden = w_hh.shape[1]
+        dtype = w_ih.dtype
+        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        h0 = _zeros_or(h0, batch, hidden, dtype)
+        x2, pre = _project(x, w_ih, b_ih, b_hh, hidden)
+        out = np.empty((steps, batch, hidden), dtype)
+        step = np.empty((batch, hidden), dtype)
+        h_prev = h0
+        for t in range(steps):
+            np.matmul(h_prev, w_hh.T, out=step)
+            step += pre[t]
+            K.activation_fwd(step, activation, out[t])
+            h_prev = out[t]
+        self.saved = (x2, h0, w_ih, w_hh, out, activation)
+        return out, out[-1].copy()
+
+    def backward(self, grad_out, grad_h_n):
+        x2, h0, w_ih, w_hh, out, activation = self.saved
+        grad_pre = np.empty_like(out)
+        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_h_step = np.empty_like(grad_h)
+        for t in range(out.shape[0] - 1, -1, -1):
+            np.add(grad_out[t], grad_h, out=grad_h_step)
+            K.activation_bwd(grad_h_step, out[t], activation, grad_pre[t])
+            np.matmul(grad_pre[t], w_hh, out=grad_h)
+        needs = self.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
+            (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih)
+        return (grad_x, grad_h if needs[1] else None, grad_w_ih, grad_w_hh, grad_b_ih,
+                grad_b_hh, None)
+
+
+# --------------------------------------------------------------------------------- validation
+def _check_size(value, name, minimum):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} should be of type int, got: {type(value).__name__}")
+    if value < minimum:
+        if minimum == 1:
+            raise ValueError(f"{name} must be greater than zero")
+        raise ValueError(f"{name} must be a non-negative int, got {value}")
+    return int(value)
+
+
+def _check_nonlinearity(nonlinearity):
+    if nonlinearity not in _NONLINEARITIES:
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+    return nonlinearity
+
+
+def _check_tensor(value, argument):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{argument} must be a Tensor, got {type(value).__name__}")
+
+
+def _check_hidden_dtype(name, value, argument, dtype):
+    if value.dtype != dtype:
+        raise RuntimeError(f"{name} {argument} dtype ({value.dtype}) does not match weight "
+                           f"dtype ({dtype})")
+
+
+def _dropout(x, p):
+    """Inverted dropout of ``x`` (zero with probability p, scale the rest by 1 / (1 - p))."""
+    keep = _random.numpy_generator().random(x.shape) >= p
+    scale = 0.0 if p == 1 else 1.0 / (1.0 - p)
+    return x * Tensor((keep * scale).astype(x.dtype))
+
+
+# ---------------------------------------------------------------------------------- the cells
+class _CellBase(Module):
+    """Parameters, initialisation and input checks shared by :class:`RNNCell` and
+    :class:`LSTMCell`."""
+
+    _gates = 1
+    _states = 1
+
+    def __init__(self, input_size, hidden_size, bias, dtype):
+        super().__init__()
+        self.input_size = _check_size(input_size, "input_size", 0)
+        self.hidden_size = _check_size(hidden_size, "hidden_size", 1)
+        self.bias = bool(bias)
+        dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
+        width = self._gates * self.hidden_size
+        self.weight_ih = Parameter(np.empty((width, self.input_size), dtype))
+        self.weight_hh = Parameter(np.empty((width, self.hidden_size), dtype))
+        if self.bias:
+            self.bias_ih = Parameter(np.empty(width, dtype))
+            self.bias_hh = Parameter(np.empty(width, dtype))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as
+        PyTorch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            init.uniform_(weight, -bound, bound)
+
+    def _prepare(self, input, states):
+        """Check ``input`` and ``states`` (a tuple of Tensors, or None for zeros); return
+        ``(x, states, batched)``: ``x`` is the input as a one-step sequence (1, N, I), each
+        state is (N, H) (None when not given).
+        """
+        name = type(self).__name__
+        _check_tensor(input, "input")
+        if input.ndim not in (1, 2):
+            raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead")
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(f"input has inconsistent input_size: got {input.shape[-1]} "
+                               f"expected {self.input_size}")
+        dtype = self.weight_ih.dtype
+        if input.dtype != dtype:
+            raise RuntimeError(f"{name}: input dtype ({input.dtype}) does not match weight "
+                               f"dtype ({dtype})")
+        batched = input.ndim == 2
+        batch = input.shape[0] if batched else 1
+        x = input.reshape(1, batch, self.input_size)
+        if states is None:
+            return x, (None,) * self._states, batched
+        for index, state in enumerate(states):
+            what = f"hx[{index}]" if len(states) > 1 else "hidden"
+            _check_tensor(state, what)
+            if state.ndim not in (1, 2):
+                raise ValueError(f"{name}: Expected {what} to be 1D or 2D, got {state.ndim}D "
+                                 "instead")
+            if state.ndim != input.ndim:
+                raise RuntimeError(f"{name}: for {input.ndim}-D input, {what} should also be "
+                                   f"{input.ndim}-D but got {state.ndim}-D tensor")
+            state_batch = state.shape[0] if batched else 1
+            if state_batch != batch:
+                raise RuntimeError(f"Input batch size {batch} doesn't match hidden{index} "
+                                   f"batch size {state_batch}")
+            if state.shape[-1] != self.hidden_size:
+                raise RuntimeError(f"hidden{index} has inconsistent hidden_size: got "
+                                   f"{state.shape[-1]}, expected {self.hidden_size}")
+            _check_hidden_dtype(name, state, what, dtype)
+        return x, tuple(s.reshape(batch, self.hidden_size) for s in states), batched
+
+    def _weights(self):
+        return self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        if getattr(self, "nonlinearity", "tanh") != "tanh":
+            s += f", nonlinearity={self.nonlinearity}"
+        return s
+
+
+class RNNCell(_CellBase):
+    """An Elman RNN cell: one step of :class:`RNN`.
+
+    .. math::
+        h' = \\phi(x W_{ih}^T + b_{ih} + h W_{hh}^T + b_{hh}), \\quad \\phi = \\tanh
+        \\text{ or ReLU}
+
+    Args:
+        input_size: features of the input x.
+        hidden_size: features of the hidden state h.
+        bias: learn the biases ``bias_ih`` and ``bias_hh``.
+        nonlinearity: ``'tanh'`` or ``'relu'``.
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        input (N, I) or (I,); hx (N, H) or (H,), zeros when omitted; output h' like hx.
+
+    Attributes:
+        weight_ih (H, I), weight_hh (H, H), bias_ih (H,), bias_hh (H,): all initialised from
+        U(-1/sqrt(H), 1/sqrt(H)).
+    """
+
+    def __init__(self, input_size, hidden_size, bias=True, nonlinearity="tanh", dtype=None):
+        nonlinearity = _check_nonlinearity(nonlinearity)
+        super().__init__(input_size, hidden_size, bias, dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input, hx=None):
+        x, (h0,), batched = self._prepare(input, None if hx is None else (hx,))
+        _, h = _RNNLayer.apply(x, h0, *self._weights(), ACTIVATIONS[self.nonlinearity])
+        return h if batched else h.reshape(self.hidden_size)
+
+
+class LSTMCell(_CellBase):
+    """A long short-term memory cell: one step of :class:`LSTM`.
+
+    .. math::
+        (z_i, z_f, z_g, z_o) = x W_{ih}^T + b_{ih} + h W_{hh}^T + b_{hh}; \\quad
+        c' = \\sigma(z_f) c + \\sigma(z_i) \\tanh(z_g); \\quad
+        h' = \\sigma(z_o) \\tanh(c')
+
+    The four gates come from one matrix product per input; the pointwise part is the fused
+    ``lstm_cell_fwd``/``lstm_cell_bwd`` kernel pair.
+
+    Args:
+        input_size: features of the input x.
+        hidden_size: features of the hidden state h and cell state c.
+        bias: learn the biases ``bias_ih`` and ``bias_hh``.
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        input (N, I) or (I,); hx a tuple ``(h, c)`` of (N, H) or (H,) each, zeros when
+        omitted; returns ``(h', c')`` of the same shapes.
+
+    Attributes:
+        weight_ih (4H, I), weight_hh (4H, H), bias_ih (4H,), bias_hh (4H,): the gates stacked
+        in the order i, f, g, o, all initialised from U(-1/sqrt(H), 1/sqrt(H)).
+
+    References: Hochreiter & Schmidhuber, "Long short-term memory", Neural Computation 1997.
+    """
+
+    _gates = 4
+    _states = 2
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=None):
+        super().__init__(input_size, hidden_size, bias, dtype)
+
+    def forward(self, input, hx=None):
+        if hx is not None:
+            hx = tuple(hx)
+            if len(hx) != 2:
+                raise ValueError(f"LSTMCell: hx must be a tuple (h, c), got {len(hx)} "
+                                 "elements")
+        x, (h0, c0), batched = self._prepare(input, hx)
+        _, h, c = _LSTMLayer.apply(x, h0, c0, *self._weights())
+        if batched:
+            return h, c
+        return h.reshape(self.hidden_size), c.reshape(self.hidden_size)
+
+
+# --------------------------------------------------------------------------------- the layers
+class _RNNBase(Module):
+    """Parameters, initialisation, input checks and the layer loop shared by :class:`RNN` and
+    :class:`LSTM`."""
+
+    _gates = 1
+    _states = 1
+
+    def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype):
+        super().__init__()
+        if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
+                or not 0 <= dropout <= 1:
+            raise ValueError("dropout should be a number in range [0, 1] representing the "
+                             f"probability of an element being zeroed, got {dropout!r}")
+        self.input_size = _check_size(input_size, "input_size", 0)
+        self.hidden_size = _check_size(hidden_size, "hidden_size", 1)
+        self.num_layers = _check_size(num_layers, "num_layers", 1)
+        self.bias = bool(bias)
+        self.batch_first = bool(batch_first)
+        self.dropout = float(dropout)
+        if dropout > 0 and num_layers == 1:
+            warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
+                          "non-zero dropout expects num_layers greater than 1, but got "
+                          f"dropout={dropout} and num_layers={num_layers}", UserWarning,
+                          stacklevel=3)
+        dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
+        width = self._gates * self.hidden_size
+        for layer in range(self.num_layers):
+            layer_input = self.input_size if layer == 0 else self.hidden_size
+            setattr(self, f"weight_ih_l{layer}", Parameter(np.empty((width, layer_input), dtype)))
+            setattr(self, f"weight_hh_l{layer}",
+                    Parameter(np.empty((width, self.hidden_size), dtype)))
+            if self.bias:
+                setattr(self, f"bias_ih_l{layer}", Parameter(np.empty(width, dtype)))
+                setattr(self, f"bias_hh_l{layer}", Parameter(np.empty(width, dtype)))
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as
+        PyTorch."""
+        bound = 1.0 / math.sqrt(self.hidden_size)
+        for weight in self.parameters():
+            init.uniform_(weight, -bound, bound)
+
+    def _layer_weights(self, layer):
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``layer`` (biases None when
+        ``bias=False``)."""
+        if not self.bias:
+            return (getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
+                    None, None)
+        return tuple(getattr(self, f"{kind}_l{layer}")
+                     for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+
+    def _check_states(self, states, batched, batch):
+        """Check the initial states; each must be (num_layers, N, H), or (num_layers, H)
+        for unbatched input."""
+        name = type(self).__name__
+        for index, state in enumerate(states):
+            _check_tensor(state, f"hx[{index}]" if len(states) > 1 else "hx")
+        ranks = [s.ndim for s in states]
+        rank = 3 if batched else 2
+        if any(r != rank for r in ranks):
+            kind = "batched 3-D" if batched else "unbatched 2-D"
+            if len(states) == 1:
+                raise RuntimeError(f"For {kind} input, hx should also be {rank}-D but got "
+                                   f"{ranks[0]}-D tensor")
+            raise RuntimeError(f"For {kind} input, hx and cx should also be {rank}-D but got "
+                               f"({ranks[0]}-D, {ranks[1]}-D) tensors")
+        expected = (self.num_layers, batch, self.hidden_size) if batched else \
+            (self.num_layers, self.hidden_size)
+        dtype = self.weight_ih_l0.dtype
+        for index, state in enumerate(states):
+            if state.shape != expected:
+                which = f"hidden[{index}]" if len(states) > 1 else "hidden"
+                raise RuntimeError(f"Expected {which} size {expected}, got {list(state.shape)}")
+            _check_hidden_dtype(name, state, "hx" if len(states) == 1 else f"hx[{index}]",
+                                dtype)
+
+    def _run(self, input, states):
+        """Check ``input`` and ``states`` (a tuple of Tensors, or None), run every layer and
+        return ``(output, final_states)`` in the caller's layout."""
+        name = type(self).__name__
+        _check_tensor(input, "input")
+        if input.ndim not in (2, 3):
+            raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D "
+                             "instead")
+        dtype = self.weight_ih_l0.dtype
+        if input.dtype != dtype:
+            raise ValueError(f"{name} input dtype ({input.dtype}) does not match weight dtype "
+                             f"({dtype}). Convert input: input.to({dtype}), or convert model: "
+                             f"model.to({input.dtype})")
+        if input.shape[-1] != self.input_size:
+            raise RuntimeError(f"input.size(-1) must be equal to input_size. Expected "
+                               f"{self.input_size}, got {input.shape[-1]}")
+        batched = input.ndim == 3
+        if not batched:
+            x = input.unsqueeze(1)
+        elif self.batch_first:
+            x = input.transpose(0, 1)
+        else:
+            x = input
+        if x.shape[0] == 0:
+            raise RuntimeError(f"Expected sequence length to be larger than 0 in {name}")
+        batch = x.shape[1]
+        if states is not None:
+            self._check_states(states, batched, batch)
+            if not batched:
+                states = tuple(s.unsqueeze(1) for s in states)
+        finals = [[] for _ in range(self._states)]
+        for layer in range(self.num_layers):
+            initial = [None] * self._states if states is None else [s[layer] for s in states]
+            results = self._layer(x, initial, self._layer_weights(layer))
+            x = results[0]
+            for final, state in zip(finals, results[1:]):
+                final.append(state)
+            if self.dropout > 0 and self.training and layer < self.num_layers - 1:
+                x = _dropout(x, self.dropout)
+        finals = [ops.stack(final) for final in finals]
+        if not batched:
+            return x.squeeze(1), [f.squeeze(1) for f in finals]
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        return x, finals
+
+    def extra_repr(self):
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout != 0:
+            s += f", dropout={self.dropout}"
+        return s
+
+
+class RNN(_RNNBase):
+    """A multi-layer Elman RNN with tanh or ReLU nonlinearity, PyTorch's layout and semantics.
+
+    For each layer k and step t (the input of layer k > 0 is the output of layer k - 1, after
+    dropout in training mode):
+
+    .. math::
+        h_t = \\phi(x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh}), \\quad
+        \\phi = \\tanh \\text{ or ReLU}
+
+    Args:
+        input_size: features of the input x.
+        hidden_size: features of the hidden state h.
+        num_layers: stacked recurrent layers.
+        nonlinearity: ``'tanh'`` or ``'relu'``.
+        bias: learn the biases ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
+        batch_first: input and output are (N, T, feature) instead of (T, N, feature).
+        dropout: probability of zeroing the output of each layer except the last, in training
+            mode only.
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        input (T, N, I), or (N, T, I) with ``batch_first``, or unbatched (T, I); hx
+        (num_layers, N, H) or (num_layers, H), zeros when omitted. Returns ``(output, h_n)``:
+        output (T, N, H) (the last layer's h_t at every step; (N, T, H) with ``batch_first``,
+        (T, H) unbatched) and h_n (num_layers, N, H) (each layer's last h_t).
+
+    Attributes:
+        weight_ih_l{k} (H, I for k = 0 else H), weight_hh_l{k} (H, H), bias_ih_l{k} (H,),
+        bias_hh_l{k} (H,): all initialised from U(-1/sqrt(H), 1/sqrt(H)).
+
+    Each layer's whole time loop is one graph node: one GEMM for the inputs of all steps, one
+    GEMM and one ``activation_fwd`` per step; backward mirrors it.
+    """
+
+    def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
+                 batch_first=False, dropout=0.0, dtype=None):
+        nonlinearity = _check_nonlinearity(nonlinearity)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype)
+        self.nonlinearity = nonlinearity
+
+    def _layer(self, x, initial, weights):
+        return _RNNLayer.apply(x, initial[0], *weights, ACTIVATIONS[self.nonlinearity])
+
+    def forward(self, input, hx=None):
+        output, (h_n,) = self._run(input, None if hx is None else (hx,))
+        return output, h_n
+
+
+class LSTM(_RNNBase):
+    """A multi-layer long short-term memory RNN, PyTorch's layout and semantics.
+
+    For each layer k and step t (the input of layer k > 0 is the output of layer k - 1, after
+    dropout in training mode):
+
+    .. math::
+        (z_i, z_f, z_g, z_o) = x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh}; \\quad
+        c_t = \\sigma(z_f) c_{t-1} + \\sigma(z_i) \\tanh(z_g); \\quad
+        h_t = \\sigma(z_o) \\tanh(c_t)
+
+    Args:
+        input_size: features of the input x.
+        hidden_size: features of the hidden state h and cell state c.
+        num_layers: stacked recurrent layers.
+        bias: learn the biases ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
+        batch_first: input and output are (N, T, feature) instead of (T, N, feature).
+        dropout: probability of zeroing the output of each layer except the last, in training
+            mode only.
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        input (T, N, I), or (N, T, I) with ``batch_first``, or unbatched (T, I); hx a tuple
+        ``(h_0, c_0)`` of (num_layers, N, H) each (or (num_layers, H) unbatched), zeros when
+        omitted. Returns ``(output, (h_n, c_n))``: output (T, N, H) (the last layer's h_t at
+        every step; (N, T, H) with ``batch_first``, (T, H) unbatched), h_n and c_n
+        (num_layers, N, H) (each layer's last states).
+
+    Attributes:
+        weight_ih_l{k} (4H, I for k = 0 else H), weight_hh_l{k} (4H, H), bias_ih_l{k} (4H,),
+        bias_hh_l{k} (4H,): the gates stacked in the order i, f, g, o, all initialised from
+        U(-1/sqrt(H), 1/sqrt(H)).
+
+    Each layer's whole time loop is one graph node: one GEMM for the inputs of all steps, then
+    per step one GEMM with ``weight_hh`` and the fused ``lstm_cell_fwd`` kernel; backward
+    mirrors it with ``lstm_cell_bwd``. Memory is linear in T, and 1,000-step sequences cost
+    no recursion.
+
+    References: Hochreiter & Schmidhuber, "Long short-term memory", Neural Computation 1997;
+    Gers, Schmidhuber & Cummins, "Learning to forget", Neural Computation 2000.
+    """
+
+    _gates = 4
+    _states = 2
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, dtype=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype)
+
+    def _layer(self, x, initial, weights):
+        return _LSTMLayer.apply(x, initial[0], initial[1], *weights)
+
+    def forward(self, input, hx=None):
+        if hx is not None:
+            hx = tuple(hx)
+            if len(hx) != 2:
+                raise ValueError(f"LSTM: hx must be a tuple (h_0, c_0), got {len(hx)} elements")
+        output, (h_n, c_n) = self._run(input, hx)
+        return output, (h_n, c_n)
