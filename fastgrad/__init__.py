@@ -18,11 +18,15 @@ from .ops import (abs, add, argmax, cat, clamp, div, exp, flatten, log, log_soft
 from .random import Generator, manual_seed
 from .tensor import Tensor, from_numpy, tensor
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
+from . import runtime
+from .export import export
+from .serialization import load, save
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "autograd", "backends", "data", "nn", "optim",
+    "autograd", "backends", "data", "nn", "optim", "runtime",
+    "save", "load", "export",
     "Tensor", "tensor", "from_numpy", "no_grad", "enable_grad", "is_grad_enabled",
     "Generator", "manual_seed",
     "bool_", "float16", "float32", "float64", "int32", "int64",

@@ -141,7 +141,7 @@ def _cross_entropy_example(rng, dtype, size):
     target = rng.integers(0, c, n).astype(np.int64)
     target[::3] = -100
     return dict(logits=logits, target=target, ignore_index=-100,
-                loss=np.empty(n, dtype), lse=np.empty(n, dtype))
+                loss=np.empty(n, dtype), lse=np.empty(n, np.float64))
 
 
 @kernel(writes=("loss", "lse"), example=_cross_entropy_example)
@@ -150,15 +150,18 @@ def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
 
     ``lse[n] = logsumexp(logits[n])`` (shifted by the row maximum, so logits of any size are
     safe) and ``loss[n] = lse[n] - logits[n, target[n]]``, or 0 where ``target[n] ==
-    ignore_index``. Shapes: logits (N, C), target (N,) int64 with values in [0, C) or
-    ``ignore_index``; loss and lse (N,). Overwrites ``loss`` and ``lse``.
+    ignore_index``. ``lse`` is float64 whatever the logits' dtype: rounded to float32 at a
+    logit size of 1e4 it would lose the loss's own digits (log 3 would come out 1.0986328), and
+    the backward uses it. Shapes: logits (N, C), target (N,) int64 with values in [0, C) or
+    ``ignore_index``; loss (N,) of the logits' dtype, lse (N,) float64. Overwrites ``loss``
+    and ``lse``.
     """
-    row_max = logits.max(axis=1)
+    row_max = logits.max(axis=1).astype(np.float64)
     shifted = logits - row_max[:, None]
     lse[:] = row_max + np.log(np.exp(shifted).sum(axis=1))
     kept = target != ignore_index
     picked = np.take_along_axis(logits, np.where(kept, target, 0)[:, None], axis=1)[:, 0]
-    loss[:] = np.where(kept, lse - picked, 0)
+    np.copyto(loss, np.where(kept, lse - picked, 0), casting="same_kind")
 
 
 def _cross_entropy_bwd_example(rng, dtype, size):
@@ -176,11 +179,11 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     """Gradient of :func:`cross_entropy_fwd`'s per-row loss with respect to the logits.
 
     ``grad_logits[n] = grad_loss[n] * (softmax(logits[n]) - onehot(target[n]))``, zero rows
-    where the target is ignored. Shapes: logits and grad_logits (N, C); target, lse and
-    grad_loss (N,). Overwrites ``grad_logits``.
+    where the target is ignored. Shapes: logits and grad_logits (N, C); target and grad_loss
+    (N,); lse (N,) float64 as :func:`cross_entropy_fwd` wrote it. Overwrites ``grad_logits``.
     """
     kept = target != ignore_index
-    np.exp(logits - lse[:, None], out=grad_logits)
+    np.copyto(grad_logits, np.exp(logits - lse[:, None]), casting="same_kind")
     rows = np.flatnonzero(kept)
     grad_logits[rows, target[rows]] -= 1
     grad_logits *= np.where(kept, grad_loss, 0)[:, None]

@@ -503,7 +503,7 @@ class _CrossEntropy(Function):
     def forward(self, logits, target, ignore_index):
         logits = np.ascontiguousarray(logits)
         n = logits.shape[0]
-        loss, lse = np.empty(n, logits.dtype), np.empty(n, logits.dtype)
+        loss, lse = np.empty(n, logits.dtype), np.empty(n, np.float64)
         K.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
         self.logits, self.target, self.lse, self.ignore_index = logits, target, lse, ignore_index
         return loss
