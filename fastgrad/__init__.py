@@ -17,6 +17,7 @@ from .ops import (abs, add, argmax, cat, clamp, div, exp, flatten, log, log_soft
                   squeeze, stack, sub, sum, tanh, transpose, unsqueeze, where)
 from .random import Generator, manual_seed
 from .tensor import Tensor, from_numpy, tensor
+from .threads import get_num_threads, set_num_threads
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
 from . import runtime
 from .export import export
@@ -28,7 +29,7 @@ __all__ = [
     "autograd", "backends", "data", "nn", "optim", "runtime",
     "save", "load", "export",
     "Tensor", "tensor", "from_numpy", "no_grad", "enable_grad", "is_grad_enabled",
-    "Generator", "manual_seed",
+    "Generator", "manual_seed", "get_num_threads", "set_num_threads",
     "bool_", "float16", "float32", "float64", "int32", "int64",
     "arange", "full", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
     "abs", "add", "argmax", "cat", "clamp", "div", "exp", "flatten", "log", "log_softmax",

@@ -9,8 +9,13 @@ Resolution is per kernel. By default each kernel comes from the first backend in
 its error as the reason shown by :func:`describe`. Forcing a backend (:func:`use`, or the
 ``FASTGRAD_BACKEND`` environment variable) takes every kernel from it: a kernel it lacks is an
 error when called, never a silent fallback.
+
+JIT backends compile a kernel on its first call; :func:`warmup` pays that ahead of use.
 """
 import importlib
+import time
+
+import numpy as np
 
 from .. import config
 from . import numpy_ref  # noqa: F401 (declares every kernel; NumPy only, so always loaded)
@@ -18,11 +23,15 @@ from .spec import ACTIVATIONS, KERNELS, KernelSpec, kernel  # noqa: F401 (public
 
 #: Every backend fastgrad knows, by name: the module implementing it.
 BACKEND_MODULES = {
+    "numba": "fastgrad.backends.numba_cpu",
     "numpy": "fastgrad.backends.numpy_ref",
 }
 
 #: The default order, fastest first; ``numpy`` (the reference) is always available.
-DEFAULT_ORDER = ("numpy",)
+DEFAULT_ORDER = ("numba", "numpy")
+
+#: The backends that compile their kernels on first use (what :func:`warmup` compiles).
+JIT_BACKENDS = ("numba", "cuda")
 
 _modules = {}      # name -> loaded module
 _reasons = {}      # name -> why it could not be loaded
@@ -55,6 +64,39 @@ def describe():
             implemented = sum(hasattr(module, k) for k in KERNELS)
             status[name] = f"available ({implemented} of {len(KERNELS)} kernels)"
     return status
+
+
+def warmup(dtypes=(np.float32, np.float64)):
+    """Compile every kernel of every available JIT backend now, ahead of its first use.
+
+    Each kernel a JIT backend implements is called once per dtype on its spec's smallest
+    example. The compiled code lands in Numba's on-disk cache, so later processes load it in
+    milliseconds instead of compiling it in about a second per kernel; a second warmup in the
+    same process costs only the calls. ``fastgrad warmup`` prints the result.
+
+    Args:
+        dtypes: the floating dtypes to compile for.
+
+    Returns:
+        ``{backend: seconds}``: for each available JIT backend, how long its calls took
+        (compilation or loading from the cache included); empty when none is available.
+    """
+    timings = {}
+    for name in available():
+        if name not in JIT_BACKENDS:
+            continue
+        module = _modules[name]
+        start = time.perf_counter()
+        for kernel_name, spec in KERNELS.items():
+            implementation = getattr(module, kernel_name, None)
+            if implementation is None:
+                continue
+            for dtype in dtypes:
+                args = spec.example(np.random.default_rng(0), dtype, min(spec.sizes))
+                with np.errstate(all="ignore"):
+                    implementation(**args)
+        timings[name] = time.perf_counter() - start
+    return timings
 
 
 def current():

@@ -1,0 +1,184 @@
+"""Turn one pytest-benchmark run into markdown: a table per group with the median time of each
+backend, its speed relative to the NumPy reference and to PyTorch, and the compile-time
+figures, under a header naming the hardware, versions, threads and commit.
+
+    python -m pytest bench --benchmark-only --benchmark-json=results.json
+    python bench/report.py results.json > report.md
+
+A ratio ``× numpy`` is the ``numpy`` row's median divided by this row's: above 1, this row is
+that many times faster than the reference backend; ``× torch`` likewise against each PyTorch
+row of the group (``torch``, ``torch-fused``). Groups with a ``bytes`` figure (memory-bound
+work) also get the achieved bandwidth. The environment comes from what bench/conftest.py
+recorded in the run's ``machine_info``, so the report can be made on another machine.
+
+Standard library only: it reads a JSON file and prints text.
+"""
+import argparse
+import json
+import sys
+
+COMPILE_GROUP = "compile"
+REFERENCE = "numpy"
+_UNITS = ((1.0, "s"), (1e-3, "ms"), (1e-6, "µs"), (1e-9, "ns"))
+
+
+def format_time(seconds):
+    """``seconds`` with three significant digits in the largest unit that keeps it >= 1."""
+    for scale, unit in _UNITS:
+        if seconds >= scale:
+            return f"{seconds / scale:.3g} {unit}"
+    return f"{seconds / 1e-9:.3g} ns"
+
+
+def format_ratio(reference, median):
+    return "—" if reference is None else f"{reference / median:.2f}×"
+
+
+def load(path):
+    """The run's JSON, checked to be pytest-benchmark output.
+
+    Raises:
+        ValueError: the file is not JSON or has no list of benchmarks.
+    """
+    try:
+        with open(path, encoding="utf-8") as file:
+            document = json.load(file)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not JSON ({error})") from None
+    if not isinstance(document, dict) or not isinstance(document.get("benchmarks"), list):
+        raise ValueError(f"{path} is not a pytest-benchmark JSON file (no 'benchmarks' list); "
+                         "write one with --benchmark-json=PATH")
+    return document
+
+
+def _row_name(benchmark):
+    return (benchmark.get("extra_info", {}).get("backend")
+            or (benchmark.get("params") or {}).get("backend") or benchmark["name"])
+
+
+def _row_order(name):
+    """numpy first, then the other fastgrad backends, PyTorch, and reference lines."""
+    if name == REFERENCE:
+        return 0
+    if name.startswith("torch"):
+        return 2
+    if name.startswith("gemm"):
+        return 3
+    return 1
+
+
+def groups(document):
+    """``{group: [(row, benchmark), ...]}`` in the order of the run, rows sorted by kind; the
+    compile figures excluded."""
+    grouped = {}
+    for benchmark in document["benchmarks"]:
+        group = benchmark.get("group") or benchmark["name"]
+        if group != COMPILE_GROUP:
+            grouped.setdefault(group, []).append((_row_name(benchmark), benchmark))
+    for rows in grouped.values():
+        rows.sort(key=lambda row: _row_order(row[0]))   # stable: run order within a kind
+    return grouped
+
+
+def header(document):
+    """The lines naming where and how the numbers were measured."""
+    machine = document.get("machine_info", {})
+    env = machine.get("fastgrad", {})
+    commit = env.get("commit") or document.get("commit_info", {}).get("id", "")[:7] or "unknown"
+    dirty = env.get("dirty", document.get("commit_info", {}).get("dirty"))
+    cpu = env.get("cpu_model") or machine.get("cpu", {}).get("brand_raw") or "unknown CPU"
+    cores = env.get("cores") or machine.get("cpu", {}).get("count")
+    versions = [f"Python {env.get('python') or machine.get('python_version', '?')}"]
+    for name in ("numpy", "numba", "torch"):
+        if env.get(name):
+            versions.append(f"{name} {env[name]}")
+    if env.get("blas"):
+        versions.append(f"NumPy's BLAS: {env['blas']}")
+    threads = env.get("threads", {})
+    counts = ", ".join(f"{name} {threads[name]}" for name in ("numba", "torch") if name in threads)
+    lines = ["# fastgrad benchmarks", "",
+             f"- commit `{commit}`{' (uncommitted changes)' if dirty else ''}, "
+             f"run {document.get('datetime', 'at an unknown time')}",
+             f"- CPU: {cpu}" + (f", {cores} cores" if cores else ""),
+             "- " + ", ".join(versions)]
+    if threads:
+        blas = ", ".join(f"{pool} {count}" for pool, count in threads.get("blas", {}).items())
+        counts = ", ".join(filter(None, [counts, blas]))
+        variables = ", ".join(f"{name}={value}" for name, value in threads.get("env", {}).items()
+                              if value != "unset")
+        lines.append(f"- threads: {threads.get('count', '?')} requested via "
+                     f"{threads.get('set_via', '?')}" + (f" (in force: {counts})" if counts
+                                                         else "")
+                     + (f"; environment: {variables}" if variables else ""))
+    load = env.get("load_average") or {}
+    if load.get("before") is not None:
+        busy = cores and load["before"] > 0.5 * cores
+        lines.append(f"- load average before the run: {load['before']:.2f}"
+                     + (" — **a busy machine: other processes competed for the cores**"
+                        if busy else ""))
+    sizes = {b.get("extra_info", {}).get("sizes") for b in document["benchmarks"]} - {None}
+    if "smoke" in sizes:
+        lines.append("- **smoke sizes**: these numbers are not the published sizes")
+    lines += ["", "Median times; `× numpy` and `× torch` are the reference row's median over "
+              "this row's (above 1: this row is faster).", ""]
+    return lines
+
+
+def table(group, rows):
+    """The markdown table of one group."""
+    medians = {row: benchmark["stats"]["median"] for row, benchmark in rows}
+    references = [REFERENCE] + [row for row, _ in rows if row.startswith("torch")]
+    with_bytes = any(benchmark.get("extra_info", {}).get("bytes") for _, benchmark in rows)
+    columns = ["backend", "median", "rounds"] + (["GB/s"] if with_bytes else [])
+    columns += [f"× {reference}" for reference in references]
+    lines = [f"### {group}", "", "| " + " | ".join(columns) + " |",
+             "|" + "|".join(["---"] + ["---:"] * (len(columns) - 1)) + "|"]
+    for row, benchmark in rows:
+        median = medians[row]
+        cells = [row, format_time(median), str(benchmark["stats"].get("rounds", ""))]
+        if with_bytes:
+            moved = benchmark.get("extra_info", {}).get("bytes")
+            cells.append(f"{moved / median / 1e9:.1f}" if moved else "")
+        cells += [format_ratio(medians.get(reference), median) for reference in references]
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def compile_section(document):
+    """The compile- and import-time figures, or nothing when the run has none."""
+    entries = [b for b in document["benchmarks"] if b.get("group") == COMPILE_GROUP]
+    if not entries:
+        return []
+    lines = ["## Compile and import times", "", "| figure | seconds |", "|---|---:|"]
+    notes = []
+    for benchmark in entries:
+        info = benchmark.get("extra_info", {})
+        for label, seconds in info.get("figures", {}).items():
+            lines.append(f"| {label} | {seconds:.3f} |")
+        notes += info.get("notes", [])
+    return lines + [""] + [f"- {note}" for note in dict.fromkeys(notes)] + [""]
+
+
+def render(document):
+    """The whole report as markdown text."""
+    lines = header(document)
+    for group, rows in groups(document).items():
+        lines += table(group, rows)
+    lines += compile_section(document)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results", help="a pytest-benchmark JSON file (--benchmark-json)")
+    arguments = parser.parse_args(argv)
+    try:
+        document = load(arguments.results)
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"report.py: error: {error}\n")
+    sys.stdout.write(render(document))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,997 @@
+"""Numba kernels of the layers: activations, linear epilogues, cross-entropy, batchnorm, LSTM.
+
+Same names, signatures and outputs as the reference (:mod:`fastgrad.backends.numpy_ref`). The
+matrix products stay with NumPy's BLAS; what surrounds them is fused here: the bias and the
+activation into one pass over the GEMM's output, the activation's derivative and the bias
+gradient into one pass before the backward GEMMs, log-softmax and NLL into one pass per row,
+the LSTM gates and cell update into one pass per row.
+
+Transcendentals. Numba has no SVML here, so its ``exp`` and ``tanh`` are scalar libm calls,
+10 to 40 times slower than NumPy's SIMD ufuncs. The kernels therefore evaluate exp, sigmoid and
+tanh with arithmetic only, which LLVM vectorises: Cody-Waite reduction ``v = t ln2 + r``, a
+Taylor polynomial in ``r`` and ``2**t`` built from its bits; in float32 for float32 arrays
+(within 2.5 ulp of the exact value, as NumPy's) and in float64 for float64 arrays (within
+2e-14 relative; fast-math folds the split of ln2, which costs accuracy only for |v| ~ 700).
+Results below the smallest normal number flush to zero (sigmoid(-90) is 0 in float32).
+The activation passes compile without fast-math (``exact=True``): with it, LLVM contracts the
+polynomial into FMAs differently in each caller, and a Linear with its activation fused would
+differ in the last bit from the same activation run alone.
+Loops index views from 0: a loop over ``range(lo, hi)`` of an array is compiled with gathers
+and scatters (Numba's negative-index wraparound), several times slower. Jitted code never
+passes an int constant to a jitted helper (``np.int64(0)``, not ``0``): a literal argument
+compiles another specialisation of the helper.
+
+Parallelism and determinism. A driver runs serially below its kernel's measured threshold
+(:data:`PARALLEL_MIN`) and, above it, processes pieces of about :data:`CHUNK` elements under
+``prange``; the loops over a piece are small serial helpers, which LLVM vectorises (a loop
+inside a ``prange`` body is not vectorised). Reductions (bias gradient, batchnorm statistics
+and gradients) sum each piece into its own float64 partial and combine the partials serially
+in piece order; the pieces depend on the shapes only, so results are bit-identical for every
+thread count, run and threshold.
+
+Arrays of other dtypes (float16) or not C-contiguous go to the reference kernel.
+"""
+import math
+
+import numpy as np
+from numba import prange
+
+from ... import config
+from .. import numpy_ref as _reference
+from ..spec import ACTIVATIONS
+
+__all__ = ["activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd", "cross_entropy_fwd",
+           "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd",
+           "lstm_cell_bwd"]
+
+#: Elements per parallel work unit and per reduction piece. The reduction pieces fix the
+#: rounding of the bias gradient and of the batchnorm sums, so changing this changes them in
+#: their last bits.
+CHUNK = 16384
+
+#: At most this many partial rows per reduction over rows (bias gradient, batchnorm with a
+#: narrow row): bounds the partials' memory whatever the batch size.
+MAX_PIECES = 64
+
+#: Below these sizes (elements of the largest array) a kernel runs serially. Measured on a
+#: 2-core x86-64 (AVX-512), float32, 2 threads, interleaved runs. On a kernel alone, 2 threads
+#: win from the crossover in each comment (two pieces; 1.3-1.9x at 2**20). But these kernels
+#: run between NumPy GEMMs, whose OpenBLAS workers keep spinning after each call, and a
+#: parallel region then waits for a core: a GEMM followed by the parallel kernel paid a flat
+#: 4 ms (minimum) to 8 ms (median) more than with the serial kernel at every size up to 2**20
+#: elements, and still lost at 2**22 (PERF.md: 3.4 ms on a quiet machine). So each threshold
+#: is where the serial kernel takes about 16 ms (2 threads then save more than the 8 ms):
+#: 16 ms / the serial ns per element in the comment. With BLAS workers that sleep at once
+#: (OPENBLAS_THREAD_TIMEOUT=4, or one BLAS thread) the kernel-alone crossovers would apply.
+PARALLEL_MIN = {
+    "activation": 1 << 27,           # relu: 0.09 (fwd) to 0.19 (bwd) ns/element; alone 2**16
+    "activation_exp": 1 << 25,       # sigmoid, tanh: 0.34-0.41 ns/element; alone 2**15
+    "linear_epilogue": 1 << 27,      # bias + relu/none: 0.11 ns/element; alone 2**16
+    "linear_epilogue_exp": 1 << 25,  # bias + sigmoid/tanh: 0.38 ns/element; alone 2**15
+    "linear_grad": 1 << 26,          # derivative + bias gradient: 0.27 ns/element; alone 2**15
+    "cross_entropy": 1 << 24,        # 1.0 ns/element (float64 exp); alone 2**15
+    "batchnorm": 1 << 26,            # 0.12-0.42 ns/element per pass; alone 2**15
+    "lstm": 1 << 25,                 # 0.38-0.48 ns/element of the gates; alone 2**15
+}
+
+_NONE, _RELU = ACTIVATIONS["none"], ACTIVATIONS["relu"]
+_SIGMOID, _TANH = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
+_JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_EMPTY = {dtype: np.empty(0, dtype) for dtype in _JIT_DTYPES}
+
+# exp(v) = 2**t * exp(r), v = t ln2 + r, |r| <= ln2 / 2; ln2 split so that t * hi is exact
+_LOG2E = 1.4426950408889634
+_LN2_HI32, _LN2_LO32 = 0.693359375, -2.12194440e-4
+_LN2_HI64, _LN2_LO64 = 0.693145751953125, 1.4286068203094173e-06
+# beyond these, exp's result is subnormal (flushed to 0) or its 2**t overflows (inf)
+_EXP_MIN32, _EXP_MAX32 = -87.3, 88.0
+_EXP_MIN64, _EXP_MAX64 = -708.3, 709.0
+
+
+def _native(dtype, *arrays):
+    """True when the jitted kernels apply: ``dtype`` is float32 or float64 and every array
+    (None skipped) is C-contiguous of that dtype."""
+    if dtype not in _JIT_DTYPES:
+        return False
+    for a in arrays:  # a loop, not all(...): this runs on every call, for small arrays too
+        if a is not None and (a.dtype != dtype or not a.flags.c_contiguous):
+            return False
+    return True
+
+
+# ------------------------------------------------------------------------ vectorisable math
+@config.jit(inline="always")
+def _expm1_reduced32(r):
+    """expm1(r) for float32 |r| <= ln2/2: Taylor to r**7 (truncation below 2e-8 relative)."""
+    p = np.float32(1 / 720) + r * np.float32(1 / 5040)
+    p = np.float32(1 / 120) + r * p
+    p = np.float32(1 / 24) + r * p
+    p = np.float32(1 / 6) + r * p
+    p = np.float32(1 / 2) + r * p
+    return r * (np.float32(1.0) + r * p)
+
+
+@config.jit(inline="always")
+def _expm1_reduced64(r):
+    """expm1(r) for float64 |r| <= ln2/2: Taylor to r**13 (truncation below 2e-17)."""
+    p = 1 / 479001600 + r * (1 / 6227020800)
+    p = 1 / 39916800 + r * p
+    p = 1 / 3628800 + r * p
+    p = 1 / 362880 + r * p
+    p = 1 / 40320 + r * p
+    p = 1 / 5040 + r * p
+    p = 1 / 720 + r * p
+    p = 1 / 120 + r * p
+    p = 1 / 24 + r * p
+    p = 1 / 6 + r * p
+    p = 1 / 2 + r * p
+    return r * (1.0 + r * p)
+
+
+@config.jit(inline="always")
+def _reduce32(c):
+    """(2**t, r) with c = t ln2 + r for float32 c in [_EXP_MIN32, _EXP_MAX32]; 2**t from its
+    bits, so no libm call stops vectorisation."""
+    t = np.rint(c * np.float32(_LOG2E))
+    r = (c - t * np.float32(_LN2_HI32)) - t * np.float32(_LN2_LO32)
+    return np.int32((np.int32(t) + 127) << 23).view(np.float32), r
+
+
+@config.jit(inline="always")
+def _reduce64(c):
+    """(2**t, r) with c = t ln2 + r for float64 c in [_EXP_MIN64, _EXP_MAX64]."""
+    t = np.rint(c * _LOG2E)
+    r = (c - t * _LN2_HI64) - t * _LN2_LO64
+    return np.int64((np.int64(t) + 1023) << 52).view(np.float64), r
+
+
+@config.jit(inline="always")
+def _exp32(v):
+    """exp(v) in float32; 0 below -87.3, inf from 88 on, NaN kept."""
+    lo, hi = np.float32(_EXP_MIN32), np.float32(_EXP_MAX32)
+    c = v if v > lo else lo
+    c = c if c < hi else hi
+    scale, r = _reduce32(c)
+    e = (np.float32(1.0) + _expm1_reduced32(r)) * scale
+    e = e if v > lo else np.float32(0.0)
+    e = e if v < hi else np.float32(np.inf)
+    return e if v == v else v
+
+
+@config.jit(inline="always")
+def _exp64(v):
+    """exp(v) in float64; 0 below -708.3, inf from 709 on, NaN kept."""
+    c = v if v > _EXP_MIN64 else _EXP_MIN64
+    c = c if c < _EXP_MAX64 else _EXP_MAX64
+    scale, r = _reduce64(c)
+    e = (1.0 + _expm1_reduced64(r)) * scale
+    e = e if v > _EXP_MIN64 else 0.0
+    e = e if v < _EXP_MAX64 else np.inf
+    return e if v == v else v
+
+
+@config.jit(inline="always")
+def _sigmoid32(v):
+    """The reference's stable sigmoid, ``(1 if v >= 0 else e) / (1 + e)`` with
+    ``e = exp(-|v|)``, in float32."""
+    e = _exp32(-abs(v))
+    return (np.float32(1.0) if v >= 0 else e) / (np.float32(1.0) + e)
+
+
+@config.jit(inline="always")
+def _sigmoid64(v):
+    """:func:`_sigmoid32` in float64."""
+    e = _exp64(-abs(v))
+    return (1.0 if v >= 0 else e) / (1.0 + e)
+
+
+@config.jit(inline="always")
+def _tanh32(v):
+    """tanh(v) = -m / (2 + m) with m = expm1(-2|v|), odd-extended, in float32: no
+    cancellation near 0, no overflow for large |v|."""
+    a = np.float32(-2.0) * abs(v)
+    lo = np.float32(_EXP_MIN32)
+    scale, r = _reduce32(a if a > lo else lo)
+    m = scale * _expm1_reduced32(r) + (scale - np.float32(1.0))
+    t = -m / (np.float32(2.0) + m)
+    t = t if v >= 0 else -t
+    return t if v == v else v
+
+
+@config.jit(inline="always")
+def _tanh64(v):
+    """:func:`_tanh32` in float64."""
+    a = -2.0 * abs(v)
+    scale, r = _reduce64(a if a > _EXP_MIN64 else _EXP_MIN64)
+    m = scale * _expm1_reduced64(r) + (scale - 1.0)
+    t = -m / (2.0 + m)
+    t = t if v >= 0 else -t
+    return t if v == v else v
+
+
+@config.jit(inline="always")
+def _sigmoid(v, wide):
+    """sigmoid(v) in float64 (``wide``, a compile-time constant after inlining) or float32
+    precision, returned as float64."""
+    if wide:
+        return _sigmoid64(np.float64(v))
+    return np.float64(_sigmoid32(np.float32(v)))
+
+
+@config.jit(inline="always")
+def _tanh(v, wide):
+    """tanh(v) in float64 or float32 precision, as :func:`_sigmoid`."""
+    if wide:
+        return _tanh64(np.float64(v))
+    return np.float64(_tanh32(np.float32(v)))
+
+
+# ------------------------------------------------------------------------- loop helpers
+@config.jit()
+def _rows_per_piece(rows, width):
+    """Rows per reduction piece over rows of ``width`` elements: about CHUNK elements, and at
+    most MAX_PIECES pieces."""
+    per = max(1, CHUNK // max(1, width))
+    return max(per, (rows + MAX_PIECES - 1) // MAX_PIECES)
+
+
+@config.jit()
+def _zeros(rows, cols):
+    """A float64 (rows, cols) array of zeros. Allocated here, not in a ``parallel=True``
+    driver: there Numba turns every NumPy call into a parallel region, even on the serial path."""
+    return np.zeros((rows, cols))
+
+
+@config.jit()
+def _sum_rows(partial, out):
+    """``out[j] = sum(partial[:, j])``, rows added in order in float64, rounded once."""
+    total = np.zeros(partial.shape[1])
+    for p in range(partial.shape[0]):
+        _accumulate(total, partial[p])
+    for j in range(out.size):
+        out[j] = total[j]
+
+
+@config.jit()
+def _sum_channels(partial, channels, spatial, narrow, total):
+    """Per-channel totals of batchnorm partials, pieces added in order: narrow partials hold
+    one value per position (C * S); wide ones one value per (piece, channel) task."""
+    for c in range(channels):
+        total[c] = 0.0
+    if narrow:
+        for task in range(partial.shape[0]):
+            for c in range(channels):
+                for s in range(c * spatial, (c + 1) * spatial):
+                    total[c] += partial[task, s]
+    else:
+        for task in range(partial.shape[0]):
+            total[task % channels] += partial[task, 0]
+
+
+@config.jit(exact=True)
+def _activate(x, out, activation):
+    """``out = act(x)`` over 1-D x and out for relu, sigmoid or tanh (the kernels copy for
+    none). ``out`` may be ``x``, but then LLVM's overlap check sends the loop to its scalar
+    version: in place, :func:`_activate_in_place`."""
+    wide = x.itemsize == 8
+    n = x.size
+    if activation == _RELU:
+        for k in range(n):
+            v = x[k]
+            out[k] = 0 if v < 0 else v  # NaN stays NaN, as with np.maximum
+    elif activation == _SIGMOID:
+        for k in range(n):
+            out[k] = _sigmoid(x[k], wide)
+    elif activation == _TANH:
+        for k in range(n):
+            out[k] = _tanh(x[k], wide)
+
+
+@config.jit(exact=True)
+def _activate_in_place(x, activation):
+    """``x = act(x)`` over 1-D x (none leaves it): one array, so the loop is vectorised."""
+    wide = x.itemsize == 8
+    if activation == _RELU:
+        for k in range(x.size):
+            v = x[k]
+            x[k] = 0 if v < 0 else v
+    elif activation == _SIGMOID:
+        for k in range(x.size):
+            x[k] = _sigmoid(x[k], wide)
+    elif activation == _TANH:
+        for k in range(x.size):
+            x[k] = _tanh(x[k], wide)
+
+
+@config.jit(exact=True)
+def _derivative(grad_out, out, activation, grad_in):
+    """``grad_in = grad_out * act'`` for relu, sigmoid or tanh, the derivative from the
+    activation's output ``out``, over 1-D arrays; a multiplication even by 0, so NaN and inf
+    gradients propagate."""
+    n = grad_out.size
+    if activation == _RELU:
+        for k in range(n):
+            grad_in[k] = grad_out[k] * (1.0 if out[k] > 0 else 0.0)
+    elif activation == _SIGMOID:
+        for k in range(n):
+            o = float(out[k])
+            grad_in[k] = grad_out[k] * (o * (1.0 - o))
+    elif activation == _TANH:
+        for k in range(n):
+            o = float(out[k])
+            grad_in[k] = grad_out[k] * (1.0 - o * o)
+
+
+@config.jit()
+def _accumulate(acc, x):
+    """``acc += x`` elementwise, acc float64."""
+    for k in range(acc.size):
+        acc[k] += x[k]
+
+
+@config.jit()
+def _accumulate_squares(acc, x, mean):
+    """``acc += (x - mean)**2`` elementwise, acc and mean float64."""
+    for k in range(acc.size):
+        d = x[k] - mean[k]
+        acc[k] += d * d
+
+
+@config.jit()
+def _accumulate_products(acc_dy, acc_dyx, dy, x, mean):
+    """``acc_dy += dy`` and ``acc_dyx += dy * (x - mean)`` elementwise."""
+    for k in range(acc_dy.size):
+        d = float(dy[k])
+        acc_dy[k] += d
+        acc_dyx[k] += d * (x[k] - mean[k])
+
+
+@config.jit()
+def _segment_sum(x, mean, squared):
+    """``sum((x - mean)**2)`` if ``squared`` else ``sum(x)``, in float64, over 1-D x."""
+    total = 0.0
+    if squared:
+        for k in range(x.size):
+            d = x[k] - mean
+            total += d * d
+    else:
+        for k in range(x.size):
+            total += x[k]
+    return total
+
+
+@config.jit()
+def _segment_products(dy, x, mean):
+    """``(sum(dy), sum(dy * (x - mean)))`` in float64 over 1-D dy and x."""
+    total_dy = 0.0
+    total_dyx = 0.0
+    for k in range(dy.size):
+        d = float(dy[k])
+        total_dy += d
+        total_dyx += d * (x[k] - mean)
+    return total_dy, total_dyx
+
+
+@config.jit()
+def _affine(x, out, mean, scale, shift):
+    """``out = (x - mean) * scale + shift`` elementwise over 1-D arrays (float64 math)."""
+    for k in range(x.size):
+        out[k] = (x[k] - mean[k]) * scale[k] + shift[k]
+
+
+@config.jit()
+def _affine_scalar(x, out, mean, scale, shift):
+    for k in range(x.size):
+        out[k] = (x[k] - mean) * scale + shift
+
+
+@config.jit()
+def _bn_input_grad(dy, x, grad_x, mean, a, b, k):
+    """``grad_x = (dy - a - (x - mean) * b) * k`` elementwise over 1-D arrays."""
+    for j in range(dy.size):
+        grad_x[j] = (dy[j] - a[j] - (x[j] - mean[j]) * b[j]) * k[j]
+
+
+@config.jit()
+def _bn_input_grad_scalar(dy, x, grad_x, mean, a, b, k):
+    for j in range(dy.size):
+        grad_x[j] = (dy[j] - a - (x[j] - mean) * b) * k
+
+
+@config.jit()
+def _row_max(row):
+    """The largest element of a non-empty 1-D row. Eight running maxima, so the loop is not
+    one chain of compare-selects (a max reduction is not vectorised without ``nnan``). A NaN
+    may be skipped: callers sum exp(row - max), where it comes back as NaN."""
+    n = row.size
+    m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = row[0]
+    j = 0
+    while j + 8 <= n:
+        v0, v1, v2, v3 = row[j], row[j + 1], row[j + 2], row[j + 3]
+        v4, v5, v6, v7 = row[j + 4], row[j + 5], row[j + 6], row[j + 7]
+        m0 = v0 if v0 > m0 else m0
+        m1 = v1 if v1 > m1 else m1
+        m2 = v2 if v2 > m2 else m2
+        m3 = v3 if v3 > m3 else m3
+        m4 = v4 if v4 > m4 else m4
+        m5 = v5 if v5 > m5 else m5
+        m6 = v6 if v6 > m6 else m6
+        m7 = v7 if v7 > m7 else m7
+        j += 8
+    while j < n:
+        m0 = row[j] if row[j] > m0 else m0
+        j += 1
+    m0 = m1 if m1 > m0 else m0
+    m2 = m3 if m3 > m2 else m2
+    m4 = m5 if m5 > m4 else m4
+    m6 = m7 if m7 > m6 else m6
+    m0 = m2 if m2 > m0 else m0
+    m4 = m6 if m6 > m4 else m4
+    return m4 if m4 > m0 else m0
+
+
+@config.jit()
+def _sum_exp(row, shift):
+    """``sum(exp(row - shift))`` for a float64 ``shift``, all in float64 as the reference."""
+    total = 0.0
+    for j in range(row.size):
+        total += _exp64(row[j] - shift)
+    return total
+
+
+@config.jit()
+def _softmax_grad(row, lse, weight, grad):
+    """``grad = exp(row - lse) * weight`` over 1-D row and grad, in float64."""
+    for j in range(row.size):
+        grad[j] = _exp64(row[j] - lse) * weight
+
+
+# -------------------------------------------------------------------------------- drivers
+@config.jit(parallel=True, exact=True)
+def _activation_fwd(x, activation, out, parallel_min):
+    n = x.size
+    if n < parallel_min:
+        _activate(x, out, activation)
+    else:
+        for p in prange((n + CHUNK - 1) // CHUNK):
+            lo, hi = p * CHUNK, min(n, (p + 1) * CHUNK)
+            _activate(x[lo:hi], out[lo:hi], activation)
+
+
+@config.jit(parallel=True, exact=True)
+def _activation_bwd(grad_out, out, activation, grad_in, parallel_min):
+    n = grad_out.size
+    if n < parallel_min:
+        _derivative(grad_out, out, activation, grad_in)
+    else:
+        for p in prange((n + CHUNK - 1) // CHUNK):
+            lo, hi = p * CHUNK, min(n, (p + 1) * CHUNK)
+            _derivative(grad_out[lo:hi], out[lo:hi], activation, grad_in[lo:hi])
+
+
+@config.jit(exact=True)
+def _epilogue_rows(out, bias, has_bias, activation, lo, hi):
+    for n in range(lo, hi):
+        row = out[n]
+        if has_bias:
+            for j in range(row.size):
+                row[j] += bias[j]
+        _activate_in_place(row, activation)
+
+
+@config.jit(parallel=True, exact=True)
+def _linear_epilogue(out, bias, has_bias, activation, parallel_min):
+    """``out[n] = act(out[n] + bias)`` for every row, in place."""
+    rows, cols = out.shape
+    if rows * cols < parallel_min:
+        _epilogue_rows(out, bias, has_bias, activation, np.int64(0), rows)
+    else:
+        per = max(1, CHUNK // max(1, cols))
+        for p in prange((rows + per - 1) // per):
+            _epilogue_rows(out, bias, has_bias, activation, p * per, min(rows, (p + 1) * per))
+
+
+@config.jit(exact=True)
+def _linear_grad_piece(grad_out, out, activation, g, acc, want_bias, lo, hi):
+    for n in range(lo, hi):
+        source = grad_out[n]
+        if activation != _NONE:
+            _derivative(grad_out[n], out[n], activation, g[n])
+            source = g[n]
+        if want_bias:
+            _accumulate(acc, source)
+
+
+@config.jit(parallel=True, exact=True)
+def _linear_grad(grad_out, out, activation, g, grad_bias, want_bias, parallel_min):
+    """``g = grad_out * act'(out)`` (when there is an activation) and, when ``want_bias``,
+    ``grad_bias = g.sum(0)`` from per-piece float64 partials added in piece order."""
+    rows, cols = grad_out.shape
+    per = _rows_per_piece(rows, cols)
+    pieces = (rows + per - 1) // per
+    partial = _zeros(pieces if want_bias else 1, cols)
+    if rows * cols < parallel_min:
+        for p in range(pieces):
+            acc = partial[p] if want_bias else partial[0]
+            _linear_grad_piece(grad_out, out, activation, g, acc, want_bias, p * per,
+                               min(rows, (p + 1) * per))
+    else:
+        for p in prange(pieces):
+            acc = partial[p] if want_bias else partial[0]
+            _linear_grad_piece(grad_out, out, activation, g, acc, want_bias, p * per,
+                               min(rows, (p + 1) * per))
+    if want_bias:
+        _sum_rows(partial, grad_bias)
+
+
+@config.jit()
+def _total(counts):
+    """The sum of a (pieces, 1) array of counts, as an int."""
+    total = 0
+    for p in range(counts.shape[0]):
+        total += int(counts[p, 0])
+    return total
+
+
+@config.jit()
+def _cross_entropy_rows(logits, target, ignore_index, loss, lse, lo, hi):
+    """Rows [lo, hi) of the forward; returns how many targets were out of range."""
+    classes = logits.shape[1]
+    bad = 0
+    for n in range(lo, hi):
+        row = logits[n]
+        top = float(_row_max(row))
+        total = top + math.log(_sum_exp(row, top))
+        lse[n] = total
+        t = target[n]
+        if t == ignore_index:
+            loss[n] = 0.0
+            continue
+        t = t + classes if t < 0 else t  # negative indices count from the end, as in NumPy
+        if t < 0 or t >= classes:
+            loss[n] = np.nan
+            bad += 1
+        else:
+            loss[n] = total - row[t]
+    return bad
+
+
+@config.jit(parallel=True)
+def _cross_entropy_fwd(logits, target, ignore_index, loss, lse, parallel_min):
+    rows, classes = logits.shape
+    if rows * classes < parallel_min:
+        return _cross_entropy_rows(logits, target, ignore_index, loss, lse, np.int64(0), rows)
+    per = max(1, CHUNK // classes)
+    pieces = (rows + per - 1) // per
+    bad = _zeros(pieces, 1)
+    for p in prange(pieces):
+        bad[p, 0] = _cross_entropy_rows(logits, target, ignore_index, loss, lse, p * per,
+                                        min(rows, (p + 1) * per))
+    return _total(bad)
+
+
+@config.jit()
+def _cross_entropy_grad_rows(logits, target, lse, ignore_index, grad_loss, grad_logits, lo,
+                             hi):
+    classes = logits.shape[1]
+    bad = 0
+    for n in range(lo, hi):
+        t = target[n]
+        kept = t != ignore_index
+        # ignored rows are multiplied by 0, as in the reference: a NaN or inf logit stays NaN
+        weight = float(grad_loss[n]) if kept else 0.0
+        _softmax_grad(logits[n], lse[n], weight, grad_logits[n])
+        if kept:
+            t = t + classes if t < 0 else t
+            if t < 0 or t >= classes:
+                bad += 1
+            else:
+                grad_logits[n, t] = (_exp64(logits[n, t] - lse[n]) - 1.0) * weight
+    return bad
+
+
+@config.jit(parallel=True)
+def _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits,
+                       parallel_min):
+    rows, classes = logits.shape
+    if rows * classes < parallel_min:
+        return _cross_entropy_grad_rows(logits, target, lse, ignore_index, grad_loss,
+                                        grad_logits, np.int64(0), rows)
+    per = max(1, CHUNK // max(1, classes))
+    pieces = (rows + per - 1) // per
+    bad = _zeros(pieces, 1)
+    for p in prange(pieces):
+        bad[p, 0] = _cross_entropy_grad_rows(logits, target, lse, ignore_index, grad_loss,
+                                             grad_logits, p * per, min(rows, (p + 1) * per))
+    return _total(bad)
+
+
+@config.jit()
+def _narrow(width, spatial):
+    """True when batchnorm reduces rows position by position (partials of the row's width),
+    False when it reduces each channel's contiguous segments (wide rows, S > 1)."""
+    return spatial == 1 or width <= CHUNK
+
+
+@config.jit()
+def _bn_sum_piece(x2, channels, spatial, mean, squared, acc, task, per):
+    """One piece of the batchnorm sums. Narrow rows: rows [task * per, ...) accumulated
+    position by position into ``acc`` (the row's width). Wide rows: the segments of channel
+    ``task % channels`` in the rows of piece ``task // channels``, into ``acc[0]``."""
+    rows, width = x2.shape
+    if _narrow(width, spatial):
+        for n in range(task * per, min(rows, (task + 1) * per)):
+            if squared:
+                _accumulate_squares(acc, x2[n], mean)
+            else:
+                _accumulate(acc, x2[n])
+    else:
+        c = task % channels
+        p = task // channels
+        m = mean[c * spatial] if squared else 0.0
+        total = 0.0
+        for n in range(p * per, min(rows, (p + 1) * per)):
+            total += _segment_sum(x2[n, c * spatial:(c + 1) * spatial], m, squared)
+        acc[0] = total
+
+
+@config.jit(parallel=True)
+def _bn_sums(x2, channels, spatial, mean, squared, total, parallel_min):
+    """Per-channel float64 sums of ``x`` (or of ``(x - mean)**2`` when ``squared``) over
+    (N, S) into ``total``, from pieces combined in order. ``x2`` is x as (N, C * S); ``mean``
+    holds each channel's mean once per position (C * S,)."""
+    rows, width = x2.shape
+    narrow = _narrow(width, spatial)
+    if narrow:
+        per = _rows_per_piece(rows, width)
+        tasks = (rows + per - 1) // per
+        partial = _zeros(tasks, width)
+    else:
+        per = max(1, CHUNK // spatial)
+        tasks = (rows + per - 1) // per * channels
+        partial = _zeros(tasks, 1)
+    if rows * width < parallel_min:
+        for task in range(tasks):
+            _bn_sum_piece(x2, channels, spatial, mean, squared, partial[task], task, per)
+    else:
+        for task in prange(tasks):
+            _bn_sum_piece(x2, channels, spatial, mean, squared, partial[task], task, per)
+    _sum_channels(partial, channels, spatial, narrow, total)
+
+
+@config.jit()
+def _bn_affine_rows(x2, out2, channels, spatial, mean, scale, shift, lo, hi):
+    for n in range(lo, hi):
+        if _narrow(x2.shape[1], spatial):
+            _affine(x2[n], out2[n], mean, scale, shift)
+        else:
+            for c in range(channels):
+                a, b = c * spatial, (c + 1) * spatial
+                _affine_scalar(x2[n, a:b], out2[n, a:b], mean[a], scale[a], shift[a])
+
+
+@config.jit(parallel=True)
+def _bn_affine(x2, out2, channels, spatial, mean, scale, shift, parallel_min):
+    """``out = (x - mean) * scale + shift`` with per-position coefficients (C * S,)."""
+    rows, width = x2.shape
+    if rows * width < parallel_min:
+        _bn_affine_rows(x2, out2, channels, spatial, mean, scale, shift, np.int64(0), rows)
+    else:
+        per = max(1, CHUNK // max(1, width))
+        for p in prange((rows + per - 1) // per):
+            _bn_affine_rows(x2, out2, channels, spatial, mean, scale, shift, p * per,
+                            min(rows, (p + 1) * per))
+
+
+@config.jit()
+def _bn_grad_piece(dy2, x2, channels, spatial, mean, acc_dy, acc_dyx, task, per):
+    rows, width = x2.shape
+    if _narrow(width, spatial):
+        for n in range(task * per, min(rows, (task + 1) * per)):
+            _accumulate_products(acc_dy, acc_dyx, dy2[n], x2[n], mean)
+    else:
+        c = task % channels
+        p = task // channels
+        a, b = c * spatial, (c + 1) * spatial
+        total_dy = 0.0
+        total_dyx = 0.0
+        for n in range(p * per, min(rows, (p + 1) * per)):
+            s_dy, s_dyx = _segment_products(dy2[n, a:b], x2[n, a:b], mean[a])
+            total_dy += s_dy
+            total_dyx += s_dyx
+        acc_dy[0] = total_dy
+        acc_dyx[0] = total_dyx
+
+
+@config.jit(parallel=True)
+def _bn_grad_sums(dy2, x2, channels, spatial, mean, sum_dy, sum_dyx, parallel_min):
+    """Per-channel float64 ``sum(dy)`` and ``sum(dy * (x - mean))`` over (N, S), from pieces
+    combined in order; layout as in :func:`_bn_sums`."""
+    rows, width = x2.shape
+    narrow = _narrow(width, spatial)
+    if narrow:
+        per = _rows_per_piece(rows, width)
+        tasks = (rows + per - 1) // per
+        part_dy = _zeros(tasks, width)
+        part_dyx = _zeros(tasks, width)
+    else:
+        per = max(1, CHUNK // spatial)
+        tasks = (rows + per - 1) // per * channels
+        part_dy = _zeros(tasks, 1)
+        part_dyx = _zeros(tasks, 1)
+    if rows * width < parallel_min:
+        for task in range(tasks):
+            _bn_grad_piece(dy2, x2, channels, spatial, mean, part_dy[task], part_dyx[task],
+                           task, per)
+    else:
+        for task in prange(tasks):
+            _bn_grad_piece(dy2, x2, channels, spatial, mean, part_dy[task], part_dyx[task],
+                           task, per)
+    _sum_channels(part_dy, channels, spatial, narrow, sum_dy)
+    _sum_channels(part_dyx, channels, spatial, narrow, sum_dyx)
+
+
+@config.jit()
+def _bn_input_grad_rows(dy2, x2, gx2, channels, spatial, mean, a, b, k, lo, hi):
+    for n in range(lo, hi):
+        if _narrow(x2.shape[1], spatial):
+            _bn_input_grad(dy2[n], x2[n], gx2[n], mean, a, b, k)
+        else:
+            for c in range(channels):
+                lo_c, hi_c = c * spatial, (c + 1) * spatial
+                _bn_input_grad_scalar(dy2[n, lo_c:hi_c], x2[n, lo_c:hi_c], gx2[n, lo_c:hi_c],
+                                      mean[lo_c], a[lo_c], b[lo_c], k[lo_c])
+
+
+@config.jit(parallel=True)
+def _bn_input_grad_all(dy2, x2, gx2, channels, spatial, mean, a, b, k, parallel_min):
+    rows, width = x2.shape
+    if rows * width < parallel_min:
+        _bn_input_grad_rows(dy2, x2, gx2, channels, spatial, mean, a, b, k, np.int64(0), rows)
+    else:
+        per = max(1, CHUNK // max(1, width))
+        for p in prange((rows + per - 1) // per):
+            _bn_input_grad_rows(dy2, x2, gx2, channels, spatial, mean, a, b, k, p * per,
+                                min(rows, (p + 1) * per))
+
+
+@config.jit()
+def _lstm_rows(gates, c_prev, gates_act, h, c, lo, hi):
+    # the activations by gate block through _activate, each block one vectorised loop (one
+    # compiled copy of sigmoid and tanh); the cell and output from the stored (rounded)
+    # activations, as the reference computes them
+    hidden = c.shape[1]
+    sigmoid, tanh = np.int64(_SIGMOID), np.int64(_TANH)  # not literals: one _activate compiled
+    for n in range(lo, hi):
+        z, act = gates[n], gates_act[n]
+        cp, hn, cn = c_prev[n], h[n], c[n]
+        _activate(z[:2 * hidden], act[:2 * hidden], sigmoid)
+        _activate(z[2 * hidden:3 * hidden], act[2 * hidden:3 * hidden], tanh)
+        _activate(z[3 * hidden:], act[3 * hidden:], sigmoid)
+        i, f = act[:hidden], act[hidden:2 * hidden]
+        g, o = act[2 * hidden:3 * hidden], act[3 * hidden:]
+        for j in range(hidden):
+            cn[j] = f[j] * cp[j] + i[j] * g[j]
+        _activate(cn, hn, tanh)
+        for j in range(hidden):
+            hn[j] *= o[j]
+
+
+@config.jit(parallel=True)
+def _lstm_fwd(gates, c_prev, gates_act, h, c, parallel_min):
+    rows = gates.shape[0]
+    if gates.size < parallel_min:
+        _lstm_rows(gates, c_prev, gates_act, h, c, np.int64(0), rows)
+    else:
+        per = max(1, CHUNK // max(1, gates.shape[1]))
+        for p in prange((rows + per - 1) // per):
+            _lstm_rows(gates, c_prev, gates_act, h, c, p * per, min(rows, (p + 1) * per))
+
+
+@config.jit()
+def _lstm_grad_rows(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev,
+                    want_c_prev, lo, hi):
+    hidden = c.shape[1]
+    tanh_c = np.empty(hidden, c.dtype)
+    for n in range(lo, hi):
+        act, gg = gates_act[n], grad_gates[n]
+        gh, gc, cp = grad_h[n], grad_c[n], c_prev[n]
+        _activate(c[n], tanh_c, np.int64(_TANH))
+        i, f = act[:hidden], act[hidden:2 * hidden]
+        g, o = act[2 * hidden:3 * hidden], act[3 * hidden:]
+        gi, gf = gg[:hidden], gg[hidden:2 * hidden]
+        gg_, go = gg[2 * hidden:3 * hidden], gg[3 * hidden:]
+        for j in range(hidden):
+            tc, dh = float(tanh_c[j]), float(gh[j])
+            ij, fj, gj, oj = float(i[j]), float(f[j]), float(g[j]), float(o[j])
+            cell = gc[j] + dh * oj * (1.0 - tc * tc)
+            gi[j] = cell * gj * (ij * (1.0 - ij))
+            gf[j] = cell * cp[j] * (fj * (1.0 - fj))
+            gg_[j] = cell * ij * (1.0 - gj * gj)
+            go[j] = dh * tc * (oj * (1.0 - oj))
+            if want_c_prev:
+                grad_c_prev[n, j] = cell * fj
+
+
+@config.jit(parallel=True)
+def _lstm_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev, want_c_prev,
+              parallel_min):
+    rows = gates_act.shape[0]
+    if gates_act.size < parallel_min:
+        _lstm_grad_rows(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev,
+                        want_c_prev, np.int64(0), rows)
+    else:
+        per = max(1, CHUNK // max(1, gates_act.shape[1]))
+        for p in prange((rows + per - 1) // per):
+            _lstm_grad_rows(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev,
+                            want_c_prev, p * per, min(rows, (p + 1) * per))
+
+
+# ----------------------------------------------------------------------------- the kernels
+def _threshold(name, activation):
+    exp_heavy = activation in (_SIGMOID, _TANH)
+    return PARALLEL_MIN[name + "_exp"] if exp_heavy else PARALLEL_MIN[name]
+
+
+def activation_fwd(x, activation, out):
+    """``out = act(x)`` elementwise: see :func:`fastgrad.backends.numpy_ref.activation_fwd`.
+    One pass; sigmoid and tanh from the vectorised exp of this module."""
+    if activation == _NONE or not _native(x.dtype, x, out):
+        return _reference.activation_fwd(x, activation, out)  # none is np.copyto
+    _activation_fwd(x.reshape(-1), activation, out.reshape(-1),
+                    _threshold("activation", activation))
+
+
+def activation_bwd(grad_out, out, activation, grad_in):
+    """``grad_in = grad_out * act'(x)`` from the output: see
+    :func:`fastgrad.backends.numpy_ref.activation_bwd`. One pass."""
+    if activation == _NONE or not _native(out.dtype, grad_out, out, grad_in):
+        return _reference.activation_bwd(grad_out, out, activation, grad_in)
+    _activation_bwd(grad_out.reshape(-1), out.reshape(-1), activation, grad_in.reshape(-1),
+                    PARALLEL_MIN["activation"])
+
+
+def linear_fwd(x, weight, bias, activation, out):
+    """``out = act(x @ weight.T + bias)``: see :func:`fastgrad.backends.numpy_ref.linear_fwd`.
+    The GEMM is NumPy's; the bias and the activation are one pass over the output's rows."""
+    if not _native(x.dtype, x, weight, bias, out):
+        return _reference.linear_fwd(x, weight, bias, activation, out)
+    np.matmul(x, weight.T, out=out)
+    if bias is not None or activation != _NONE:
+        _linear_epilogue(out, _EMPTY[out.dtype] if bias is None else bias, bias is not None,
+                         activation, _threshold("linear_epilogue", activation))
+
+
+def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
+    """Gradients of :func:`linear_fwd`: see :func:`fastgrad.backends.numpy_ref.linear_bwd`.
+
+    One pass computes ``g = grad_out * act'(out)`` and the bias gradient ``g.sum(0)`` (float64
+    partials over fixed row pieces, added in order: deterministic); the two GEMMs are NumPy's.
+    """
+    if not _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias):
+        return _reference.linear_bwd(grad_out, x, weight, out, activation, grad_x,
+                                     grad_weight, grad_bias)
+    g = grad_out
+    if activation != _NONE or grad_bias is not None:
+        if activation != _NONE:
+            g = np.empty_like(grad_out)
+        _linear_grad(grad_out, out, activation, g,
+                     _EMPTY[x.dtype] if grad_bias is None else grad_bias, grad_bias is not None,
+                     PARALLEL_MIN["linear_grad"])
+    if grad_x is not None:
+        np.matmul(g, weight, out=grad_x)
+    if grad_weight is not None:
+        np.matmul(g.T, x, out=grad_weight)
+
+
+def _check_targets(bad, target, ignore_index, classes):
+    if bad:
+        labels = target[target != ignore_index]
+        wrong = labels[(labels < -classes) | (labels >= classes)][0]
+        raise IndexError(f"target {wrong} is out of bounds for {classes} classes")
+
+
+def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
+    """Per-row cross-entropy: see :func:`fastgrad.backends.numpy_ref.cross_entropy_fwd`. One
+    pass per row: the row maximum, then the shifted exponentials summed, in float64 as the
+    reference (``lse`` is float64)."""
+    if (not _native(logits.dtype, logits, loss) or not _native(lse.dtype, lse)
+            or lse.dtype != np.float64 or logits.shape[1] == 0
+            or not target.flags.c_contiguous):
+        return _reference.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
+    bad = _cross_entropy_fwd(logits, target, ignore_index, loss, lse,
+                             PARALLEL_MIN["cross_entropy"])
+    _check_targets(bad, target, ignore_index, logits.shape[1])
+
+
+def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits):
+    """Gradient of :func:`cross_entropy_fwd`: see
+    :func:`fastgrad.backends.numpy_ref.cross_entropy_bwd`. One pass per row."""
+    if (not _native(logits.dtype, logits, grad_loss, grad_logits) or not _native(lse.dtype, lse)
+            or lse.dtype != np.float64 or not target.flags.c_contiguous):
+        return _reference.cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss,
+                                            grad_logits)
+    bad = _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits,
+                             PARALLEL_MIN["cross_entropy"])
+    _check_targets(bad, target, ignore_index, logits.shape[1])
+
+
+def _per_position(values, spatial):
+    """Per-channel float64 coefficients repeated once per spatial position (C * S,)."""
+    return np.repeat(np.asarray(values, np.float64), spatial)
+
+
+def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
+    """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
+
+    Three parallel passes: the sum, the sum of squared deviations from the mean (two passes:
+    one-pass E[x²] - E[x]² cancels catastrophically), and the affine output. Statistics in
+    float64 over fixed pieces combined in order, so bit-identical for any thread count.
+    """
+    if not (_native(x.dtype, x, weight, bias, out) and mean.dtype == np.float64
+            and _native(mean.dtype, mean, var, invstd)):
+        return _reference.batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out)
+    n, channels, spatial = x.shape
+    count = n * spatial
+    x2 = x.reshape(n, channels * spatial)
+    threshold = PARALLEL_MIN["batchnorm"]
+    _bn_sums(x2, channels, spatial, _EMPTY[mean.dtype], False, mean, threshold)
+    np.divide(mean, count, out=mean)
+    mean_at = _per_position(mean, spatial)
+    _bn_sums(x2, channels, spatial, mean_at, True, var, threshold)
+    np.divide(var, count, out=var)
+    np.divide(1.0, np.sqrt(var + eps), out=invstd)
+    scale = invstd if weight is None else invstd * weight
+    shift = np.zeros(channels) if bias is None else bias
+    _bn_affine(x2, out.reshape(x2.shape), channels, spatial, mean_at,
+               _per_position(scale, spatial), _per_position(shift, spatial), threshold)
+
+
+def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
+    """Gradients of :func:`batchnorm_fwd`: see :func:`fastgrad.backends.numpy_ref.batchnorm_bwd`.
+
+    One parallel pass for both per-channel sums (float64, fixed pieces in order), one for
+    ``grad_x``.
+    """
+    if not (_native(x.dtype, grad_out, x, weight, grad_x, grad_weight, grad_bias)
+            and mean.dtype == np.float64 and _native(mean.dtype, mean, invstd)):
+        return _reference.batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x,
+                                        grad_weight, grad_bias)
+    n, channels, spatial = x.shape
+    count = n * spatial
+    x2, dy2 = x.reshape(n, channels * spatial), grad_out.reshape(n, channels * spatial)
+    threshold = PARALLEL_MIN["batchnorm"]
+    mean_at = _per_position(mean, spatial)
+    sum_dy, sum_dy_x_hat = np.empty(channels), np.empty(channels)
+    _bn_grad_sums(dy2, x2, channels, spatial, mean_at, sum_dy, sum_dy_x_hat, threshold)
+    sum_dy_x_hat *= invstd
+    if grad_bias is not None:
+        np.copyto(grad_bias, sum_dy, casting="same_kind")
+    if grad_weight is not None:
+        np.copyto(grad_weight, sum_dy_x_hat, casting="same_kind")
+    if grad_x is not None:
+        scale = invstd if weight is None else invstd * weight
+        _bn_input_grad_all(dy2, x2, grad_x.reshape(x2.shape), channels, spatial, mean_at,
+                           _per_position(sum_dy / count, spatial),
+                           _per_position(invstd * sum_dy_x_hat / count, spatial),
+                           _per_position(scale, spatial), threshold)
+
+
+def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
+    """The pointwise part of one LSTM step: see
+    :func:`fastgrad.backends.numpy_ref.lstm_cell_fwd`. One pass per row over the four gates,
+    the cell and the output."""
+    if not _native(gates.dtype, gates, c_prev, gates_act, h, c):
+        return _reference.lstm_cell_fwd(gates, c_prev, gates_act, h, c)
+    _lstm_fwd(gates, c_prev, gates_act, h, c, PARALLEL_MIN["lstm"])
+
+
+def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev):
+    """Gradients of :func:`lstm_cell_fwd`: see
+    :func:`fastgrad.backends.numpy_ref.lstm_cell_bwd`. One pass per row."""
+    if not _native(c.dtype, grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev):
+        return _reference.lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates,
+                                        grad_c_prev)
+    _lstm_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates,
+              c if grad_c_prev is None else grad_c_prev, grad_c_prev is not None,
+              PARALLEL_MIN["lstm"])

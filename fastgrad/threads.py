@@ -1,0 +1,88 @@
+"""The number of threads fastgrad's kernels use: PyTorch's ``set_num_threads`` and
+``get_num_threads``.
+
+Numba is imported only when one of these functions is called, and only if it is installed, so
+``import fastgrad`` still costs NumPy alone.
+"""
+import operator
+import os
+
+from . import config
+
+_requested = [None]  # the last count set, for get_num_threads without Numba
+
+
+def _numba():
+    """The numba module, or None when it cannot be imported (its cache is prepared first, as
+    the Numba backend does, since Numba reads ``NUMBA_CACHE_DIR`` once, at import)."""
+    config.prepare_numba_cache()
+    try:
+        import numba
+    except ImportError:
+        return None
+    return numba
+
+
+def _threadpoolctl():
+    try:
+        import threadpoolctl
+    except ImportError:
+        return None
+    return threadpoolctl
+
+
+def set_num_threads(n):
+    """Use ``n`` threads for fastgrad's parallel kernels and, where possible, for BLAS.
+
+    Sets Numba's thread count (``numba.set_num_threads``: it applies to the calling Python
+    thread, and ``n`` can be at most ``NUMBA_NUM_THREADS``, the size of Numba's thread pool,
+    fixed when the pool starts; by default the number of CPUs). BLAS (the matrix products) is
+    set too when ``threadpoolctl`` is installed; otherwise BLAS keeps the count it started with,
+    which only the environment can set before the process starts: ``OPENBLAS_NUM_THREADS``
+    (NumPy's OpenBLAS), ``MKL_NUM_THREADS`` or ``OMP_NUM_THREADS``.
+
+    Worker processes and fork: Numba's default threading layer here is OpenMP (``omp``), and
+    a process forked after a parallel kernel has run is killed when it runs one itself
+    (``Terminating: fork() called from a process already using GNU OpenMP``). Start worker
+    processes (a data loader's, ``multiprocessing``) with the ``spawn`` start method, e.g.
+    ``multiprocessing.get_context("spawn")``, or set ``NUMBA_THREADING_LAYER=workqueue``
+    before start (fork-safe, but not safe for parallel kernels called from several Python
+    threads at once).
+
+    Args:
+        n: the number of threads, a positive int.
+
+    Raises:
+        TypeError: ``n`` is not an int.
+        ValueError: ``n`` is below 1 or above Numba's ``NUMBA_NUM_THREADS``.
+    """
+    if isinstance(n, bool):
+        raise TypeError(f"n must be an int, got bool {n!r}")
+    try:
+        n = operator.index(n)
+    except TypeError:
+        raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}") from None
+    numba = _numba()
+    largest = numba.config.NUMBA_NUM_THREADS if numba is not None else None
+    if n < 1 or (largest is not None and n > largest):
+        limit = f"between 1 and {largest} (NUMBA_NUM_THREADS, the size of Numba's thread " \
+                f"pool; set it before start for more)" if largest else "at least 1"
+        raise ValueError(f"n must be {limit}, got {n}")
+    if numba is not None:
+        numba.set_num_threads(n)
+    threadpoolctl = _threadpoolctl()
+    if threadpoolctl is not None:
+        threadpoolctl.threadpool_limits(limits=n, user_api="blas")
+    _requested[0] = n
+
+
+def get_num_threads():
+    """The number of threads fastgrad's parallel kernels use: Numba's count for the calling
+    Python thread when Numba is installed, otherwise the count last given to
+    :func:`set_num_threads` (by default the number of CPUs this process may run on)."""
+    numba = _numba()
+    if numba is not None:
+        return numba.get_num_threads()
+    if _requested[0] is not None:
+        return _requested[0]
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

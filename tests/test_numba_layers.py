@@ -1,0 +1,406 @@
+"""The Numba layer kernels (fastgrad/backends/numba_cpu/_layers.py) beyond the generated parity:
+deterministic reductions whatever the thread count and path, a whole training step against the
+reference backend, the vectorised exp/sigmoid/tanh against float64 formulas, the variants the
+generated examples do not reach (None arguments, empty inputs, the wide batchnorm path,
+ignore_index, fallbacks), and the jitted bodies run as plain Python."""
+import copy
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+numba = pytest.importorskip("numba")
+
+import fastgrad  # noqa: E402
+import fastgrad.nn.functional as F  # noqa: E402
+from fastgrad import backends, nn  # noqa: E402
+from fastgrad.backends import ACTIVATIONS, KERNELS  # noqa: E402
+from fastgrad.backends import numpy_ref as reference  # noqa: E402
+from fastgrad.backends.numba_cpu import _layers as layers  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SERIAL = 1 << 62  # a PARALLEL_MIN no input reaches
+
+
+def _force(monkeypatch, parallel_min):
+    """Every layer kernel on its parallel path (0) or its serial path (SERIAL)."""
+    for key in layers.PARALLEL_MIN:
+        monkeypatch.setitem(layers.PARALLEL_MIN, key, parallel_min)
+
+
+@pytest.fixture
+def path(request, monkeypatch):
+    """Force every layer kernel onto its serial or its parallel path."""
+    _force(monkeypatch, SERIAL if request.param == "serial" else 0)
+    return request.param
+
+
+@pytest.fixture
+def threads():
+    """Restore Numba's thread count after a test that changes it."""
+    before = numba.get_num_threads()
+    yield [n for n in (1, 2) if n <= numba.config.NUMBA_NUM_THREADS]
+    numba.set_num_threads(before)
+
+
+# ----------------------------------------------------------------- deterministic reductions
+def _linear_bwd_args(rng):
+    n, i, o = 512, 64, 300
+    out = np.maximum(rng.standard_normal((n, o)), 0).astype(np.float32)
+    return dict(grad_out=rng.standard_normal((n, o)).astype(np.float32),
+                x=rng.standard_normal((n, i)).astype(np.float32),
+                weight=rng.standard_normal((o, i)).astype(np.float32), out=out,
+                activation=ACTIVATIONS["relu"], grad_x=np.empty((n, i), np.float32),
+                grad_weight=np.empty((o, i), np.float32), grad_bias=np.empty(o, np.float32))
+
+
+def _batchnorm_fwd_args(rng, shape):
+    x = (3 * rng.standard_normal(shape) + 5).astype(np.float32)
+    channels = shape[1]
+    return dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(np.float32),
+                bias=rng.standard_normal(channels).astype(np.float32), eps=1e-5,
+                mean=np.empty(channels), var=np.empty(channels), invstd=np.empty(channels),
+                out=np.empty_like(x))
+
+
+def _batchnorm_bwd_args(rng, shape):
+    forward = _batchnorm_fwd_args(rng, shape)
+    reference.batchnorm_fwd(**forward)
+    x, channels = forward["x"], shape[1]
+    return dict(grad_out=rng.standard_normal(shape).astype(np.float32), x=x,
+                weight=forward["weight"], mean=forward["mean"], invstd=forward["invstd"],
+                grad_x=np.empty_like(x), grad_weight=np.empty(channels, np.float32),
+                grad_bias=np.empty(channels, np.float32))
+
+
+def _cross_entropy_fwd_args(rng):
+    n, c = 300, 1000
+    target = rng.integers(0, c, n)
+    target[::7] = -100
+    return dict(logits=(4 * rng.standard_normal((n, c))).astype(np.float32), target=target,
+                ignore_index=-100, loss=np.empty(n, np.float32), lse=np.empty(n))
+
+
+def _cross_entropy_bwd_args(rng):
+    forward = _cross_entropy_fwd_args(rng)
+    reference.cross_entropy_fwd(**forward)
+    n = forward["logits"].shape[0]
+    return dict(logits=forward["logits"], target=forward["target"], lse=forward["lse"],
+                ignore_index=-100, grad_loss=rng.standard_normal(n).astype(np.float32),
+                grad_logits=np.empty_like(forward["logits"]))
+
+
+REDUCING = [
+    pytest.param("linear_bwd", _linear_bwd_args, id="linear_bwd"),
+    pytest.param("batchnorm_fwd", lambda rng: _batchnorm_fwd_args(rng, (4096, 48, 1)),
+                 id="batchnorm_fwd-narrow"),
+    pytest.param("batchnorm_fwd", lambda rng: _batchnorm_fwd_args(rng, (8, 6, 20000)),
+                 id="batchnorm_fwd-wide"),
+    pytest.param("batchnorm_bwd", lambda rng: _batchnorm_bwd_args(rng, (4096, 48, 1)),
+                 id="batchnorm_bwd-narrow"),
+    pytest.param("batchnorm_bwd", lambda rng: _batchnorm_bwd_args(rng, (8, 6, 20000)),
+                 id="batchnorm_bwd-wide"),
+    pytest.param("cross_entropy_fwd", _cross_entropy_fwd_args, id="cross_entropy_fwd"),
+    pytest.param("cross_entropy_bwd", _cross_entropy_bwd_args, id="cross_entropy_bwd"),
+]
+
+
+def _outputs(name, args):
+    """Run the numba kernel on a copy of ``args``; its written arrays."""
+    args = copy.deepcopy(args)
+    getattr(layers, name)(**args)
+    return {key: args[key] for key in KERNELS[name].writes}
+
+
+@pytest.mark.parametrize("name, build", REDUCING)
+def test_reductions_are_bit_identical_for_any_thread_count_path_and_run(
+        name, build, threads, monkeypatch):
+    args = build(np.random.default_rng(7))
+    largest = max(a.size for a in args.values() if isinstance(a, np.ndarray))
+    assert largest >= 8 * layers.CHUNK, "inputs too small for several parallel pieces"
+    runs = {}
+    _force(monkeypatch, 0)  # the parallel path, whatever the measured thresholds
+    for n in threads:
+        numba.set_num_threads(n)
+        runs[f"parallel path, {n} threads"] = _outputs(name, args)
+        runs[f"parallel path, {n} threads, again"] = _outputs(name, args)
+    _force(monkeypatch, SERIAL)
+    runs["serial path"] = _outputs(name, args)
+    first_label, first = next(iter(runs.items()))
+    for label, outputs in runs.items():
+        for key, value in outputs.items():
+            np.testing.assert_array_equal(value, first[key],
+                                          err_msg=f"{name} {key}: {label} vs {first_label}")
+    expected = copy.deepcopy(args)
+    KERNELS[name].reference(**expected)
+    for key, value in first.items():
+        np.testing.assert_allclose(value, expected[key], rtol=1e-4, atol=1e-5, err_msg=key)
+
+
+# --------------------------------------------------------------------- a whole training step
+def _training_step(backend):
+    """Linear+ReLU, BatchNorm1d, one LSTM layer, a Linear head and cross-entropy: the loss and
+    every gradient after one backward pass on ``backend``."""
+    with backends.use(backend):
+        fastgrad.manual_seed(3)
+        steps, batch, features, width, hidden, classes = 6, 16, 20, 48, 40, 9
+        stem, norm = nn.Linear(features, width), nn.BatchNorm1d(width)
+        lstm, head = nn.LSTM(width, hidden), nn.Linear(hidden, classes)
+        rng = np.random.default_rng(11)
+        x = fastgrad.tensor(rng.standard_normal((steps * batch, features)).astype(np.float32),
+                            requires_grad=True)
+        target = rng.integers(0, classes, steps * batch)
+        target[::5] = -100
+        h = norm(stem(x, activation="relu"))
+        out, _ = lstm(h.reshape(steps, batch, width))
+        loss = F.cross_entropy(head(out.reshape(steps * batch, hidden)),
+                               fastgrad.tensor(target))
+        loss.backward()
+        modules = {"stem": stem, "norm": norm, "lstm": lstm, "head": head}
+        grads = {f"{m}.{n}": p.grad.numpy().copy() for m, module in modules.items()
+                 for n, p in module.named_parameters()}
+        grads["x"] = x.grad.numpy().copy()
+        running = norm.running_mean.numpy().copy(), norm.running_var.numpy().copy()
+        return loss.item(), grads, running
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)
+def test_training_step_matches_the_reference_backend(path):
+    loss, grads, running = _training_step("numba")
+    expected_loss, expected_grads, expected_running = _training_step("numpy")
+    np.testing.assert_allclose(loss, expected_loss, rtol=1e-5)
+    assert grads.keys() == expected_grads.keys()
+    for key, value in grads.items():
+        scale = np.abs(expected_grads[key]).max()
+        np.testing.assert_allclose(value, expected_grads[key], rtol=1e-4, atol=1e-5 * scale,
+                                   err_msg=key)
+    for value, expected in zip(running, expected_running):
+        np.testing.assert_allclose(value, expected, rtol=1e-5, atol=1e-6)
+
+
+# ------------------------------------------------------------ the vectorised transcendentals
+def _grid(dtype):
+    tiny = np.finfo(dtype).tiny
+    magnitudes = np.concatenate([np.geomspace(tiny, 1e-3, 400), np.linspace(1e-3, 30, 3000),
+                                 np.geomspace(30, float(np.finfo(dtype).max) / 4, 300)])
+    return np.concatenate([-magnitudes[::-1], [0.0], magnitudes]).astype(dtype)
+
+
+def _sigmoid64(z):
+    return np.where(z >= 0, 1 / (1 + np.exp(-np.abs(z))),
+                    np.exp(-np.abs(z)) / (1 + np.exp(-np.abs(z))))
+
+
+# float32: 2.5 ulp, as NumPy's; float64: limited by the Cody-Waite reduction at |x| ~ 700
+ACCURACY = {np.float32: 3e-7, np.float64: 2e-14}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_sigmoid_and_tanh_match_float64_formulas(activation, dtype):
+    x = _grid(dtype)
+    out = np.full_like(x, np.nan)
+    layers.activation_fwd(x, ACTIVATIONS[activation], out)
+    z = x.astype(np.float64)
+    with np.errstate(over="ignore"):
+        exact = _sigmoid64(z) if activation == "sigmoid" else np.tanh(z)
+    # results below the smallest normal number flush to zero
+    normal = np.abs(exact) >= np.finfo(dtype).tiny
+    assert (out[~normal] == 0).all()
+    error = np.abs(out[normal] - exact[normal]) / np.abs(exact[normal])
+    assert error.max() <= ACCURACY[dtype], f"max relative error {error.max():.3g}"
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_special_values(activation, dtype):
+    x = np.array([np.nan, np.inf, -np.inf, 0.0, -0.0, 1e30, -1e30], dtype)
+    out = np.empty_like(x)
+    expected = np.empty_like(x)
+    layers.activation_fwd(x, ACTIVATIONS[activation], out)
+    with np.errstate(over="ignore"):
+        reference.activation_fwd(x, ACTIVATIONS[activation], expected)
+    np.testing.assert_array_equal(out, expected)
+
+
+# ------------------------------------------------ variants the generated examples do not reach
+def _agree(name, args, rtol=1e-5, atol=1e-6):
+    expected, actual = copy.deepcopy(args), copy.deepcopy(args)
+    with np.errstate(all="ignore"):
+        KERNELS[name].reference(**expected)
+        getattr(layers, name)(**actual)
+    for key in KERNELS[name].writes:
+        if expected[key] is None:
+            assert actual[key] is None
+        else:
+            np.testing.assert_allclose(actual[key], expected[key], rtol=rtol, atol=atol,
+                                       err_msg=f"{name} {key}")
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)
+@pytest.mark.parametrize("skip", ["grad_x", "grad_weight", "grad_bias"])
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_linear_bwd_skips_none_gradients(activation, skip, path):
+    args = KERNELS["linear_bwd"].example(np.random.default_rng(1), np.float32, 33)
+    args["activation"] = ACTIVATIONS[activation]
+    args[skip] = None
+    _agree("linear_bwd", args, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)
+@pytest.mark.parametrize("activation", list(ACTIVATIONS))
+def test_linear_fwd_without_bias(activation, path):
+    args = KERNELS["linear_fwd"].example(np.random.default_rng(2), np.float64, 20)
+    args.update(activation=ACTIVATIONS[activation], bias=None)
+    _agree("linear_fwd", args, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", ["linear_fwd", "linear_bwd", "cross_entropy_fwd",
+                                  "cross_entropy_bwd", "lstm_cell_fwd", "lstm_cell_bwd",
+                                  "activation_fwd", "activation_bwd"])
+def test_empty_batch(name):
+    args = KERNELS[name].example(np.random.default_rng(3), np.float32, 4)
+    for key, value in args.items():
+        parameter = key in ("weight", "bias", "grad_weight", "grad_bias")
+        if isinstance(value, np.ndarray) and value.ndim >= 1 and not parameter:
+            args[key] = value[:0]
+    if name == "linear_bwd":
+        args["grad_weight"][...] = np.nan
+    _agree(name, args)
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)
+@pytest.mark.parametrize("shape", [(5, 3, 1), (4, 2, 7), (3, 2, 20000), (1, 4, 17000)],
+                         ids=["N-C", "narrow", "wide", "wide-one-sample"])
+@pytest.mark.parametrize("affine", [True, False])
+def test_batchnorm_layouts_and_optional_arguments(shape, affine, path):
+    rng = np.random.default_rng(4)
+    forward = _batchnorm_fwd_args(rng, shape)
+    backward = _batchnorm_bwd_args(rng, shape)
+    if not affine:
+        forward.update(weight=None, bias=None)
+        backward.update(weight=None, grad_weight=None)
+    _agree("batchnorm_fwd", forward, rtol=1e-5, atol=1e-5)
+    _agree("batchnorm_bwd", backward, rtol=1e-4, atol=1e-4)
+    backward.update(grad_x=None, grad_bias=None)
+    _agree("batchnorm_bwd", backward, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)
+def test_lstm_cell_bwd_without_grad_c_prev(path):
+    args = KERNELS["lstm_cell_bwd"].example(np.random.default_rng(5), np.float32, 40)
+    args["grad_c_prev"] = None
+    _agree("lstm_cell_bwd", args, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("ignore_index", [-100, 2, -1])
+def test_cross_entropy_ignore_index_and_negative_targets(ignore_index):
+    rng = np.random.default_rng(6)
+    args = KERNELS["cross_entropy_fwd"].example(rng, np.float64, 12)
+    # -1 is the last class in NumPy's indexing, unless it is the ignore_index
+    args["target"] = np.tile(np.array([ignore_index, 2, -1, 5], np.int64), 3)
+    args["ignore_index"] = ignore_index
+    _agree("cross_entropy_fwd", args, rtol=1e-12, atol=1e-14)
+    backward = dict(logits=args["logits"], target=args["target"], lse=args["lse"],
+                    ignore_index=ignore_index, grad_loss=rng.standard_normal(12),
+                    grad_logits=np.empty_like(args["logits"]))
+    reference.cross_entropy_fwd(**args)
+    backward["lse"] = args["lse"]
+    _agree("cross_entropy_bwd", backward, rtol=1e-12, atol=1e-14)
+
+
+def test_cross_entropy_large_logits_are_stable():
+    logits = np.array([[1e4, -1e4, 0.0], [-3e4, -3e4 + 1, -3e4 - 1]], np.float32)
+    target = np.array([1, 0])
+    loss, lse = np.empty(2, np.float32), np.empty(2)
+    layers.cross_entropy_fwd(logits, target, -100, loss, lse)
+    assert np.isfinite(loss).all() and np.isfinite(lse).all()
+    np.testing.assert_allclose(loss, [2e4, 1 + np.log1p(np.exp(-1) + np.exp(-2))], rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["cross_entropy_fwd", "cross_entropy_bwd"])
+def test_cross_entropy_target_out_of_range_raises(name):
+    args = KERNELS[name].example(np.random.default_rng(8), np.float32, 5)
+    classes = args["logits"].shape[1]
+    args["target"][1] = classes
+    with pytest.raises(IndexError, match=f"target {classes} is out of bounds"):
+        getattr(layers, name)(**args)
+
+
+def test_other_dtypes_and_non_contiguous_outputs_use_the_reference():
+    x = np.linspace(-3, 3, 12, dtype=np.float16).reshape(3, 4)
+    out, expected = np.empty_like(x), np.empty_like(x)
+    layers.activation_fwd(x, ACTIVATIONS["tanh"], out)
+    reference.activation_fwd(x, ACTIVATIONS["tanh"], expected)
+    np.testing.assert_array_equal(out, expected)
+    x32 = x.astype(np.float32)
+    strided = np.empty((3, 8), np.float32)[:, ::2]
+    layers.activation_fwd(x32, ACTIVATIONS["sigmoid"], strided)
+    np.testing.assert_allclose(strided, 1 / (1 + np.exp(-x32)), rtol=1e-6)
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (7,), (2, 3, 5)])
+def test_activation_shapes(shape):
+    x = np.random.default_rng(9).standard_normal(shape).astype(np.float32)
+    for activation in ACTIVATIONS.values():
+        _agree("activation_fwd", dict(x=x, activation=activation, out=np.empty_like(x)))
+        _agree("activation_bwd", dict(grad_out=x, out=np.abs(x) / 4, activation=activation,
+                                      grad_in=np.empty_like(x)))
+
+
+# ------------------------------------------------------------ the jitted bodies as Python
+_PLAIN_PYTHON = r"""
+import copy
+import numpy as np
+from fastgrad.backends import KERNELS
+from fastgrad.backends.numba_cpu import _layers as layers
+
+assert not hasattr(layers._activate, "py_func"), "NUMBA_DISABLE_JIT did not apply"
+layers.CHUNK = 64  # several pieces, and the wide batchnorm path, on small inputs
+checked = 0
+for parallel in (False, True):
+    for key in layers.PARALLEL_MIN:
+        layers.PARALLEL_MIN[key] = 0 if parallel else 1 << 62
+    for name in layers.__all__:
+        spec = KERNELS[name]
+        for dtype in (np.float32, np.float64):
+            args = spec.example(np.random.default_rng(checked), dtype, 2)
+            variants = [args]
+            if name.startswith("batchnorm"):  # (3, 8, 16) is the wide path; (48, 8, 1) narrow
+                narrow = copy.deepcopy(args)
+                for key in ("x", "out", "grad_out", "grad_x"):
+                    if key in narrow:
+                        narrow[key] = np.ascontiguousarray(
+                            narrow[key].transpose(0, 2, 1).reshape(-1, 8, 1))
+                variants.append(narrow)
+            for variant in variants:
+                expected, actual = copy.deepcopy(variant), copy.deepcopy(variant)
+                spec.reference(**expected)
+                getattr(layers, name)(**actual)
+                rtol, atol = spec.tolerances[np.dtype(dtype)]
+                for key in spec.writes:
+                    np.testing.assert_allclose(actual[key], expected[key], rtol=rtol,
+                                               atol=atol, err_msg=f"{name} {dtype}")
+            checked += 1
+x = np.array([np.nan, np.inf, -np.inf, 0.0, 1e-30, -700.0, 40.0], np.float32)
+for code in (2, 3):
+    out, expected = np.empty_like(x), np.empty_like(x)
+    with np.errstate(all="ignore"):
+        layers.activation_fwd(x, code, out)
+        KERNELS["activation_fwd"].reference(x, code, expected)
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-30)
+print("checked", checked)
+"""
+
+
+def test_jitted_bodies_run_as_plain_python():
+    environ = {k: v for k, v in os.environ.items() if k != "FASTGRAD_BACKEND"}
+    environ.update(NUMBA_DISABLE_JIT="1",
+                   PYTHONPATH=os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")]))
+    result = subprocess.run([sys.executable, "-c", _PLAIN_PYTHON], env=environ, cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert f"checked {2 * 2 * len(layers.__all__)}" in result.stdout
