@@ -10,6 +10,7 @@ from . import backends
 from . import nn
 from . import optim
 from . import data
+from . import diagnostics
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .dtypes import bool_, float16, float32, float64, int32, int64
 from .ops import (abs, add, argmax, cat, clamp, div, exp, flatten, log, log_softmax, matmul,
@@ -26,7 +27,7 @@ from .serialization import load, save
 __version__ = "0.1.0"
 
 __all__ = [
-    "autograd", "backends", "data", "nn", "optim", "runtime",
+    "autograd", "backends", "data", "diagnostics", "nn", "optim", "runtime",
     "save", "load", "export",
     "Tensor", "tensor", "from_numpy", "no_grad", "enable_grad", "is_grad_enabled",
     "Generator", "manual_seed", "get_num_threads", "set_num_threads",

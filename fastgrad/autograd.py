@@ -8,8 +8,14 @@ to the Function so :func:`backward` can walk the graph.
 The walk is iterative (an unrolled LSTM is thousands of nodes deep, far past Python's recursion
 limit), visits each node once in topological order, and sums the gradients of a tensor used
 several times before its node runs.
+
+Hooks (:meth:`Tensor.register_hook <fastgrad.Tensor.register_hook>`) see a tensor's gradient
+once it is complete, the sum over every use, and may replace it: a non-leaf's hooks run when
+its node is reached, a leaf's after the walk, before the gradient is accumulated into
+``.grad``.
 """
 import functools
+import itertools
 import threading
 import weakref
 
@@ -65,6 +71,58 @@ class enable_grad(_SetGradMode):
     mode = True
 
 
+class RemovableHandle:
+    """The handle returned by every ``register_*hook`` method: ``handle.remove()`` (or leaving
+    a ``with handle:`` block) unregisters the hook; removing twice is harmless.
+
+    PyTorch's ``torch.utils.hooks.RemovableHandle``.
+
+    Args:
+        *hooks_dicts: the dicts the hook was stored in under ``handle.id``.
+    """
+
+    _ids = itertools.count()
+
+    def __init__(self, *hooks_dicts):
+        self.hooks_dicts = hooks_dicts
+        self.id = next(RemovableHandle._ids)
+
+    def remove(self):
+        for hooks in self.hooks_dicts:
+            hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.remove()
+
+
+def _call_tensor_hooks(hooks, gradient):
+    """Run ``hooks`` (a dict of ``hook(grad) -> Tensor or None``) in order; each sees what the
+    previous returned. Returns the final gradient array."""
+    Tensor = _tensor.Tensor
+    for hook in tuple(hooks.values()):
+        result = hook(Tensor(gradient))
+        if result is None:
+            continue
+        if not isinstance(result, Tensor):
+            raise TypeError(f"a tensor hook must return a Tensor or None, got "
+                            f"{type(result).__name__} from hook {_hook_name(hook)!r}")
+        if result.shape != gradient.shape:
+            raise RuntimeError(f"hook {_hook_name(hook)!r} has changed the size of value "
+                               f"(was {gradient.shape} got {result.shape})")
+        if result.dtype != gradient.dtype:
+            raise RuntimeError(f"hook {_hook_name(hook)!r} has changed the type of value "
+                               f"(was {gradient.dtype} got {result.dtype})")
+        gradient = result._data
+    return gradient
+
+
+def _hook_name(hook):
+    return getattr(hook, "__name__", type(hook).__name__)
+
+
 class Function:
     """Base of every differentiable operation.
 
@@ -73,7 +131,16 @@ class Function:
     positional input. ``self.needs_input_grad`` says which inputs need a gradient, so forward
     can skip saving what nobody will use. Anything forward stores on ``self`` is freed after
     backward unless the graph is retained.
+
+    Attributes:
+        materialize_grads: when True (the default), an output that received no gradient is
+            passed to ``backward`` as zeros; when False, as None (PyTorch's
+            ``ctx.set_materialize_grads``).
     """
+
+    materialize_grads = True
+    #: ``{output_nr: hooks dict}`` of the outputs that carry tensor hooks, or None.
+    tensor_hooks = None
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -182,16 +249,18 @@ def _accumulate_into_grad(leaf, gradient):
 def _run_backward(roots, gradients, retain_graph, capture=None):
     """Propagate ``gradients`` from ``roots`` through the graph.
 
-    Leaves receive their gradient in ``.grad``; or, when ``capture`` is a dict keyed by
-    ``id(tensor)``, the gradients reaching those tensors are summed into it and no ``.grad``
-    is touched.
+    Leaves receive their gradient in ``.grad``; or, when ``capture`` is a dict mapping
+    ``id(tensor)`` to ``[tensor, None]``, the gradients reaching those tensors are stored in it
+    (after their hooks) and no ``.grad`` is touched.
     """
     pending = {}
+    hooked_leaves = {}   # id(leaf) -> [leaf, summed gradient]: hooks run on the total
     for position, (root, gradient) in enumerate(zip(roots, gradients)):
         if not root._requires_grad:
             raise RuntimeError(f"output {position} does not require grad and has no grad_fn: "
                                "nothing to differentiate")
-        _deliver(root, _root_gradient(root, gradient, position), pending, capture)
+        _deliver(root, _root_gradient(root, gradient, position), pending, capture,
+                 hooked_leaves)
     nodes = [r.grad_fn for r in roots if r.grad_fn is not None]
     for node in _topological_order(nodes):
         grad_outputs = pending.pop(node, None)
@@ -202,16 +271,38 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
                                "arrays were freed by the first backward: pass "
                                "retain_graph=True to the first call")
         _check_versions(node)
-        grad_outputs = [g if g is not None else np.zeros(shape, dtype)
-                        for g, (shape, dtype) in zip(grad_outputs, node.output_meta)]
+        if node.tensor_hooks is not None:
+            for index, hooks in node.tensor_hooks.items():
+                if hooks and grad_outputs[index] is not None:
+                    grad_outputs[index] = _call_tensor_hooks(hooks, grad_outputs[index])
+        if capture is not None:
+            _capture_outputs(node, grad_outputs, capture)
+        if node.materialize_grads:
+            grad_outputs = [g if g is not None else np.zeros(shape, dtype)
+                            for g, (shape, dtype) in zip(grad_outputs, node.output_meta)]
         grad_inputs = node.backward(*grad_outputs)
         if type(grad_inputs) is not tuple:
             grad_inputs = (grad_inputs,)
         for tensor, gradient in zip(node.inputs, grad_inputs):
             if gradient is not None and tensor is not None and tensor._requires_grad:
-                _deliver(tensor, gradient, pending, capture)
+                _deliver(tensor, gradient, pending, capture, hooked_leaves)
         if not retain_graph:
             node._release()
+    for leaf, gradient in hooked_leaves.values():
+        if leaf._hooks:
+            gradient = _call_tensor_hooks(leaf._hooks, gradient)
+        if capture is None:
+            _accumulate_into_grad(leaf, gradient)
+        else:
+            capture[id(leaf)][1] = gradient
+
+
+def _capture_outputs(node, grad_outputs, capture):
+    """Store the complete gradients of the captured outputs of ``node``."""
+    for ref, gradient in zip(node.output_refs, grad_outputs):
+        output = ref()
+        if output is not None and gradient is not None and id(output) in capture:
+            capture[id(output)][1] = gradient
 
 
 def _check_versions(node):
@@ -226,15 +317,18 @@ def _check_versions(node):
                 f"{version})")
 
 
-def _deliver(tensor, gradient, pending, capture):
-    if capture is not None:
-        if id(tensor) in capture:
-            previous = capture[id(tensor)]
-            capture[id(tensor)] = gradient if previous is None else previous + gradient
-        if tensor.grad_fn is None:
-            return
-    elif tensor.grad_fn is None:
-        _accumulate_into_grad(tensor, gradient)
+def _deliver(tensor, gradient, pending, capture, hooked_leaves):
+    """Hand ``gradient`` to ``tensor``: a leaf accumulates it (or, with hooks or when captured,
+    sums it for later), a non-leaf adds it to its node's pending output gradients."""
+    if tensor.grad_fn is None:
+        if capture is None and not tensor._hooks:
+            _accumulate_into_grad(tensor, gradient)
+        elif capture is None or id(tensor) in capture:
+            entry = hooked_leaves.get(id(tensor))
+            if entry is None:
+                hooked_leaves[id(tensor)] = [tensor, gradient]
+            else:
+                entry[1] = entry[1] + gradient
         return
     node = tensor.grad_fn
     slots = pending.get(node)
@@ -265,11 +359,11 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
     roots, gradients = _as_roots(outputs, grad_outputs)
     single = isinstance(inputs, _tensor.Tensor)
     inputs = (inputs,) if single else tuple(inputs)
-    capture = {id(t): None for t in inputs}
+    capture = {id(t): [t, None] for t in inputs}
     _run_backward(roots, gradients, retain_graph, capture)
     results = []
     for position, tensor in enumerate(inputs):
-        gradient = capture[id(tensor)]
+        gradient = capture[id(tensor)][1]
         if gradient is None and not allow_unused:
             raise RuntimeError(f"input {position} (shape {tensor.shape}) was not used to compute "
                                "the outputs; pass allow_unused=True to get None for it")

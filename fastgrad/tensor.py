@@ -20,7 +20,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_requires_grad", "_grad", "grad_fn", "_output_nr", "_version",
-                 "_arena", "_grad_view", "__weakref__")
+                 "_arena", "_grad_view", "_hooks", "__weakref__")
     # Let NumPy defer to Tensor's reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_priority__ = 1000
 
@@ -35,6 +35,7 @@ class Tensor:
         self._version = 0
         self._arena = None       # the Arena this tensor's values live in, if any
         self._grad_view = None   # its slot in that arena's gradient buffer
+        self._hooks = None       # register_hook's hooks by handle id, once there is one
         self._requires_grad = False
         if requires_grad:
             self.requires_grad = True
@@ -207,7 +208,42 @@ class Tensor:
         autograd.backward(self, gradient, retain_graph=bool(retain_graph))
 
     def register_hook(self, hook):
-        raise NotImplementedError("Tensor.register_hook arrives with the diagnostics issue")
+        """Call ``hook(grad)`` with this tensor's gradient each time a backward computes it.
+
+        PyTorch's semantics: the gradient is complete (summed over every use of the tensor)
+        when the hook sees it; a hook that returns a Tensor (same shape and dtype) replaces
+        the gradient, which then flows on to earlier nodes, or, for a leaf, is what
+        accumulates into ``.grad``; returning None keeps it. Hooks run in the order they were
+        registered, each seeing what the previous returned. Works on leaves and non-leaves,
+        and for the inputs of :func:`fastgrad.autograd.grad`. The hook must not modify its
+        argument in place.
+
+        Args:
+            hook: a callable ``hook(grad) -> Tensor or None``.
+
+        Returns:
+            A :class:`~fastgrad.autograd.RemovableHandle`; ``handle.remove()`` unregisters
+            the hook.
+
+        Raises:
+            RuntimeError: the tensor does not require gradients.
+        """
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if self._hooks is None:
+            self._hooks = {}
+            node = self.grad_fn
+            if node is not None:
+                # the node runs the hooks, so they work even after this Tensor is gone
+                if node.tensor_hooks is None:
+                    node.tensor_hooks = {}
+                node.tensor_hooks[self._output_nr] = self._hooks
+        handle = autograd.RemovableHandle(self._hooks)
+        self._hooks[handle.id] = hook
+        return handle
 
     # ------------------------------------------------------------------------------ in place
     def _check_inplace(self):

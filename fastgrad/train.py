@@ -14,6 +14,7 @@ from . import data
 from . import nn
 from . import optim
 from . import random as _random
+from .diagnostics import GradientMonitor
 from .tensor import Tensor
 
 
@@ -34,17 +35,19 @@ def accuracy(model, x, y, batch_size=512):
 
 
 def train_digits(epochs=30, hidden=128, lr=0.05, momentum=0.9, batch_size=32, seed=0,
-                 log=print):
+                 log=print, monitor=False):
     """Train ``64 -> hidden -> ReLU -> 10`` with SGD and cross-entropy on the digits.
 
     Args:
         epochs, hidden, lr, momentum, batch_size: the usual knobs.
         seed: seeds the weights, the shuffling and the train/test split.
         log: called with one line per epoch (``print`` by default; None for silence).
+        monitor: attach a :class:`~fastgrad.diagnostics.GradientMonitor`: each verdict is
+            logged when it appears, and the monitor's summary at the end.
 
     Returns:
         A dict with per-epoch ``loss``, ``grad_norm``, ``train_accuracy``, ``test_accuracy``
-        lists and the total ``seconds``.
+        lists and the total ``seconds`` (and the ``monitor`` when one was attached).
 
     Raises:
         TrainingDiverged: the loss became NaN or infinite (the message names epoch and step).
@@ -60,6 +63,7 @@ def train_digits(epochs=30, hidden=128, lr=0.05, momentum=0.9, batch_size=32, se
     loader = data.DataLoader(data.TensorDataset(x_train, y_train), batch_size=batch_size,
                              shuffle=True, generator=_random.Generator(seed))
     history = {"loss": [], "grad_norm": [], "train_accuracy": [], "test_accuracy": []}
+    watcher = GradientMonitor(model, optimizer) if monitor else None
     started = time.perf_counter()
     for epoch in range(1, epochs + 1):
         losses, norms = [], []
@@ -74,6 +78,10 @@ def train_digits(epochs=30, hidden=128, lr=0.05, momentum=0.9, batch_size=32, se
             norms.append(optimizer.grad_norm())
             optimizer.step()
             losses.append(value)
+            if watcher is not None:
+                for verdict in watcher.step():
+                    if log is not None:
+                        log(f"epoch {epoch}, {verdict}")
         history["loss"].append(float(np.mean(losses)))
         history["grad_norm"].append(float(np.mean(norms)))
         history["train_accuracy"].append(accuracy(model, x_train, y_train))
@@ -88,4 +96,9 @@ def train_digits(epochs=30, hidden=128, lr=0.05, momentum=0.9, batch_size=32, se
     if log is not None:
         log(f"test accuracy {100 * history['test_accuracy'][-1]:.1f}% after {epochs} epochs "
             f"in {history['seconds']:.1f} s (backend: {backends.current()})")
+    if watcher is not None:
+        watcher.close()
+        history["monitor"] = watcher
+        if log is not None:
+            log(watcher.summary())
     return history

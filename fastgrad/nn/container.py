@@ -11,7 +11,8 @@ class Sequential(Module):
 
     Takes modules as arguments (named "0", "1", ...) or one ``OrderedDict`` of named modules.
     A :class:`Linear` directly followed by a ReLU, Sigmoid or Tanh runs as one fused kernel;
-    the result is the same as running them one by one.
+    the result is the same as running them one by one. A pair with a hook registered on
+    either module runs unfused, so every hook sees its own module's call.
     """
 
     def __init__(self, *modules):
@@ -48,7 +49,8 @@ class Sequential(Module):
         while i < len(modules):
             module = modules[i]
             following = modules[i + 1] if i + 1 < len(modules) else None
-            if type(module) is Linear and type(following) in FUSABLE:
+            if type(module) is Linear and type(following) in FUSABLE \
+                    and not module._has_hooks() and not following._has_hooks():
                 input = module(input, activation=FUSABLE[type(following)])
                 i += 2
             else:

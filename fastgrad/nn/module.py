@@ -3,13 +3,19 @@
 Assigning a :class:`Parameter` or a :class:`Module` as an attribute registers it, so
 ``named_parameters()``, ``state_dict()`` and the repr find it; ``register_buffer`` does the same
 for non-trained state such as running statistics.
+
+Hooks follow PyTorch: ``register_forward_pre_hook``, ``register_forward_hook``,
+``register_full_backward_pre_hook`` and ``register_full_backward_hook`` each return a
+:class:`~fastgrad.autograd.RemovableHandle`. A module without hooks pays one check per call.
 """
 import collections
 import collections.abc
 
 import numpy as np
 
+from .. import autograd
 from .. import dtypes
+from ..autograd import Function, RemovableHandle
 from ..tensor import Tensor
 
 
@@ -40,6 +46,151 @@ class Parameter(Tensor):
 
 
 _IncompatibleKeys = collections.namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+# ------------------------------------------------------------------------------ backward hooks
+class _BackwardHookState:
+    """What one call of a module with full backward hooks shares between its two identity
+    nodes: the output node records ``grad_output``, the input node calls the hooks.
+
+    PyTorch's ``torch.utils.hooks.BackwardHook``.
+    """
+
+    def __init__(self, module, hooks, pre_hooks):
+        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
+        self.n_inputs = self.n_outputs = 0
+        self.input_positions = self.output_positions = None
+        self.grad_outputs = None
+
+    def _wrap(self, values, node_class):
+        """Route the Tensors of ``values`` that require grad through one identity node;
+        returns the new values and the positions routed (None when none was)."""
+        if not autograd.is_grad_enabled():
+            return values, None
+        chosen = [i for i, v in enumerate(values) if isinstance(v, Tensor) and v.requires_grad]
+        if not chosen:
+            return values, None
+        routed = node_class.apply(*[values[i] for i in chosen], state=self)
+        values = list(values)
+        for i, tensor in zip(chosen, routed):
+            values[i] = tensor
+        return tuple(values), chosen
+
+    def setup_input(self, args):
+        self.n_inputs = len(args)
+        args, self.input_positions = self._wrap(args, _ModuleInputHook)
+        return args
+
+    def setup_output(self, result):
+        single = not isinstance(result, tuple)
+        values = (result,) if single else result
+        self.n_outputs = len(values)
+        values, self.output_positions = self._wrap(values, _ModuleOutputHook)
+        if single:
+            return values[0]
+        return values if type(result) is tuple else type(result)(*values)  # namedtuples
+
+    def on_grad_output(self, grads):
+        """The module's output gradients arrived: run the pre-hooks, and the hooks when no
+        input needs a gradient (the input node will not run). Returns the gradients to pass
+        on, in routed order."""
+        packed = _pack(self.output_positions, grads, self.n_outputs)
+        for hook in self.pre_hooks:
+            result = hook(self.module, packed)
+            if result is None:
+                continue
+            result = _as_grad_tuple(result, "backward pre-hook")
+            if len(result) != len(packed):
+                raise RuntimeError(f"backward pre-hook returned an invalid number of "
+                                   f"grad_output, got {len(result)}, but expected "
+                                   f"{len(packed)}")
+            packed = result
+        self.grad_outputs = packed
+        if self.input_positions is None:
+            nothing = (None,) * self.n_inputs
+            for hook in self.hooks:
+                result = hook(self.module, nothing, packed)
+                if result is not None and not (isinstance(result, tuple)
+                                               and all(r is None for r in result)):
+                    raise RuntimeError("backward hook for a Module where no input requires "
+                                       "gradient should always return None or None for all "
+                                       "gradients")
+            self.grad_outputs = None
+        return [_array_or_none(packed[i]) for i in self.output_positions]
+
+    def on_grad_input(self, grads):
+        """The gradients with respect to the module's inputs arrived: run the hooks; returns
+        the (possibly replaced) gradients in routed order."""
+        if self.grad_outputs is None:  # reached the inputs without passing the outputs
+            return grads
+        packed = _pack(self.input_positions, grads, self.n_inputs)
+        for hook in self.hooks:
+            result = hook(self.module, packed, self.grad_outputs)
+            if result is None:
+                continue
+            result = _as_grad_tuple(result, "backward hook")
+            if len(result) != len(packed):
+                raise RuntimeError(f"backward hook returned an invalid number of grad_input, "
+                                   f"got {len(result)}, but expected {len(packed)}")
+            packed = result
+        self.grad_outputs = None
+        return [_array_or_none(packed[i]) for i in self.input_positions]
+
+
+def _pack(positions, grads, size):
+    """A tuple of ``size`` entries: the gradients (as Tensors) at ``positions``, else None."""
+    packed = [None] * size
+    for i, g in zip(positions, grads):
+        packed[i] = None if g is None else Tensor(g)
+    return tuple(packed)
+
+
+def _as_grad_tuple(result, what):
+    if isinstance(result, Tensor):
+        result = (result,)
+    if not isinstance(result, (tuple, list)) or not all(
+            r is None or isinstance(r, Tensor) for r in result):
+        raise TypeError(f"a {what} must return None or a tuple of Tensors (or None), got "
+                        f"{type(result).__name__}")
+    return tuple(result)
+
+
+def _array_or_none(value):
+    return None if value is None else value._data
+
+
+class _ModuleHook(Function):
+    """Identity over several tensors whose backward hands the gradients to a
+    :class:`_BackwardHookState` (outputs without a gradient stay None)."""
+
+    materialize_grads = False
+
+    def forward(self, *arrays, state):
+        self.state = state
+        self.meta = [(a.shape, a.dtype) for a in arrays]
+        return arrays
+
+    def _checked(self, replaced):
+        result = []
+        for new, (shape, dtype) in zip(replaced, self.meta):
+            if new is None:
+                result.append(None)
+                continue
+            if new.shape != shape:
+                raise RuntimeError(f"a module hook returned a gradient of shape {new.shape}, "
+                                   f"expected {shape}")
+            result.append(new.astype(dtype, copy=False))
+        return tuple(result)
+
+
+class _ModuleOutputHook(_ModuleHook):
+    def backward(self, *grads):
+        return self._checked(self.state.on_grad_output(grads))
+
+
+class _ModuleInputHook(_ModuleHook):
+    def backward(self, *grads):
+        return self._checked(self.state.on_grad_input(grads))
 
 
 def _to_array(value, key):
@@ -74,12 +225,145 @@ class Module:
         object.__setattr__(self, "_buffers", {})
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_forward_pre_hooks", {})
+        object.__setattr__(self, "_forward_hooks", {})
+        object.__setattr__(self, "_forward_hooks_with_kwargs", {})
+        object.__setattr__(self, "_backward_pre_hooks", {})
+        object.__setattr__(self, "_backward_hooks", {})
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
+        if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks \
+                or self._backward_pre_hooks:
+            return self._call_with_hooks(args, kwargs)
         return self.forward(*args, **kwargs)
+
+    def _call_with_hooks(self, args, kwargs):
+        """PyTorch's ``Module._call_impl``: forward pre-hooks, forward, forward hooks, with
+        the backward hooks wired around the call."""
+        for hook_id, hook in tuple(self._forward_pre_hooks.items()):
+            if hook_id in self._forward_hooks_with_kwargs:
+                result = hook(self, args, kwargs)
+                if result is not None:
+                    if not (isinstance(result, tuple) and len(result) == 2):
+                        raise RuntimeError("forward pre-hook must return None or a tuple of "
+                                           f"(new_args, new_kwargs), but got {result!r}")
+                    args, kwargs = result
+            else:
+                result = hook(self, args)
+                if result is not None:
+                    args = result if isinstance(result, tuple) else (result,)
+        backward = None
+        if self._backward_hooks or self._backward_pre_hooks:
+            backward = _BackwardHookState(self, list(self._backward_hooks.values()),
+                                          list(self._backward_pre_hooks.values()))
+            args = backward.setup_input(args)
+        output = self.forward(*args, **kwargs)
+        for hook_id, hook in tuple(self._forward_hooks.items()):
+            if hook_id in self._forward_hooks_with_kwargs:
+                result = hook(self, args, kwargs, output)
+            else:
+                result = hook(self, args, output)
+            if result is not None:
+                output = result
+        if backward is not None:
+            output = backward.setup_output(output)
+        return output
+
+    # -------------------------------------------------------------------------------- hooks
+    @staticmethod
+    def _add_hook(hooks, hook, prepend, *extra):
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        handle = RemovableHandle(hooks, *extra)
+        hooks[handle.id] = hook
+        if prepend:
+            hooks_list = list(hooks.items())
+            hooks.clear()
+            hooks[handle.id] = hook
+            hooks.update(hooks_list[:-1])
+        return handle
+
+    def register_forward_pre_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """Call ``hook(module, args)`` before every ``forward``; PyTorch's semantics.
+
+        The hook may return a replacement for the positional arguments (a tuple, or a single
+        value that is wrapped in one). With ``with_kwargs=True`` it is called as
+        ``hook(module, args, kwargs)`` and may return ``(args, kwargs)``.
+
+        Args:
+            hook: the callable.
+            prepend: run before the hooks already registered (default: after).
+            with_kwargs: pass the keyword arguments too.
+
+        Returns:
+            A :class:`~fastgrad.autograd.RemovableHandle`.
+        """
+        handle = self._add_hook(self._forward_pre_hooks, hook, prepend,
+                                self._forward_hooks_with_kwargs)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs[handle.id] = True
+        return handle
+
+    def register_forward_hook(self, hook, *, prepend=False, with_kwargs=False):
+        """Call ``hook(module, args, output)`` after every ``forward``; PyTorch's semantics.
+
+        ``args`` are the positional arguments as forward received them; the hook may return
+        a replacement output. With ``with_kwargs=True`` it is called as
+        ``hook(module, args, kwargs, output)``. Inside :class:`~fastgrad.nn.Sequential`, a
+        Linear and its activation with a hook on either run unfused, so the hook sees the
+        Linear's own output.
+
+        Args:
+            hook: the callable.
+            prepend: run before the hooks already registered (default: after).
+            with_kwargs: pass the keyword arguments too.
+
+        Returns:
+            A :class:`~fastgrad.autograd.RemovableHandle`.
+        """
+        handle = self._add_hook(self._forward_hooks, hook, prepend,
+                                self._forward_hooks_with_kwargs)
+        if with_kwargs:
+            self._forward_hooks_with_kwargs[handle.id] = True
+        return handle
+
+    def register_full_backward_pre_hook(self, hook, *, prepend=False):
+        """Call ``hook(module, grad_output)`` when the gradients with respect to the module's
+        outputs are computed; PyTorch's semantics.
+
+        ``grad_output`` is a tuple with one entry per output (None for an output that is not
+        a Tensor requiring grad, or that received no gradient). The hook may return a
+        replacement tuple of the same length, used in place of ``grad_output`` from then on.
+
+        Returns:
+            A :class:`~fastgrad.autograd.RemovableHandle`.
+        """
+        return self._add_hook(self._backward_pre_hooks, hook, prepend)
+
+    def register_full_backward_hook(self, hook, *, prepend=False):
+        """Call ``hook(module, grad_input, grad_output)`` when the gradients with respect to
+        the module's inputs are computed; PyTorch's semantics.
+
+        ``grad_input`` has one entry per positional argument of ``forward`` (None for an
+        argument that is not a Tensor requiring grad); ``grad_output`` one per output. The
+        hook may return a replacement for ``grad_input`` (a tuple of the same length), which
+        then flows to earlier layers. When no input requires a gradient (the first layer of a
+        network), the hook runs once the output gradients are known, with ``grad_input`` all
+        None, and must return None. Only the Tensors at the top level of the arguments and
+        of a tuple output take part (an LSTM's ``(h_n, c_n)`` does not).
+
+        Returns:
+            A :class:`~fastgrad.autograd.RemovableHandle`.
+        """
+        return self._add_hook(self._backward_hooks, hook, prepend)
+
+    def _has_hooks(self):
+        """True when any hook is registered on this module (not counting its children)."""
+        return bool(self._forward_pre_hooks or self._forward_hooks or self._backward_hooks
+                    or self._backward_pre_hooks)
 
     # ------------------------------------------------------------------------- registration
     def __setattr__(self, name, value):

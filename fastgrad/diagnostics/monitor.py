@@ -1,0 +1,537 @@
+"""The gradient monitor: per-step gradient, parameter and update norms, per parameter and per
+layer in forward order, from one fused pass per arena."""
+import math
+import numbers
+
+import numpy as np
+
+from .. import autograd
+from .. import nn
+from ..backends import K
+from . import reports
+from .verdicts import Checker, ModelTraits, Thresholds
+
+#: Activation modules whose outputs the monitor can describe: bounds for saturation (or None),
+#: and whether dead units are counted.
+_ACTIVATIONS = {nn.Sigmoid: ((0.0, 1.0), False), nn.Tanh: ((-1.0, 1.0), False),
+                nn.ReLU: (None, True), nn.LeakyReLU: (None, False), nn.ELU: (None, False),
+                nn.GELU: (None, False), nn.Softplus: (None, False)}
+
+
+def _activation_kind(module):
+    """``(bounds, counts_dead)`` for an activation-like module, or None."""
+    kind = _ACTIVATIONS.get(type(module))
+    if kind is not None:
+        return kind
+    if isinstance(module, nn.RNN):  # its outputs are the activated hidden states
+        return ((-1.0, 1.0), False) if module.nonlinearity == "tanh" else (None, True)
+    return None
+
+
+class _Rows:
+    """A growing (steps, width) float64 table that hands out its next row for writing."""
+
+    def __init__(self, width):
+        self._data = np.empty((64, width))
+        self.count = 0
+
+    def next(self):
+        if self.count == len(self._data):
+            grown = np.empty((2 * len(self._data), self._data.shape[1]))
+            grown[:self.count] = self._data
+            self._data = grown
+        row = self._data[self.count]
+        self.count += 1
+        return row
+
+    def array(self):
+        return self._data[:self.count].copy()
+
+
+class _Source:
+    """Parameters whose gradients are measured together: one arena (a single fused pass), or
+    one parameter outside any arena.
+
+    Attributes:
+        params: the parameters, in the source's order.
+        offsets: segment boundaries, one segment per parameter of ``params``.
+        take: indices into ``params`` of the monitored ones; ``dest`` their positions in the
+            monitor's parameter list.
+        identity: the source holds exactly the monitored parameters, in the monitor's order
+            (its norms are the monitor's rows as they are).
+        arena: the Arena, or None.
+        prev: the parameter values before the step being recorded (a snapshot, or the
+            values the previous recorded step saw), or None.
+        work: two buffers of twice the values' size, each the values then their change since
+            ``prev``, so one norm pass measures both; one is written while the other holds
+            ``prev``.
+    """
+
+    def __init__(self, params, positions, count, arena=None):
+        self.arena, self.params = arena, params
+        self.identity = list(positions) == list(range(count))
+        self.take = np.array([i for i, p in enumerate(positions) if p >= 0], np.int64)
+        self.dest = np.array([p for p in positions if p >= 0], np.int64)
+        if arena is not None:
+            self.offsets = arena.offsets
+        else:
+            self.offsets = np.array([0, params[0].numel()], np.int64)
+        self.sizes = np.diff(self.offsets)
+        self.both_offsets = np.concatenate([self.offsets, self.offsets[1:] + self.offsets[-1]])
+        self.prev = self.work = None
+        self.turn = 0
+
+    def _buffers(self, values):
+        """The two work buffers, (re)allocated for ``values``; ``prev`` is dropped when it no
+        longer matches them."""
+        size = values.size
+        if self.work is None or self.work[0].size != 2 * size \
+                or self.work[0].dtype != values.dtype:
+            self.work, self.prev = [np.empty(2 * size, values.dtype) for _ in range(2)], None
+        return self.work
+
+    def values_and_change(self, every, out):
+        """Each parameter's norm into ``out[:n]`` and the norm of its change since ``prev``
+        into ``out[n:]`` (NaN without ``prev``), with one norm pass over both; ``prev``
+        then moves on to these values when ``every`` is 1 (the buffers swap roles)."""
+        values = self.flat_values()
+        size, n = values.size, len(self.params)
+        current = self._buffers(values)[self.turn]
+        np.copyto(current[:size], values)
+        if self.prev is None:
+            K.segment_norms(current[:size], self.offsets, 2.0, out[:n])
+            out[n:] = math.nan
+        else:
+            np.subtract(current[:size], self.prev, out=current[size:])
+            K.segment_norms(current, self.both_offsets, 2.0, out)
+        if every == 1:
+            self.prev = current[:size]
+            self.turn = 1 - self.turn
+
+    def snapshot(self):
+        """Copy the values into the idle buffer as ``prev`` (before a recorded step)."""
+        values = self.flat_values()
+        idle = self._buffers(values)[1 - self.turn][:values.size]
+        np.copyto(idle, values)
+        self.prev = idle
+
+    def flat_values(self):
+        if self.arena is not None:
+            return self.arena.data
+        return np.ascontiguousarray(self.params[0]._data).reshape(-1)
+
+    def flat_grad(self, missing):
+        """The flat gradients; the slots of the parameters ``missing`` (indices of those
+        without a gradient) are zeroed."""
+        if self.arena is not None:
+            for i in missing:
+                self.params[i]._grad_view[...] = 0
+            return self.arena.grad
+        grad = self.params[0]._grad
+        if grad is None:
+            return np.zeros(self.params[0].numel(), self.params[0].dtype)
+        return np.ascontiguousarray(grad._data).reshape(-1)
+
+
+class GradientMonitor:
+    """Watch a model's gradients while it trains, and say when they vanish or explode.
+
+    Call :meth:`step` once per training step, after ``optimizer.step()``. Every ``every``
+    steps the monitor records, per parameter and per layer (a module owning parameters, in
+    the order the forward pass reaches it): the gradient's L2 norm, the parameter's norm, the
+    update-to-parameter ratio :math:`\\lVert\\theta_t - \\theta_{t-1}\\rVert /
+    \\lVert\\theta_t\\rVert`, and the global gradient norm before and after clipping. It then
+    applies the :class:`~fastgrad.diagnostics.Thresholds` and returns any new
+    :class:`~fastgrad.diagnostics.Verdict` (vanishing, exploding, non-finite, saturation,
+    dead units), each naming layers, step, figure and a remedy for this model.
+
+    The cost is a few passes over the flat parameter arenas. Gradient norms come from one
+    ``segment_norms`` pass per arena, or, when :func:`fastgrad.nn.utils.clip_grad_norm_`
+    (L2) ran over whole arenas since the last step, from the norms that pass measured before
+    clipping (no second pass; the post-clip norm follows from the clip coefficient, read off
+    the smallest parameter). Parameter and update norms take one copy of the parameters, one
+    subtraction from the copy kept from the previous step, and one ``segment_norms`` pass
+    over both; the monitor holds two such work buffers, four times the parameters' size.
+    Forward order is learnt from forward hooks during the first forward pass, which are then
+    removed (so fused Linear+activation pairs run fused again). Measured on the digits MLP of
+    ``fastgrad train``: see bench/test_monitor_overhead.py.
+
+    Args:
+        model: the Module to watch.
+        optimizer: its optimiser (optional): its arenas are the ones measured, and its
+            learning rate appears in remedies. Without one, the monitor uses the arenas the
+            parameters live in, or measures them one by one.
+        every: record every ``every``-th step (1: every step).
+        activations: also record activation statistics (mean, std, fraction saturated for
+            sigmoid/tanh, fraction of dead ReLU units) through forward hooks on activation
+            layers; those layers then run unfused on recorded steps.
+        thresholds: a :class:`~fastgrad.diagnostics.Thresholds`, a dict of its fields, or
+            None for the defaults.
+
+    Attributes:
+        verdicts: every verdict issued so far, in order.
+        steps: the number of :meth:`step` calls so far.
+    """
+
+    def __init__(self, model, optimizer=None, every=1, activations=False, thresholds=None):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a fastgrad.nn.Module, got {type(model).__name__}")
+        if optimizer is not None and not callable(getattr(optimizer, "arenas", None)):
+            raise TypeError(f"optimizer must be a fastgrad optimiser (with arenas()), got "
+                            f"{type(optimizer).__name__}")
+        if isinstance(every, bool) or not isinstance(every, numbers.Integral) or every < 1:
+            raise ValueError(f"every must be a positive int, got {every!r}")
+        self.model, self.optimizer, self.every = model, optimizer, int(every)
+        self.thresholds = Thresholds.of(thresholds)
+        named = list(model.named_parameters())
+        if not named:
+            raise ValueError("model has no parameters to monitor")
+        self.parameter_names = [name for name, _ in named]
+        self._params = [p for _, p in named]
+        self._index = {id(p): i for i, p in enumerate(self._params)}
+        self._init_layers()
+        self.traits = ModelTraits.of(model, optimizer)
+        self._checker = Checker(self.thresholds, self.layer_names, self.traits)
+        self.steps = 0
+        self._recorded_steps = []
+        # one row per recorded step: grad, param and update norms (P each), then the global
+        # norm before and after clipping and the clip coefficient
+        self._table = _Rows(3 * len(self._params) + 3)
+        self._activation_records = {}
+        self._pending_activations = {}
+        self._activation_handles = []
+        self._activation_modules = []
+        if activations:
+            self._activation_modules = [(name or type(m).__name__, m)
+                                        for name, m in model.named_modules()
+                                        if _activation_kind(m) is not None]
+            self._arm_activations(True)
+        self._layout_key = None
+        self._sources = []
+        self._snapshot()
+
+    # ---------------------------------------------------------------------------- layers
+    def _init_layers(self):
+        """Layers are the modules that own parameters, each parameter counted once."""
+        owners, modules = {}, {}
+        for name, module in self.model.named_modules():
+            for p in module._parameters.values():
+                if p is not None and id(p) in self._index and id(p) not in owners:
+                    owners[id(p)] = name
+                    modules.setdefault(name, module)
+        self._layer_modules = list(modules.items())       # module order
+        position = {name: i for i, (name, _) in enumerate(self._layer_modules)}
+        self._param_layer = np.array([position[owners[id(p)]] for p in self._params], np.int64)
+        self._layer_count = len(self._layer_modules)
+        self._order = np.arange(self._layer_count)  # forward position -> layer
+        self._order_list = self._order.tolist()
+        self._seen = []
+        self._order_handles = [
+            module.register_forward_hook(lambda m, args, out, i=i: self._seen.append(i))
+            for i, (_, module) in enumerate(self._layer_modules)]
+
+    def _finish_order(self):
+        """Fix the forward order from the calls seen so far; drop the order hooks."""
+        for handle in self._order_handles:
+            handle.remove()
+        self._order_handles = []
+        order = list(dict.fromkeys(self._seen))
+        order += [i for i in range(len(self._layer_modules)) if i not in order]
+        self._order = np.array(order, np.int64)
+        self._order_list = order
+        self._checker.set_layers(self.layer_names)
+
+    @property
+    def layer_names(self):
+        """The layers' dotted module names, in forward order (known after the first forward;
+        until then in module order)."""
+        return [self._layer_modules[i][0] or type(self._layer_modules[i][1]).__name__
+                for i in self._order]
+
+    @property
+    def layer_types(self):
+        """The layers' class names, in forward order."""
+        return [type(self._layer_modules[i][1]).__name__ for i in self._order]
+
+    @property
+    def layer_shapes(self):
+        """The shape of each layer's first parameter (its weight), in forward order."""
+        first = {}
+        for p, layer in zip(self._params, self._param_layer):
+            first.setdefault(int(layer), tuple(p.shape))
+        return [first[int(i)] for i in self._order]
+
+    # ----------------------------------------------------------------------- activations
+    def _arm_activations(self, on):
+        if on and not self._activation_handles:
+            self._activation_handles = [
+                module.register_forward_hook(self._activation_hook(name))
+                for name, module in self._activation_modules]
+        elif not on and self._activation_handles:
+            for handle in self._activation_handles:
+                handle.remove()
+            self._activation_handles = []
+
+    def _activation_hook(self, name):
+        tol = self.thresholds.saturation_tol
+
+        def hook(module, args, output):
+            if not module.training or not autograd.is_grad_enabled():
+                return
+            bounds, counts_dead = _activation_kind(module)
+            values = (output[0] if isinstance(output, tuple) else output).numpy()
+            if not values.size:
+                return
+            saturated = dead = None
+            if bounds is not None:
+                low, high = bounds
+                saturated = np.count_nonzero((values < low + tol) | (values > high - tol)) \
+                    / values.size
+            if counts_dead and values.ndim >= 1:
+                units = values.reshape(-1, values.shape[-1])
+                dead = np.count_nonzero(~(units > 0).any(axis=0)) / units.shape[1]
+            with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN give NaN stats
+                mean = float(values.mean(dtype=np.float64))
+                std = float(values.std(dtype=np.float64))
+            self._pending_activations[name] = (type(module).__name__, mean, std, saturated,
+                                               dead)
+        return hook
+
+    # ---------------------------------------------------------------------------- arenas
+    def _arenas(self):
+        if self.optimizer is not None:
+            return [arena for _, arena in self.optimizer.arenas()]
+        arenas = {}
+        for p in self._params:
+            arena = p._arena
+            if arena is not None and arena.intact:
+                arenas.setdefault(id(arena), arena)
+        return list(arenas.values())
+
+    def _layout(self):
+        """The measurement sources, rebuilt when the arenas change."""
+        for source in self._sources:
+            if not (source.params[0]._arena is None if source.arena is None
+                    else source.arena.intact):
+                break
+        else:
+            if self._sources:
+                return self._sources
+        arenas = self._arenas()
+        key = tuple(id(a) for a in arenas)
+        if key != self._layout_key or not self._sources:
+            sources, covered = [], set()
+            for arena in arenas:
+                positions = [self._index.get(id(p), -1) for p in arena.params]
+                if any(pos >= 0 for pos in positions):
+                    sources.append(_Source(arena.params, positions, len(self._params), arena))
+                    covered.update(pos for pos in positions if pos >= 0)
+            sources += [_Source([p], [i], len(self._params)) for i, p in enumerate(self._params)
+                        if i not in covered]
+            self._sources, self._layout_key = sources, key
+        return self._sources
+
+    def _snapshot(self):
+        """Copy the parameters, so the next recorded step can measure its update."""
+        for source in self._layout():
+            source.snapshot()
+
+    # ------------------------------------------------------------------------------ step
+    def step(self):
+        """Record this training step (call it after ``optimizer.step()``).
+
+        Returns:
+            The verdicts that appeared at this step (a list, usually empty).
+        """
+        step = self.steps
+        self.steps += 1
+        if self._order_handles:
+            self._finish_order()
+        new = []
+        if step % self.every == 0:
+            new = self._record(step)
+        else:
+            for source in self._layout():
+                if source.arena is not None:
+                    source.arena.last_norms = None
+        upcoming = (step + 1) % self.every == 0
+        if self.every > 1:
+            if upcoming:
+                self._snapshot()
+            if self._activation_modules:
+                self._arm_activations(upcoming)
+        return new
+
+    def _record(self, step):
+        count = len(self._params)
+        row = self._table.next()
+        grad, param, update = row[:count], row[count:2 * count], row[2 * count:3 * count]
+        clipped, coef, total, present = False, 1.0, None, None
+        for source in self._layout():
+            arena, n = source.arena, len(source.params)
+            missing = [i for i, p in enumerate(source.params) if p._grad is None]
+            norms = None
+            if arena is not None and arena.last_norms is not None:
+                norms = _last_clip_norms(source)
+                if norms is not None:
+                    clipped = True
+                    coef = _clip_coefficient(source, norms)
+            direct = source.identity and norms is None
+            if norms is None:
+                norms = grad if direct else np.empty(n)
+                flat = source.flat_grad(missing)
+                measured = K.segment_norms(flat, source.offsets, 2.0, norms)
+                if direct and not missing:
+                    total = measured
+            both = row[count:3 * count] if source.identity else np.empty(2 * n)
+            source.values_and_change(self.every, both)
+            if not source.identity:
+                grad[source.dest] = norms[source.take]
+                param[source.dest] = both[:n][source.take]
+                update[source.dest] = both[n:][source.take]
+            elif not direct:
+                grad[:] = norms
+            if missing:
+                if present is None:
+                    present = np.ones(count, bool)
+                present[source.dest[np.isin(source.take, missing)]] = False
+        if total is None:
+            total = _norm_of(grad if present is None else grad[present])
+        row[-3:] = (total, total * coef if clipped else total, coef if clipped else math.nan)
+        self._recorded_steps.append(step)
+        if self.optimizer is not None:  # remedies quote the learning rate in force
+            self.traits.lr = self.optimizer.param_groups[0]["lr"]
+        layer_grad, layer_present = self._layer_norms(grad, present)
+        activations = self._take_activations(step) if self._pending_activations else {}
+        return self._checker.check(step, layer_grad, layer_present, total, clipped,
+                                   activations)
+
+    def _layer_norms(self, per_param, present):
+        """Per-layer norms (a list, forward order) from per-parameter ones, and which layers
+        have any gradient (None: all)."""
+        squares = per_param * per_param
+        if present is not None:
+            squares[~present] = 0.0
+        layers = np.sqrt(np.bincount(self._param_layer, squares, self._layer_count)).tolist()
+        order = self._order_list
+        if present is None:
+            return [layers[i] for i in order], None
+        have = np.bincount(self._param_layer, present, self._layer_count) > 0
+        return [layers[i] for i in order], have[self._order].tolist()
+
+    def _take_activations(self, step):
+        pending, self._pending_activations = self._pending_activations, {}
+        found = {}
+        for name, (kind, mean, std, saturated, dead) in pending.items():
+            rows = self._activation_records.setdefault(
+                name, {"kind": kind, "step": [], "mean": [], "std": [], "saturated": [],
+                       "dead": []})
+            for key, value in (("step", step), ("mean", mean), ("std", std),
+                               ("saturated", saturated), ("dead", dead)):
+                rows[key].append(math.nan if value is None else value)
+            found[name] = (kind, saturated, dead)
+        return found
+
+    # ---------------------------------------------------------------------------- results
+    @property
+    def verdicts(self):
+        return list(self._checker.verdicts)
+
+    def history(self):
+        """Everything recorded, as NumPy arrays (S recorded steps, L layers in forward order,
+        P parameters in ``model.named_parameters()`` order).
+
+        Returns:
+            A dict with ``step`` (S,), ``layers`` and ``parameters`` (name lists),
+            ``grad_norm``, ``param_norm``, ``update_ratio`` (S, L) per layer,
+            ``parameter_grad_norm``, ``parameter_norm``, ``parameter_update_ratio`` (S, P),
+            ``global_norm`` (S,) before clipping, ``clipped_norm`` (S,) after it,
+            ``clip_coef`` (S,) (NaN where clipping did not run) and ``activations``:
+            ``{layer: {"kind", "step", "mean", "std", "saturated", "dead"}}`` (NaN where not
+            applicable).
+        """
+        table, count = self._table.array(), len(self._params)
+        grad, param = table[:, :count], table[:, count:2 * count]
+        update = table[:, 2 * count:3 * count]
+        layer_grad = self._by_layer(grad)
+        layer_param = self._by_layer(param)
+        layer_update = self._by_layer(update)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = update / param
+            layer_ratio = layer_update / layer_param
+        return {"step": np.array(self._recorded_steps, np.int64),
+                "layers": self.layer_names, "parameters": list(self.parameter_names),
+                "grad_norm": layer_grad, "param_norm": layer_param, "update_ratio": layer_ratio,
+                "parameter_grad_norm": grad, "parameter_norm": param,
+                "parameter_update_ratio": ratio,
+                "global_norm": table[:, -3], "clipped_norm": table[:, -2],
+                "clip_coef": table[:, -1],
+                "activations": {name: {k: (v if k == "kind" else np.array(v, np.float64))
+                                       for k, v in rows.items()}
+                                for name, rows in self._activation_records.items()}}
+
+    def _by_layer(self, per_param):
+        """(S, P) per-parameter norms -> (S, L) per-layer norms in forward order."""
+        layers = np.zeros((per_param.shape[0], len(self._layer_modules)))
+        np.add.at(layers.T, self._param_layer, (per_param ** 2).T)
+        return np.sqrt(layers)[:, self._order]
+
+    def summary(self):
+        """A text table: per layer in forward order, its shape, gradient norm at the first
+        and last recorded steps and its median, the median ratio of its gradient norm to the
+        output (latest) layer's, the median update-to-parameter ratio and its verdicts; then
+        the global norm and every verdict with its remedy."""
+        return reports.summary(self)
+
+    def to_csv(self, path):
+        """Write the history to ``path`` as CSV, one row per recorded step and layer (and per
+        activation layer when recorded)."""
+        reports.to_csv(self, path)
+
+    def plot(self, path):
+        """Write a PNG to ``path``: gradient norm per layer against depth at a few steps, and
+        the global norm against step, both on a log scale. Needs matplotlib
+        (``pip install fastgrad[plot]``)."""
+        reports.plot(self, path)
+
+    def close(self):
+        """Remove every hook the monitor registered on the model."""
+        for handle in self._order_handles:
+            handle.remove()
+        self._order_handles = []
+        self._arm_activations(False)
+        self._activation_modules = []
+
+
+def _last_clip_norms(source):
+    """The per-parameter L2 norms the latest clip_grad_norm_ measured on this arena (then
+    forgotten, so a step without clipping is not mistaken for one with it), or None."""
+    arena = source.arena
+    if arena is None or arena.last_norms is None:
+        return None
+    norms, kind = arena.last_norms, arena.last_norm_type
+    arena.last_norms = arena.last_norm_type = None
+    if kind != 2.0 or len(norms) != len(source.params):
+        return None
+    return norms
+
+
+def _clip_coefficient(source, before):
+    """The factor clipping applied to the arena: the smallest parameter with a finite,
+    non-zero norm before clipping, measured again now (a pass over its elements only)."""
+    candidates = [i for i in range(len(before))
+                  if source.params[i]._grad is not None and math.isfinite(before[i])
+                  and before[i] > 0]
+    if not candidates:
+        return 1.0 if all(math.isfinite(b) for b in before) else math.nan
+    i = min(candidates, key=lambda j: source.sizes[j])
+    start, stop = source.offsets[i], source.offsets[i + 1]
+    now = np.empty(1)
+    K.segment_norms(source.arena.grad[start:stop], np.array([0, stop - start], np.int64), 2.0,
+                    now)
+    return float(now[0] / before[i])
+
+
+def _norm_of(norms):
+    """The L2 norm of several L2 norms (NaN and inf propagate)."""
+    return float(np.sqrt(np.sum(np.square(norms)))) if len(norms) else 0.0
