@@ -269,6 +269,32 @@ def test_reference_segment_norms(norm_type, size, dtype):
     np.testing.assert_allclose(total, np.linalg.norm(values, ord=norm_type), rtol=1e-12)
 
 
+@pytest.mark.parametrize("have_prev", [True, False])
+@pytest.mark.parametrize("with_grads", [True, False])
+@pytest.mark.parametrize("size, dtype", _sizes("monitor_norms"))
+def test_reference_monitor_norms(with_grads, have_prev, size, dtype):
+    spec = KERNELS["monitor_norms"]
+    args = spec.example(np.random.default_rng(size), dtype, size)
+    grads, values, prev = args["grads"], args["values"].copy(), args["prev"].copy()
+    args.update(have_prev=have_prev, grads=grads if with_grads else None)
+    args["out"][0] = -1.0
+    spec.reference(**args)
+    segments = list(zip(args["offsets"][:-1], args["offsets"][1:]))
+    v64, p64 = values.astype(np.float64), prev.astype(np.float64)
+    norms = [[np.linalg.norm(a[lo:hi]) for lo, hi in segments]
+             for a in (grads.astype(np.float64), v64, v64 - p64)]
+    if with_grads:
+        np.testing.assert_allclose(args["out"][0], norms[0], rtol=1e-12)
+    else:
+        np.testing.assert_array_equal(args["out"][0], -1.0)  # left as it was
+    np.testing.assert_allclose(args["out"][1], norms[1], rtol=1e-12)
+    if have_prev:
+        np.testing.assert_allclose(args["out"][2], norms[2], rtol=1e-12)
+    else:
+        assert np.isnan(args["out"][2]).all()
+    np.testing.assert_array_equal(args["prev"], values)
+
+
 def _sgd_flags():
     for momentum, dampening, weight_decay, nesterov, maximize, first_step in itertools.product(
             (0.0, 0.9), (0.0, 0.1), (0.0, 0.01), (False, True), (False, True), (False, True)):

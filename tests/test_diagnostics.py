@@ -236,14 +236,19 @@ def test_after_clipping_the_gradients_are_not_measured_again(digits, monkeypatch
     optimizer = optim.SGD(model.parameters(), lr=0.01)
     monitor = GradientMonitor(model, optimizer)
     (_, arena), = optimizer.arenas()
-    passes = []
-    original = K.segment_norms
+    passes, fused = [], []
+    original, original_fused = K.segment_norms, K.monitor_norms
 
     def counting(values, offsets, norm_type, out):
         passes.append(values)
         return original(values, offsets, norm_type, out)
 
+    def counting_fused(grads, values, prev, offsets, have_prev, out):
+        fused.append(grads)
+        return original_fused(grads, values, prev, offsets, have_prev, out)
+
     monkeypatch.setattr(K, "segment_norms", counting)
+    monkeypatch.setattr(K, "monitor_norms", counting_fused)
     loss = nn.CrossEntropyLoss()(model(Tensor(x[:32])), Tensor(y[:32]))
     optimizer.zero_grad()
     loss.backward()
@@ -253,7 +258,8 @@ def test_after_clipping_the_gradients_are_not_measured_again(digits, monkeypatch
     monitor.step()
     measured = passes[clip_passes:]
     assert not any(np.shares_memory(v, arena.grad) and v.size > 10 for v in measured)
-    assert len(measured) == 2  # parameters and updates together; the 10-element probe
+    assert len(measured) == 1  # the probe of the clip coefficient, on one bias
+    assert fused == [None]  # parameters and updates in one pass, gradients not read again
     assert monitor.history()["global_norm"][0] == pytest.approx(before, rel=1e-6)
     assert monitor.history()["clipped_norm"][0] == pytest.approx(1e-3, rel=1e-4)
 

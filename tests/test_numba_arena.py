@@ -104,6 +104,29 @@ def test_norms_are_bit_identical_for_1_and_2_threads_runs_and_paths(threads, mon
 
 @TWO_THREADS
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_monitor_norms_are_bit_identical_for_1_and_2_threads_and_paths(threads, monkeypatch,
+                                                                       dtype):
+    rng = np.random.default_rng(4)
+    values, offsets = _arena_values(rng, _above_threshold(), dtype)
+    grads = rng.standard_normal(values.size).astype(dtype)
+    start = (values + rng.standard_normal(values.size)).astype(dtype)
+    results = []
+    for count in (1, 2, 2, 1, None):
+        if count is None:  # the serial path
+            monkeypatch.setitem(_arena.PARALLEL_MIN, "segment_norms", 1 << 62)
+        else:
+            threads(count)
+        prev, out = start.copy(), np.full((3, len(offsets) - 1), np.nan)
+        _arena.monitor_norms(grads, values, prev, offsets, True, out)
+        np.testing.assert_array_equal(prev, values)
+        results.append(out)
+    assert np.isfinite(results[0]).all()
+    for other in results[1:]:
+        np.testing.assert_array_equal(other, results[0])
+
+
+@TWO_THREADS
+@pytest.mark.parametrize("dtype", DTYPES)
 def test_clip_grad_norm_is_bit_identical_for_1_and_2_threads(threads, dtype):
     grads, offsets = _arena_values(np.random.default_rng(2), _above_threshold(), dtype)
     results = []

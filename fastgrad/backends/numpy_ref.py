@@ -232,6 +232,38 @@ def segment_norms(values, offsets, norm_type, out):
     return float((out ** norm_type).sum() ** (1.0 / norm_type))
 
 
+def _monitor_norms_example(rng, dtype, size):
+    args = _segment_norms_example(rng, dtype, size)
+    values, offsets = args["values"], args["offsets"]
+    change = rng.standard_normal(values.size) * 1e-3
+    return dict(grads=rng.standard_normal(values.size).astype(dtype), values=values,
+                prev=(values + change).astype(dtype), offsets=offsets, have_prev=True,
+                out=np.empty((3, len(offsets) - 1), np.float64))
+
+
+@kernel(writes=("prev", "out"), example=_monitor_norms_example, bench_sizes=(100, 10_000),
+        tolerances={np.dtype(np.float32): (1e-6, 0.0)})
+def monitor_norms(grads, values, prev, offsets, have_prev, out):
+    """Per-segment L2 norms of the gradients, of the values and of the values' change since
+    ``prev``, then ``prev = values``: a gradient monitor's whole per-step measurement of an
+    arena in one pass.
+
+    Segment ``p`` is ``[offsets[p]:offsets[p + 1]]`` (one parameter). Shapes: grads, values and
+    prev (M,), one dtype; offsets (P + 1,) int64; out (3, P) float64, rows: gradient norms,
+    value norms, change norms (NaN without ``have_prev``). ``grads`` may be None (the gradient
+    norms are known already, e.g. from the clipping pass): row 0 is then left as it is. Sums,
+    and the change, in float64. Overwrites ``out`` and ``prev``.
+    """
+    for p in range(out.shape[1]):
+        lo, hi = offsets[p], offsets[p + 1]
+        v = values[lo:hi].astype(np.float64)
+        if grads is not None:
+            out[0, p] = np.sqrt(np.sum(np.square(grads[lo:hi].astype(np.float64))))
+        out[1, p] = np.sqrt(np.sum(np.square(v)))
+        out[2, p] = np.sqrt(np.sum(np.square(v - prev[lo:hi]))) if have_prev else np.nan
+    np.copyto(prev, values)
+
+
 # ------------------------------------------------------------------------------- optimisers
 def _sgd_example(rng, dtype, size):
     n = 1000 * size + 3

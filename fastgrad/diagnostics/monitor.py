@@ -60,11 +60,10 @@ class _Source:
         identity: the source holds exactly the monitored parameters, in the monitor's order
             (its norms are the monitor's rows as they are).
         arena: the Arena, or None.
-        prev: the parameter values before the step being recorded (a snapshot, or the
-            values the previous recorded step saw), or None.
-        work: two buffers of twice the values' size, each the values then their change since
-            ``prev``, so one norm pass measures both; one is written while the other holds
-            ``prev``.
+        prev: the parameter values the last measurement saw, or a snapshot taken before a
+            recorded step (``have_prev`` says whether it holds either yet); each measurement
+            moves it on to the current values.
+        norms: (3, P) float64 rows of the last measurement: gradient, value and change norms.
     """
 
     def __init__(self, params, positions, count, arena=None):
@@ -77,43 +76,31 @@ class _Source:
         else:
             self.offsets = np.array([0, params[0].numel()], np.int64)
         self.sizes = np.diff(self.offsets)
-        self.both_offsets = np.concatenate([self.offsets, self.offsets[1:] + self.offsets[-1]])
-        self.prev = self.work = None
-        self.turn = 0
+        self.norms = np.empty((3, len(params)))
+        self.prev, self.have_prev = None, False
 
-    def _buffers(self, values):
-        """The two work buffers, (re)allocated for ``values``; ``prev`` is dropped when it no
-        longer matches them."""
-        size = values.size
-        if self.work is None or self.work[0].size != 2 * size \
-                or self.work[0].dtype != values.dtype:
-            self.work, self.prev = [np.empty(2 * size, values.dtype) for _ in range(2)], None
-        return self.work
+    def _prev(self, values):
+        """The ``prev`` buffer, (re)allocated (and emptied) when it no longer fits ``values``."""
+        if self.prev is None or self.prev.size != values.size \
+                or self.prev.dtype != values.dtype:
+            self.prev, self.have_prev = np.empty_like(values), False
+        return self.prev
 
-    def values_and_change(self, every, out):
-        """Each parameter's norm into ``out[:n]`` and the norm of its change since ``prev``
-        into ``out[n:]`` (NaN without ``prev``), with one norm pass over both; ``prev``
-        then moves on to these values when ``every`` is 1 (the buffers swap roles)."""
+    def measure(self, grads):
+        """Each parameter's gradient norm (unless ``grads`` is None: row 0 is then left as
+        set), value norm and change since ``prev``, in one pass over the arena; returns
+        :attr:`norms`."""
         values = self.flat_values()
-        size, n = values.size, len(self.params)
-        current = self._buffers(values)[self.turn]
-        np.copyto(current[:size], values)
-        if self.prev is None:
-            K.segment_norms(current[:size], self.offsets, 2.0, out[:n])
-            out[n:] = math.nan
-        else:
-            np.subtract(current[:size], self.prev, out=current[size:])
-            K.segment_norms(current, self.both_offsets, 2.0, out)
-        if every == 1:
-            self.prev = current[:size]
-            self.turn = 1 - self.turn
+        K.monitor_norms(grads, values, self._prev(values), self.offsets, self.have_prev,
+                        self.norms)
+        self.have_prev = True
+        return self.norms
 
     def snapshot(self):
-        """Copy the values into the idle buffer as ``prev`` (before a recorded step)."""
+        """Copy the values into ``prev`` (before a recorded step)."""
         values = self.flat_values()
-        idle = self._buffers(values)[1 - self.turn][:values.size]
-        np.copyto(idle, values)
-        self.prev = idle
+        np.copyto(self._prev(values), values)
+        self.have_prev = True
 
     def flat_values(self):
         if self.arena is not None:
@@ -145,13 +132,13 @@ class GradientMonitor:
     :class:`~fastgrad.diagnostics.Verdict` (vanishing, exploding, non-finite, saturation,
     dead units), each naming layers, step, figure and a remedy for this model.
 
-    The cost is a few passes over the flat parameter arenas. Gradient norms come from one
-    ``segment_norms`` pass per arena, or, when :func:`fastgrad.nn.utils.clip_grad_norm_`
-    (L2) ran over whole arenas since the last step, from the norms that pass measured before
-    clipping (no second pass; the post-clip norm follows from the clip coefficient, read off
-    the smallest parameter). Parameter and update norms take one copy of the parameters, one
-    subtraction from the copy kept from the previous step, and one ``segment_norms`` pass
-    over both; the monitor holds two such work buffers, four times the parameters' size.
+    The cost is one fused pass per parameter arena (the ``monitor_norms`` kernel): gradient,
+    parameter and update norms together, the update measured against a copy of the
+    parameters the pass itself refreshes (the monitor's only buffer, the parameters' size).
+    When :func:`fastgrad.nn.utils.clip_grad_norm_` (L2) ran over whole arenas since the last
+    step, the gradient norms are the ones that pass measured before clipping (the gradients
+    are not read again; the post-clip norm follows from the clip coefficient, read off the
+    smallest parameter).
     Forward order is learnt from forward hooks during the first forward pass, which are then
     removed (so fused Linear+activation pairs run fused again). Measured on the digits MLP of
     ``fastgrad train``: see bench/test_monitor_overhead.py.
@@ -366,37 +353,28 @@ class GradientMonitor:
         count = len(self._params)
         row = self._table.next()
         grad, param, update = row[:count], row[count:2 * count], row[2 * count:3 * count]
-        clipped, coef, total, present = False, 1.0, None, None
+        clipped, coef, present = False, 1.0, None
         for source in self._layout():
-            arena, n = source.arena, len(source.params)
             missing = [i for i, p in enumerate(source.params) if p._grad is None]
-            norms = None
-            if arena is not None and arena.last_norms is not None:
-                norms = _last_clip_norms(source)
-                if norms is not None:
-                    clipped = True
-                    coef = _clip_coefficient(source, norms)
-            direct = source.identity and norms is None
-            if norms is None:
-                norms = grad if direct else np.empty(n)
-                flat = source.flat_grad(missing)
-                measured = K.segment_norms(flat, source.offsets, 2.0, norms)
-                if direct and not missing:
-                    total = measured
-            both = row[count:3 * count] if source.identity else np.empty(2 * n)
-            source.values_and_change(self.every, both)
-            if not source.identity:
-                grad[source.dest] = norms[source.take]
-                param[source.dest] = both[:n][source.take]
-                update[source.dest] = both[n:][source.take]
-            elif not direct:
-                grad[:] = norms
+            before = _last_clip_norms(source)
+            if before is not None:
+                clipped = True
+                coef = _clip_coefficient(source, before)
+                source.norms[0] = before
+                norms = source.measure(None)
+            else:
+                norms = source.measure(source.flat_grad(missing))
+            if source.identity:
+                row[:3 * count] = norms.reshape(-1)
+            else:
+                grad[source.dest] = norms[0][source.take]
+                param[source.dest] = norms[1][source.take]
+                update[source.dest] = norms[2][source.take]
             if missing:
                 if present is None:
                     present = np.ones(count, bool)
                 present[source.dest[np.isin(source.take, missing)]] = False
-        if total is None:
-            total = _norm_of(grad if present is None else grad[present])
+        total = _norm_of(grad if present is None else grad[present])
         row[-3:] = (total, total * coef if clipped else total, coef if clipped else math.nan)
         self._recorded_steps.append(step)
         if self.optimizer is not None:  # remedies quote the learning rate in force
@@ -534,4 +512,4 @@ def _clip_coefficient(source, before):
 
 def _norm_of(norms):
     """The L2 norm of several L2 norms (NaN and inf propagate)."""
-    return float(np.sqrt(np.sum(np.square(norms)))) if len(norms) else 0.0
+    return math.sqrt(float(np.dot(norms, norms))) if len(norms) else 0.0

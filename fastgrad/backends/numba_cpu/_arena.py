@@ -26,8 +26,9 @@ from numba import prange
 from ... import config
 from .. import numpy_ref as _reference
 
-__all__ = ["fill", "segment_norms", "clip_grad_norm", "clip_grad_range", "scale", "axpy",
-           "grad_window_mean", "sgd_step", "adam_step", "rmsprop_step", "adagrad_step"]
+__all__ = ["fill", "segment_norms", "monitor_norms", "clip_grad_norm", "clip_grad_range",
+           "scale", "axpy", "grad_window_mean", "sgd_step", "adam_step", "rmsprop_step",
+           "adagrad_step"]
 
 #: Elements per parallel work unit and per reduction piece. The reduction pieces fix the
 #: rounding of every norm, so changing this changes norms in their last bits.
@@ -55,6 +56,10 @@ PARALLEL_MIN = {
     "rmsprop_step": 1 << 17,
     "adagrad_step": 1 << 17,
 }
+
+#: A stand-in for an optional array that is absent, per dtype (one compiled specialisation).
+_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
+          np.dtype(np.float64): np.empty(0, np.float64)}
 
 # norm kinds, so that the common norms get their own vectorised loop
 _L2, _L1, _LINF, _LP = 0, 1, 2, 3
@@ -155,15 +160,12 @@ def _root(power_sum, kind, p):
     return power_sum
 
 
-@config.jit(parallel=True)
-def _norms(values, bits, offsets, kind, p, out, parallel_min):
-    """Per-segment norms into ``out`` and the total norm, from pieces of CHUNK elements.
-
-    Both paths store every piece's partial before combining them in a separate loop, so the
-    compiler cannot fold one piece's sum into the next (fast-math reassociation would round the
-    serial path differently from the parallel one).
-    """
-    segments = out.size
+@config.jit()
+def _piece_layout(offsets):
+    """The reduction pieces of the segments ``offsets`` delimit: pieces of CHUNK elements
+    aligned at each segment's start. Returns ``(first, starts, stops)``: segment ``s`` owns
+    pieces ``first[s]:first[s + 1]``, piece ``k`` is ``[starts[k]:stops[k]]``."""
+    segments = offsets.size - 1
     first = np.empty(segments + 1, np.int64)
     pieces = 0
     for s in range(segments):
@@ -176,6 +178,20 @@ def _norms(values, bits, offsets, kind, p, out, parallel_min):
         for k in range(first[s], first[s + 1]):
             starts[k] = offsets[s] + (k - first[s]) * CHUNK
             stops[k] = min(starts[k] + CHUNK, offsets[s + 1])
+    return first, starts, stops
+
+
+@config.jit(parallel=True)
+def _norms(values, bits, offsets, kind, p, out, parallel_min):
+    """Per-segment norms into ``out`` and the total norm, from pieces of CHUNK elements.
+
+    Both paths store every piece's partial before combining them in a separate loop, so the
+    compiler cannot fold one piece's sum into the next (fast-math reassociation would round the
+    serial path differently from the parallel one).
+    """
+    segments = out.size
+    first, starts, stops = _piece_layout(offsets)
+    pieces = starts.size
     partial = np.empty(pieces, np.float64)
     if offsets[segments] - offsets[0] < parallel_min:
         for k in range(pieces):
@@ -213,6 +229,62 @@ def segment_norms(values, offsets, norm_type, out):
     bits = values.view(np.int32 if values.itemsize == 4 else np.int64)
     return float(_norms(values, bits, offsets, _norm_kind(norm_type), norm_type, out,
                         PARALLEL_MIN["segment_norms"]))
+
+
+@config.jit()
+def _monitor_piece(grads, has_grads, values, prev, partial):
+    """``partial = (sum g**2, sum v**2, sum (v - prev)**2)`` over one piece in float64, and
+    ``prev = values`` there, in one loop."""
+    gg = vv = dd = 0.0
+    for i in range(values.size):
+        v = np.float64(values[i])
+        d = v - np.float64(prev[i])
+        vv += v * v
+        dd += d * d
+        prev[i] = values[i]
+    if has_grads:
+        for i in range(grads.size):
+            g = np.float64(grads[i])
+            gg += g * g
+    partial[0], partial[1], partial[2] = gg, vv, dd
+
+
+@config.jit(parallel=True)
+def _monitor(grads, has_grads, values, prev, offsets, have_prev, out, parallel_min):
+    """Per-segment gradient, value and change norms into ``out`` from pieces of CHUNK
+    elements, partials combined in order (as :func:`_norms`)."""
+    first, starts, stops = _piece_layout(offsets)
+    pieces = starts.size
+    partial = np.empty((pieces, 3), np.float64)
+    if offsets[offsets.size - 1] - offsets[0] < parallel_min:
+        for k in range(pieces):
+            lo, hi = starts[k], stops[k]
+            _monitor_piece(grads[lo:hi] if has_grads else grads, has_grads, values[lo:hi],
+                           prev[lo:hi], partial[k])
+    else:
+        for k in prange(pieces):
+            lo, hi = starts[k], stops[k]
+            _monitor_piece(grads[lo:hi] if has_grads else grads, has_grads, values[lo:hi],
+                           prev[lo:hi], partial[k])
+    for s in range(out.shape[1]):
+        gg = vv = dd = 0.0
+        for k in range(first[s], first[s + 1]):
+            gg += partial[k, 0]
+            vv += partial[k, 1]
+            dd += partial[k, 2]
+        if has_grads:
+            out[0, s] = math.sqrt(gg)
+        out[1, s] = math.sqrt(vv)
+        out[2, s] = math.sqrt(dd) if have_prev else math.nan
+
+
+def monitor_norms(grads, values, prev, offsets, have_prev, out):
+    """Gradient, value and change norms per segment, then ``prev = values``: see
+    :func:`fastgrad.backends.numpy_ref.monitor_norms`. One pass over the three buffers."""
+    if not _jitted(values):
+        return _reference.monitor_norms(grads, values, prev, offsets, have_prev, out)
+    _monitor(_EMPTY[values.dtype] if grads is None else grads, grads is not None, values, prev,
+             offsets, bool(have_prev), out, PARALLEL_MIN["segment_norms"])
 
 
 def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_param_out):
