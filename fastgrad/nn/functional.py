@@ -487,6 +487,8 @@ def _class_rows(input, target, ignore_index, name):
     if bad.any():
         raise IndexError(f"target {labels[np.argmax(bad)]} is out of bounds for {classes} "
                          "classes")
+    if input.ndim == 2:
+        return input, labels, expected
     rows = ops.permute(input, *([d for d in range(input.ndim) if d != class_dim]
                                 + [class_dim])) if input.ndim > 2 else input
     return rows.reshape(-1, classes), labels, expected
@@ -500,19 +502,35 @@ def _check_ignore_index(ignore_index):
 
 
 class _CrossEntropy(Function):
-    def forward(self, logits, target, ignore_index):
+    """The per-row losses of (M, C) logits, or their sum, or their mean over ``count`` kept
+    rows (``reduction``): one Function, so a reduced loss costs one node of the graph. The
+    reduction rounds as ``loss.sum() / count`` on tensors would."""
+
+    def forward(self, logits, target, ignore_index, reduction, count):
         logits = np.ascontiguousarray(logits)
         n = logits.shape[0]
         loss, lse = np.empty(n, logits.dtype), np.empty(n, np.float64)
         K.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
         self.logits, self.target, self.lse, self.ignore_index = logits, target, lse, ignore_index
-        return loss
+        self.reduction, self.count = reduction, count
+        if reduction == "none":
+            return loss
+        total = loss.sum()
+        if reduction == "mean":
+            with np.errstate(invalid="ignore"):  # no kept target: NaN, as PyTorch
+                total = total / count
+        return np.asarray(total, logits.dtype)
 
     def backward(self, grad_loss):
+        if self.reduction != "none":
+            if self.reduction == "mean":
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    grad_loss = grad_loss / self.count
+            grad_loss = np.full(self.target.shape, grad_loss, self.logits.dtype)
         grad_logits = np.empty_like(self.logits)
         K.cross_entropy_bwd(self.logits, self.target, self.lse, self.ignore_index,
                             np.ascontiguousarray(grad_loss), grad_logits)
-        return grad_logits, None, None
+        return grad_logits, None, None, None, None
 
 
 def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
@@ -562,12 +580,16 @@ def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_s
         loss = -(target * ops.log_softmax(input, class_dim)).sum(class_dim)
         return _reduce(loss, reduction)
     rows, labels, expected = _class_rows(input, target, ignore_index, "cross_entropy")
-    per_row = _CrossEntropy.apply(rows, labels, ignore_index)
     kept = labels != ignore_index
-    if smoothing:
-        uniform = ops.log_softmax(rows, 1).sum(1) * (-smoothing / classes)
-        per_row = per_row * (1 - smoothing) + ops.where(kept, uniform, 0.0)
-    return _reduce(per_row.reshape(expected), reduction, count=int(kept.sum()))
+    count = int(np.count_nonzero(kept))
+    if not smoothing:
+        loss = _CrossEntropy.apply(rows, labels, ignore_index, reduction, count)
+        return loss.reshape(expected) if reduction == "none" and loss.shape != expected \
+            else loss
+    per_row = _CrossEntropy.apply(rows, labels, ignore_index, "none", count)
+    uniform = ops.log_softmax(rows, 1).sum(1) * (-smoothing / classes)
+    per_row = per_row * (1 - smoothing) + ops.where(kept, uniform, 0.0)
+    return _reduce(per_row.reshape(expected), reduction, count=count)
 
 
 class _NLLLoss(Function):
