@@ -10,7 +10,6 @@ from . import backends
 from . import nn
 from . import optim
 from . import data
-from . import diagnostics
 from .autograd import enable_grad, is_grad_enabled, no_grad
 from .dtypes import bool_, float16, float32, float64, int32, int64
 from .ops import (abs, add, argmax, cat, clamp, div, exp, flatten, log, log_softmax, matmul,
@@ -25,6 +24,17 @@ from .export import export
 from .serialization import load, save
 
 __version__ = "0.1.0"
+
+#: Submodules imported on first access (``fastgrad.diagnostics``), so ``import fastgrad``
+#: does not pay for what a run may never use.
+_LAZY = ("diagnostics",)
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+        return importlib.import_module(f".{name}", __name__)
+    raise AttributeError(f"module 'fastgrad' has no attribute {name!r}")
 
 __all__ = [
     "autograd", "backends", "data", "diagnostics", "nn", "optim", "runtime",

@@ -204,3 +204,12 @@ def test_import_fastgrad_does_not_import_jit_or_ffi_modules():
     result = _python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_diagnostics_load_on_first_access():
+    code = ("import sys, fastgrad\n"
+            "print('fastgrad.diagnostics' in sys.modules)\n"
+            "print(fastgrad.diagnostics.GradientMonitor.__name__)")
+    result = _python(code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "GradientMonitor"]
