@@ -6,6 +6,7 @@ Numba is imported only when one of these functions is called, and only if it is 
 """
 import operator
 import os
+import sys
 
 from . import config
 
@@ -36,7 +37,8 @@ def set_num_threads(n):
 
     Sets Numba's thread count (``numba.set_num_threads``: it applies to the calling Python
     thread, and ``n`` can be at most ``NUMBA_NUM_THREADS``, the size of Numba's thread pool,
-    fixed when the pool starts; by default the number of CPUs). BLAS (the matrix products) is
+    fixed when the pool starts; by default the number of CPUs) and the C kernels' OpenMP
+    thread count (also when the ``c`` backend loads later). BLAS (the matrix products) is
     set too when ``threadpoolctl`` is installed; otherwise BLAS keeps the count it started with,
     which only the environment can set before the process starts: ``OPENBLAS_NUM_THREADS``
     (NumPy's OpenBLAS), ``MKL_NUM_THREADS`` or ``OMP_NUM_THREADS``.
@@ -70,6 +72,9 @@ def set_num_threads(n):
         raise ValueError(f"n must be {limit}, got {n}")
     if numba is not None:
         numba.set_num_threads(n)
+    c_backend = sys.modules.get("fastgrad.backends.c")  # loaded later, it reads _requested
+    if c_backend is not None:
+        c_backend.set_num_threads(n)
     threadpoolctl = _threadpoolctl()
     if threadpoolctl is not None:
         threadpoolctl.threadpool_limits(limits=n, user_api="blas")

@@ -29,6 +29,17 @@ def test_set_num_threads_sets_numba_threads(restore_threads):
     assert fastgrad.get_num_threads() == 1
 
 
+def test_set_num_threads_reaches_the_c_kernels(restore_threads):
+    if "c" not in backends.available():
+        pytest.skip(f"the c backend is unavailable: {backends.describe()['c']}")
+    from fastgrad.backends import c
+    if not c.OPENMP:
+        pytest.skip("the C kernels were built without OpenMP: always one thread")
+    for n in (1, 2):
+        fastgrad.set_num_threads(n)
+        assert c.get_num_threads() == n
+
+
 def test_a_parallel_kernel_runs_with_one_thread(restore_threads):
     pytest.importorskip("numba")
     from fastgrad.backends.numba_cpu import _arena

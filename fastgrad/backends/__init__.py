@@ -24,11 +24,12 @@ from .spec import ACTIVATIONS, KERNELS, KernelSpec, kernel  # noqa: F401 (public
 #: Every backend fastgrad knows, by name: the module implementing it.
 BACKEND_MODULES = {
     "numba": "fastgrad.backends.numba_cpu",
+    "c": "fastgrad.backends.c",
     "numpy": "fastgrad.backends.numpy_ref",
 }
 
 #: The default order, fastest first; ``numpy`` (the reference) is always available.
-DEFAULT_ORDER = ("numba", "numpy")
+DEFAULT_ORDER = ("numba", "c", "numpy")
 
 #: The backends that compile their kernels on first use (what :func:`warmup` compiles).
 JIT_BACKENDS = ("numba", "cuda")

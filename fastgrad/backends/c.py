@@ -1,0 +1,488 @@
+"""The C backend: the registry's kernels in portable C (csrc/), compiled with cffi at install.
+
+Same names, signatures and outputs as the reference (:mod:`fastgrad.backends.numpy_ref`); no
+JIT, so nothing is compiled at run time, and importing it costs cffi and one shared library,
+not Numba. Matrix products stay with NumPy's BLAS; the C kernels fuse what surrounds them
+(bias, activation, derivative, bias gradient) and everything memory-bound (norms, clipping,
+optimiser steps, batchnorm, the LSTM cell, cross-entropy), in one pass each. Reductions sum
+fixed pieces in double and combine them in order: results do not depend on the thread count.
+
+Arrays are passed as pointers with no copy (``ffi.from_buffer``) when they are C-contiguous
+float32 or float64 of one dtype and of the shapes the kernel expects; any other call (float16,
+a strided view, shapes the C code does not take) runs the reference kernel, so the C code
+never sees a size it could overrun. The C functions also check what they can (segment
+offsets, class targets) and report it; the wrappers raise the reference's exceptions.
+
+Threads: kernels above their size threshold run under OpenMP with the count set by
+:func:`set_num_threads` (``omp_set_num_threads``; by default ``OMP_NUM_THREADS`` or the number
+of CPUs).
+
+Raises ImportError on import when the compiled module is missing (no C compiler at install,
+or a failed build) or was built from another version of ``csrc/fastgrad.h``; the backend
+registry shows that reason in :func:`fastgrad.backends.describe`.
+"""
+import numpy as np
+
+from .. import threads as _threads
+from . import numpy_ref as _reference
+from .spec import ACTIVATIONS
+
+try:
+    from ._ckernels import ffi as _ffi, lib as _lib
+except ImportError as error:
+    raise ImportError(
+        f"the compiled C kernels (fastgrad.backends._ckernels) are not installed: the C build "
+        f"failed or was skipped when fastgrad was installed (no C compiler?); reinstall with "
+        f"a C compiler, e.g. `pip install -e .` ({error})") from error
+
+#: The version of csrc/fastgrad.h these wrappers are written for (its FG_ABI_VERSION).
+ABI_VERSION = 1
+
+if _lib.fg_abi_version() != ABI_VERSION:
+    raise ImportError(f"the compiled C kernels implement ABI version {_lib.fg_abi_version()}, "
+                      f"these wrappers ABI version {ABI_VERSION}: a stale build; rebuild "
+                      f"with `pip install -e .`")
+
+__all__ = ["activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd", "cross_entropy_fwd",
+           "cross_entropy_bwd", "fill", "segment_norms", "monitor_norms", "clip_grad_norm",
+           "clip_grad_range", "scale", "axpy", "grad_window_mean", "sgd_step", "adam_step",
+           "rmsprop_step", "adagrad_step", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd",
+           "lstm_cell_bwd"]
+
+#: True when the kernels were compiled with OpenMP (False: they all run serially).
+OPENMP = bool(_lib.fg_openmp())
+
+_F32, _F64, _I64 = np.dtype(np.float32), np.dtype(np.float64), np.dtype(np.int64)
+_CTYPES = {_F32: "float[]", _F64: "double[]", _I64: "int64_t[]"}
+_SUFFIX = {_F32: "f32", _F64: "f64"}
+_C_NAMES = ("fill", "scale", "clip_grad_range", "axpy", "grad_window_mean", "segment_norms",
+            "monitor_norms", "clip_grad_norm", "sgd_step", "adam_step", "rmsprop_step",
+            "adagrad_step", "activation_fwd", "activation_bwd", "linear_epilogue", "linear_grad",
+            "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd",
+            "lstm_cell_fwd", "lstm_cell_bwd")
+#: The C function of each kernel, by dtype and name: ``_C[dtype][name]``.
+_C = {dtype: {name: getattr(_lib, f"fg_{name}_{suffix}") for name in _C_NAMES}
+      for dtype, suffix in _SUFFIX.items()}
+_NULL = _ffi.NULL
+_ERR_OFFSETS, _ERR_MEMORY = -1, -2
+_INT64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def set_num_threads(n):
+    """Use ``n`` OpenMP threads for the C kernels large enough to run in parallel (for the
+    calling Python thread, as ``omp_set_num_threads``)."""
+    _lib.fg_set_num_threads(int(n))
+
+
+def get_num_threads():
+    """The number of threads a parallel C kernel uses (1 without OpenMP)."""
+    return _lib.fg_get_num_threads()
+
+
+if _threads._requested[0] is not None:  # fastgrad.set_num_threads ran before this loaded
+    set_num_threads(_threads._requested[0])
+
+
+def _native(dtype, *arrays):
+    """The C functions for ``dtype`` when it is float32 or float64 and every array (None
+    skipped) is C-contiguous of that dtype; else None."""
+    table = _C.get(dtype)
+    if table is None:
+        return None
+    for a in arrays:  # a loop, not all(...): this runs on every call
+        if a is not None and (a.dtype != dtype or not a.flags.c_contiguous):
+            return None
+    return table
+
+
+def _contiguous(dtype, *arrays):
+    """True when every array is C-contiguous of ``dtype`` (int64 offsets, float64 stats)."""
+    for a in arrays:
+        if a.dtype != dtype or not a.flags.c_contiguous:
+            return False
+    return True
+
+
+def _in(a):
+    """A pointer to ``a``'s data for reading (no copy)."""
+    return _ffi.from_buffer(_CTYPES[a.dtype], a)
+
+
+def _out(a):
+    """A pointer to ``a``'s data for writing: a read-only array raises ValueError."""
+    return _ffi.from_buffer(_CTYPES[a.dtype], a, require_writable=True)
+
+
+def _opt(a):
+    """:func:`_out` of ``a``, or NULL for None."""
+    return _NULL if a is None else _out(a)
+
+
+def _check(status, values, offsets):
+    if status == _ERR_OFFSETS:
+        raise ValueError(f"offsets must be non-decreasing within [0, {values.size}] (the "
+                         f"arena's size), got {offsets.tolist()[:8]}...")
+    if status == _ERR_MEMORY:
+        raise MemoryError("the C kernel could not allocate its work buffer")
+
+
+# ------------------------------------------------------------------------------------ arenas
+def fill(buffer, value):
+    """Set every element of ``buffer`` to ``value``: see
+    :func:`fastgrad.backends.numpy_ref.fill`."""
+    c = _native(buffer.dtype, buffer)
+    if c is None:
+        return _reference.fill(buffer, value)
+    c["fill"](_out(buffer), buffer.size, value)
+
+
+def _segments_native(values, offsets, out):
+    return (_native(values.dtype, values) if offsets.ndim == 1 and offsets.size >= 1
+            and out.ndim == 1 and out.size == offsets.size - 1 and _contiguous(_I64, offsets)
+            and _contiguous(_F64, out) else None)
+
+
+def segment_norms(values, offsets, norm_type, out):
+    """Per-segment norms of a flat arena and its total norm: see
+    :func:`fastgrad.backends.numpy_ref.segment_norms`. One pass (parallel above its
+    threshold); sums in double over fixed pieces combined in order."""
+    c = _segments_native(values, offsets, out)
+    if c is None:
+        return _reference.segment_norms(values, offsets, norm_type, out)
+    total = _ffi.new("double *")
+    _check(c["segment_norms"](_in(values), values.size, _in(offsets), out.size,
+                              float(norm_type), _out(out), total), values, offsets)
+    return total[0]
+
+
+def monitor_norms(grads, values, prev, offsets, have_prev, out):
+    """Per-segment L2 norms of the gradients, the values and the values' change, then
+    ``prev = values``, in one pass: see :func:`fastgrad.backends.numpy_ref.monitor_norms`.
+    Sums in double over fixed pieces combined in order."""
+    segments = offsets.size - 1
+    c = _native(values.dtype, grads, values, prev)
+    if (c is None or offsets.ndim != 1 or segments < 0 or out.shape != (3, segments)
+            or not _same_size(values.size, grads, prev) or not _contiguous(_I64, offsets)
+            or not _contiguous(_F64, out)):
+        return _reference.monitor_norms(grads, values, prev, offsets, have_prev, out)
+    _check(c["monitor_norms"](_NULL if grads is None else _in(grads), _in(values), _out(prev),
+                              values.size, _in(offsets), segments, bool(have_prev), _out(out)),
+           values, offsets)
+
+
+def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_param_out):
+    """Clip a gradient arena by its total norm: see
+    :func:`fastgrad.backends.numpy_ref.clip_grad_norm`. One pass measures every norm, a
+    second scales in place only when the clip coefficient is below 1 or NaN. Returns the
+    total norm before clipping."""
+    c = _segments_native(grads, offsets, per_param_out)
+    if c is None:
+        return _reference.clip_grad_norm(grads, offsets, max_norm, norm_type,
+                                         error_if_nonfinite, per_param_out)
+    total = _ffi.new("double *")
+    _check(c["clip_grad_norm"](_out(grads), grads.size, _in(offsets), per_param_out.size,
+                               max_norm, float(norm_type), bool(error_if_nonfinite),
+                               _out(per_param_out), total), grads, offsets)
+    return total[0]
+
+
+def clip_grad_range(grads, min_value, max_value):
+    """Clamp every gradient into ``[min_value, max_value]``: see
+    :func:`fastgrad.backends.numpy_ref.clip_grad_range`."""
+    c = _native(grads.dtype, grads)
+    if c is None:
+        return _reference.clip_grad_range(grads, min_value, max_value)
+    c["clip_grad_range"](_out(grads), grads.size, min_value, max_value)
+
+
+def scale(values, factor):
+    """``values *= factor``: see :func:`fastgrad.backends.numpy_ref.scale`."""
+    c = _native(values.dtype, values)
+    if c is None:
+        return _reference.scale(values, factor)
+    c["scale"](_out(values), values.size, factor)
+
+
+def axpy(y, x, alpha):
+    """``y += alpha * x``: see :func:`fastgrad.backends.numpy_ref.axpy`."""
+    c = _native(y.dtype, y, x)
+    if c is None or x.size != y.size:
+        return _reference.axpy(y, x, alpha)
+    c["axpy"](_out(y), _in(x), y.size, alpha)
+
+
+def grad_window_mean(total, grad, weight, factor):
+    """``grad = factor * (total + weight * grad)``, then ``total = 0``: see
+    :func:`fastgrad.backends.numpy_ref.grad_window_mean`."""
+    c = _native(grad.dtype, total, grad)
+    if c is None or total.size != grad.size:
+        return _reference.grad_window_mean(total, grad, weight, factor)
+    c["grad_window_mean"](_out(total), _out(grad), grad.size, weight, factor)
+
+
+# -------------------------------------------------------------------------------- optimisers
+def _same_size(n, *arrays):
+    for a in arrays:
+        if a is not None and a.size != n:
+            return False
+    return True
+
+
+def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
+             maximize, first_step):
+    """One SGD step with momentum in one pass: see
+    :func:`fastgrad.backends.numpy_ref.sgd_step`."""
+    buffer = momentum_buffer if momentum != 0 else None
+    c = _native(param.dtype, param, grad, buffer)
+    if c is None or not _same_size(param.size, grad, buffer):
+        return _reference.sgd_step(param, grad, momentum_buffer, lr, momentum, dampening,
+                                   weight_decay, nesterov, maximize, first_step)
+    c["sgd_step"](_out(param), _in(grad), _opt(buffer), param.size, lr, momentum, dampening,
+                  weight_decay, bool(nesterov), bool(maximize), bool(first_step))
+
+
+def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
+              weight_decay, decoupled_weight_decay, maximize):
+    """One Adam / AdamW / AMSGrad step in one pass over the five buffers: see
+    :func:`fastgrad.backends.numpy_ref.adam_step`."""
+    c = _native(param.dtype, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
+    if c is None or not _same_size(param.size, grad, exp_avg, exp_avg_sq, max_exp_avg_sq):
+        return _reference.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr,
+                                    beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                                    maximize)
+    c["adam_step"](_out(param), _in(grad), _out(exp_avg), _out(exp_avg_sq),
+                   _opt(max_exp_avg_sq), param.size, step, lr, beta1, beta2, eps, weight_decay,
+                   bool(decoupled_weight_decay), bool(maximize))
+
+
+def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
+                 weight_decay, momentum, maximize):
+    """One RMSprop step (optionally centred, with momentum) in one pass: see
+    :func:`fastgrad.backends.numpy_ref.rmsprop_step`."""
+    c = _native(param.dtype, param, grad, square_avg, grad_avg, momentum_buffer)
+    if c is None or not _same_size(param.size, grad, square_avg, grad_avg, momentum_buffer):
+        return _reference.rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr,
+                                       alpha, eps, weight_decay, momentum, maximize)
+    c["rmsprop_step"](_out(param), _in(grad), _out(square_avg), _opt(grad_avg),
+                      _opt(momentum_buffer), param.size, lr, alpha, eps, weight_decay,
+                      momentum, bool(maximize))
+
+
+def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
+    """One Adagrad step (with PyTorch's learning-rate decay) in one pass: see
+    :func:`fastgrad.backends.numpy_ref.adagrad_step`."""
+    c = _native(param.dtype, param, grad, state_sum)
+    if c is None or not _same_size(param.size, grad, state_sum):
+        return _reference.adagrad_step(param, grad, state_sum, step, lr, lr_decay,
+                                       weight_decay, eps, maximize)
+    c["adagrad_step"](_out(param), _in(grad), _out(state_sum), param.size, step, lr, lr_decay,
+                      weight_decay, eps, bool(maximize))
+
+
+# ------------------------------------------------------------------------- activations, linear
+_CODES = frozenset(ACTIVATIONS.values())
+
+
+def activation_fwd(x, activation, out):
+    """``out = act(x)`` elementwise in one pass: see
+    :func:`fastgrad.backends.numpy_ref.activation_fwd`."""
+    c = _native(x.dtype, x, out)
+    if c is None or x.shape != out.shape or activation not in _CODES:
+        return _reference.activation_fwd(x, activation, out)
+    c["activation_fwd"](_in(x), _out(out), x.size, activation)
+
+
+def activation_bwd(grad_out, out, activation, grad_in):
+    """``grad_in = grad_out * act'(x)`` from the output, in one pass: see
+    :func:`fastgrad.backends.numpy_ref.activation_bwd`."""
+    c = _native(out.dtype, grad_out, out, grad_in)
+    if (c is None or not grad_out.shape == out.shape == grad_in.shape
+            or activation not in _CODES):
+        return _reference.activation_bwd(grad_out, out, activation, grad_in)
+    c["activation_bwd"](_in(grad_out), _in(out), _out(grad_in), out.size, activation)
+
+
+def _linear_shapes(x, weight, out):
+    """True when x (N, I), weight (O, I) and out (N, O) fit together."""
+    return (x.ndim == 2 and weight.ndim == 2 and out.ndim == 2 and x.shape[1] == weight.shape[1]
+            and out.shape == (x.shape[0], weight.shape[0]))
+
+
+def linear_fwd(x, weight, bias, activation, out):
+    """``out = act(x @ weight.T + bias)``: see :func:`fastgrad.backends.numpy_ref.linear_fwd`.
+    The GEMM is NumPy's; the bias and the activation are one C pass over the output."""
+    c = _native(x.dtype, x, weight, bias, out)
+    if (c is None or not _linear_shapes(x, weight, out) or activation not in _CODES
+            or (bias is not None and bias.shape != (out.shape[1],))):
+        return _reference.linear_fwd(x, weight, bias, activation, out)
+    np.matmul(x, weight.T, out=out)
+    if bias is not None or activation != ACTIVATIONS["none"]:
+        c["linear_epilogue"](_out(out), out.shape[0], out.shape[1],
+                             _NULL if bias is None else _in(bias), activation)
+
+
+def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
+    """Gradients of :func:`linear_fwd`: see :func:`fastgrad.backends.numpy_ref.linear_bwd`.
+
+    One C pass computes ``g = grad_out * act'(out)`` and the bias gradient ``g.sum(0)``
+    (double partials over fixed row pieces, added in order); the two GEMMs are NumPy's.
+    """
+    c = _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias)
+    if (c is None or not _linear_shapes(x, weight, out) or grad_out.shape != out.shape
+            or activation not in _CODES
+            or (grad_x is not None and grad_x.shape != x.shape)
+            or (grad_weight is not None and grad_weight.shape != weight.shape)
+            or (grad_bias is not None and grad_bias.shape != (out.shape[1],))):
+        return _reference.linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight,
+                                     grad_bias)
+    g = grad_out
+    derive = activation != ACTIVATIONS["none"]
+    if derive or grad_bias is not None:
+        if derive:
+            g = np.empty_like(grad_out)
+        status = c["linear_grad"](_in(grad_out), _in(out), out.shape[0], out.shape[1],
+                                  activation, _out(g) if derive else _NULL, _opt(grad_bias))
+        if status == _ERR_MEMORY:
+            raise MemoryError("the C kernel could not allocate its work buffer")
+    if grad_x is not None:
+        np.matmul(g, weight, out=grad_x)
+    if grad_weight is not None:
+        np.matmul(g.T, x, out=grad_weight)
+
+
+# ----------------------------------------------------------------------------- cross-entropy
+def _check_targets(bad, target, ignore_index, classes):
+    if bad:
+        labels = target[target != ignore_index]
+        wrong = labels[(labels < -classes) | (labels >= classes)][0]
+        raise IndexError(f"target {wrong} is out of bounds for {classes} classes")
+
+
+def _rows_native(logits, target, lse, *row_arrays):
+    """The C functions when logits (N, C >= 1), target (N,) int64, lse (N,) float64 and the
+    per-row arrays (N,) fit together; else None."""
+    if logits.ndim != 2 or logits.shape[1] == 0:
+        return None
+    rows = logits.shape[0]
+    for a in (target, lse) + row_arrays:
+        if a.shape != (rows,):
+            return None
+    if not (_contiguous(_I64, target) and _contiguous(_F64, lse)):
+        return None
+    return _native(logits.dtype, logits, *row_arrays)
+
+
+def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
+    """Per-row cross-entropy: see :func:`fastgrad.backends.numpy_ref.cross_entropy_fwd`. One
+    pass per row: the row maximum, the shifted exponentials summed in double."""
+    c = _rows_native(logits, target, lse, loss)
+    if c is None or not _INT64[0] <= ignore_index <= _INT64[1]:
+        return _reference.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
+    rows, classes = logits.shape
+    bad = c["cross_entropy_fwd"](_in(logits), rows, classes, _in(target), ignore_index,
+                                 _out(loss), _out(lse))
+    _check_targets(bad, target, ignore_index, classes)
+
+
+def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits):
+    """Gradient of :func:`cross_entropy_fwd`: see
+    :func:`fastgrad.backends.numpy_ref.cross_entropy_bwd`. One pass per row."""
+    c = _rows_native(logits, target, lse, grad_loss)
+    if (c is None or grad_logits.shape != logits.shape or not _native(logits.dtype, grad_logits)
+            or not _INT64[0] <= ignore_index <= _INT64[1]):
+        return _reference.cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss,
+                                            grad_logits)
+    rows, classes = logits.shape
+    bad = c["cross_entropy_bwd"](_in(logits), rows, classes, _in(target), _in(lse),
+                                 ignore_index, _in(grad_loss), _out(grad_logits))
+    _check_targets(bad, target, ignore_index, classes)
+
+
+# --------------------------------------------------------------------------------- batchnorm
+def _channels_native(x, per_channel, statistics):
+    """The C functions when x is (N, C, S) with N * S >= 1, each per-channel array of x's
+    dtype (None skipped) and each statistic (float64) is (C,); else None."""
+    if x.ndim != 3 or x.shape[0] * x.shape[2] == 0:
+        return None
+    channels = (x.shape[1],)
+    for a in per_channel:
+        if a is not None and a.shape != channels:
+            return None
+    for a in statistics:
+        if a.shape != channels or not _contiguous(_F64, a):
+            return None
+    return _native(x.dtype, x, *per_channel)
+
+
+def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
+    """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
+
+    Three C passes: the sums, the squared deviations from the mean (two passes, no
+    E[x²] - E[x]²) and the affine output; statistics in double over fixed pieces.
+    """
+    c = _channels_native(x, (weight, bias), (mean, var, invstd))
+    if c is None or out.shape != x.shape or not _native(x.dtype, out):
+        return _reference.batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out)
+    n, channels, spatial = x.shape
+    status = c["batchnorm_fwd"](_in(x), n, channels, spatial,
+                                _NULL if weight is None else _in(weight),
+                                _NULL if bias is None else _in(bias), eps, _out(mean),
+                                _out(var), _out(invstd), _out(out))
+    if status == _ERR_MEMORY:
+        raise MemoryError("the C kernel could not allocate its work buffer")
+
+
+def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
+    """Gradients of :func:`batchnorm_fwd`: see :func:`fastgrad.backends.numpy_ref.batchnorm_bwd`.
+
+    One C pass for both per-channel sums (double, fixed pieces in order), one for ``grad_x``.
+    """
+    c = _channels_native(x, (weight, grad_weight, grad_bias), (mean, invstd))
+    if (c is None or grad_out.shape != x.shape or not _native(x.dtype, grad_out, grad_x)
+            or (grad_x is not None and grad_x.shape != x.shape)):
+        return _reference.batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight,
+                                        grad_bias)
+    n, channels, spatial = x.shape
+    status = c["batchnorm_bwd"](_in(grad_out), _in(x), n, channels, spatial,
+                                _NULL if weight is None else _in(weight), _in(mean),
+                                _in(invstd), _opt(grad_x), _opt(grad_weight), _opt(grad_bias))
+    if status == _ERR_MEMORY:
+        raise MemoryError("the C kernel could not allocate its work buffer")
+
+
+# -------------------------------------------------------------------------------------- LSTM
+def _lstm_native(gates_like, *cell_like):
+    """The C functions when gates_like is (N, 4H) and every cell-like array (None skipped) is
+    (N, H), all of one dtype and C-contiguous; else None."""
+    if gates_like.ndim != 2 or gates_like.shape[1] % 4:
+        return None
+    shape = (gates_like.shape[0], gates_like.shape[1] // 4)
+    for a in cell_like:
+        if a is not None and a.shape != shape:
+            return None
+    return _native(gates_like.dtype, gates_like, *cell_like)
+
+
+def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
+    """The pointwise part of one LSTM step: see
+    :func:`fastgrad.backends.numpy_ref.lstm_cell_fwd`. One C pass per row over the four
+    gates, the cell and the output."""
+    kernels = _lstm_native(gates, c_prev, h, c)
+    if kernels is None or gates_act.shape != gates.shape or not _native(gates.dtype, gates_act):
+        return _reference.lstm_cell_fwd(gates, c_prev, gates_act, h, c)
+    rows, hidden = c.shape
+    kernels["lstm_cell_fwd"](_in(gates), _in(c_prev), rows, hidden, _out(gates_act), _out(h),
+                             _out(c))
+
+
+def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev):
+    """Gradients of :func:`lstm_cell_fwd`: see
+    :func:`fastgrad.backends.numpy_ref.lstm_cell_bwd`. One C pass per row."""
+    kernels = _lstm_native(gates_act, grad_h, grad_c, c_prev, c, grad_c_prev)
+    if (kernels is None or grad_gates.shape != gates_act.shape
+            or not _native(gates_act.dtype, grad_gates)):
+        return _reference.lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates,
+                                        grad_c_prev)
+    rows, hidden = c.shape
+    kernels["lstm_cell_bwd"](_in(grad_h), _in(grad_c), _in(c_prev), _in(c), _in(gates_act),
+                             rows, hidden, _out(grad_gates), _opt(grad_c_prev))

@@ -1,0 +1,356 @@
+"""The C backend beyond the generated parity tests: its header from C alone, variants of the
+kernels the registry's examples do not reach, the reference fallback, thread-count
+determinism, its import cost (no Numba) and how it reports a missing build."""
+import copy
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from fastgrad import backends
+from fastgrad.backends import ACTIVATIONS, KERNELS, K
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+CSRC = ROOT / "csrc"
+
+
+def _c_backend():
+    """The C backend's module, or a skip that says why it is unavailable."""
+    module = backends._load("c") if "c" in backends.BACKEND_MODULES else None
+    if module is None:
+        pytest.skip(f"the c backend is unavailable: {backends.describe().get('c', 'unknown')}")
+    return module
+
+
+@pytest.fixture
+def c():
+    return _c_backend()
+
+
+# ------------------------------------------------------------------------- the header alone
+_PROGRAM = r"""
+#include <math.h>
+#include <stdio.h>
+#include "fastgrad.h"
+
+static int close_to(double got, double want, double tol)
+{
+    return fabs(got - want) <= tol * (1.0 + fabs(want));
+}
+
+int main(void)
+{
+    int failures = 0;
+    if (fg_abi_version() != FG_ABI_VERSION)
+        failures++;
+    /* an arena of three parameters: [3, 4], [], [12] */
+    double grads[3] = {3.0, 4.0, 12.0};
+    int64_t offsets[4] = {0, 2, 2, 3};
+    double norms[3], total;
+    if (fg_clip_grad_norm_f64(grads, 3, offsets, 3, 1.0, 2.0, 0, norms, &total) != FG_OK)
+        failures++;
+    double coef = 1.0 / (13.0 + 1e-6);
+    failures += !close_to(total, 13.0, 1e-15) || !close_to(norms[0], 5.0, 1e-15) ||
+                norms[1] != 0.0 || !close_to(norms[2], 12.0, 1e-15);
+    failures += !close_to(grads[0], 3.0 * coef, 1e-15) || !close_to(grads[2], 12.0 * coef, 1e-15);
+    int64_t bad[4] = {0, 2, 1, 3};
+    failures += fg_segment_norms_f64(grads, 3, bad, 3, 2.0, norms, &total) != FG_ERR_OFFSETS;
+    /* one SGD step with momentum (first step: the buffer takes the gradient) */
+    float param[2] = {1.0f, -2.0f}, grad[2] = {0.5f, 0.25f}, buffer[2] = {9.0f, 9.0f};
+    fg_sgd_step_f32(param, grad, buffer, 2, 0.1, 0.9, 0.0, 0.0, 0, 0, 1);
+    failures += !close_to(param[0], 0.95, 1e-7) || !close_to(param[1], -2.025, 1e-7) ||
+                buffer[0] != 0.5f;
+    /* one Adam step: the first step moves each parameter by about lr against its gradient */
+    double p[2] = {1.0, 1.0}, g[2] = {0.5, -3.0}, m[2] = {0, 0}, v[2] = {0, 0};
+    fg_adam_step_f64(p, g, m, v, NULL, 2, 1, 0.01, 0.9, 0.999, 1e-8, 0.0, 0, 0);
+    failures += !close_to(p[0], 0.99, 1e-7) || !close_to(p[1], 1.01, 1e-7);
+    printf("%.17g %.17g %.17g %.17g\n", total, grads[0], p[0], p[1]);
+    return failures;
+}
+"""
+
+
+def test_header_and_sources_build_and_run_from_c_alone(tmp_path):
+    compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler (cc) on PATH")
+    program = tmp_path / "program.c"
+    program.write_text(_PROGRAM)
+    binary = tmp_path / "program"
+    build = subprocess.run(
+        [compiler, "-O2", "-std=c11", "-Wall", "-Werror", "-Wno-unknown-pragmas", f"-I{CSRC}",
+         str(program), str(CSRC / "arena.c"), str(CSRC / "layers.c"), "-o", str(binary), "-lm"],
+        capture_output=True, text=True, timeout=120)
+    assert build.returncode == 0, build.stderr
+    run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=30)
+    assert run.returncode == 0, f"{run.returncode} checks failed in C: {run.stdout}"
+    total, first, p0, p1 = map(float, run.stdout.split())
+    # the same calls on the NumPy reference
+    grads, offsets = np.array([3.0, 4.0, 12.0]), np.array([0, 2, 2, 3])
+    assert total == KERNELS["clip_grad_norm"].reference(grads, offsets, 1.0, 2.0, False,
+                                                        np.empty(3))
+    assert first == grads[0]
+    p, m, v = np.ones(2), np.zeros(2), np.zeros(2)
+    KERNELS["adam_step"].reference(p, np.array([0.5, -3.0]), m, v, None, 1, 0.01, 0.9, 0.999,
+                                   1e-8, 0.0, False, False)
+    np.testing.assert_allclose([p0, p1], p, rtol=1e-15)
+
+
+# ---------------------------------------------------- variants the registry's examples miss
+def _example(name, dtype, size=17, **changes):
+    args = KERNELS[name].example(np.random.default_rng(size), dtype, size)
+    args.update(changes)
+    return args
+
+
+def _bn_example(dtype, shape, **changes):
+    rng = np.random.default_rng(sum(shape))
+    x = (2 * rng.standard_normal(shape) + 3).astype(dtype)
+    channels = shape[1]
+    args = dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(dtype),
+                bias=rng.standard_normal(channels).astype(dtype), eps=1e-5,
+                mean=np.empty(channels), var=np.empty(channels), invstd=np.empty(channels),
+                out=np.empty_like(x))
+    args.update(changes)
+    return args
+
+
+def _bn_bwd_example(dtype, shape, **changes):
+    forward = _bn_example(dtype, shape)
+    KERNELS["batchnorm_fwd"].reference(**forward)
+    x, weight = forward["x"], forward["weight"]
+    args = dict(grad_out=np.random.default_rng(1).standard_normal(x.shape).astype(dtype), x=x,
+                weight=weight, mean=forward["mean"], invstd=forward["invstd"],
+                grad_x=np.empty_like(x), grad_weight=np.empty_like(weight),
+                grad_bias=np.empty_like(weight))
+    args.update(changes)
+    return args
+
+
+def _linear_bwd_example(dtype, activation, **changes):
+    args = _example("linear_bwd", dtype)
+    KERNELS["linear_fwd"].reference(args["x"], args["weight"], None, activation, args["out"])
+    args.update(activation=activation, **changes)
+    return args
+
+
+_RELU, _NONE = ACTIVATIONS["relu"], ACTIVATIONS["none"]
+VARIANTS = {
+    "segment_norms-l1": lambda d: ("segment_norms", _example("segment_norms", d, norm_type=1.0)),
+    "segment_norms-inf": lambda d: ("segment_norms",
+                                    _example("segment_norms", d, norm_type=np.inf)),
+    "segment_norms-p3": lambda d: ("segment_norms", _example("segment_norms", d, norm_type=3.0)),
+    "segment_norms-empty-segments": lambda d: ("segment_norms", dict(
+        values=np.arange(5, dtype=d), offsets=np.array([0, 0, 3, 3, 5]), norm_type=2.0,
+        out=np.empty(4))),
+    "monitor_norms-no-grads": lambda d: ("monitor_norms", _example(
+        "monitor_norms", d, grads=None, out=np.zeros((3, 19)))),
+    "monitor_norms-no-prev": lambda d: ("monitor_norms", _example("monitor_norms", d,
+                                                                  have_prev=False)),
+    "monitor_norms-inner-segments": lambda d: ("monitor_norms", dict(
+        grads=np.arange(12, dtype=d), values=np.linspace(-1, 1, 12).astype(d),
+        prev=np.zeros(12, d), offsets=np.array([2, 5, 5, 9]), have_prev=True,
+        out=np.empty((3, 3)))),
+    "clip_grad_norm-no-clip": lambda d: ("clip_grad_norm",
+                                         _example("clip_grad_norm", d, max_norm=1e6)),
+    "clip_grad_norm-inf": lambda d: ("clip_grad_norm",
+                                     _example("clip_grad_norm", d, norm_type=np.inf)),
+    "sgd-nesterov-maximize": lambda d: ("sgd_step", _example("sgd_step", d, nesterov=True,
+                                                             maximize=True)),
+    "sgd-first-step": lambda d: ("sgd_step", _example("sgd_step", d, first_step=True)),
+    "sgd-no-momentum": lambda d: ("sgd_step", _example("sgd_step", d, momentum=0.0,
+                                                       momentum_buffer=None, weight_decay=0.0)),
+    "adam-float-step": lambda d: ("adam_step", _example("adam_step", d, step=7.0)),
+    "adagrad-float-step": lambda d: ("adagrad_step", _example("adagrad_step", d, step=4.0)),
+    "adam-no-amsgrad": lambda d: ("adam_step", _example("adam_step", d, max_exp_avg_sq=None)),
+    "adamw-maximize": lambda d: ("adam_step", _example("adam_step", d, maximize=True,
+                                                       decoupled_weight_decay=True)),
+    "rmsprop-plain": lambda d: ("rmsprop_step", _example("rmsprop_step", d, grad_avg=None,
+                                                         momentum_buffer=None, momentum=0.0)),
+    "adagrad-maximize": lambda d: ("adagrad_step", _example("adagrad_step", d, maximize=True)),
+    "activation-relu": lambda d: ("activation_fwd", _example("activation_fwd", d,
+                                                             activation=_RELU)),
+    "activation-none": lambda d: ("activation_fwd", _example("activation_fwd", d,
+                                                             activation=_NONE)),
+    "activation-bwd-tanh": lambda d: ("activation_bwd", _example(
+        "activation_bwd", d, activation=ACTIVATIONS["tanh"])),
+    "linear-no-bias-relu": lambda d: ("linear_fwd", _example("linear_fwd", d, bias=None,
+                                                             activation=_RELU)),
+    "linear-sigmoid": lambda d: ("linear_fwd", _example("linear_fwd", d,
+                                                        activation=ACTIVATIONS["sigmoid"])),
+    "linear-bwd-relu-bias-only": lambda d: ("linear_bwd", _linear_bwd_example(
+        d, _RELU, grad_x=None, grad_weight=None)),
+    "linear-bwd-none-no-bias": lambda d: ("linear_bwd", _linear_bwd_example(
+        d, _NONE, grad_bias=None)),
+    "cross-entropy-negative-target": lambda d: ("cross_entropy_fwd", _example(
+        "cross_entropy_fwd", d, target=np.full(17, -1, np.int64))),
+    "batchnorm-no-affine": lambda d: ("batchnorm_fwd", _bn_example(d, (4, 3, 5), weight=None,
+                                                                   bias=None)),
+    "batchnorm-wide-rows": lambda d: ("batchnorm_fwd", _bn_example(d, (3, 2, 9000))),
+    "batchnorm-1d": lambda d: ("batchnorm_fwd", _bn_example(d, (7, 6, 1))),
+    "batchnorm-bwd-wide-rows": lambda d: ("batchnorm_bwd", _bn_bwd_example(d, (3, 2, 9000))),
+    "batchnorm-bwd-only-grad-x": lambda d: ("batchnorm_bwd", _bn_bwd_example(
+        d, (5, 4, 3), weight=None, grad_weight=None, grad_bias=None)),
+    "lstm-bwd-no-c-prev-grad": lambda d: ("lstm_cell_bwd", _example("lstm_cell_bwd", d,
+                                                                    grad_c_prev=None)),
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_variant_matches_reference(c, variant, dtype):
+    name, args = VARIANTS[variant](dtype)
+    spec = KERNELS[name]
+    expected_args, actual_args = copy.deepcopy(args), copy.deepcopy(args)
+    with np.errstate(all="ignore"):
+        expected = spec.reference(**expected_args)
+    actual = getattr(c, name)(**actual_args)
+    rtol, atol = spec.tolerances[np.dtype(dtype)]
+    for key in spec.writes:
+        if expected_args[key] is None:
+            assert actual_args[key] is None
+        else:
+            np.testing.assert_allclose(actual_args[key], expected_args[key], rtol=rtol,
+                                       atol=atol, err_msg=f"{variant}: {key}")
+    if expected is not None:
+        np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+
+
+def test_variants_run_in_c_not_in_the_reference(c, monkeypatch):
+    """The variants above exercise the C code: none of them falls back to the reference."""
+    fallbacks = []
+    reference = types.SimpleNamespace(**{
+        name: (lambda n: lambda *a, **k: fallbacks.append(n))(name) for name in KERNELS})
+    monkeypatch.setattr(c, "_reference", reference)
+    for make in VARIANTS.values():
+        name, args = make(np.float32)
+        getattr(c, name)(**args)
+    assert fallbacks == []
+
+
+def test_strided_and_float16_arrays_go_to_the_reference(c):
+    values = np.arange(20, dtype=np.float32)[::2]   # not contiguous
+    expected = values * np.float32(0.5)
+    c.scale(values, 0.5)
+    np.testing.assert_array_equal(values, expected)
+    half = np.linspace(-1, 1, 9).astype(np.float16)
+    expected = half.copy()
+    KERNELS["clip_grad_range"].reference(expected, -0.5, 0.25)
+    c.clip_grad_range(half, -0.5, 0.25)
+    np.testing.assert_array_equal(half, expected)
+    # mismatched sizes never reach C: the reference's own error
+    with pytest.raises(ValueError):
+        c.axpy(np.zeros(4), np.ones(5), 1.0)
+
+
+def test_invalid_offsets_and_targets_raise_before_any_out_of_bounds_access(c):
+    with pytest.raises(ValueError, match="offsets must be non-decreasing"):
+        c.segment_norms(np.ones(4), np.array([0, 3, 2, 4]), 2.0, np.empty(3))
+    with pytest.raises(ValueError, match="offsets must be non-decreasing"):
+        c.clip_grad_norm(np.ones(4), np.array([0, 5]), 1.0, 2.0, False, np.empty(1))
+    args = _example("cross_entropy_fwd", np.float32, target=np.full(17, 30, np.int64))
+    with pytest.raises(IndexError, match="target 30 is out of bounds for 21 classes"):
+        c.cross_entropy_fwd(**args)
+
+
+def test_read_only_output_raises(c):
+    values = np.ones(3, np.float32)
+    values.flags.writeable = False
+    with pytest.raises(ValueError, match="read-only"):
+        c.scale(values, 2.0)
+
+
+# ------------------------------------------------------------------------------- threads
+def test_norms_and_steps_are_identical_for_one_and_two_threads(c):
+    if not c.OPENMP:
+        pytest.skip("the C kernels were built without OpenMP: they always run serially")
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal(1_500_000).astype(np.float32)   # above the norms' threshold
+    offsets = np.array([0, 3, 700_001, 1_500_000])
+    adam = KERNELS["adam_step"].example(rng, np.float32, 300)    # 300,003 > 2**17 elements
+    before = c.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2):
+            c.set_num_threads(threads)
+            assert c.get_num_threads() == threads
+            out = np.empty(3)
+            total = c.segment_norms(values, offsets, 2.0, out)
+            step = copy.deepcopy(adam)
+            c.adam_step(**step)
+            results.append((total, out, step["param"]))
+    finally:
+        c.set_num_threads(before)
+    (total1, out1, param1), (total2, out2, param2) = results
+    assert total1 == total2
+    np.testing.assert_array_equal(out1, out2)
+    np.testing.assert_array_equal(param1, param2)
+
+
+# -------------------------------------------------------------------- import and availability
+_TRAIN_STEP = """
+import sys
+import numpy as np
+import fastgrad as fg
+from fastgrad import backends, nn, optim
+backends.use("c")
+model = nn.Sequential(nn.Linear(8, 16), nn.Tanh(), nn.Linear(16, 3))
+opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+x = fg.tensor(np.random.default_rng(0).standard_normal((4, 8)).astype(np.float32))
+loss = nn.CrossEntropyLoss()(model(x), fg.tensor(np.array([0, 1, 2, 1])))
+opt.zero_grad(); loss.backward(); opt.step()
+assert backends.current() == "c"
+print(sorted(m for m in ("numba", "llvmlite", "fastgrad.backends.numba_cpu") if m in sys.modules))
+"""
+
+
+def test_using_the_c_backend_does_not_import_numba(c):
+    environ = {k: v for k, v in os.environ.items() if k != "FASTGRAD_BACKEND"}
+    run = subprocess.run([sys.executable, "-c", _TRAIN_STEP], env=environ, cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip() == "[]"
+
+
+@pytest.fixture
+def registry(monkeypatch):
+    """The registry with private caches, restored afterwards."""
+    monkeypatch.setattr(backends, "_modules", dict(backends._modules))
+    monkeypatch.setattr(backends, "_reasons", dict(backends._reasons))
+    forced, table = backends._forced[0], dict(K.__dict__)
+    backends._modules.pop("c", None)
+    backends._reasons.pop("c", None)
+    monkeypatch.delitem(sys.modules, "fastgrad.backends.c", raising=False)
+    yield backends
+    backends._forced[0] = forced
+    K.__dict__.clear()
+    K.__dict__.update(table)
+
+
+def test_missing_compiled_module_reports_the_backend_unavailable(registry, monkeypatch):
+    if "c" not in registry.BACKEND_MODULES:
+        pytest.skip("the c backend is not registered")
+    # None in sys.modules makes `from ._ckernels import ...` raise ImportError
+    monkeypatch.setitem(sys.modules, "fastgrad.backends._ckernels", None)
+    assert "c" not in registry.available()
+    reason = registry.describe()["c"]
+    assert reason.startswith("unavailable (ImportError: the compiled C kernels")
+    assert "reinstall with a C compiler" in reason
+    with pytest.raises(ValueError, match="backend 'c' is unavailable"):
+        registry.use("c")
+
+
+def test_stale_build_reports_the_backend_unavailable(registry, monkeypatch):
+    if "c" not in registry.BACKEND_MODULES:
+        pytest.skip("the c backend is not registered")
+    stale = types.ModuleType("fastgrad.backends._ckernels")
+    stale.ffi = None
+    stale.lib = types.SimpleNamespace(fg_abi_version=lambda: 0)
+    monkeypatch.setitem(sys.modules, "fastgrad.backends._ckernels", stale)
+    assert "c" not in registry.available()
+    assert "a stale build" in registry.describe()["c"]
