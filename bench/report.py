@@ -4,6 +4,7 @@ figures, under a header naming the hardware, versions, threads and commit.
 
     python -m pytest bench --benchmark-only --benchmark-json=results.json
     python bench/report.py results.json > report.md
+    python bench/report.py --compact results.json   # one table, a row per group
 
 A ratio ``× numpy`` is the ``numpy`` row's median divided by this row's: above 1, this row is
 that many times faster than the reference backend; ``× torch`` likewise against each PyTorch
@@ -144,6 +145,34 @@ def table(group, rows):
     return lines + [""]
 
 
+def summary(group_rows):
+    """One markdown table, a row per group: each backend's median with its speed relative to
+    the reference (``np``) and to the group's first PyTorch row (``pt``)."""
+    names = []
+    for rows in group_rows.values():
+        names += [row for row, _ in rows if row not in names]
+    names.sort(key=_row_order)   # stable: first appearance within a kind
+    lines = ["| group | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for group, rows in group_rows.items():
+        medians = {row: benchmark["stats"]["median"] for row, benchmark in rows}
+        reference = medians.get(REFERENCE)
+        torch = next((medians[row] for row in medians if row.startswith("torch")), None)
+        cells = []
+        for name in names:
+            median = medians.get(name)
+            if median is None:
+                cells.append("")
+                continue
+            ratios = [f"{reference / median:.2f}× np" if reference and name != REFERENCE
+                      else "",
+                      f"{torch / median:.2f}× pt" if torch and not name.startswith("torch")
+                      else ""]
+            ratios = ", ".join(filter(None, ratios))
+            cells.append(format_time(median) + (f" ({ratios})" if ratios else ""))
+        lines.append(f"| {group} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def compile_section(document):
     """The compile- and import-time figures, or nothing when the run has none."""
     entries = [b for b in document["benchmarks"] if b.get("group") == COMPILE_GROUP]
@@ -159,11 +188,15 @@ def compile_section(document):
     return lines + [""] + [f"- {note}" for note in dict.fromkeys(notes)] + [""]
 
 
-def render(document):
-    """The whole report as markdown text."""
+def render(document, compact=False):
+    """The whole report as markdown text: a table per group, or with ``compact`` one table
+    with a row per group."""
     lines = header(document)
-    for group, rows in groups(document).items():
-        lines += table(group, rows)
+    if compact:
+        lines += summary(groups(document))
+    else:
+        for group, rows in groups(document).items():
+            lines += table(group, rows)
     lines += compile_section(document)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -171,12 +204,14 @@ def render(document):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results", help="a pytest-benchmark JSON file (--benchmark-json)")
+    parser.add_argument("--compact", action="store_true",
+                        help="one table with a row per group instead of a table per group")
     arguments = parser.parse_args(argv)
     try:
         document = load(arguments.results)
     except (OSError, ValueError) as error:
         parser.exit(2, f"report.py: error: {error}\n")
-    sys.stdout.write(render(document))
+    sys.stdout.write(render(document, compact=arguments.compact))
     return 0
 
 

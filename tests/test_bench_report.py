@@ -187,3 +187,20 @@ def test_missing_file_exits_with_status_2(tmp_path, capsys):
         report.main([str(tmp_path / "absent.json")])
     assert exit_info.value.code == 2
     assert "absent.json" in capsys.readouterr().err
+
+
+def test_compact_report_has_a_row_per_group_with_both_ratios(tmp_path, capsys):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(RUN))
+    assert report.main(["--compact", str(path)]) == 0
+    text = capsys.readouterr().out
+    assert "###" not in text and "## Compile and import times" in text
+    lines = text.splitlines()
+    head = next(line for line in lines if line.startswith("| group |"))
+    assert head == "| group | numpy | numba | torch | torch-fused | gemm3-torch |"
+    rows = {line.split("|")[1].strip(): [c.strip() for c in line.strip().strip("|").split("|")]
+            for line in lines if line.startswith("| ") and not line.startswith("| group")}
+    # pt: the group's first PyTorch row (here torch-fused, run first)
+    assert rows["adam-10Mx100"][1:] == ["80 ms (0.07× pt)", "4 ms (20.00× np, 1.40× pt)",
+                                        "16 ms (5.00× np)", "5.6 ms (14.29× np)", ""]
+    assert rows["triad-40MiB"][1:] == ["", "2.5 ms", "", "", ""]
