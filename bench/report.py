@@ -125,6 +125,10 @@ def header(document):
     return lines
 
 
+_COMPACT_KEY = ("Median times; `np` and `pt` are the NumPy reference's and the group's first "
+                "PyTorch row's median over this one's (above 1: this one is faster).")
+
+
 def table(group, rows):
     """The markdown table of one group."""
     medians = {row: benchmark["stats"]["median"] for row, benchmark in rows}
@@ -193,6 +197,7 @@ def render(document, compact=False):
     with a row per group."""
     lines = header(document)
     if compact:
+        lines[-2] = _COMPACT_KEY
         lines += summary(groups(document))
     else:
         for group, rows in groups(document).items():
