@@ -16,7 +16,10 @@ def _train(args):
     try:
         history = train_digits(epochs=args.epochs, hidden=args.hidden, lr=args.lr,
                                momentum=args.momentum, batch_size=args.batch_size,
-                               seed=args.seed, monitor=args.monitor)
+                               seed=args.seed, monitor=args.monitor,
+                               checkpoint=args.checkpoint,
+                               checkpoint_every=args.checkpoint_every, resume=args.resume,
+                               save=args.save)
     except TrainingDiverged as error:
         print(f"fastgrad train: {error}", file=sys.stderr)
         return 1
@@ -34,6 +37,17 @@ def _add_train(commands):
     train.add_argument("--monitor", action="store_true",
                        help="watch the gradients: print verdicts as they appear and a summary "
                             "at the end")
+    train.add_argument("--checkpoint", metavar="PATH",
+                       help="checkpoint the run in PATH (safetensors, written atomically) every "
+                            "--checkpoint-every steps and at the end")
+    train.add_argument("--checkpoint-every", type=int, default=None, metavar="N",
+                       help="steps between checkpoints (default: one per epoch)")
+    train.add_argument("--resume", action="store_true",
+                       help="continue from --checkpoint if the file exists; the result is "
+                            "bit-identical to an uninterrupted run on the same backend and "
+                            "thread count")
+    train.add_argument("--save", metavar="PATH",
+                       help="save the trained model's state_dict to PATH (safetensors)")
     train.set_defaults(run=_train)
 
 

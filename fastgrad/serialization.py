@@ -64,11 +64,12 @@ step count), and restore it into freshly built objects in the same order as they
 
 The resumed run then ends with parameters bit-identical to an uninterrupted one (same
 backend and thread count). Data must be a function of the saved state: draw batches from a
-generator whose state is saved (as above), or, with a shuffling
-:class:`~fastgrad.data.DataLoader`, give it its own :class:`~fastgrad.Generator`, save that
-generator's state at the start of each epoch, and on resume restore it, start the epoch's
-iterator again and skip the batches already done. A
-:class:`~fastgrad.optim.GradientAccumulator` can only be saved at a window boundary.
+generator whose state is saved (as above), or save a :class:`~fastgrad.data.DataLoader`'s
+``state_dict()`` (the epoch in progress, how many of its batches were taken, its own
+generator) and restore it with ``load_state_dict``: the restored loader continues the epoch.
+:class:`fastgrad.train.Checkpointer` packs this pattern (``fastgrad train --checkpoint``
+uses it). A :class:`~fastgrad.optim.GradientAccumulator` can only be saved at a window
+boundary.
 """
 import collections
 import collections.abc
