@@ -11,6 +11,7 @@ along, so every input receives a gradient of its own shape and dtype.
 """
 import builtins
 import collections
+import math
 import numbers
 
 import numpy as np
@@ -22,14 +23,15 @@ from .backends import ACTIVATIONS, K
 
 
 # ------------------------------------------------------------------------------------ helpers
-def normalize_dim(dim, ndim):
-    """``dim`` as a non-negative axis of an ``ndim``-dimensional tensor (IndexError if out)."""
+def normalize_dim(dim, ndim, argument="dim"):
+    """``dim`` as a non-negative axis of an ``ndim``-dimensional tensor (IndexError if out);
+    ``argument`` names it in errors."""
     if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"dim must be an int, got {type(dim).__name__} {dim!r}")
+        raise TypeError(f"{argument} must be an int, got {type(dim).__name__} {dim!r}")
     low, high = (-ndim, ndim - 1) if ndim else (-1, 0)
     if not low <= dim <= high:
-        raise IndexError(f"dimension out of range (expected to be in range of [{low}, {high}], "
-                         f"but got {dim})")
+        raise IndexError(f"{argument} out of range (expected to be in range of [{low}, "
+                         f"{high}], but got {dim})")
     return int(dim) % ndim if ndim else 0
 
 
@@ -40,8 +42,8 @@ def _normalize_dims(dim, ndim):
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     axes = tuple(sorted(normalize_dim(d, ndim) for d in dims))
     if len(set(axes)) != len(axes):
-        raise ValueError(f"dim {dim} names a dimension more than once")
-    return axes
+        raise RuntimeError(f"dim {dim} names a dimension more than once")
+    return axes if ndim else None  # a 0-d tensor reduces over dim 0 or -1 as over all
 
 
 def _unbroadcast(grad, shape, dtype):
@@ -75,17 +77,37 @@ def _binary_operands(a, b):
     """Both operands with one dtype, promoted as PyTorch does; numbers become 0-d arrays."""
     a, b = _as_operand(a, "input"), _as_operand(b, "other")
     if _is_tensor(a) and _is_tensor(b):
+        if a.shape != b.shape:
+            _check_broadcast(a.shape, b.shape)
         if a.dtype != b.dtype:
             target = dtypes.promote(a.dtype, b.dtype)
             a, b = cast(a, target), cast(b, target)
         return a, b
     if not _is_tensor(a) and not _is_tensor(b):
-        raise TypeError("at least one operand must be a Tensor")
+        raise TypeError(f"input or other must be a Tensor, got {type(a).__name__} and "
+                        f"{type(b).__name__}")
     tensor_, number, swapped = (a, b, False) if _is_tensor(a) else (b, a, True)
     target = dtypes.scalar_dtype(number, tensor_.dtype)
     tensor_ = cast(tensor_, target)
-    number = np.asarray(number, dtype=target)
+    try:
+        # through the number's own dtype: -1 with a uint8 tensor wraps, as in PyTorch
+        with np.errstate(over="ignore", invalid="ignore"):
+            number = np.asarray(number).astype(target)
+    except OverflowError:
+        raise RuntimeError(f"{'input' if swapped else 'other'} {number!r} overflows the "
+                           f"dtype {target}") from None
     return (number, tensor_) if swapped else (tensor_, number)
+
+
+def _check_broadcast(*shapes, names=("input", "other")):
+    """The broadcast shape of ``shapes``; PyTorch's RuntimeError, naming the arguments, when
+    they do not broadcast."""
+    try:
+        return np.broadcast_shapes(*shapes)
+    except ValueError:
+        described = ", ".join(f"{name} of shape {tuple(shape)}"
+                              for name, shape in zip(names, shapes))
+        raise RuntimeError(f"the shapes do not broadcast: {described}") from None
 
 
 def _floating(x):
@@ -96,7 +118,30 @@ def _floating(x):
     return x if dtypes.is_floating(x.dtype) else cast(x, dtypes.default_float)
 
 
+def _ieee(function_class):
+    """Run a Function's forward and backward with NumPy's floating-point warnings off: NaN
+    and inf propagate silently by IEEE rules, as in PyTorch, instead of warning."""
+    for name in ("forward", "backward"):
+        method = getattr(function_class, name)
+
+        def quiet(*args, _method=method, **kwargs):
+            with np.errstate(all="ignore"):
+                return _method(*args, **kwargs)
+
+        quiet.__name__, quiet.__doc__ = method.__name__, method.__doc__
+        setattr(function_class, name, quiet)
+    return function_class
+
+
+def _flag(value, argument):
+    """``value`` as a bool; a TypeError unless it is one (``keepdim="no"`` is an error)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{argument} must be a bool, got {type(value).__name__} {value!r}")
+    return bool(value)
+
+
 # -------------------------------------------------------------------------------- elementwise
+@_ieee
 class Cast(Function):
     def forward(self, x, dtype):
         self.dtype = x.dtype
@@ -124,6 +169,7 @@ def clone(x):
     return Clone.apply(x)
 
 
+@_ieee
 class Add(Function):
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
@@ -135,6 +181,7 @@ class Add(Function):
                 _unbroadcast(grad, sb, dtype) if self.needs_input_grad[1] else None)
 
 
+@_ieee
 class Sub(Function):
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
@@ -146,6 +193,7 @@ class Sub(Function):
                 _unbroadcast(-grad, sb, dtype) if self.needs_input_grad[1] else None)
 
 
+@_ieee
 class Mul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -157,40 +205,38 @@ class Mul(Function):
                 _unbroadcast(grad * a, b.shape, b.dtype) if self.needs_input_grad[1] else None)
 
 
+@_ieee
 class Div(Function):
     def forward(self, a, b):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            out = a / b
+        out = a / b
         self.b, self.out, self.a_shape = b, out, a.shape
         return out
 
     def backward(self, grad):
         b, out = self.b, self.out
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ga = _unbroadcast(grad / b, self.a_shape, out.dtype) \
-                if self.needs_input_grad[0] else None
-            gb = _unbroadcast(-grad * out / b, b.shape, out.dtype) \
-                if self.needs_input_grad[1] else None
+        ga = _unbroadcast(grad / b, self.a_shape, out.dtype) if self.needs_input_grad[0] \
+            else None
+        gb = _unbroadcast(-grad * out / b, b.shape, out.dtype) if self.needs_input_grad[1] \
+            else None
         return ga, gb
 
 
+@_ieee
 class Pow(Function):
     def forward(self, a, b):
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            out = a ** b
+        out = (a ** b).astype(a.dtype, copy=False)  # NumPy gives int8 for bool ** bool
         self.a, self.b, self.out = a, b, out
         return out
 
     def backward(self, grad):
         a, b, out = self.a, self.b, self.out
         ga = gb = None
-        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-            if self.needs_input_grad[0]:
-                ga = _unbroadcast(grad * b * a ** (b - 1), a.shape, out.dtype)
-            if self.needs_input_grad[1]:
-                # d(a**b)/db = a**b * log(a); 0 where a == 0 and b >= 0, as PyTorch defines it
-                log_a = np.where((a == 0) & (b >= 0), 0, np.log(np.where(a == 0, 1, a)))
-                gb = _unbroadcast(grad * out * log_a, b.shape, out.dtype)
+        if self.needs_input_grad[0]:
+            ga = _unbroadcast(grad * b * a ** (b - 1), a.shape, out.dtype)
+        if self.needs_input_grad[1]:
+            # d(a**b)/db = a**b * log(a); 0 where a == 0 and b >= 0, as PyTorch defines it
+            log_a = np.where((a == 0) & (b >= 0), 0, np.log(np.where(a == 0, 1, a)))
+            gb = _unbroadcast(grad * out * log_a, b.shape, out.dtype)
         return ga, gb
 
 
@@ -209,7 +255,11 @@ def add(input, other):
 
 def sub(input, other):
     """``input - other`` with broadcasting."""
-    return Sub.apply(*_binary_operands(input, other))
+    a, b = _binary_operands(input, other)
+    if a.dtype.kind == "b":
+        raise RuntimeError("sub: subtracting bool input and other is not supported (as in "
+                           "PyTorch); use logical_xor or convert them with .long()")
+    return Sub.apply(a, b)
 
 
 def mul(input, other):
@@ -231,47 +281,61 @@ def cast_operand(value, dtype=dtypes.default_float):
 
 
 def pow(input, exponent):
-    """``input ** exponent`` with broadcasting."""
+    """``input ** exponent`` with broadcasting; integers to negative integer powers are
+    refused, as in PyTorch."""
     a, b = _binary_operands(input, exponent)
+    if b.dtype.kind in "iu" and (getattr(b, "_data", b) < 0).any():
+        raise RuntimeError("pow: integers to negative integer powers are not allowed, got a "
+                           "negative integer exponent")
     return Pow.apply(a, b)
 
 
+def _no_bool(input, name):
+    """``input`` as a Tensor, refused (as PyTorch does) when it is a bool tensor."""
+    input = _as_operand(input, "input")
+    if not _is_tensor(input):
+        raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
+    if input.dtype.kind == "b":
+        raise RuntimeError(f"{name}: input of dtype bool is not supported; convert it with "
+                           ".long() or .float(), or use logical operations")
+    return input
+
+
 def neg(input):
-    return Neg.apply(_as_operand(input, "input"))
+    return Neg.apply(_no_bool(input, "neg"))
 
 
+@_ieee
 class Exp(Function):
     def forward(self, x):
-        with np.errstate(over="ignore"):
-            self.out = np.exp(x)
+        self.out = np.exp(x)
         return self.out
 
     def backward(self, grad):
         return grad * self.out
 
 
+@_ieee
 class Log(Function):
     def forward(self, x):
         self.x = x
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return np.log(x)
+        return np.log(x)
 
     def backward(self, grad):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return grad / self.x
+        return grad / self.x
 
 
+@_ieee
 class Sqrt(Function):
     def forward(self, x):
-        with np.errstate(invalid="ignore"):
-            self.out = np.sqrt(x)
+        self.out = np.sqrt(x)
         return self.out
 
     def backward(self, grad):
-        with np.errstate(divide="ignore", invalid="ignore"):
-            return grad / (2 * self.out)
+        return grad / (2 * self.out)
 
 
+@_ieee
 class Abs(Function):
     def forward(self, x):
         self.x = x
@@ -281,6 +345,7 @@ class Abs(Function):
         return grad * np.sign(self.x)
 
 
+@_ieee
 class _Activation(Function):
     """An activation through the kernels the fused linear layer uses, so a Linear followed by
     its activation gives bit-identical results fused or not."""
@@ -288,14 +353,15 @@ class _Activation(Function):
     code = None
 
     def forward(self, x):
-        x = np.ascontiguousarray(x)
+        x = np.ascontiguousarray(x).reshape(x.shape)  # ascontiguousarray makes 0-d 1-d
         self.out = np.empty_like(x)
         K.activation_fwd(x, self.code, self.out)
         return self.out
 
     def backward(self, grad):
         grad_in = np.empty_like(self.out)
-        K.activation_bwd(np.ascontiguousarray(grad), self.out, self.code, grad_in)
+        K.activation_bwd(np.ascontiguousarray(grad).reshape(grad.shape), self.out, self.code,
+                         grad_in)
         return grad_in
 
 
@@ -324,7 +390,7 @@ def sqrt(input):
 
 
 def abs(input):
-    return Abs.apply(_as_operand(input, "input"))
+    return Abs.apply(_no_bool(input, "abs"))
 
 
 def tanh(input):
@@ -337,16 +403,17 @@ def sigmoid(input):
 
 
 def relu(input):
-    input = _as_operand(input, "input")
-    if not _is_tensor(input):
-        raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
+    input = _no_bool(input, "relu")
     if not dtypes.is_floating(input.dtype):
-        return _tensor.Tensor(np.maximum(input._data, 0))  # integers carry no gradient
+        # integers carry no gradient; asarray: a 0-d maximum is a NumPy scalar
+        return _tensor.Tensor(np.asarray(np.maximum(input._data, 0)))
     return ReLU.apply(input)
 
 
+@_ieee
 class Clamp(Function):
     def forward(self, x, low, high):
+        low, high = (None if v is None else _bound(v, x.dtype) for v in (low, high))
         self.inside = np.ones(x.shape, dtype=bool)
         if low is not None:
             self.inside &= x >= low
@@ -358,15 +425,33 @@ class Clamp(Function):
         return grad * self.inside, None, None
 
 
+def _bound(value, dtype):
+    """A clamp bound as a 0-d array of ``dtype``; for integers, limited to the dtype's range
+    (the same clamp, without NumPy's overflow error)."""
+    if dtype.kind in "iu":
+        info = np.iinfo(dtype)
+        value = builtins.min(builtins.max(value, info.min), info.max)
+    return np.asarray(value).astype(dtype)
+
+
 def clamp(input, min=None, max=None):
-    """``input`` limited to [min, max]; the gradient flows where ``min <= input <= max``."""
+    """``input`` limited to [min, max] (``max`` wins where ``min > max``, a NaN bound gives
+    NaN, as in PyTorch); the gradient flows where ``min <= input <= max``. The result dtype
+    is promoted as with a Python scalar (an integer tensor and a float bound give float32)."""
+    input = _tensor_input(input)
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min or max, got neither")
+    target = input.dtype
+    bounds = []
     for name, bound in (("min", min), ("max", max)):
-        if bound is not None and (isinstance(bound, bool)
-                                  or not isinstance(bound, (numbers.Real, np.generic))):
-            raise TypeError(f"{name} must be a number or None, got {type(bound).__name__}")
-    return Clamp.apply(_as_operand(input, "input"), min, max)
+        if bound is not None:
+            if isinstance(bound, (bool, np.bool_)) or not isinstance(bound, numbers.Real):
+                raise TypeError(f"{name} must be a number or None, got "
+                                f"{type(bound).__name__} {bound!r}")
+            bound = bound.item() if isinstance(bound, np.generic) else bound
+            target = dtypes.scalar_dtype(bound, target)
+        bounds.append(bound)
+    return Clamp.apply(cast(input, target), *bounds)
 
 
 def compare(ufunc, input, other):
@@ -375,6 +460,7 @@ def compare(ufunc, input, other):
     return _tensor.Tensor(np.asarray(ufunc(getattr(a, "_data", a), getattr(b, "_data", b))))
 
 
+@_ieee
 class Where(Function):
     def forward(self, condition, x, y):
         self.condition, self.shapes = condition, (x.shape, y.shape)
@@ -395,10 +481,12 @@ def where(condition, input, other):
     if condition.dtype != np.bool_:
         raise TypeError(f"where expects a bool condition, got dtype {condition.dtype}")
     x, y = _binary_operands(input, other)
+    _check_broadcast(condition.shape, x.shape, y.shape, names=("condition", "input", "other"))
     return Where.apply(condition, x, y)
 
 
 # ----------------------------------------------------------------------------------- matmul
+@_ieee
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -419,8 +507,8 @@ class MatMul(Function):
         if self.needs_input_grad[1]:
             if b2.ndim == 2 and a2.ndim > 2:
                 # fold the batch into one GEMM instead of materialising a gradient per batch
-                k, m = a2.shape[-1], g.shape[-1]
-                gb = a2.reshape(-1, k).T @ g.reshape(-1, m)
+                rows, k, m = math.prod(a2.shape[:-1]), a2.shape[-1], g.shape[-1]
+                gb = a2.reshape(rows, k).T @ g.reshape(rows, m)  # no -1: sizes may be 0
             else:
                 gb = _unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape, b.dtype)
             gb = gb.reshape(b.shape)
@@ -434,8 +522,8 @@ def matmul(input, other):
         raise TypeError("matmul operands must be Tensors, got "
                         f"{type(input).__name__} and {type(other).__name__}")
     if a.ndim == 0 or b.ndim == 0:
-        raise RuntimeError(f"matmul needs operands with at least 1 dimension, got shapes "
-                           f"{a.shape} and {b.shape}")
+        raise RuntimeError(f"matmul needs operands with at least 1 dimension, got input of "
+                           f"shape {a.shape} and other of shape {b.shape}")
     if a.dtype != b.dtype:
         raise RuntimeError(f"matmul operands must have the same dtype, got {a.dtype} (input) "
                            f"and {b.dtype} (other)")
@@ -461,46 +549,61 @@ def _expand_reduced(grad, shape, axes, keepdim):
     return np.broadcast_to(grad, shape)
 
 
+@_ieee
 class Sum(Function):
     def forward(self, x, axes, keepdim):
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
-        return x.sum(axis=axes, keepdims=keepdim)
+        # integers and bools sum to int64, as in PyTorch (NumPy: uint64 for unsigned)
+        return x.sum(axis=axes, keepdims=keepdim,
+                     dtype=np.int64 if x.dtype.kind in "biu" else None)
 
     def backward(self, grad):
         return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None
 
 
+@_ieee
 class Mean(Function):
     def forward(self, x, axes, keepdim):
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return x.mean(axis=axes, keepdims=keepdim)
+        self.count = math.prod(x.shape if axes is None else [x.shape[a] for a in axes])
+        if not self.count:  # the mean of nothing is NaN (NumPy would also warn)
+            return np.full(np.sum(x, axis=axes, keepdims=keepdim).shape, np.nan, x.dtype)
+        return x.mean(axis=axes, keepdims=keepdim)
 
     def backward(self, grad):
-        count = np.prod([self.shape[a] for a in self.axes]) if self.axes is not None \
-            else np.prod(self.shape)
-        grad = grad / np.asarray(builtins.max(count, 1), dtype=grad.dtype)
+        grad = grad / np.asarray(builtins.max(self.count, 1), dtype=grad.dtype)
         return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None
 
 
-def sum(input, dim=None, keepdim=False):
-    """The sum over ``dim`` (an int, a tuple of ints, or None for all elements)."""
+def _tensor_input(input):
     input = _as_operand(input, "input")
-    return Sum.apply(input, _normalize_dims(dim, input.ndim), bool(keepdim))
+    if not _is_tensor(input):
+        raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
+    return input
+
+
+def sum(input, dim=None, keepdim=False):
+    """The sum over ``dim`` (an int, a tuple of ints, or None for all elements); integer and
+    bool tensors sum to int64, as in PyTorch."""
+    input = _tensor_input(input)
+    keepdim = _flag(keepdim, "keepdim")
+    return Sum.apply(input, _normalize_dims(dim, input.ndim), keepdim)
 
 
 def mean(input, dim=None, keepdim=False):
-    """The mean over ``dim`` (floating tensors only, as in PyTorch)."""
-    input = _as_operand(input, "input")
+    """The mean over ``dim`` (floating tensors only, as in PyTorch); NaN over no element."""
+    input = _tensor_input(input)
+    keepdim = _flag(keepdim, "keepdim")
     if not dtypes.is_floating(input.dtype):
-        raise TypeError(f"mean needs a floating tensor, got dtype {input.dtype}; "
+        raise TypeError(f"mean needs a floating input, got dtype {input.dtype}; "
                         "cast with .float() first")
-    return Mean.apply(input, _normalize_dims(dim, input.ndim), bool(keepdim))
+    return Mean.apply(input, _normalize_dims(dim, input.ndim), keepdim)
 
 
 MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
 
 
+@_ieee
 class MaxAll(Function):
     def forward(self, x):
         self.x, self.out = x, x.max()
@@ -528,32 +631,53 @@ class MaxDim(Function):
         return out, None, None
 
 
+def _reduced_axis(name, input, dim):
+    """The axis ``dim`` of ``input`` that max/argmax reduce (None: all elements), checked to
+    be non-empty: a maximum over no element does not exist."""
+    axis = None if dim is None else normalize_dim(dim, input.ndim)
+    if input.ndim == 0:
+        axis = None
+    size = input.numel() if axis is None else input.shape[axis]
+    if size == 0:
+        where = "an empty input" if axis is None else f"dim {dim} of size 0"
+        raise RuntimeError(f"{name}() over {where} (input shape {input.shape}) has no "
+                           "identity")
+    return axis
+
+
 def max(input, dim=None, keepdim=False):
     """The largest element, or with ``dim`` a ``(values, indices)`` pair along it."""
-    input = _as_operand(input, "input")
-    if input.numel() == 0:
-        raise RuntimeError("max of an empty tensor has no identity; the input has shape "
-                           f"{input.shape}")
+    input = _tensor_input(input)
+    keepdim = _flag(keepdim, "keepdim")
+    axis = _reduced_axis("max", input, dim)
     if dim is None:
         return MaxAll.apply(input)
-    return MaxResult(*MaxDim.apply(input, normalize_dim(dim, input.ndim), bool(keepdim)))
+    if axis is None:  # a 0-d tensor along dim 0 or -1: itself, at index 0
+        return MaxResult(clone(input), _tensor.Tensor(np.zeros((), np.int64)))
+    return MaxResult(*MaxDim.apply(input, axis, keepdim))
 
 
 def argmax(input, dim=None, keepdim=False):
     """Indices of the largest elements (of the flattened tensor when ``dim`` is None)."""
-    input = _as_operand(input, "input")
-    if dim is None:
+    input = _tensor_input(input)
+    keepdim = _flag(keepdim, "keepdim")
+    axis = _reduced_axis("argmax", input, dim)
+    if axis is None:
         return _tensor.Tensor(np.asarray(np.argmax(input._data), dtype=np.int64))
-    axis = normalize_dim(dim, input.ndim)
-    return _tensor.Tensor(np.argmax(input._data, axis=axis, keepdims=bool(keepdim))
-                          .astype(np.int64))
+    return _tensor.Tensor(np.asarray(np.argmax(input._data, axis=axis, keepdims=keepdim),
+                                     dtype=np.int64))  # asarray: 1-d in, NumPy scalar out
 
 
+@_ieee
 class Softmax(Function):
     def forward(self, x, axis):
+        self.axis = axis
+        if x.size == 0:
+            self.out = x.copy()
+            return self.out
         shifted = x - x.max(axis=axis, keepdims=True)
         e = np.exp(shifted)
-        self.out, self.axis = e / e.sum(axis=axis, keepdims=True), axis
+        self.out = e / e.sum(axis=axis, keepdims=True)
         return self.out
 
     def backward(self, grad):
@@ -561,27 +685,37 @@ class Softmax(Function):
         return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True)), None
 
 
+@_ieee
 class LogSoftmax(Function):
     def forward(self, x, axis):
+        self.axis = axis
+        if x.size == 0:
+            self.out = x.copy()
+            return self.out
         shifted = x - x.max(axis=axis, keepdims=True)
         self.out = shifted - np.log(np.exp(shifted).sum(axis=axis, keepdims=True))
-        self.axis = axis
         return self.out
 
     def backward(self, grad):
         return grad - np.exp(self.out) * grad.sum(axis=self.axis, keepdims=True), None
 
 
+def _softmax_axis(input, dim):
+    """The axis to normalise along; None (all of it) for a 0-d input."""
+    axis = normalize_dim(dim, input.ndim)
+    return axis if input.ndim else None
+
+
 def softmax(input, dim):
     """exp(x) / sum(exp(x)) along ``dim``, shifted by the maximum so nothing overflows."""
     input = _floating(input)
-    return Softmax.apply(input, normalize_dim(dim, input.ndim))
+    return Softmax.apply(input, _softmax_axis(input, dim))
 
 
 def log_softmax(input, dim):
     """x - logsumexp(x) along ``dim``, computed stably."""
     input = _floating(input)
-    return LogSoftmax.apply(input, normalize_dim(dim, input.ndim))
+    return LogSoftmax.apply(input, _softmax_axis(input, dim))
 
 
 # ---------------------------------------------------------------------------------- shapes
@@ -594,12 +728,12 @@ class Reshape(Function):
         return grad.reshape(self.shape), None
 
 
-def _shape_argument(shape):
+def _shape_argument(shape, argument="shape"):
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         shape = tuple(shape[0])
     for size in shape:
         if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-            raise TypeError(f"shape must be ints, got {shape!r}")
+            raise TypeError(f"{argument} must be ints, got {shape!r}")
     return tuple(int(s) for s in shape)
 
 
@@ -618,11 +752,13 @@ def reshape(input, *shape):
 def flatten(input, start_dim=0, end_dim=-1):
     """``input`` with dimensions ``start_dim..end_dim`` merged into one."""
     input = _as_operand(input, "input")
+    start = normalize_dim(start_dim, input.ndim, "start_dim")
+    end = normalize_dim(end_dim, input.ndim, "end_dim")
     if input.ndim == 0:
         return reshape(input, 1)
-    start, end = normalize_dim(start_dim, input.ndim), normalize_dim(end_dim, input.ndim)
     if start > end:
-        raise ValueError(f"flatten needs start_dim <= end_dim, got {start_dim} and {end_dim}")
+        raise RuntimeError(f"flatten needs start_dim <= end_dim, got {start_dim} and "
+                           f"{end_dim}")
     shape = input.shape
     return reshape(input, shape[:start] + (int(np.prod(shape[start:end + 1])),) + shape[end + 1:])
 
@@ -633,7 +769,7 @@ def squeeze(input, dim=None):
     if dim is None:
         return reshape(input, tuple(s for s in input.shape if s != 1))
     axis = normalize_dim(dim, input.ndim)
-    if input.shape[axis] != 1:
+    if input.ndim == 0 or input.shape[axis] != 1:
         return input
     return reshape(input, input.shape[:axis] + input.shape[axis + 1:])
 
@@ -657,11 +793,11 @@ class Permute(Function):
 def permute(input, *dims):
     """``input`` with its dimensions reordered to ``dims``."""
     input = _as_operand(input, "input")
-    dims = _shape_argument(dims)
+    dims = _shape_argument(dims, "dims")
     if len(dims) != input.ndim:
         raise ValueError(f"permute needs {input.ndim} dims for a tensor of shape {input.shape}, "
                          f"got {dims}")
-    axes = tuple(normalize_dim(d, input.ndim) for d in dims)
+    axes = tuple(normalize_dim(d, input.ndim, "dims") for d in dims)
     if len(set(axes)) != len(axes):
         raise ValueError(f"permute dims must not repeat, got {dims}")
     return Permute.apply(input, axes)
@@ -671,11 +807,14 @@ def transpose(input, dim0, dim1):
     """``input`` with dimensions ``dim0`` and ``dim1`` swapped."""
     input = _as_operand(input, "input")
     axes = list(range(input.ndim))
-    a, b = normalize_dim(dim0, input.ndim), normalize_dim(dim1, input.ndim)
+    a, b = normalize_dim(dim0, input.ndim, "dim0"), normalize_dim(dim1, input.ndim, "dim1")
+    if input.ndim == 0:
+        return input
     axes[a], axes[b] = axes[b], axes[a]
     return Permute.apply(input, tuple(axes))
 
 
+@_ieee
 class Index(Function):
     def forward(self, x, index, advanced):
         self.shape, self.index, self.advanced = x.shape, index, advanced
@@ -708,7 +847,11 @@ def index(input, key):
                              f"{part.dtype}")
     advanced = builtins.any(isinstance(p, np.ndarray) for p in parts)
     key = parts if isinstance(key, tuple) else parts[0]
-    return Index.apply(input, key, advanced)
+    try:
+        return Index.apply(input, key, advanced)
+    except (IndexError, TypeError, ValueError) as error:  # NumPy's verdict on the key
+        raise IndexError(f"index {key!r:.100} is invalid for a tensor of shape {input.shape}: "
+                         f"{error}") from None
 
 
 class Concatenate(Function):
@@ -747,6 +890,10 @@ def cat(tensors, dim=0):
     """Join ``tensors`` along an existing dimension ``dim``."""
     tensors = _same_dtype(tensors, "cat")
     first = tensors[0]
+    for i, t in enumerate(tensors):
+        if t.ndim == 0:
+            raise RuntimeError(f"cat: tensors[{i}] is zero-dimensional and cannot be "
+                               "concatenated; use stack")
     axis = normalize_dim(dim, first.ndim)
     for i, t in enumerate(tensors[1:], 1):
         if t.ndim != first.ndim or builtins.any(

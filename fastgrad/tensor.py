@@ -5,6 +5,8 @@ made it (``grad_fn``) while gradients are being recorded, and receives ``.grad``
 :func:`fastgrad.autograd.backward`. Dtypes are NumPy dtypes; promotion follows PyTorch
 (see :mod:`fastgrad.dtypes`).
 """
+import numbers
+
 import numpy as np
 
 from . import autograd
@@ -28,6 +30,9 @@ class Tensor:
         if not isinstance(data, np.ndarray):
             raise TypeError(f"Tensor() wraps a numpy.ndarray, got {type(data).__name__}; "
                             "use fastgrad.tensor(data) to build one from other data")
+        if data.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor() data must hold bool, integer or floating values, got "
+                            f"dtype {data.dtype}")
         self._data = data
         self._grad = None
         self.grad_fn = None
@@ -60,7 +65,10 @@ class Tensor:
         """The shape, or the length of dimension ``dim``."""
         if dim is None:
             return self._data.shape
-        return self._data.shape[ops.normalize_dim(dim, self._data.ndim)]
+        axis = ops.normalize_dim(dim, self._data.ndim)
+        if not self._data.ndim:
+            raise IndexError(f"dim {dim} specified but the tensor has no dimensions")
+        return self._data.shape[axis]
 
     def numel(self):
         return self._data.size
@@ -149,8 +157,14 @@ class Tensor:
         return ops.clone(self)
 
     def to(self, dtype):
-        """This tensor cast to ``dtype`` (differentiable; self when already of that dtype)."""
-        return ops.cast(self, dtypes.resolve(dtype))
+        """This tensor cast to ``dtype`` (differentiable; self when already of that dtype or
+        when ``dtype`` is None, as in PyTorch)."""
+        if dtype is None:
+            return self
+        dtype = dtypes.resolve(dtype)
+        if dtype.kind not in "biuf":
+            raise TypeError(f"dtype must be a bool, integer or floating dtype, got {dtype}")
+        return ops.cast(self, dtype)
 
     def float(self):
         return self.to(dtypes.float32)
@@ -205,6 +219,13 @@ class Tensor:
             retain_graph: keep the graph so backward can run through it again
                 (default False: the graph's saved arrays are freed).
         """
+        if gradient is not None and not isinstance(gradient, Tensor):
+            if isinstance(gradient, np.ndarray):
+                _as_tensor(gradient, "gradient")
+            elif isinstance(gradient, (bool, np.bool_)) or \
+                    not isinstance(gradient, numbers.Real):
+                raise TypeError(f"gradient must be a Tensor, a numpy.ndarray or None, got "
+                                f"{type(gradient).__name__}")
         autograd.backward(self, gradient, retain_graph=bool(retain_graph))
 
     def register_hook(self, hook):
@@ -252,42 +273,79 @@ class Tensor:
                 else "a Tensor that is part of a graph"
             raise RuntimeError(f"in-place operation on {kind}; wrap it in fastgrad.no_grad()")
 
-    def _write(self, values):
-        """Overwrite this tensor's values in place (shape-checked, cast to its dtype)."""
+    def _write(self, values, argument="src"):
+        """Overwrite this tensor's values in place (broadcast to its shape, cast to its
+        dtype); ``argument`` names ``values`` in errors."""
         self._check_inplace()
         values = values._data if isinstance(values, Tensor) else values
+        shape = np.shape(values)
         try:
-            np.copyto(self._data, values, casting="unsafe")
+            broadcast = np.broadcast_shapes(shape, self.shape)
         except ValueError:
-            raise RuntimeError(f"cannot write values of shape {np.shape(values)} into a tensor "
-                               f"of shape {self.shape}") from None
+            broadcast = None
+        if broadcast != self.shape:
+            raise RuntimeError(f"{argument} of shape {shape} cannot be written into a tensor "
+                               f"of shape {self.shape}")
+        with np.errstate(all="ignore"):  # NaN into integers, overflow to inf: as in PyTorch
+            np.copyto(self._data, values, casting="unsafe")
         self._version += 1
         return self
 
+    def _update(self, name, ufunc, other, alpha=1):
+        """``self = ufunc(self, alpha * other)`` in place: computed in the dtype the
+        out-of-place op gives, then cast to this tensor's dtype (an integer tensor times 2.7
+        stays integer; PyTorch refuses that cast); ``other`` must broadcast to this tensor's
+        shape."""
+        self._check_inplace()
+        if isinstance(alpha, (bool, np.bool_)) or not isinstance(alpha, numbers.Number) \
+                or isinstance(alpha, complex):
+            raise TypeError(f"{name}: alpha must be a number, got {type(alpha).__name__}")
+        a, b = ops._binary_operands(self.detach(), other)
+        result = a.dtype
+        if name == "div_" and result.kind != "f":
+            result = dtypes.default_float
+        if name == "sub_" and result.kind == "b":
+            raise RuntimeError("sub_: subtracting a bool other from a bool tensor is not "
+                               "supported")
+        a, b = a._data, getattr(b, "_data", b)
+        with np.errstate(all="ignore"):
+            if alpha != 1:
+                b = b * np.asarray(alpha).astype(result)
+            return self._write(ufunc(a, b), "other")
+
     def copy_(self, src):
         """Copy ``src`` into this tensor in place (broadcast, cast to this dtype)."""
-        return self._write(_as_tensor(src, "src")._data)
+        return self._write(_as_tensor(src, "src")._data, "src")
 
     def fill_(self, value):
-        return self._write(value)
+        """Set every element to ``value`` (a number, or a 0-d Tensor)."""
+        if isinstance(value, Tensor):
+            if value.ndim != 0:
+                raise RuntimeError(f"fill_ takes a 0-dimensional value tensor, got one of "
+                                   f"shape {value.shape}")
+            value = value.item()
+        if not isinstance(value, (numbers.Real, np.bool_)):
+            raise TypeError(f"fill_: value must be a number, got {type(value).__name__}")
+        return self._write(np.asarray(value), "value")
 
     def zero_(self):
-        return self._write(0)
+        return self._write(0, "value")
 
     def add_(self, other, alpha=1):
-        return self._write(self._data + alpha * _raw(other))
+        return self._update("add_", np.add, other, alpha)
 
     def sub_(self, other, alpha=1):
-        return self._write(self._data - alpha * _raw(other))
+        return self._update("sub_", np.subtract, other, alpha)
 
     def mul_(self, other):
-        return self._write(self._data * _raw(other))
+        return self._update("mul_", np.multiply, other)
 
     def div_(self, other):
-        return self._write(self._data / _raw(other))
+        return self._update("div_", np.true_divide, other)
 
     def clamp_(self, min=None, max=None):
-        return self._write(np.clip(self._data, min, max))
+        self._check_inplace()
+        return self._write(ops.clamp(self.detach(), min, max)._data, "min")
 
     def __iadd__(self, other):
         return self.add_(other)
@@ -444,7 +502,8 @@ class Tensor:
 
     def t(self):
         if self._data.ndim > 2:
-            raise ValueError(f"t() expects a tensor with <= 2 dimensions, got {self._data.ndim}")
+            raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, got "
+                               f"{self._data.ndim} dims")
         return self.T
 
     def permute(self, *dims):
@@ -457,14 +516,13 @@ class Tensor:
         return ops.unsqueeze(self, dim)
 
 
-def _raw(value):
-    return value._data if isinstance(value, Tensor) else value
-
-
 def _as_tensor(value, argument):
     if isinstance(value, Tensor):
         return value
     if isinstance(value, np.ndarray):
+        if value.dtype.kind not in "biuf":
+            raise TypeError(f"{argument} must hold bool, integer or floating values, got "
+                            f"dtype {value.dtype}")
         return Tensor(value)
     raise TypeError(f"{argument} must be a Tensor or numpy.ndarray, got {type(value).__name__}")
 
@@ -484,17 +542,28 @@ def tensor(data, dtype=None, requires_grad=False):
     if isinstance(data, Tensor):
         data = data._data
     explicit = dtypes.resolve(dtype) if dtype is not None else None
+    if explicit is not None and explicit.kind not in "biuf":
+        raise TypeError(f"dtype must be a bool, integer or floating dtype, got {explicit}")
     keeps_dtype = isinstance(data, (np.ndarray, np.generic)) or hasattr(data, "__array__")
     try:
-        array = np.array(data, dtype=explicit, copy=True)
-    except (TypeError, ValueError) as error:
+        array = np.array(data, copy=True)
+    except (TypeError, ValueError, OverflowError) as error:
         raise TypeError(f"data must be a number, a sequence of numbers or an array, got "
                         f"{type(data).__name__}: {error}") from None
     if array.dtype.kind not in "biuf":
         raise TypeError(f"data must hold bool, integer or floating values, got dtype "
                         f"{array.dtype}")
-    if explicit is None and not keeps_dtype and array.dtype == dtypes.float64:
-        array = array.astype(dtypes.default_float)
+    if explicit is not None and explicit != array.dtype:
+        if explicit.kind in "iu" and array.dtype.kind in "iu" and array.size:
+            info = np.iinfo(explicit)
+            if array.min() < info.min or array.max() > info.max:
+                raise RuntimeError(f"data holds values in [{array.min()}, {array.max()}], out "
+                                   f"of the range of dtype {explicit}")
+        with np.errstate(all="ignore"):  # NaN to an integer: unspecified, as in PyTorch
+            array = array.astype(explicit)
+    elif explicit is None and not keeps_dtype and array.dtype == dtypes.float64:
+        with np.errstate(over="ignore"):  # beyond float32's range: inf, as in PyTorch
+            array = array.astype(dtypes.default_float)
     return Tensor(array, requires_grad=requires_grad)
 
 
@@ -503,6 +572,6 @@ def from_numpy(array):
     if not isinstance(array, np.ndarray):
         raise TypeError(f"from_numpy expects a numpy.ndarray, got {type(array).__name__}")
     if array.dtype.kind not in "biuf":
-        raise TypeError(f"from_numpy supports bool, integer and floating dtypes, got "
-                        f"{array.dtype}")
+        raise TypeError(f"from_numpy supports arrays of bool, integer and floating dtypes, "
+                        f"got an array of dtype {array.dtype}")
     return Tensor(array)

@@ -17,6 +17,7 @@ from .. import ops
 from .. import random as _random
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
+from ..ops import _ieee
 from ..tensor import Tensor
 
 relu = ops.relu
@@ -58,10 +59,12 @@ def _stable_sigmoid(z):
     return np.where(z >= 0, 1, e) / (1 + e)
 
 
+@_ieee
 class _Linear(Function):
     def forward(self, x, weight, bias, activation):
         self.x_shape = x.shape
-        x2 = np.ascontiguousarray(x.reshape(-1, x.shape[-1]))
+        # the rows counted, not -1: a reshape cannot infer them when a size is 0
+        x2 = np.ascontiguousarray(x.reshape(math.prod(x.shape[:-1]), x.shape[-1]))
         weight = np.ascontiguousarray(weight)
         out = np.empty((x2.shape[0], weight.shape[0]), x.dtype)
         K.linear_fwd(x2, weight, bias, activation, out)
@@ -116,13 +119,21 @@ def linear(input, weight, bias=None, activation="none"):
 
 
 # ------------------------------------------------------------------------------- activations
+def _opmath(x):
+    """``x`` in the dtype to compute in: float32 for float16 (as PyTorch's CPU kernels do, so
+    a tiny slope or scale does not round to 0 before it multiplies), else its own."""
+    return x.astype(np.float32) if x.dtype == np.float16 else x
+
+
+@_ieee
 class _LeakyReLU(Function):
     def forward(self, x, negative_slope):
         self.positive, self.negative_slope = x > 0, negative_slope
-        return np.where(self.positive, x, x * negative_slope)
+        return np.where(self.positive, x, _opmath(x) * negative_slope).astype(x.dtype)
 
     def backward(self, grad):
-        return np.where(self.positive, grad, grad * self.negative_slope), None
+        return np.where(self.positive, grad,
+                        _opmath(grad) * self.negative_slope).astype(grad.dtype), None
 
 
 def leaky_relu(input, negative_slope=0.01):
@@ -132,14 +143,17 @@ def leaky_relu(input, negative_slope=0.01):
     return _LeakyReLU.apply(input, _real(negative_slope, "negative_slope"))
 
 
+@_ieee
 class _ELU(Function):
     def forward(self, x, alpha):
         self.x, self.alpha = x, alpha
-        return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0)))
+        negative = alpha * np.expm1(np.minimum(_opmath(x), 0))
+        return np.where(x > 0, x, negative).astype(x.dtype)
 
     def backward(self, grad):
-        x = self.x
-        return np.where(x > 0, grad, grad * (self.alpha * np.exp(np.minimum(x, 0)))), None
+        x = _opmath(self.x)
+        return np.where(x > 0, grad, _opmath(grad) * (self.alpha * np.exp(np.minimum(x, 0)))
+                        ).astype(grad.dtype), None
 
 
 def elu(input, alpha=1.0):
@@ -198,7 +212,8 @@ def _normal_cdf(x):
     where ``1 + erf(x / sqrt(2))`` would cancel: within 2e-15 of ``math.erfc`` at the same
     argument, relative, down to the subnormal range (below x = -37.5); 0 below x = -38.2.
     """
-    z = x * math.sqrt(0.5)
+    # C order: the tail is written through reshape(-1), a copy (and the write lost) otherwise
+    z = np.ascontiguousarray(x).reshape(x.shape) * math.sqrt(0.5)  # a 0-d x stays 0-d
     y = np.minimum(np.abs(z), 27.0)  # erfc(27) is subnormal: taken as 0; y * y stays finite
     erfc = _rational(np.clip(y, _ERF_SMALL, 4.0), _ERFC_MID_P, _ERFC_MID_Q)
     erfc *= np.exp(-y * y)
@@ -220,6 +235,7 @@ def _normal_cdf(x):
                     0.5 + 0.5 * small * _rational(small * small, _ERF_P, _ERF_Q), cdf)
 
 
+@_ieee
 class _GELU(Function):
     def forward(self, x, approximate):
         self.x, self.approximate = x, approximate
@@ -261,17 +277,19 @@ def gelu(input, approximate="none"):
     return _GELU.apply(input, approximate)
 
 
+@_ieee
 class _Softplus(Function):
     def forward(self, x, beta, threshold):
-        z = x * beta
+        z = _opmath(x) * beta
         self.z, self.threshold = z, threshold
         # log(1 + exp(z)) = max(z, 0) + log1p(exp(-|z|)): no overflow for any z
         soft = (np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))) / beta
-        return np.where(z > threshold, x, soft)
+        return np.where(z > threshold, x, soft).astype(x.dtype)
 
     def backward(self, grad):
         z = self.z
-        return np.where(z > self.threshold, grad, grad * _stable_sigmoid(z)), None, None
+        return np.where(z > self.threshold, grad, _opmath(grad) * _stable_sigmoid(z)
+                        ).astype(grad.dtype), None, None
 
 
 def softplus(input, beta=1.0, threshold=20.0):
@@ -285,6 +303,7 @@ def softplus(input, beta=1.0, threshold=20.0):
 
 
 # ----------------------------------------------------------------------------------- dropout
+@_ieee
 class _Dropout(Function):
     def forward(self, x, keep, scale):
         self.keep, self.scale = keep, scale
@@ -326,6 +345,7 @@ def dropout(input, p=0.5, training=True):
 
 
 # ------------------------------------------------------------------------------ batch norm
+@_ieee
 class _BatchNormTraining(Function):
     """Training-mode batch normalisation of (N, C, *) through the batchnorm kernels. The batch
     mean and biased variance are extra outputs, for the running statistics only: no gradient
@@ -333,7 +353,7 @@ class _BatchNormTraining(Function):
 
     def forward(self, x, weight, bias, eps):
         self.shape, channels = x.shape, x.shape[1]
-        x3 = np.ascontiguousarray(x.reshape(x.shape[0], channels, -1))
+        x3 = np.ascontiguousarray(x.reshape(x.shape[0], channels, math.prod(x.shape[2:])))
         weight = None if weight is None else np.ascontiguousarray(weight)
         bias = None if bias is None else np.ascontiguousarray(bias)
         mean, var, invstd = (np.empty(channels, np.float64) for _ in range(3))
@@ -430,7 +450,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         raise ValueError("batch_norm takes running_mean and running_var together, got only "
                          f"{'running_mean' if running_var is None else 'running_var'}")
     momentum, eps = _real(momentum, "momentum"), _real(eps, "eps")
-    if eps < 0:
+    if not eps >= 0:
         raise ValueError(f"eps must be non-negative, got {eps}")
     if not training:
         if running_mean is None:
@@ -491,7 +511,7 @@ def _class_rows(input, target, ignore_index, name):
         return input, labels, expected
     rows = ops.permute(input, *([d for d in range(input.ndim) if d != class_dim]
                                 + [class_dim])) if input.ndim > 2 else input
-    return rows.reshape(-1, classes), labels, expected
+    return rows.reshape(labels.size, classes), labels, expected
 
 
 def _check_ignore_index(ignore_index):
@@ -501,6 +521,7 @@ def _check_ignore_index(ignore_index):
     return int(ignore_index)
 
 
+@_ieee
 class _CrossEntropy(Function):
     """The per-row losses of (M, C) logits, or their sum, or their mean over ``count`` kept
     rows (``reduction``): one Function, so a reduced loss costs one node of the graph. The
@@ -592,6 +613,7 @@ def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_s
     return _reduce(per_row.reshape(expected), reduction, count=count)
 
 
+@_ieee
 class _NLLLoss(Function):
     def forward(self, log_probs, labels, ignore_index):
         kept = labels != ignore_index
@@ -628,8 +650,8 @@ def nll_loss(input, target, *, ignore_index=-100, reduction="mean"):
 
 
 def mse_loss(input, target, reduction="mean"):
-    """Mean squared error; ``input`` and ``target`` must have the same shape."""
-    _check_tensor(input, "input")
+    """Mean squared error; ``input`` (floating) and ``target`` must have the same shape."""
+    _check_floating(input, "input")
     _check_tensor(target, "target")
     _check_reduction(reduction)
     if input.shape != target.shape:
@@ -646,6 +668,7 @@ def l1_loss(input, target, *, reduction="mean"):
     return _reduce(ops.abs(input - target), reduction)
 
 
+@_ieee
 class _HuberLoss(Function):
     def forward(self, x, y, delta):
         self.difference, self.delta = x - y, delta
@@ -688,6 +711,7 @@ def _binary_pair(input, target, name):
 _BCE_EPSILON = float(np.float32(1e-12))
 
 
+@_ieee
 class _BinaryCrossEntropy(Function):
     def forward(self, x, y):
         # log clamped at -100, as PyTorch: log(0) would make 0 * log(0) NaN
@@ -728,6 +752,7 @@ def binary_cross_entropy(input, target, *, reduction="mean"):
     return _reduce(_BinaryCrossEntropy.apply(input, target), reduction)
 
 
+@_ieee
 class _BinaryCrossEntropyWithLogits(Function):
     def forward(self, x, y, pos_weight):
         self.x, self.y, self.pos_weight = x, y, pos_weight

@@ -31,6 +31,8 @@ class Linear(Module):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
         dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
+        if not dtypes.is_floating(dtype):
+            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
         if bias:

@@ -39,7 +39,7 @@ class _BatchNorm(Module):
                 or num_features <= 0:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
         eps = F._real(eps, "eps")
-        if eps < 0:
+        if not eps >= 0:
             raise ValueError(f"eps must be non-negative, got {eps}")
         if momentum is not None:
             momentum = F._real(momentum, "momentum")
@@ -86,6 +86,11 @@ class _BatchNorm(Module):
     def forward(self, input):
         F._check_tensor(input, "input")
         self._check_input_dim(input)
+        if not (self.affine or self.track_running_stats) and input.shape[1] != self.num_features:
+            # no (C,) tensor for batch_norm to check the channels against: check them here
+            raise RuntimeError(f"{type(self).__name__}: input of shape {input.shape} has "
+                               f"{input.shape[1]} channels (dim 1), expected num_features="
+                               f"{self.num_features}")
         # PyTorch's rules: batch statistics in training or when there are no running ones;
         # the running ones are updated only in training with track_running_stats
         use_batch_stats = self.training or (self.running_mean is None

@@ -25,6 +25,7 @@ from .. import ops
 from .. import random as _random
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
+from ..ops import _ieee
 from ..tensor import Tensor
 from . import init
 from .module import Module, Parameter
@@ -61,18 +62,19 @@ def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih):
     steps, batch, width = grad_pre.shape
     flat = grad_pre.reshape(steps * batch, width)
     needs_x, needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = needs
-    grad_x = (flat @ w_ih).reshape(steps, batch, -1) if needs_x else None
+    grad_x = (flat @ w_ih).reshape(steps, batch, w_ih.shape[1]) if needs_x else None
     grad_w_ih = flat.T @ x2 if needs_w_ih else None
     grad_w_hh = None
     if needs_w_hh:
         grad_w_hh = grad_pre[0].T @ h0
         if steps > 1:
-            grad_w_hh += flat[batch:].T @ out[:-1].reshape(-1, out.shape[2])
+            grad_w_hh += flat[batch:].T @ out[:-1].reshape((steps - 1) * batch, out.shape[2])
     grad_b = flat.sum(axis=0) if needs_b_ih or needs_b_hh else None
     return (grad_x, grad_w_ih, grad_w_hh, grad_b if needs_b_ih else None,
             grad_b.copy() if needs_b_hh else None)
 
 
+@_ieee
 class _LSTMLayer(Function):
     """One LSTM layer over a time-major sequence; returns ``(output, h_n, c_n)``."""
 
@@ -117,6 +119,7 @@ class _LSTMLayer(Function):
                 grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)
 
 
+@_ieee
 class _RNNLayer(Function):
     """One Elman RNN layer over a time-major sequence; returns ``(output, h_n)``."""
 
@@ -203,6 +206,8 @@ class _CellBase(Module):
         self.hidden_size = _check_size(hidden_size, "hidden_size", 1)
         self.bias = bool(bias)
         dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
+        if not dtypes.is_floating(dtype):
+            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
         width = self._gates * self.hidden_size
         self.weight_ih = Parameter(np.empty((width, self.input_size), dtype))
         self.weight_hh = Parameter(np.empty((width, self.hidden_size), dtype))
@@ -379,6 +384,8 @@ class _RNNBase(Module):
                           f"dropout={dropout} and num_layers={num_layers}", UserWarning,
                           stacklevel=3)
         dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
+        if not dtypes.is_floating(dtype):
+            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
         width = self._gates * self.hidden_size
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.hidden_size

@@ -26,6 +26,7 @@ import numpy as np
 from .. import dtypes
 from ..autograd import Function
 from ..backends import K
+from ..ops import _ieee
 from ..tensor import Tensor
 
 
@@ -56,7 +57,15 @@ def _real(value, argument):
 
 
 def _norm_type(norm_type):
-    norm_type = float(norm_type)
+    """``norm_type`` as a float: a real number, or a string such as ``"inf"`` (PyTorch takes
+    both)."""
+    if isinstance(norm_type, (bool, np.bool_)) or not isinstance(norm_type, (numbers.Real, str)):
+        raise TypeError(f"norm_type must be a real number or 'inf', got "
+                        f"{type(norm_type).__name__} {norm_type!r}")
+    try:
+        norm_type = float(norm_type)
+    except ValueError:
+        raise ValueError(f"norm_type must be a real number or 'inf', got {norm_type!r}") from None
     if not norm_type > 0:
         raise ValueError(f"norm_type must be a positive number or inf, got {norm_type}")
     return norm_type
@@ -197,12 +206,17 @@ def _clip_buffers(buffers, max_norm, norm_type, keep_if_nonfinite):
 
 
 def _nonfinite_error(norm_type, culprit):
-    position, shape = culprit
+    """The error for a non-finite total norm; ``culprit`` is ``(position, shape)`` of the first
+    non-finite gradient, or None when every gradient is finite and the sum overflowed."""
+    if culprit is None:
+        where = "every gradient is finite, but the norm overflows"
+    else:
+        position, shape = culprit
+        where = f"first non-finite gradient: parameters[{position}] of shape {tuple(shape)}"
     return RuntimeError(
         f"The total norm of order {norm_type} for gradients from `parameters` is non-finite, "
-        f"so it cannot be clipped (first non-finite gradient: parameters[{position}] of shape "
-        f"{tuple(shape)}). To disable this error and scale the gradients by the non-finite "
-        "norm anyway, set `error_if_nonfinite=False`")
+        f"so it cannot be clipped ({where}). To disable this error and scale the gradients by "
+        "the non-finite norm anyway, set `error_if_nonfinite=False`")
 
 
 # ---------------------------------------------------------------------------------- clipping
@@ -257,10 +271,11 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
     buffers = _gradient_buffers(params)
     if not buffers:
         return Tensor(np.array(0.0, dtype))
-    total, norms = _clip_buffers(buffers, max_norm, norm_type, bool(error_if_nonfinite))
-    if error_if_nonfinite and not math.isfinite(total):
-        raise _nonfinite_error(norm_type, _first_nonfinite(buffers, norms))
-    return Tensor(np.array(total, dtype))
+    with np.errstate(all="ignore"):  # NaN and inf norms propagate silently, as in PyTorch
+        total, norms = _clip_buffers(buffers, max_norm, norm_type, bool(error_if_nonfinite))
+        if error_if_nonfinite and not math.isfinite(total):
+            raise _nonfinite_error(norm_type, _first_nonfinite(buffers, norms))
+        return Tensor(np.array(total).astype(dtype))
 
 
 def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False):
@@ -281,14 +296,15 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False):
         return Tensor(np.array(0.0, dtypes.default_float))
     buffers = [_loose_buffer(t._data, i) for i, t in enumerate(tensors)]
     norms = [np.empty(1, np.float64) for _ in buffers]
-    total = _combine([K.segment_norms(b.flat, b.offsets, norm_type, n)
-                      for b, n in zip(buffers, norms)], norm_type)
-    if error_if_nonfinite and not math.isfinite(total):
-        position = next(i for i, n in enumerate(norms) if not np.isfinite(n[0]))
-        raise RuntimeError(f"The total norm of order {norm_type} for `tensors` is non-finite "
-                           f"(first non-finite: tensors[{position}] of shape "
-                           f"{tensors[position].shape})")
-    return Tensor(np.array(total, np.result_type(*[t.dtype for t in tensors])))
+    with np.errstate(all="ignore"):  # NaN and inf norms propagate silently, as in PyTorch
+        total = _combine([K.segment_norms(b.flat, b.offsets, norm_type, n)
+                          for b, n in zip(buffers, norms)], norm_type)
+        if error_if_nonfinite and not math.isfinite(total):
+            position = next(i for i, n in enumerate(norms) if not np.isfinite(n[0]))
+            raise RuntimeError(f"The total norm of order {norm_type} for `tensors` is "
+                               f"non-finite (first non-finite: tensors[{position}] of shape "
+                               f"{tensors[position].shape})")
+        return Tensor(np.array(total).astype(np.result_type(*[t.dtype for t in tensors])))
 
 
 def clip_grads_with_norm_(parameters, max_norm, total_norm):
@@ -306,7 +322,8 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm):
     max_norm = _real(max_norm, "max_norm")
     if not max_norm >= 0:
         raise ValueError(f"max_norm must be a non-negative number, got {max_norm}")
-    coef = _clip_coefficient(_real(total_norm, "total_norm"), max_norm)
+    with np.errstate(all="ignore"):
+        coef = _clip_coefficient(_real(total_norm, "total_norm"), max_norm)
     if _needs_scaling(coef):
         with np.errstate(invalid="ignore"):  # inf * 0 is NaN, as in PyTorch
             for buffer in _gradient_buffers(params):
@@ -332,9 +349,10 @@ def clip_grad_range_(parameters, min_value, max_value):
     if math.isnan(low) or math.isnan(high) or low > high:
         raise ValueError(f"need min_value <= max_value, got min_value={low}, "
                          f"max_value={high}")
-    for buffer in _gradient_buffers(params):
-        K.clip_grad_range(buffer.flat, low, high)
-        buffer.write_back()
+    with np.errstate(all="ignore"):
+        for buffer in _gradient_buffers(params):
+            K.clip_grad_range(buffer.flat, low, high)
+            buffer.write_back()
 
 
 def clip_grad_value_(parameters, clip_value):
@@ -353,6 +371,7 @@ def clip_grad_value_(parameters, clip_value):
 
 
 # ---------------------------------------------------------------------------- regularisation
+@_ieee
 class _Penalty(Function):
     """:math:`\\sum_k \\sum |w_k|` (order 1) or :math:`\\sum_k \\sum w_k^2` (order 2) of any
     number of tensors as one graph node, summed in float64."""

@@ -14,6 +14,7 @@ from .. import autograd
 from .. import dtypes
 from ..arena import Arena
 from ..backends import K
+from ..nn.utils import _norm_type
 from ..tensor import Tensor
 
 
@@ -66,7 +67,7 @@ class Optimizer:
     def _check_hyperparameters(self, group):
         """Raise ValueError for an invalid hyperparameter of ``group`` (subclasses extend)."""
         lr = group["lr"]
-        if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating)) or not lr >= 0:
+        if isinstance(lr, bool) or not isinstance(lr, numbers.Real) or not lr >= 0:
             raise ValueError(f"Invalid learning rate: {lr}")
 
     def add_param_group(self, group):
@@ -142,7 +143,8 @@ class Optimizer:
             with autograd.enable_grad():
                 loss = closure()
         for group, arena in self.arenas():
-            self._step_arena(group, arena)
+            with np.errstate(all="ignore"):  # NaN and inf gradients propagate silently
+                self._step_arena(group, arena)
             for p in arena.params:
                 p._version += 1
         return loss
@@ -157,13 +159,12 @@ class Optimizer:
         Returns:
             A Python float; ``inf`` or ``nan`` when a gradient is not finite.
         """
-        norm_type = float(norm_type)
-        if not norm_type > 0:
-            raise ValueError(f"norm_type must be positive or inf, got {norm_type}")
-        totals = [arena.grad_norms(norm_type)[0] for _, arena in self.arenas()]
-        if norm_type == np.inf:
-            return max(totals)
-        return float(np.sum(np.power(totals, norm_type)) ** (1.0 / norm_type))
+        norm_type = _norm_type(norm_type)
+        with np.errstate(all="ignore"):  # NaN and inf gradients give a NaN or inf norm
+            totals = [arena.grad_norms(norm_type)[0] for _, arena in self.arenas()]
+            if norm_type == np.inf:
+                return max(totals)
+            return float(np.sum(np.power(totals, norm_type)) ** (1.0 / norm_type))
 
     def _states_initialised(self, arena, name):
         """Per parameter of ``arena``: whether state ``name`` exists yet."""

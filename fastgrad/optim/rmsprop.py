@@ -54,7 +54,8 @@ class RMSprop(Optimizer):
 
     def _step_arena(self, group, arena):
         momentum, centered = group["momentum"], group["centered"]
-        names = ["square_avg"] + ["momentum_buffer"] * (momentum > 0) + ["grad_avg"] * centered
+        names = ["square_avg"] + ["momentum_buffer"] * bool(momentum > 0) \
+            + ["grad_avg"] * bool(centered)
         buffers = {name: arena.state_buffer(name) for name in names}
         momentum_buffer = buffers.get("momentum_buffer")
         grad_avg = buffers.get("grad_avg")

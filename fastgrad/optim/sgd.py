@@ -1,6 +1,9 @@
 """Stochastic gradient descent with momentum."""
+import math
+import numbers
+
 from ..backends import K
-from .optimizer import Optimizer
+from .optimizer import Optimizer, _check_nonnegative
 
 
 class SGD(Optimizer):
@@ -36,10 +39,13 @@ class SGD(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        if group["momentum"] < 0:
-            raise ValueError(f"Invalid momentum value: {group['momentum']}")
-        if group["weight_decay"] < 0:
-            raise ValueError(f"Invalid weight_decay value: {group['weight_decay']}")
+        _check_nonnegative(group, "momentum")
+        _check_nonnegative(group, "weight_decay")
+        dampening = group["dampening"]
+        if isinstance(dampening, bool) or not isinstance(dampening, numbers.Real):
+            raise TypeError(f"dampening must be a real number, got {dampening!r}")
+        if not math.isfinite(dampening):
+            raise ValueError(f"Invalid dampening value: {dampening}")
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
             raise ValueError("Nesterov momentum requires a momentum and zero dampening, got "
                              f"momentum={group['momentum']}, dampening={group['dampening']}")
