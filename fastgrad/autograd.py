@@ -16,6 +16,7 @@ its node is reached, a leaf's after the walk, before the gradient is accumulated
 """
 import functools
 import itertools
+import numbers
 import threading
 import weakref
 
@@ -226,7 +227,16 @@ def _root_gradient(output, gradient, position):
                                f"element; output {position} has shape {output.shape}: pass "
                                "gradient=")
         return np.ones_like(output._data)
-    gradient = np.asarray(gradient._data if isinstance(gradient, _tensor.Tensor) else gradient)
+    if isinstance(gradient, _tensor.Tensor):
+        gradient = gradient._data
+    elif isinstance(gradient, np.ndarray):
+        if gradient.dtype.kind not in "biuf":
+            raise TypeError(f"gradient must hold bool, integer or floating values, got dtype "
+                            f"{gradient.dtype}")
+    elif isinstance(gradient, (bool, np.bool_)) or not isinstance(gradient, numbers.Real):
+        raise TypeError(f"gradient must be a Tensor, a numpy.ndarray or None, got "
+                        f"{type(gradient).__name__}")
+    gradient = np.asarray(gradient)
     if gradient.shape != output.shape:
         raise RuntimeError(f"mismatch in shape: gradient {position} has shape {gradient.shape} "
                            f"but output {position} has shape {output.shape}")

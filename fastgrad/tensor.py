@@ -219,14 +219,7 @@ class Tensor:
             retain_graph: keep the graph so backward can run through it again
                 (default False: the graph's saved arrays are freed).
         """
-        if gradient is not None and not isinstance(gradient, Tensor):
-            if isinstance(gradient, np.ndarray):
-                _as_tensor(gradient, "gradient")
-            elif isinstance(gradient, (bool, np.bool_)) or \
-                    not isinstance(gradient, numbers.Real):
-                raise TypeError(f"gradient must be a Tensor, a numpy.ndarray or None, got "
-                                f"{type(gradient).__name__}")
-        autograd.backward(self, gradient, retain_graph=bool(retain_graph))
+        autograd.backward(self, (gradient,), retain_graph=bool(retain_graph))
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` with this tensor's gradient each time a backward computes it.

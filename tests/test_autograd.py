@@ -289,3 +289,19 @@ def test_gradcheck_rejects_float32_inputs():
 def test_gradcheck_needs_an_input_requiring_grad():
     with pytest.raises(ValueError, match="requires_grad"):
         gradcheck(Square.apply, (fg.tensor([1.0], dtype=fg.float64),))
+
+
+@pytest.mark.parametrize("junk, message", [
+    ("a", "gradient must be a Tensor, a numpy.ndarray or None, got str"),
+    (True, "gradient must be a Tensor, a numpy.ndarray or None, got bool"),
+    (np.array(["a", "b"]), "gradient must hold bool, integer or floating values"),
+    (np.array([1 + 2j, 0j]), "gradient must hold bool, integer or floating values"),
+])
+def test_backward_refuses_a_gradient_that_is_not_real_numbers(junk, message):
+    x = fg.tensor([1.0, 2.0], requires_grad=True)
+    y = x * 2
+    for call in (lambda: fg.autograd.backward(y, junk, retain_graph=True),
+                 lambda: y.backward(junk, retain_graph=True)):
+        with pytest.raises(TypeError, match=message):
+            call()
+    assert x.grad is None
