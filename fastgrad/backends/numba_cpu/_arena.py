@@ -34,27 +34,28 @@ __all__ = ["fill", "segment_norms", "monitor_norms", "clip_grad_norm", "clip_gra
 #: rounding of every norm, so changing this changes norms in their last bits.
 CHUNK = 16384
 
-#: Below these sizes (elements) a kernel runs serially. Measured on a 2-core x86-64 (AVX-512),
-#: 2 threads, float32, medians of interleaved runs on a quiet machine: the crossover of the
-#: kernel alone, and of the kernel run right after a 256x784x256 OpenBLAS GEMM with
-#: ``OPENBLAS_THREAD_TIMEOUT=4`` (a training step's order); each threshold is the larger,
-#: rounded to a nearby power of two. Kernel alone / after a GEMM: fill 128K / 270K;
-#: segment_norms and clip_grad_norm 192K / 1M-4M; scale 192K; clip_grad_range, axpy 64K;
-#: grad_window_mean 96K; sgd_step 64K / 270K; adam_step 96K / 64K; rmsprop_step and
-#: adagrad_step 32K. Without that OpenBLAS setting, OpenBLAS's workers spin for about 0.1 s
-#: after a GEMM and a parallel kernel run then loses about 3.4 ms whatever its size (serial
-#: wins up to at least 10M elements).
+#: Below these sizes (elements) a kernel runs serially. Alone, 2 threads win from 32K-270K
+#: elements (measured on a 2-core x86-64, float32, interleaved medians). But in a training step
+#: these kernels run right after OpenBLAS GEMMs, whose workers keep spinning for ~0.1 s, and a
+#: parallel region then waits for a core: the batch-64 784-256-256-10 MLP step (268K
+#: parameters) took 8.00 ms with the old 2**17-2**20 thresholds and 0.95 ms with every arena
+#: kernel serial (2 threads, bench/test_workloads.py's step; PyTorch 2.86 ms). So, as for the
+#: layer kernels, each threshold is where the serial kernel takes about 16 ms (more than the
+#: stall a parallel run risks): 16 ms / the serial time per element of the 1-thread run in
+#: docs/benchmarks.md (fill 0.13 ns, norms 0.11-0.28 ns, sgd 0.45 ns, adam 0.66 ns), rounded
+#: to a power of two. With BLAS workers that sleep at once (OPENBLAS_THREAD_TIMEOUT=4, or one
+#: BLAS thread) the kernel-alone crossovers would apply.
 PARALLEL_MIN = {
-    "fill": 1 << 18,
-    "segment_norms": 1 << 20,
-    "scale": 1 << 18,
-    "clip_grad_range": 1 << 18,
-    "axpy": 1 << 18,
-    "grad_window_mean": 1 << 18,
-    "sgd_step": 1 << 18,
-    "adam_step": 1 << 17,
-    "rmsprop_step": 1 << 17,
-    "adagrad_step": 1 << 17,
+    "fill": 1 << 27,
+    "segment_norms": 1 << 26,
+    "scale": 1 << 26,
+    "clip_grad_range": 1 << 26,
+    "axpy": 1 << 26,
+    "grad_window_mean": 1 << 25,
+    "sgd_step": 1 << 25,
+    "adam_step": 1 << 24,
+    "rmsprop_step": 1 << 24,
+    "adagrad_step": 1 << 25,
 }
 
 #: A stand-in for an optional array that is absent, per dtype (one compiled specialisation).
