@@ -25,7 +25,7 @@ import numpy as np
 
 from .. import threads as _threads
 from . import numpy_ref as _reference
-from .spec import ACTIVATIONS
+from .spec import ACTIVATIONS, raise_bad_target
 
 try:
     from ._ckernels import ffi as _ffi, lib as _lib
@@ -351,13 +351,6 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
 
 
 # ----------------------------------------------------------------------------- cross-entropy
-def _check_targets(bad, target, ignore_index, classes):
-    if bad:
-        labels = target[target != ignore_index]
-        wrong = labels[(labels < -classes) | (labels >= classes)][0]
-        raise IndexError(f"target {wrong} is out of bounds for {classes} classes")
-
-
 def _rows_native(logits, target, lse, *row_arrays):
     """The C functions when logits (N, C >= 1), target (N,) int64, lse (N,) float64 and the
     per-row arrays (N,) fit together; else None."""
@@ -381,7 +374,7 @@ def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
     rows, classes = logits.shape
     bad = c["cross_entropy_fwd"](_in(logits), rows, classes, _in(target), ignore_index,
                                  _out(loss), _out(lse))
-    _check_targets(bad, target, ignore_index, classes)
+    raise_bad_target(bad, target, ignore_index, classes)
 
 
 def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits):
@@ -395,7 +388,7 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     rows, classes = logits.shape
     bad = c["cross_entropy_bwd"](_in(logits), rows, classes, _in(target), _in(lse),
                                  ignore_index, _in(grad_loss), _out(grad_logits))
-    _check_targets(bad, target, ignore_index, classes)
+    raise_bad_target(bad, target, ignore_index, classes)
 
 
 # --------------------------------------------------------------------------------- batchnorm

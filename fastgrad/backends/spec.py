@@ -18,6 +18,15 @@ import numpy as np
 #: Activation codes passed to the fused linear kernels (an int, so every backend can take it).
 ACTIVATIONS = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
 
+def raise_bad_target(bad, target, ignore_index, classes):
+    """For a compiled cross-entropy kernel that counted ``bad`` out-of-range targets: raise
+    the reference's IndexError naming the first one (nothing when ``bad`` is 0)."""
+    if bad:
+        labels = target[target != ignore_index]
+        wrong = labels[(labels < -classes) | (labels >= classes)][0]
+        raise IndexError(f"target {wrong} is out of bounds for {classes} classes")
+
+
 _DEFAULT_TOLERANCES = {np.dtype(np.float32): (1e-5, 1e-6), np.dtype(np.float64): (1e-12, 1e-14)}
 
 

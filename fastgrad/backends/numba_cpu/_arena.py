@@ -25,6 +25,7 @@ from numba import prange
 
 from ... import config
 from .. import numpy_ref as _reference
+from ._layers import _EMPTY  # the stand-in for an absent optional array, per dtype
 
 __all__ = ["fill", "segment_norms", "monitor_norms", "clip_grad_norm", "clip_grad_range",
            "scale", "axpy", "grad_window_mean", "sgd_step", "adam_step", "rmsprop_step",
@@ -57,10 +58,6 @@ PARALLEL_MIN = {
     "rmsprop_step": 1 << 24,
     "adagrad_step": 1 << 25,
 }
-
-#: A stand-in for an optional array that is absent, per dtype (one compiled specialisation).
-_EMPTY = {np.dtype(np.float32): np.empty(0, np.float32),
-          np.dtype(np.float64): np.empty(0, np.float64)}
 
 # norm kinds, so that the common norms get their own vectorised loop
 _L2, _L1, _LINF, _LP = 0, 1, 2, 3

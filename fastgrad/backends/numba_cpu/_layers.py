@@ -38,7 +38,7 @@ from numba import prange
 
 from ... import config
 from .. import numpy_ref as _reference
-from ..spec import ACTIVATIONS
+from ..spec import ACTIVATIONS, raise_bad_target
 
 __all__ = ["activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd", "cross_entropy_fwd",
            "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd",
@@ -884,13 +884,6 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
         np.matmul(g.T, x, out=grad_weight)
 
 
-def _check_targets(bad, target, ignore_index, classes):
-    if bad:
-        labels = target[target != ignore_index]
-        wrong = labels[(labels < -classes) | (labels >= classes)][0]
-        raise IndexError(f"target {wrong} is out of bounds for {classes} classes")
-
-
 def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
     """Per-row cross-entropy: see :func:`fastgrad.backends.numpy_ref.cross_entropy_fwd`. One
     pass per row: the row maximum, then the shifted exponentials summed, in float64 as the
@@ -901,7 +894,7 @@ def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
         return _reference.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
     bad = _cross_entropy_fwd(logits, target, ignore_index, loss, lse,
                              PARALLEL_MIN["cross_entropy"])
-    _check_targets(bad, target, ignore_index, logits.shape[1])
+    raise_bad_target(bad, target, ignore_index, logits.shape[1])
 
 
 def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits):
@@ -913,7 +906,7 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
                                             grad_logits)
     bad = _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits,
                              PARALLEL_MIN["cross_entropy"])
-    _check_targets(bad, target, ignore_index, logits.shape[1])
+    raise_bad_target(bad, target, ignore_index, logits.shape[1])
 
 
 def _per_position(values, spatial):
