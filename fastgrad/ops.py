@@ -486,14 +486,34 @@ def where(condition, input, other):
 
 
 # ----------------------------------------------------------------------------------- matmul
+def _gemm_operands(*arrays):
+    """True when the arrays are 2-D of one float dtype: their products go through the ``gemm``
+    kernel, which the compiled backends run on their own threads (see
+    :mod:`fastgrad.backends.blas`)."""
+    return all(x.ndim == 2 and x.dtype == arrays[0].dtype for x in arrays) \
+        and arrays[0].dtype.kind == "f"
+
+
+def _product_2d(a, b, trans_a, trans_b):
+    """``op(a) @ op(b)`` by the ``gemm`` kernel, for :func:`_gemm_operands`."""
+    rows = a.shape[1] if trans_a else a.shape[0]
+    cols = b.shape[0] if trans_b else b.shape[1]
+    out = np.empty((rows, cols), a.dtype)
+    K.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), trans_a, trans_b, False, out)
+    return out
+
+
 @_ieee
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
-        return np.matmul(a, b)
+        return _product_2d(a, b, False, False) if _gemm_operands(a, b) else np.matmul(a, b)
 
     def backward(self, grad):
         a, b = self.a, self.b
+        if _gemm_operands(a, b, grad):
+            return (_product_2d(grad, b, False, True) if self.needs_input_grad[0] else None,
+                    _product_2d(a, grad, True, False) if self.needs_input_grad[1] else None)
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
         g = grad

@@ -48,8 +48,8 @@ def serial(monkeypatch):
 @pytest.fixture
 def threads(monkeypatch):
     """``threads(n)`` sets Numba's thread count; the count is restored afterwards. The
-    parallel thresholds are lowered to 2**17 (the library's sit at 2**24-2**27 elements, for
-    training steps between GEMMs), so that sizes above them stay small here."""
+    parallel thresholds are capped at 2**17 (without a usable BLAS the library's sit at
+    2**24-2**27 elements), so that sizes above them stay small here."""
     monkeypatch.setattr(_arena, "PARALLEL_MIN",
                         {name: min(value, 1 << 17) for name, value in _arena.PARALLEL_MIN.items()})
     before = numba.get_num_threads()

@@ -134,6 +134,33 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
         np.sum(g, axis=0, out=grad_bias)
 
 
+# -------------------------------------------------------------------------------------- gemm
+def _gemm_example(rng, dtype, size):
+    m, n, k = size, size + 2, size + 1
+    trans_a, trans_b, accumulate = (bool(flag) for flag in rng.integers(0, 2, 3))
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    out = rng.standard_normal((m, n)).astype(dtype)
+    return dict(a=a, b=b, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate, out=out)
+
+
+@kernel(writes=("out",), example=_gemm_example, bench_sizes=(64, 512),
+        tolerances={np.dtype(np.float32): (1e-4, 1e-5)})
+def gemm(a, b, trans_a, trans_b, accumulate, out):
+    """``out = op(a) @ op(b)``, or ``out += op(a) @ op(b)`` when ``accumulate``; ``op(a)`` is
+    ``a.T`` when ``trans_a`` (likewise ``b``). Every matrix product of a training step goes
+    through this kernel, so the compiled backends can run it on their own threads.
+
+    Shapes: op(a) (M, K), op(b) (K, N), out (M, N), all 2-D, C-contiguous, one dtype.
+    Overwrites ``out``.
+    """
+    a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+    if accumulate:
+        out += a @ b
+    else:
+        np.matmul(a, b, out=out)
+
+
 # ----------------------------------------------------------------------------- cross-entropy
 def _cross_entropy_example(rng, dtype, size):
     n, c = size, size + 4

@@ -60,15 +60,22 @@ def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih):
     wanted (the others are None).
     """
     steps, batch, width = grad_pre.shape
+    dtype = grad_pre.dtype
     flat = grad_pre.reshape(steps * batch, width)
     needs_x, needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = needs
-    grad_x = (flat @ w_ih).reshape(steps, batch, w_ih.shape[1]) if needs_x else None
-    grad_w_ih = flat.T @ x2 if needs_w_ih else None
-    grad_w_hh = None
+    grad_x = grad_w_ih = grad_w_hh = None
+    if needs_x:
+        grad_x = np.empty((steps, batch, w_ih.shape[1]), dtype)
+        K.gemm(flat, w_ih, False, False, False, grad_x.reshape(steps * batch, w_ih.shape[1]))
+    if needs_w_ih:
+        grad_w_ih = np.empty(w_ih.shape, dtype)
+        K.gemm(flat, x2, True, False, False, grad_w_ih)
     if needs_w_hh:
-        grad_w_hh = grad_pre[0].T @ h0
+        grad_w_hh = np.empty((width, h0.shape[1]), dtype)
+        K.gemm(grad_pre[0], h0, True, False, False, grad_w_hh)
         if steps > 1:
-            grad_w_hh += flat[batch:].T @ out[:-1].reshape((steps - 1) * batch, out.shape[2])
+            K.gemm(flat[batch:], out[:-1].reshape((steps - 1) * batch, out.shape[2]), True,
+                   False, True, grad_w_hh)
     grad_b = flat.sum(axis=0) if needs_b_ih or needs_b_hh else None
     return (grad_x, grad_w_ih, grad_w_hh, grad_b if needs_b_ih else None,
             grad_b.copy() if needs_b_hh else None)
@@ -89,12 +96,10 @@ class _LSTMLayer(Function):
         gates_act = np.empty_like(pre)
         out = np.empty((steps, batch, hidden), dtype)
         cells = np.empty_like(out)
-        gates = np.empty((batch, 4 * hidden), dtype)
         h_prev, c_prev = h0, c0
         for t in range(steps):
-            np.matmul(h_prev, w_hh.T, out=gates)
-            gates += pre[t]
-            K.lstm_cell_fwd(gates, c_prev, gates_act[t], out[t], cells[t])
+            K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the gates, in place
+            K.lstm_cell_fwd(pre[t], c_prev, gates_act[t], out[t], cells[t])
             h_prev, c_prev = out[t], cells[t]
         self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out)
         return out, out[-1].copy(), cells[-1].copy()
@@ -110,7 +115,7 @@ class _LSTMLayer(Function):
             np.add(grad_out[t], grad_h, out=grad_h_step)
             K.lstm_cell_bwd(grad_h_step, grad_c, cells[t - 1] if t else c0, cells[t],
                             gates_act[t], grad_gates[t], grad_c_prev)
-            np.matmul(grad_gates[t], w_hh, out=grad_h)
+            K.gemm(grad_gates[t], w_hh, False, False, False, grad_h)
             grad_c, grad_c_prev = grad_c_prev, grad_c
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
@@ -131,12 +136,10 @@ class _RNNLayer(Function):
         h0 = _zeros_or(h0, batch, hidden, dtype)
         x2, pre = _project(x, w_ih, b_ih, b_hh, hidden)
         out = np.empty((steps, batch, hidden), dtype)
-        step = np.empty((batch, hidden), dtype)
         h_prev = h0
         for t in range(steps):
-            np.matmul(h_prev, w_hh.T, out=step)
-            step += pre[t]
-            K.activation_fwd(step, activation, out[t])
+            K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the pre-activation, in place
+            K.activation_fwd(pre[t], activation, out[t])
             h_prev = out[t]
         self.saved = (x2, h0, w_ih, w_hh, out, activation)
         return out, out[-1].copy()
@@ -149,7 +152,7 @@ class _RNNLayer(Function):
         for t in range(out.shape[0] - 1, -1, -1):
             np.add(grad_out[t], grad_h, out=grad_h_step)
             K.activation_bwd(grad_h_step, out[t], activation, grad_pre[t])
-            np.matmul(grad_pre[t], w_hh, out=grad_h)
+            K.gemm(grad_pre[t], w_hh, False, False, False, grad_h)
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
             (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih)

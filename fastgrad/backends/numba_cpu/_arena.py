@@ -24,6 +24,7 @@ import numpy as np
 from numba import prange
 
 from ... import config
+from .. import blas
 from .. import numpy_ref as _reference
 from ._layers import _EMPTY  # the stand-in for an absent optional array, per dtype
 
@@ -35,18 +36,32 @@ __all__ = ["fill", "segment_norms", "monitor_norms", "clip_grad_norm", "clip_gra
 #: rounding of every norm, so changing this changes norms in their last bits.
 CHUNK = 16384
 
-#: Below these sizes (elements) a kernel runs serially. Alone, 2 threads win from 32K-270K
-#: elements (measured on a 2-core x86-64, float32, interleaved medians). But in a training step
-#: these kernels run right after OpenBLAS GEMMs, whose workers keep spinning for ~0.1 s, and a
-#: parallel region then waits for a core: the batch-64 784-256-256-10 MLP step (268K
-#: parameters) took 8.00 ms with the old 2**17-2**20 thresholds and 0.95 ms with every arena
-#: kernel serial (2 threads, bench/test_workloads.py's step; PyTorch 2.86 ms). So, as for the
-#: layer kernels, each threshold is where the serial kernel takes about 16 ms (more than the
-#: stall a parallel run risks): 16 ms / the serial time per element of the 1-thread run in
-#: docs/benchmarks.md (fill 0.13 ns, norms 0.11-0.28 ns, sgd 0.45 ns, adam 0.66 ns), rounded
-#: to a power of two. With BLAS workers that sleep at once (OPENBLAS_THREAD_TIMEOUT=4, or one
-#: BLAS thread) the kernel-alone crossovers would apply.
-PARALLEL_MIN = {
+#: Below these sizes (elements) a kernel runs serially, when GEMMs run on this backend's own
+#: threads (:mod:`~fastgrad.backends.blas` found NumPy's BLAS): where 2 threads beat one on the
+#: kernel run right after a block GEMM, as in a training step (2-core x86-64, float32, medians
+#: of 200 interleaved runs; 2-thread speed-up at 2**15 / 2**16 / 2**17: adam 1.17 / 1.31 / 1.51,
+#: sgd 0.89 / 1.02 / 1.39, norms 0.95 / 1.17 / 1.45, axpy 1.03 / 1.13 / 1.39, scale 0.86 / 1.01
+#: / 1.21, fill 0.97 / 1.14 / 1.18).
+PARALLEL_MIN_ONE_POOL = {
+    "fill": 1 << 16,
+    "segment_norms": 1 << 16,
+    "scale": 1 << 17,
+    "clip_grad_range": 1 << 16,
+    "axpy": 1 << 16,
+    "grad_window_mean": 1 << 16,
+    "sgd_step": 1 << 16,
+    "adam_step": 1 << 15,
+    "rmsprop_step": 1 << 15,
+    "adagrad_step": 1 << 16,
+}
+
+#: The same when the GEMMs are NumPy's own (no usable BLAS found), whose OpenBLAS workers keep
+#: spinning for ~0.1 s after each product, so a parallel region started then waits for a core:
+#: the batch-64 784-256-256-10 MLP step took 8.00 ms with 2**17-2**20 thresholds and 0.95 ms
+#: with every arena kernel serial. Each threshold is where the serial kernel takes about 16 ms
+#: (more than the stall a parallel run risks): 16 ms / its serial time per element (fill
+#: 0.13 ns, norms 0.11-0.28 ns, sgd 0.45 ns, adam 0.66 ns), rounded to a power of two.
+PARALLEL_MIN_BLAS_POOL = {
     "fill": 1 << 27,
     "segment_norms": 1 << 26,
     "scale": 1 << 26,
@@ -58,6 +73,9 @@ PARALLEL_MIN = {
     "rmsprop_step": 1 << 24,
     "adagrad_step": 1 << 25,
 }
+
+#: The thresholds in force.
+PARALLEL_MIN = PARALLEL_MIN_ONE_POOL if blas.AVAILABLE else PARALLEL_MIN_BLAS_POOL
 
 # norm kinds, so that the common norms get their own vectorised loop
 _L2, _L1, _LINF, _LP = 0, 1, 2, 3

@@ -1,8 +1,9 @@
 """Numba kernels of the layers: activations, linear epilogues, cross-entropy, batchnorm, LSTM.
 
 Same names, signatures and outputs as the reference (:mod:`fastgrad.backends.numpy_ref`). The
-matrix products stay with NumPy's BLAS; what surrounds them is fused here: the bias and the
-activation into one pass over the GEMM's output, the activation's derivative and the bias
+matrix products are NumPy's BLAS, called here on this module's threads (one pool, see
+:mod:`fastgrad.backends.blas`), block by block; what surrounds them is fused here: the bias and
+the activation into each block of the GEMM's output right after its product, the activation's derivative and the bias
 gradient into one pass before the backward GEMMs, log-softmax and NLL into one pass per row,
 the LSTM gates and cell update into one pass per row.
 
@@ -27,21 +28,27 @@ Parallelism and determinism. A driver runs serially below its kernel's measured 
 inside a ``prange`` body is not vectorised). Reductions (bias gradient, batchnorm statistics
 and gradients) sum each piece into its own float64 partial and combine the partials serially
 in piece order; the pieces depend on the shapes only, so results are bit-identical for every
-thread count, run and threshold.
+thread count, run and threshold. The GEMMs' blocks likewise depend on the shapes only.
+The thresholds are low when the GEMMs run on these same threads (no other pool spins between
+a GEMM and a kernel) and high otherwise (:data:`PARALLEL_MIN_BLAS_POOL`).
 
 Arrays of other dtypes (float16) or not C-contiguous go to the reference kernel.
 """
 import math
 
+import numba
 import numpy as np
-from numba import prange
+from llvmlite import ir
+from numba import prange, types
+from numba.extending import intrinsic
 
 from ... import config
+from .. import blas
 from .. import numpy_ref as _reference
 from ..spec import ACTIVATIONS, raise_bad_target
 
-__all__ = ["activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd", "cross_entropy_fwd",
-           "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd",
+__all__ = ["gemm", "activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd",
+           "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd",
            "lstm_cell_bwd"]
 
 #: Elements per parallel work unit and per reduction piece. The reduction pieces fix the
@@ -53,26 +60,40 @@ CHUNK = 16384
 #: narrow row): bounds the partials' memory whatever the batch size.
 MAX_PIECES = 64
 
-#: Below these sizes (elements of the largest array) a kernel runs serially. Measured on a
-#: 2-core x86-64 (AVX-512), float32, 2 threads, interleaved runs. On a kernel alone, 2 threads
-#: win from the crossover in each comment (two pieces; 1.3-1.9x at 2**20). But these kernels
-#: run between NumPy GEMMs, whose OpenBLAS workers keep spinning after each call, and a
-#: parallel region then waits for a core: a GEMM followed by the parallel kernel paid a flat
-#: 4 ms (minimum) to 8 ms (median) more than with the serial kernel at every size up to 2**20
-#: elements, and still lost at 2**22 (PERF.md: 3.4 ms on a quiet machine). So each threshold
-#: is where the serial kernel takes about 16 ms (2 threads then save more than the 8 ms):
-#: 16 ms / the serial ns per element in the comment. With BLAS workers that sleep at once
-#: (OPENBLAS_THREAD_TIMEOUT=4, or one BLAS thread) the kernel-alone crossovers would apply.
-PARALLEL_MIN = {
-    "activation": 1 << 27,           # relu: 0.09 (fwd) to 0.19 (bwd) ns/element; alone 2**16
-    "activation_exp": 1 << 25,       # sigmoid, tanh: 0.34-0.41 ns/element; alone 2**15
-    "linear_epilogue": 1 << 27,      # bias + relu/none: 0.11 ns/element; alone 2**16
-    "linear_epilogue_exp": 1 << 25,  # bias + sigmoid/tanh: 0.38 ns/element; alone 2**15
-    "linear_grad": 1 << 26,          # derivative + bias gradient: 0.27 ns/element; alone 2**15
-    "cross_entropy": 1 << 24,        # 1.0 ns/element (float64 exp); alone 2**15
-    "batchnorm": 1 << 26,            # 0.12-0.42 ns/element per pass; alone 2**15
-    "lstm": 1 << 25,                 # 0.38-0.48 ns/element of the gates; alone 2**15
+#: Below these sizes (elements of the largest array) a kernel runs serially, when the GEMMs run
+#: on this module's threads (:mod:`~fastgrad.backends.blas` found NumPy's BLAS): where two
+#: threads beat one on the kernel alone, measured on a 2-core x86-64 (AVX-512), float32,
+#: interleaved medians, two pieces and up; the threads are already awake from the GEMM before.
+PARALLEL_MIN_ONE_POOL = {
+    "activation": 1 << 16,
+    "activation_exp": 1 << 15,
+    "linear_epilogue": 1 << 16,
+    "linear_epilogue_exp": 1 << 15,
+    "linear_grad": 1 << 15,
+    "cross_entropy": 1 << 15,
+    "batchnorm": 1 << 15,
+    "lstm": 1 << 15,
 }
+
+#: The same when GEMMs run on NumPy's own BLAS threads (no usable BLAS found), whose workers
+#: keep spinning after each call: a parallel region then waits for a core, and a GEMM followed
+#: by the parallel kernel paid a flat 4 ms (minimum) to 8 ms (median) more than with the
+#: serial kernel at every size up to 2**20 elements, and still lost at 2**22. So each
+#: threshold is where the serial kernel takes about 16 ms (2 threads then save more than the
+#: 8 ms): 16 ms / the serial ns per element in the comment.
+PARALLEL_MIN_BLAS_POOL = {
+    "activation": 1 << 27,           # relu: 0.09 (fwd) to 0.19 (bwd) ns/element
+    "activation_exp": 1 << 25,       # sigmoid, tanh: 0.34-0.41 ns/element
+    "linear_epilogue": 1 << 27,      # bias + relu/none: 0.11 ns/element
+    "linear_epilogue_exp": 1 << 25,  # bias + sigmoid/tanh: 0.38 ns/element
+    "linear_grad": 1 << 26,          # derivative + bias gradient: 0.27 ns/element
+    "cross_entropy": 1 << 24,        # 1.0 ns/element (float64 exp)
+    "batchnorm": 1 << 26,            # 0.12-0.42 ns/element per pass
+    "lstm": 1 << 25,                 # 0.38-0.48 ns/element of the gates
+}
+
+#: The thresholds in force.
+PARALLEL_MIN = PARALLEL_MIN_ONE_POOL if blas.AVAILABLE else PARALLEL_MIN_BLAS_POOL
 
 _NONE, _RELU = ACTIVATIONS["none"], ACTIVATIONS["relu"]
 _SIGMOID, _TANH = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
@@ -446,6 +467,205 @@ def _softmax_grad(row, lse, weight, grad):
         grad[j] = _exp64(row[j] - lse) * weight
 
 
+# ---------------------------------------------------------------- GEMM on this module's pool
+# A product ``out = op(a) @ op(b)`` is cut along the longer side of ``out`` into blocks whose
+# number and edges depend on the shapes only, so each element comes from the same BLAS call on
+# the same operands whatever the thread count. Blocks run under ``prange`` with BLAS set to one
+# thread, restored after. BLAS is called through its addresses (ints from
+# :mod:`fastgrad.backends.blas`) by the intrinsics below: no process-specific constant is
+# compiled in, so the kernels stay cacheable.
+#: Blocks are cut at multiples of this many columns or rows (whole SIMD registers).
+ALIGN = 16
+
+#: A block gets at least this many multiply-adds (m * n * k); fewer blocks otherwise.
+MIN_BLOCK_WORK = 1 << 20
+
+#: At most this many blocks per product.
+MAX_BLOCKS = 8
+
+#: Up to this many multiply-adds OpenBLAS runs a product on the calling thread anyway (its
+#: SMP threshold, 65536 * GEMM_MULTITHREAD_THRESHOLD 4), so one block needs no thread switch.
+BLAS_SERIAL_WORK = 65536 * 4
+
+_TRANS, _NO_TRANS = np.int64(blas.TRANS), np.int64(blas.NO_TRANS)
+
+#: What the compiled code gets of :mod:`~fastgrad.backends.blas`, as one argument (globals
+#: would be frozen into Numba's cache): sgemm, dgemm, get/set threads, the BLAS int width.
+ADDRESSES = np.array([blas.SGEMM or 0, blas.DGEMM or 0, blas.GET_THREADS or 0,
+                      blas.SET_THREADS or 0, blas.INT_BITS], np.int64)
+
+
+# ------------------------------------------------------------------------------ intrinsics
+@intrinsic
+def _blas_gemm(typingctx, address, int_bits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+               beta, c, ldc):
+    """Call the CBLAS ``?gemm`` at ``address`` (row-major) with pointers ``a``, ``b``, ``c``
+    given as ints; ``int_bits`` (32 or 64) is the BLAS integer width."""
+    signature = types.void(address, int_bits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb,
+                           beta, c, ldc)
+
+    def codegen(context, builder, sig, args):
+        (address, int_bits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
+         ldc) = args
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        real = context.get_value_type(sig.args[7])
+        pointer = ir.IntType(8).as_pointer()
+
+        def call(width):
+            to_int = (lambda v: builder.trunc(v, width)) if width is i32 else (lambda v: v)
+            function = ir.FunctionType(ir.VoidType(), [i32, i32, i32, width, width, width,
+                                                       real, pointer, width, pointer, width,
+                                                       real, pointer, width])
+            target = builder.inttoptr(address, function.as_pointer())
+            builder.call(target, [
+                ir.Constant(i32, blas.ROW_MAJOR), builder.trunc(trans_a, i32),
+                builder.trunc(trans_b, i32), to_int(m), to_int(n), to_int(k), alpha,
+                builder.inttoptr(a, pointer), to_int(lda), builder.inttoptr(b, pointer),
+                to_int(ldb), beta, builder.inttoptr(c, pointer), to_int(ldc)])
+
+        is64 = builder.icmp_signed("==", int_bits, ir.Constant(int_bits.type, 64))
+        with builder.if_else(is64) as (wide, narrow):
+            with wide:
+                call(i64)
+            with narrow:
+                call(i32)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@intrinsic
+def _blas_get_threads(typingctx, address):
+    """``openblas_get_num_threads()`` at ``address``."""
+    def codegen(context, builder, sig, args):
+        function = ir.FunctionType(ir.IntType(32), [])
+        result = builder.call(builder.inttoptr(args[0], function.as_pointer()), [])
+        return builder.sext(result, ir.IntType(64))
+    return types.int64(address), codegen
+
+
+@intrinsic
+def _blas_set_threads(typingctx, address, count):
+    """``openblas_set_num_threads(count)`` at ``address``."""
+    def codegen(context, builder, sig, args):
+        function = ir.FunctionType(ir.VoidType(), [ir.IntType(32)])
+        builder.call(builder.inttoptr(args[0], function.as_pointer()),
+                     [builder.trunc(args[1], ir.IntType(32))])
+        return context.get_dummy_value()
+    return types.void(address, count), codegen
+
+
+if numba.config.DISABLE_JIT:  # the jitted bodies run as plain Python: the same calls
+    _blas_gemm, _blas_get_threads, _blas_set_threads = blas.python_calls()
+
+
+# ---------------------------------------------------------------------------- the blocking
+@config.jit()
+def _gemm_pieces(rows, cols, depth):
+    """``(blocks, along_rows)``: how many blocks a (rows, cols) output of inner size ``depth``
+    is cut into, and whether along its rows (else its columns). From the shapes only."""
+    along_rows = rows > cols
+    side = rows if along_rows else cols
+    by_work = (rows * cols * depth) // MIN_BLOCK_WORK
+    by_side = (side + ALIGN - 1) // ALIGN
+    return max(1, min(MAX_BLOCKS, by_work, by_side)), along_rows
+
+
+@config.jit()
+def _piece_bounds(side, blocks, p):
+    """The half-open range ``[lo, hi)`` of block ``p`` of ``blocks`` over ``side``: equal
+    shares rounded to multiples of :data:`ALIGN`, the last block taking the rest."""
+    units = (side + ALIGN - 1) // ALIGN
+    lo = min(side, (units * p // blocks) * ALIGN)
+    hi = side if p == blocks - 1 else min(side, (units * (p + 1) // blocks) * ALIGN)
+    return lo, hi
+
+
+@config.jit()
+def _gemm_block(addresses, a, b, trans_a, trans_b, alpha, beta, out, along_rows, lo, hi):
+    """``out = alpha * op(a) @ op(b) + beta * out`` on the rows (``along_rows``) or the
+    columns ``[lo, hi)`` of ``out``: one BLAS call on the calling thread."""
+    rows, cols = out.shape
+    depth = a.shape[0] if trans_a else a.shape[1]
+    if hi <= lo:
+        return
+    size = out.itemsize
+    # as int64: uintp + int64 would be typed float64
+    a_at, b_at = np.int64(a.ctypes.data), np.int64(b.ctypes.data)
+    out_at = np.int64(out.ctypes.data)
+    m, n = rows, cols
+    if along_rows:
+        m = hi - lo
+        a_at += size * (lo if trans_a else lo * a.shape[1])
+        out_at += size * lo * cols
+    else:
+        n = hi - lo
+        b_at += size * (lo * b.shape[1] if trans_b else lo)
+        out_at += size * lo
+    address = addresses[0] if size == 4 else addresses[1]
+    _blas_gemm(address, addresses[4], _TRANS if trans_a else _NO_TRANS,
+               _TRANS if trans_b else _NO_TRANS, m, n, depth, alpha, a_at, a.shape[1], b_at,
+               b.shape[1], beta, out_at, cols)
+
+
+@config.jit()
+def _blas_single_thread(addresses):
+    """Set BLAS to one thread; returns the count to restore with :func:`_blas_restore`."""
+    previous = _blas_get_threads(addresses[2])
+    if previous != 1:
+        _blas_set_threads(addresses[3], np.int64(1))
+    return previous
+
+
+@config.jit()
+def _blas_restore(addresses, previous):
+    if previous != 1:
+        _blas_set_threads(addresses[3], previous)
+
+
+@config.jit(exact=True)
+def _epilogue_block(out, bias, has_bias, activation, along_rows, lo, hi):
+    """``out = act(out + bias)`` in place over the rows (``along_rows``) or the columns
+    ``[lo, hi)`` of ``out``: a block of :func:`_gemm_block`."""
+    rows, cols = out.shape
+    r0, r1, c0, c1 = (lo, hi, 0, cols) if along_rows else (0, rows, lo, hi)
+    for n in range(r0, r1):
+        row = out[n, c0:c1]
+        if has_bias:
+            part = bias[c0:c1]
+            for j in range(row.size):
+                row[j] += part[j]
+        _activate_in_place(row, activation)
+
+
+@config.jit(parallel=True, exact=True)
+def _gemm_epilogue(addresses, a, b, trans_a, trans_b, alpha, beta, out, bias, has_bias,
+                   activation):
+    """``out = act(alpha * op(a) @ op(b) + beta * out + bias)``, block by block: each block's
+    GEMM and then its epilogue (skipped without bias and activation) on one thread."""
+    rows, cols = out.shape
+    depth = a.shape[0] if trans_a else a.shape[1]
+    blocks, along_rows = _gemm_pieces(rows, cols, depth)
+    side = rows if along_rows else cols
+    epilogue = has_bias or activation != _NONE
+    if blocks == 1:
+        serial = rows * cols * depth <= BLAS_SERIAL_WORK
+        previous = np.int64(1) if serial else _blas_single_thread(addresses)
+        _gemm_block(addresses, a, b, trans_a, trans_b, alpha, beta, out, along_rows,
+                    np.int64(0), side)
+        if epilogue:
+            _epilogue_block(out, bias, has_bias, activation, along_rows, np.int64(0), side)
+        _blas_restore(addresses, previous)
+        return
+    previous = _blas_single_thread(addresses)
+    for p in prange(blocks):
+        lo, hi = _piece_bounds(side, blocks, p)
+        _gemm_block(addresses, a, b, trans_a, trans_b, alpha, beta, out, along_rows, lo, hi)
+        if epilogue:
+            _epilogue_block(out, bias, has_bias, activation, along_rows, lo, hi)
+    _blas_restore(addresses, previous)
+
+
 # -------------------------------------------------------------------------------- drivers
 @config.jit(parallel=True, exact=True)
 def _activation_fwd(x, activation, out, parallel_min):
@@ -469,26 +689,17 @@ def _activation_bwd(grad_out, out, activation, grad_in, parallel_min):
             _derivative(grad_out[lo:hi], out[lo:hi], activation, grad_in[lo:hi])
 
 
-@config.jit(exact=True)
-def _epilogue_rows(out, bias, has_bias, activation, lo, hi):
-    for n in range(lo, hi):
-        row = out[n]
-        if has_bias:
-            for j in range(row.size):
-                row[j] += bias[j]
-        _activate_in_place(row, activation)
-
-
 @config.jit(parallel=True, exact=True)
 def _linear_epilogue(out, bias, has_bias, activation, parallel_min):
     """``out[n] = act(out[n] + bias)`` for every row, in place."""
     rows, cols = out.shape
     if rows * cols < parallel_min:
-        _epilogue_rows(out, bias, has_bias, activation, np.int64(0), rows)
+        _epilogue_block(out, bias, has_bias, activation, True, np.int64(0), rows)
     else:
         per = max(1, CHUNK // max(1, cols))
         for p in prange((rows + per - 1) // per):
-            _epilogue_rows(out, bias, has_bias, activation, p * per, min(rows, (p + 1) * per))
+            _epilogue_block(out, bias, has_bias, activation, True, p * per,
+                            min(rows, (p + 1) * per))
 
 
 @config.jit(exact=True)
@@ -851,11 +1062,38 @@ def activation_bwd(grad_out, out, activation, grad_in):
                     PARALLEL_MIN["activation"])
 
 
+def _product(a, b, trans_a, trans_b, accumulate, out, bias=None, activation=_NONE):
+    """``out = act(op(a) @ op(b) (+ out) (+ bias))`` on this module's threads (the arrays
+    checked by the caller); False, with nothing written, when the reference must do it (no
+    usable BLAS, or an empty inner dimension, which BLAS leaves to the caller)."""
+    depth = a.shape[0] if trans_a else a.shape[1]
+    if not blas.AVAILABLE or depth == 0:
+        return False
+    if out.size:
+        one = out.dtype.type(1.0)
+        _gemm_epilogue(ADDRESSES, a, b, trans_a, trans_b, one, one if accumulate else 0 * one,
+                       out, _EMPTY[out.dtype] if bias is None else bias, bias is not None,
+                       activation)
+    return True
+
+
+def gemm(a, b, trans_a, trans_b, accumulate, out):
+    """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``): see
+    :func:`fastgrad.backends.numpy_ref.gemm`. Fixed blocks on this module's threads, each one
+    single-threaded BLAS call: bit-identical for any thread count."""
+    if not (_native(out.dtype, a, b, out) and _product(a, b, trans_a, trans_b, accumulate,
+                                                       out)):
+        _reference.gemm(a, b, trans_a, trans_b, accumulate, out)
+
+
 def linear_fwd(x, weight, bias, activation, out):
     """``out = act(x @ weight.T + bias)``: see :func:`fastgrad.backends.numpy_ref.linear_fwd`.
-    The GEMM is NumPy's; the bias and the activation are one pass over the output's rows."""
+    Each block of the product gets its bias and activation right after its GEMM, on the same
+    thread, while it is in cache."""
     if not _native(x.dtype, x, weight, bias, out):
         return _reference.linear_fwd(x, weight, bias, activation, out)
+    if _product(x, weight, False, True, False, out, bias, activation):
+        return
     np.matmul(x, weight.T, out=out)
     if bias is not None or activation != _NONE:
         _linear_epilogue(out, _EMPTY[out.dtype] if bias is None else bias, bias is not None,
@@ -866,7 +1104,8 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
     """Gradients of :func:`linear_fwd`: see :func:`fastgrad.backends.numpy_ref.linear_bwd`.
 
     One pass computes ``g = grad_out * act'(out)`` and the bias gradient ``g.sum(0)`` (float64
-    partials over fixed row pieces, added in order: deterministic); the two GEMMs are NumPy's.
+    partials over fixed row pieces, added in order: deterministic); then the two GEMMs, as
+    :func:`gemm`.
     """
     if not _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias):
         return _reference.linear_bwd(grad_out, x, weight, out, activation, grad_x,
@@ -879,9 +1118,9 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
                      _EMPTY[x.dtype] if grad_bias is None else grad_bias, grad_bias is not None,
                      PARALLEL_MIN["linear_grad"])
     if grad_x is not None:
-        np.matmul(g, weight, out=grad_x)
+        gemm(g, weight, False, False, False, grad_x)
     if grad_weight is not None:
-        np.matmul(g.T, x, out=grad_weight)
+        gemm(g, x, True, False, False, grad_weight)
 
 
 def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
