@@ -2,49 +2,13 @@
  *
  * The type-generic bodies are in arena.inc, compiled once for float and once for double.
  * Every kernel is one pass; elementwise kernels split the buffer into chunks of FG_CHUNK
- * elements, processed in parallel from the kernel's threshold below (serially under it).
+ * elements, processed in parallel from the caller's parallel_min (serially under it; the
+ * measured values are fastgrad.h's FG_PAR_*).
  */
 #include <stdlib.h>
 
 #include "fastgrad.h"
 #include "fg_internal.h"
-
-/* Below these sizes (elements) a kernel runs serially: the Numba backend's thresholds (see
- * fastgrad/backends/numba_cpu/_arena.py): where the serial kernel takes about 16 ms. In a
- * training step these kernels run right after OpenBLAS GEMMs, whose workers keep spinning, and
- * a parallel region then waits for a core (the 2-thread MLP step of bench/ took 7.98 ms with
- * thresholds of 2**17-2**20, against 0.93 ms serial on the Numba backend). Override with -D
- * for a build whose BLAS threads sleep at once (the tests do, to reach the parallel paths). */
-#ifndef FG_PAR_FILL
-#define FG_PAR_FILL (1 << 27)
-#endif
-#ifndef FG_PAR_NORMS
-#define FG_PAR_NORMS (1 << 26)
-#endif
-#ifndef FG_PAR_SCALE
-#define FG_PAR_SCALE (1 << 26)
-#endif
-#ifndef FG_PAR_CLIP
-#define FG_PAR_CLIP (1 << 26)
-#endif
-#ifndef FG_PAR_AXPY
-#define FG_PAR_AXPY (1 << 26)
-#endif
-#ifndef FG_PAR_WINDOW
-#define FG_PAR_WINDOW (1 << 25)
-#endif
-#ifndef FG_PAR_SGD
-#define FG_PAR_SGD (1 << 25)
-#endif
-#ifndef FG_PAR_ADAM
-#define FG_PAR_ADAM (1 << 24)
-#endif
-#ifndef FG_PAR_RMSPROP
-#define FG_PAR_RMSPROP (1 << 24)
-#endif
-#ifndef FG_PAR_ADAGRAD
-#define FG_PAR_ADAGRAD (1 << 25)
-#endif
 
 /* norm kinds: the common norms get their own vectorised loops */
 enum { FG_L2, FG_L1, FG_LINF, FG_LP };

@@ -8,21 +8,25 @@
  *   - hyperparameters are doubles, rounded to the arrays' type inside exactly as NumPy rounds
  *     a Python float in `float32_array * python_float`;
  *   - reductions accumulate in double over fixed pieces of FG_CHUNK elements combined in a fixed
- *     order, so results do not depend on the number of OpenMP threads;
+ *     order, and matrix products are cut into blocks fixed by the shapes, so results do not
+ *     depend on the number of OpenMP threads;
+ *   - a kernel's last argument, parallel_min, is the size (elements of its largest array) from
+ *     which it runs in parallel, serially below: one of the FG_PAR_ values below, 0 to always
+ *     run in parallel, INT64_MAX never;
  *   - a kernel that can check its indices (segment offsets, class targets) returns a status:
  *     0 when they are valid, otherwise a negative FG_ERR_* code or the count of bad targets,
  *     and never reads or writes out of bounds.
  * No global state; kernels are reentrant. Built with OpenMP, large calls run in parallel with
  * the current OpenMP thread count (omp_set_num_threads / OMP_NUM_THREADS).
  *
- * Build: cc -O3 -std=c11 [-fopenmp] -Icsrc yourprog.c csrc/arena.c csrc/layers.c -lm
+ * Build: cc -O3 -std=c11 [-fopenmp] -Icsrc yourprog.c csrc/arena.c csrc/layers.c csrc/gemm.c -lm
  */
 #ifndef FASTGRAD_H
 #define FASTGRAD_H
 
 #include <stdint.h>
 
-#define FG_ABI_VERSION 1
+#define FG_ABI_VERSION 2
 
 /* activation codes (fastgrad.backends.spec.ACTIVATIONS) */
 #define FG_NONE 0
@@ -34,150 +38,256 @@
 #define FG_OK 0
 #define FG_ERR_OFFSETS (-1)  /* offsets not non-decreasing within [0, n] */
 #define FG_ERR_MEMORY (-2)   /* a work buffer could not be allocated */
+#define FG_ERR_BLAS (-3)     /* fg_blas unusable: no gemm, int_bits not 32 or 64, or a size
+                              * beyond a 32-bit BLAS's integers */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
-/* The text between the cffi markers is what the Python binding declares: plain prototypes. */
+/* The text between the cffi markers is what the Python binding declares: integer constants,
+ * one struct and plain prototypes. */
 /* cffi-begin */
+/* ---- parallel thresholds (parallel_min), in elements; decimal, as cffi reads them ----
+ * FG_PAR_<kernel>: for a program whose matrix products run on the same OpenMP threads as the
+ * kernels (fg_gemm_*, fg_linear_fwd_*): the smallest power of two at which 2 OpenMP threads
+ * beat 1 by 10% or more on the kernel alone, its threads awake from the previous region, in
+ * each of three runs of interleaved medians (2-core x86-64, float32; 2**15, two FG_CHUNK
+ * pieces, is the smallest size a second thread can share).
+ * FG_PAR_<kernel>_SPINNING: for a program whose products run on a BLAS's own threads, which
+ * keep spinning after each call (NumPy's OpenBLAS): a parallel region right after a product
+ * waits for a core (4-8 ms on 2 cores), so a kernel goes parallel only where its serial time
+ * is about 16 ms. */
+#define FG_PAR_ACTIVATION 65536                 /* relu, none; their epilogues: 2**16 */
+#define FG_PAR_ACTIVATION_EXP 32768             /* sigmoid, tanh; their epilogues: 2**15 */
+#define FG_PAR_LINEAR_GRAD 65536                /* 2**16 */
+#define FG_PAR_CROSS_ENTROPY 32768              /* 2**15 */
+#define FG_PAR_BATCHNORM 65536                  /* 2**16 */
+#define FG_PAR_LSTM 32768                       /* 2**15 */
+#define FG_PAR_FILL 65536                       /* 2**16 */
+#define FG_PAR_NORMS 65536                      /* segment, clip and monitor norms: 2**16 */
+#define FG_PAR_SCALE 65536                      /* 2**16 */
+#define FG_PAR_CLIP 65536                       /* clip_grad_range: 2**16 */
+#define FG_PAR_AXPY 65536                       /* 2**16 */
+#define FG_PAR_WINDOW 32768                     /* grad_window_mean: 2**15 */
+#define FG_PAR_SGD 32768                        /* 2**15 */
+#define FG_PAR_ADAM 32768                       /* 2**15 */
+#define FG_PAR_RMSPROP 32768                    /* 2**15 */
+#define FG_PAR_ADAGRAD 32768                    /* 2**15 */
+#define FG_PAR_ACTIVATION_SPINNING 134217728    /* 2**27 */
+#define FG_PAR_ACTIVATION_EXP_SPINNING 33554432 /* 2**25 */
+#define FG_PAR_LINEAR_GRAD_SPINNING 67108864    /* 2**26 */
+#define FG_PAR_CROSS_ENTROPY_SPINNING 16777216  /* 2**24 */
+#define FG_PAR_BATCHNORM_SPINNING 67108864      /* 2**26 */
+#define FG_PAR_LSTM_SPINNING 33554432           /* 2**25 */
+#define FG_PAR_FILL_SPINNING 134217728          /* 2**27 */
+#define FG_PAR_NORMS_SPINNING 67108864          /* 2**26 */
+#define FG_PAR_SCALE_SPINNING 67108864          /* 2**26 */
+#define FG_PAR_CLIP_SPINNING 67108864           /* 2**26 */
+#define FG_PAR_AXPY_SPINNING 67108864           /* 2**26 */
+#define FG_PAR_WINDOW_SPINNING 33554432         /* 2**25 */
+#define FG_PAR_SGD_SPINNING 33554432            /* 2**25 */
+#define FG_PAR_ADAM_SPINNING 16777216           /* 2**24 */
+#define FG_PAR_RMSPROP_SPINNING 16777216        /* 2**24 */
+#define FG_PAR_ADAGRAD_SPINNING 33554432        /* 2**25 */
+
 int fg_abi_version(void);
 int fg_openmp(void);           /* 1 when built with OpenMP */
 int fg_get_num_threads(void);  /* threads a parallel kernel uses (1 without OpenMP) */
 void fg_set_num_threads(int n);
 
 /* ---- arenas: flat buffers of n elements ---- */
-void fg_fill_f32(float *buffer, int64_t n, double value);
-void fg_fill_f64(double *buffer, int64_t n, double value);
-void fg_scale_f32(float *values, int64_t n, double factor);
-void fg_scale_f64(double *values, int64_t n, double factor);
-void fg_clip_grad_range_f32(float *grads, int64_t n, double min_value, double max_value);
-void fg_clip_grad_range_f64(double *grads, int64_t n, double min_value, double max_value);
-void fg_axpy_f32(float *y, const float *x, int64_t n, double alpha);
-void fg_axpy_f64(double *y, const double *x, int64_t n, double alpha);
+void fg_fill_f32(float *buffer, int64_t n, double value, int64_t parallel_min);
+void fg_fill_f64(double *buffer, int64_t n, double value, int64_t parallel_min);
+void fg_scale_f32(float *values, int64_t n, double factor, int64_t parallel_min);
+void fg_scale_f64(double *values, int64_t n, double factor, int64_t parallel_min);
+void fg_clip_grad_range_f32(float *grads, int64_t n, double min_value, double max_value,
+                            int64_t parallel_min);
+void fg_clip_grad_range_f64(double *grads, int64_t n, double min_value, double max_value,
+                            int64_t parallel_min);
+void fg_axpy_f32(float *y, const float *x, int64_t n, double alpha, int64_t parallel_min);
+void fg_axpy_f64(double *y, const double *x, int64_t n, double alpha, int64_t parallel_min);
 void fg_grad_window_mean_f32(float *total, float *grad, int64_t n, double weight,
-                             double factor);
+                             double factor, int64_t parallel_min);
 void fg_grad_window_mean_f64(double *total, double *grad, int64_t n, double weight,
-                             double factor);
+                             double factor, int64_t parallel_min);
 /* per-segment norms: offsets has segments + 1 non-decreasing entries in [0, n]; out has
  * `segments` entries; *total receives the norm of the whole arena */
 int fg_segment_norms_f32(const float *values, int64_t n, const int64_t *offsets,
-                         int64_t segments, double norm_type, double *out, double *total);
+                         int64_t segments, double norm_type, double *out, double *total,
+                         int64_t parallel_min);
 int fg_segment_norms_f64(const double *values, int64_t n, const int64_t *offsets,
-                         int64_t segments, double norm_type, double *out, double *total);
+                         int64_t segments, double norm_type, double *out, double *total,
+                         int64_t parallel_min);
 /* segment_norms, then grads *= max_norm / (total + 1e-6) when that is below 1 or NaN (not
- * when error_if_nonfinite meets a non-finite total); *total: the norm before clipping */
+ * when error_if_nonfinite meets a non-finite total); *total: the norm before clipping;
+ * parallel_min applies to both passes */
 int fg_clip_grad_norm_f32(float *grads, int64_t n, const int64_t *offsets, int64_t segments,
                           double max_norm, double norm_type, int error_if_nonfinite,
-                          double *per_param_out, double *total);
+                          double *per_param_out, double *total, int64_t parallel_min);
 int fg_clip_grad_norm_f64(double *grads, int64_t n, const int64_t *offsets, int64_t segments,
                           double max_norm, double norm_type, int error_if_nonfinite,
-                          double *per_param_out, double *total);
+                          double *per_param_out, double *total, int64_t parallel_min);
 /* per-segment L2 norms of grads (row 0, left as it is when grads is NULL), of values (row 1)
  * and of values - prev (row 2, NaN without have_prev) into out (3, segments), then
  * prev = values over all n elements */
 int fg_monitor_norms_f32(const float *grads, const float *values, float *prev, int64_t n,
-                         const int64_t *offsets, int64_t segments, int have_prev, double *out);
+                         const int64_t *offsets, int64_t segments, int have_prev, double *out,
+                         int64_t parallel_min);
 int fg_monitor_norms_f64(const double *grads, const double *values, double *prev, int64_t n,
-                         const int64_t *offsets, int64_t segments, int have_prev, double *out);
+                         const int64_t *offsets, int64_t segments, int have_prev, double *out,
+                         int64_t parallel_min);
 
 /* ---- optimisers: one step over n parameters (PyTorch's formulations) ---- */
 void fg_sgd_step_f32(float *param, const float *grad, float *momentum_buffer, int64_t n,
                      double lr, double momentum, double dampening, double weight_decay,
-                     int nesterov, int maximize, int first_step);
+                     int nesterov, int maximize, int first_step, int64_t parallel_min);
 void fg_sgd_step_f64(double *param, const double *grad, double *momentum_buffer, int64_t n,
                      double lr, double momentum, double dampening, double weight_decay,
-                     int nesterov, int maximize, int first_step);
+                     int nesterov, int maximize, int first_step, int64_t parallel_min);
 /* max_exp_avg_sq NULL: no AMSGrad; step >= 1 counts this step (a double, as PyTorch's) */
 void fg_adam_step_f32(float *param, const float *grad, float *exp_avg, float *exp_avg_sq,
                       float *max_exp_avg_sq, int64_t n, double step, double lr, double beta1,
                       double beta2, double eps, double weight_decay,
-                      int decoupled_weight_decay, int maximize);
+                      int decoupled_weight_decay, int maximize, int64_t parallel_min);
 void fg_adam_step_f64(double *param, const double *grad, double *exp_avg, double *exp_avg_sq,
                       double *max_exp_avg_sq, int64_t n, double step, double lr,
                       double beta1, double beta2, double eps, double weight_decay,
-                      int decoupled_weight_decay, int maximize);
+                      int decoupled_weight_decay, int maximize, int64_t parallel_min);
 /* grad_avg NULL: not centred; momentum_buffer NULL: no momentum */
 void fg_rmsprop_step_f32(float *param, const float *grad, float *square_avg, float *grad_avg,
                          float *momentum_buffer, int64_t n, double lr, double alpha,
-                         double eps, double weight_decay, double momentum, int maximize);
+                         double eps, double weight_decay, double momentum, int maximize,
+                         int64_t parallel_min);
 void fg_rmsprop_step_f64(double *param, const double *grad, double *square_avg,
                          double *grad_avg, double *momentum_buffer, int64_t n, double lr,
                          double alpha, double eps, double weight_decay, double momentum,
-                         int maximize);
+                         int maximize, int64_t parallel_min);
 void fg_adagrad_step_f32(float *param, const float *grad, float *state_sum, int64_t n,
                          double step, double lr, double lr_decay, double weight_decay,
-                         double eps, int maximize);
+                         double eps, int maximize, int64_t parallel_min);
 void fg_adagrad_step_f64(double *param, const double *grad, double *state_sum, int64_t n,
                          double step, double lr, double lr_decay, double weight_decay,
-                         double eps, int maximize);
+                         double eps, int maximize, int64_t parallel_min);
 
-/* ---- activations and linear epilogues (the GEMMs are the caller's) ---- */
-void fg_activation_fwd_f32(const float *x, float *out, int64_t n, int activation);
-void fg_activation_fwd_f64(const double *x, double *out, int64_t n, int activation);
+/* ---- matrix products on the kernels' own OpenMP threads ----
+ * A product out (m, n) = op(a) (m, k) @ op(b) (k, n) is cut into blocks of rows (m > n) or
+ * of columns of out, their number and edges from the shapes alone: min(FG_GEMM_MAX_BLOCKS,
+ * m n k / FG_GEMM_MIN_BLOCK_WORK, ceil(side / FG_GEMM_ALIGN)) blocks (at least 1), block p
+ * of B starting at floor(U p / B) FG_GEMM_ALIGN with U = ceil(side / FG_GEMM_ALIGN), the
+ * last one ending at the side. Each block is one call of the BLAS's gemm on one thread, BLAS
+ * set to one thread meanwhile (when the product exceeds FG_GEMM_BLAS_SERIAL_WORK, below which
+ * OpenBLAS stays on the calling thread anyway) and restored after. Every element therefore
+ * comes from the same BLAS call whatever the thread count: bit-identical results. The Numba
+ * backend uses the same rule (fastgrad/backends/numba_cpu/_gemm.py): both give the same bits.
+ */
+#define FG_GEMM_ALIGN 16                 /* block edges at multiples of this (SIMD width) */
+#define FG_GEMM_MIN_BLOCK_WORK 1048576   /* multiply-adds per block at least: 2**20 */
+#define FG_GEMM_MAX_BLOCKS 8
+#define FG_GEMM_BLAS_SERIAL_WORK 262144  /* OpenBLAS's own serial limit: 65536 * 4 */
+
+/* The BLAS a product calls, by address: its CBLAS cblas_sgemm and cblas_dgemm (row-major
+ * calls, `int_bits`-bit integers: 64 for an ILP64 BLAS such as NumPy wheels' OpenBLAS, 32 for
+ * LP64), and openblas_get_num_threads / openblas_set_num_threads, or 0 for a BLAS whose
+ * thread count is to be left alone (a serial BLAS). */
+typedef struct fg_blas {
+    uintptr_t sgemm, dgemm, get_threads, set_threads;
+    int int_bits;
+} fg_blas;
+
+/* The blocks of a product out (m, n) of inner size k: returns their number B and writes their
+ * B + 1 edges into `edges` (room for FG_GEMM_MAX_BLOCKS + 1): rows of out when *along_rows
+ * is 1, columns when 0. */
+int64_t fg_gemm_blocks(int64_t m, int64_t n, int64_t k, int *along_rows, int64_t *edges);
+/* out (m, n) = op(a) @ op(b), or out += op(a) @ op(b) with accumulate; op(a) (m, k) is a
+ * (m, k), or a (k, m) transposed with trans_a; op(b) (k, n) likewise; with k = 0 the
+ * product is zeros. Returns FG_OK, or FG_ERR_BLAS with nothing written. */
+int fg_gemm_f32(const float *a, const float *b, int64_t m, int64_t n, int64_t k, int trans_a,
+                int trans_b, int accumulate, float *out, const fg_blas *blas);
+int fg_gemm_f64(const double *a, const double *b, int64_t m, int64_t n, int64_t k,
+                int trans_a, int trans_b, int accumulate, double *out, const fg_blas *blas);
+/* out (rows, out_features) = act(x (rows, in_features) @ weight (out_features, in_features).T
+ * + bias), bias (out_features,) or NULL: fg_gemm's blocks, each followed on its thread by its
+ * bias and activation while it is in cache (a product of one block is followed by
+ * fg_linear_epilogue). Returns as fg_gemm. */
+int fg_linear_fwd_f32(const float *x, const float *weight, const float *bias, int64_t rows,
+                      int64_t in_features, int64_t out_features, int activation, float *out,
+                      const fg_blas *blas, int64_t parallel_min);
+int fg_linear_fwd_f64(const double *x, const double *weight, const double *bias, int64_t rows,
+                      int64_t in_features, int64_t out_features, int activation, double *out,
+                      const fg_blas *blas, int64_t parallel_min);
+
+/* ---- activations and linear epilogues ---- */
+void fg_activation_fwd_f32(const float *x, float *out, int64_t n, int activation,
+                           int64_t parallel_min);
+void fg_activation_fwd_f64(const double *x, double *out, int64_t n, int activation,
+                           int64_t parallel_min);
 void fg_activation_bwd_f32(const float *grad_out, const float *out, float *grad_in, int64_t n,
-                           int activation);
+                           int activation, int64_t parallel_min);
 void fg_activation_bwd_f64(const double *grad_out, const double *out, double *grad_in,
-                           int64_t n, int activation);
+                           int64_t n, int activation, int64_t parallel_min);
 /* out (rows, cols) = act(out + bias), in place; bias (cols,) or NULL */
 void fg_linear_epilogue_f32(float *out, int64_t rows, int64_t cols, const float *bias,
-                            int activation);
+                            int activation, int64_t parallel_min);
 void fg_linear_epilogue_f64(double *out, int64_t rows, int64_t cols, const double *bias,
-                            int activation);
+                            int activation, int64_t parallel_min);
 /* g = grad_out * act'(out) (g may be NULL for FG_NONE: grad_out is then g), and
  * grad_bias (cols,) = g.sum(0) when grad_bias is not NULL; returns FG_OK or FG_ERR_MEMORY */
 int fg_linear_grad_f32(const float *grad_out, const float *out, int64_t rows, int64_t cols,
-                       int activation, float *g, float *grad_bias);
+                       int activation, float *g, float *grad_bias, int64_t parallel_min);
 int fg_linear_grad_f64(const double *grad_out, const double *out, int64_t rows, int64_t cols,
-                       int activation, double *g, double *grad_bias);
+                       int activation, double *g, double *grad_bias, int64_t parallel_min);
 
 /* ---- cross-entropy: logits (rows, classes); returns how many targets were out of range
  * (such a row gets a NaN loss; its gradient row lacks the -1 at the target) ---- */
 int64_t fg_cross_entropy_fwd_f32(const float *logits, int64_t rows, int64_t classes,
                                  const int64_t *target, int64_t ignore_index, float *loss,
-                                 double *lse);
+                                 double *lse, int64_t parallel_min);
 int64_t fg_cross_entropy_fwd_f64(const double *logits, int64_t rows, int64_t classes,
                                  const int64_t *target, int64_t ignore_index, double *loss,
-                                 double *lse);
+                                 double *lse, int64_t parallel_min);
 int64_t fg_cross_entropy_bwd_f32(const float *logits, int64_t rows, int64_t classes,
                                  const int64_t *target, const double *lse,
                                  int64_t ignore_index, const float *grad_loss,
-                                 float *grad_logits);
+                                 float *grad_logits, int64_t parallel_min);
 int64_t fg_cross_entropy_bwd_f64(const double *logits, int64_t rows, int64_t classes,
                                  const int64_t *target, const double *lse,
                                  int64_t ignore_index, const double *grad_loss,
-                                 double *grad_logits);
+                                 double *grad_logits, int64_t parallel_min);
 
 /* ---- batchnorm (training mode): x (n, channels, spatial), n * spatial >= 1; weight, bias
  * NULL for 1 and 0; both return FG_OK or FG_ERR_MEMORY ---- */
 int fg_batchnorm_fwd_f32(const float *x, int64_t n, int64_t channels, int64_t spatial,
                          const float *weight, const float *bias, double eps, double *mean,
-                         double *var, double *invstd, float *out);
+                         double *var, double *invstd, float *out, int64_t parallel_min);
 int fg_batchnorm_fwd_f64(const double *x, int64_t n, int64_t channels, int64_t spatial,
                          const double *weight, const double *bias, double eps, double *mean,
-                         double *var, double *invstd, double *out);
+                         double *var, double *invstd, double *out, int64_t parallel_min);
 /* grad_x, grad_weight, grad_bias may each be NULL to skip them */
 int fg_batchnorm_bwd_f32(const float *grad_out, const float *x, int64_t n, int64_t channels,
                          int64_t spatial, const float *weight, const double *mean,
                          const double *invstd, float *grad_x, float *grad_weight,
-                         float *grad_bias);
+                         float *grad_bias, int64_t parallel_min);
 int fg_batchnorm_bwd_f64(const double *grad_out, const double *x, int64_t n,
                          int64_t channels, int64_t spatial, const double *weight,
                          const double *mean, const double *invstd, double *grad_x,
-                         double *grad_weight, double *grad_bias);
+                         double *grad_weight, double *grad_bias, int64_t parallel_min);
 
 /* ---- LSTM cell, pointwise: gates (rows, 4 hidden) in the order i, f, g, o ---- */
 void fg_lstm_cell_fwd_f32(const float *gates, const float *c_prev, int64_t rows,
-                          int64_t hidden, float *gates_act, float *h, float *c);
+                          int64_t hidden, float *gates_act, float *h, float *c,
+                          int64_t parallel_min);
 void fg_lstm_cell_fwd_f64(const double *gates, const double *c_prev, int64_t rows,
-                          int64_t hidden, double *gates_act, double *h, double *c);
+                          int64_t hidden, double *gates_act, double *h, double *c,
+                          int64_t parallel_min);
 /* grad_c_prev may be NULL */
 void fg_lstm_cell_bwd_f32(const float *grad_h, const float *grad_c, const float *c_prev,
                           const float *c, const float *gates_act, int64_t rows, int64_t hidden,
-                          float *grad_gates, float *grad_c_prev);
+                          float *grad_gates, float *grad_c_prev, int64_t parallel_min);
 void fg_lstm_cell_bwd_f64(const double *grad_h, const double *grad_c, const double *c_prev,
                           const double *c, const double *gates_act, int64_t rows,
-                          int64_t hidden, double *grad_gates, double *grad_c_prev);
+                          int64_t hidden, double *grad_gates, double *grad_c_prev,
+                          int64_t parallel_min);
 /* cffi-end */
 
 #ifdef __cplusplus

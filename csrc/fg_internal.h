@@ -20,6 +20,8 @@
 #include <omp.h>
 #endif
 
+#include "fastgrad.h"
+
 /* Elements per parallel work unit and per reduction piece: the pieces fix the rounding of
  * every reduction, so changing this changes sums and norms in their last bits. */
 #define FG_CHUNK 16384
@@ -49,6 +51,32 @@
 
 static inline int64_t fg_min64(int64_t a, int64_t b) { return a < b ? a : b; }
 static inline int64_t fg_max64(int64_t a, int64_t b) { return a > b ? a : b; }
+
+/* ---- the block GEMM (gemm.c), shared by fg_gemm_* and fg_linear_fwd_* ---- */
+/* How a product's output (rows, cols) is cut: `blocks` blocks of its rows (along_rows) or
+ * columns, over `side` rows or columns (fastgrad.h, "matrix products"). */
+typedef struct fg_gemm_plan {
+    int64_t blocks, side;
+    int along_rows;
+} fg_gemm_plan;
+
+/* 1 when `blas` can compute a product of these sizes in elements of `itemsize` bytes */
+int fg_blas_usable(const fg_blas *blas, size_t itemsize, int64_t m, int64_t n, int64_t k);
+fg_gemm_plan fg_gemm_plan_for(int64_t rows, int64_t cols, int64_t depth);
+/* block p of `plan`: rows or columns [*lo, *hi) */
+void fg_gemm_bounds(const fg_gemm_plan *plan, int64_t p, int64_t *lo, int64_t *hi);
+/* BLAS set to one thread for a product of these sizes, when it would use more; returns the
+ * count for fg_blas_restore */
+int fg_blas_single_thread(const fg_blas *blas, int64_t m, int64_t n, int64_t k);
+void fg_blas_restore(const fg_blas *blas, int previous);
+/* out = op(a) @ op(b) + beta out over rows (along_rows) or columns [lo, hi) of out (m, n):
+ * one BLAS call on the calling thread; k >= 1 */
+void fg_gemm_block_f32(const fg_blas *blas, const float *a, const float *b, int64_t m,
+                       int64_t n, int64_t k, int trans_a, int trans_b, float beta, float *out,
+                       int along_rows, int64_t lo, int64_t hi);
+void fg_gemm_block_f64(const fg_blas *blas, const double *a, const double *b, int64_t m,
+                       int64_t n, int64_t k, int trans_a, int trans_b, double beta,
+                       double *out, int along_rows, int64_t lo, int64_t hi);
 
 /* ---- float ---- */
 static inline float fg_expm1_reduced32(float r)

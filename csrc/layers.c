@@ -1,34 +1,17 @@
-/* layers.c: the pointwise work around the layers' matrix products: activations, the linear
- * epilogues, cross-entropy, batchnorm and the LSTM cell.
+/* layers.c: the layers' kernels: activations, the linear layer (its product by gemm.c's
+ * blocks, fused with the bias and activation), cross-entropy, batchnorm and the LSTM cell.
  *
  * The type-generic bodies are in layers.inc, compiled once for float and once for double.
  * Work is split into pieces of about FG_CHUNK elements (whole rows), run in parallel from the
- * kernel's threshold below. Reductions (bias gradient, batchnorm statistics) sum each piece
- * into its own double partial and add the partials in piece order: the pieces depend on the
- * shapes only, so results are bit-identical for every thread count.
+ * caller's parallel_min (fastgrad.h's FG_PAR_* are the measured values). Reductions (bias
+ * gradient, batchnorm statistics) sum each piece into its own double partial and add the
+ * partials in piece order: the pieces depend on the shapes only, so results are
+ * bit-identical for every thread count.
  */
 #include <stdlib.h>
 
 #include "fastgrad.h"
 #include "fg_internal.h"
-
-/* Below these sizes (elements of the largest array) a kernel runs serially: the Numba
- * backend's thresholds (fastgrad/backends/numba_cpu/_layers.py). These kernels run between
- * NumPy GEMMs, whose OpenBLAS workers keep spinning after each call; a parallel region right
- * after one waits for a core, so a kernel goes parallel only where its serial time (about
- * 16 ms) dwarfs that wait. */
-#define FG_PAR_ACTIVATION (1 << 27)
-#define FG_PAR_ACTIVATION_EXP (1 << 25)
-#define FG_PAR_LINEAR_GRAD (1 << 26)
-#define FG_PAR_CROSS_ENTROPY (1 << 24)
-#define FG_PAR_BATCHNORM (1 << 26)
-#define FG_PAR_LSTM (1 << 25)
-
-static inline int64_t fg_par_activation(int activation)
-{
-    return activation == FG_SIGMOID || activation == FG_TANH ? FG_PAR_ACTIVATION_EXP
-                                                              : FG_PAR_ACTIVATION;
-}
 
 /* Rows per reduction piece over rows of `width` elements: about FG_CHUNK elements, and at
  * most FG_MAX_PIECES pieces. */

@@ -1,7 +1,11 @@
 """The C backend beyond the generated parity tests: its header from C alone, variants of the
 kernels the registry's examples do not reach, the reference fallback, thread-count
-determinism, its import cost (no Numba) and how it reports a missing build."""
+determinism, its matrix products (blocks, BLAS thread count, agreement with the Numba
+backend), its import cost (no Numba) and how it reports a missing build."""
 import copy
+import ctypes
+import importlib.util
+import itertools
 import os
 import pathlib
 import shutil
@@ -13,10 +17,11 @@ import numpy as np
 import pytest
 
 from fastgrad import backends
-from fastgrad.backends import ACTIVATIONS, KERNELS, K
+from fastgrad.backends import ACTIVATIONS, KERNELS, K, blas
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CSRC = ROOT / "csrc"
+_SOURCES = [str(CSRC / name) for name in ("arena.c", "layers.c", "gemm.c")]
 
 
 def _c_backend():
@@ -30,6 +35,22 @@ def _c_backend():
 @pytest.fixture
 def c():
     return _c_backend()
+
+
+@pytest.fixture
+def c_products(c):
+    """The C backend where its products run in C: skipped without a usable BLAS."""
+    if not blas.AVAILABLE:
+        pytest.skip(f"no usable BLAS: {blas.REASON}")
+    return c
+
+
+@pytest.fixture
+def threads(c):
+    """Set the C kernels' OpenMP thread count within a test; restored afterwards."""
+    previous = c.get_num_threads()
+    yield c.set_num_threads
+    c.set_num_threads(previous)
 
 
 # ------------------------------------------------------------------------- the header alone
@@ -52,22 +73,24 @@ int main(void)
     double grads[3] = {3.0, 4.0, 12.0};
     int64_t offsets[4] = {0, 2, 2, 3};
     double norms[3], total;
-    if (fg_clip_grad_norm_f64(grads, 3, offsets, 3, 1.0, 2.0, 0, norms, &total) != FG_OK)
+    if (fg_clip_grad_norm_f64(grads, 3, offsets, 3, 1.0, 2.0, 0, norms, &total,
+                              FG_PAR_NORMS) != FG_OK)
         failures++;
     double coef = 1.0 / (13.0 + 1e-6);
     failures += !close_to(total, 13.0, 1e-15) || !close_to(norms[0], 5.0, 1e-15) ||
                 norms[1] != 0.0 || !close_to(norms[2], 12.0, 1e-15);
     failures += !close_to(grads[0], 3.0 * coef, 1e-15) || !close_to(grads[2], 12.0 * coef, 1e-15);
     int64_t bad[4] = {0, 2, 1, 3};
-    failures += fg_segment_norms_f64(grads, 3, bad, 3, 2.0, norms, &total) != FG_ERR_OFFSETS;
+    failures += fg_segment_norms_f64(grads, 3, bad, 3, 2.0, norms, &total, FG_PAR_NORMS) !=
+                FG_ERR_OFFSETS;
     /* one SGD step with momentum (first step: the buffer takes the gradient) */
     float param[2] = {1.0f, -2.0f}, grad[2] = {0.5f, 0.25f}, buffer[2] = {9.0f, 9.0f};
-    fg_sgd_step_f32(param, grad, buffer, 2, 0.1, 0.9, 0.0, 0.0, 0, 0, 1);
+    fg_sgd_step_f32(param, grad, buffer, 2, 0.1, 0.9, 0.0, 0.0, 0, 0, 1, FG_PAR_SGD);
     failures += !close_to(param[0], 0.95, 1e-7) || !close_to(param[1], -2.025, 1e-7) ||
                 buffer[0] != 0.5f;
     /* one Adam step: the first step moves each parameter by about lr against its gradient */
     double p[2] = {1.0, 1.0}, g[2] = {0.5, -3.0}, m[2] = {0, 0}, v[2] = {0, 0};
-    fg_adam_step_f64(p, g, m, v, NULL, 2, 1, 0.01, 0.9, 0.999, 1e-8, 0.0, 0, 0);
+    fg_adam_step_f64(p, g, m, v, NULL, 2, 1, 0.01, 0.9, 0.999, 1e-8, 0.0, 0, 0, FG_PAR_ADAM);
     failures += !close_to(p[0], 0.99, 1e-7) || !close_to(p[1], 1.01, 1e-7);
     printf("%.17g %.17g %.17g %.17g\n", total, grads[0], p[0], p[1]);
     return failures;
@@ -75,19 +98,24 @@ int main(void)
 """
 
 
-def test_header_and_sources_build_and_run_from_c_alone(tmp_path):
+def _build_and_run(tmp_path, source):
+    """Compile ``source`` with csrc/'s sources (warnings are errors) and run it: its result."""
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if compiler is None:
         pytest.skip("no C compiler (cc) on PATH")
     program = tmp_path / "program.c"
-    program.write_text(_PROGRAM)
+    program.write_text(source)
     binary = tmp_path / "program"
     build = subprocess.run(
         [compiler, "-O2", "-std=c11", "-Wall", "-Werror", "-Wno-unknown-pragmas", f"-I{CSRC}",
-         str(program), str(CSRC / "arena.c"), str(CSRC / "layers.c"), "-o", str(binary), "-lm"],
+         str(program), *_SOURCES, "-o", str(binary), "-lm"],
         capture_output=True, text=True, timeout=120)
     assert build.returncode == 0, build.stderr
-    run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=30)
+    return subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
+
+
+def test_header_and_sources_build_and_run_from_c_alone(tmp_path):
+    run = _build_and_run(tmp_path, _PROGRAM)
     assert run.returncode == 0, f"{run.returncode} checks failed in C: {run.stdout}"
     total, first, p0, p1 = map(float, run.stdout.split())
     # the same calls on the NumPy reference
@@ -99,6 +127,76 @@ def test_header_and_sources_build_and_run_from_c_alone(tmp_path):
     KERNELS["adam_step"].reference(p, np.array([0.5, -3.0]), m, v, None, 1, 0.01, 0.9, 0.999,
                                    1e-8, 0.0, False, False)
     np.testing.assert_allclose([p0, p1], p, rtol=1e-15)
+
+
+_GEMM_PROGRAM = r"""
+#include <string.h>
+#include "fastgrad.h"
+
+/* a row-major CBLAS dgemm with 32-bit integers (an LP64 BLAS), naive */
+static void naive_dgemm(int order, int trans_a, int trans_b, int32_t m, int32_t n, int32_t k,
+                        double alpha, const double *a, int32_t lda, const double *b,
+                        int32_t ldb, double beta, double *c, int32_t ldc)
+{
+    (void)order;
+    for (int32_t i = 0; i < m; i++)
+        for (int32_t j = 0; j < n; j++) {
+            double s = 0.0;
+            for (int32_t p = 0; p < k; p++)
+                s += (trans_a == 112 ? a[p * lda + i] : a[i * lda + p]) *
+                     (trans_b == 112 ? b[j * ldb + p] : b[p * ldb + j]);
+            c[i * ldc + j] = alpha * s + (beta == 0.0 ? 0.0 : beta * c[i * ldc + j]);
+        }
+}
+
+#define M 200
+#define N 100
+#define K 300
+int main(void)
+{
+    static double a[M * K], b[N * K], bias[N], out[M * N], want[M * N];
+    for (int i = 0; i < M * K; i++)
+        a[i] = (double)(i % 17) - 8.0;
+    for (int i = 0; i < N * K; i++)
+        b[i] = (double)(i % 13) / 4.0 - 1.5;
+    for (int j = 0; j < N; j++)
+        bias[j] = j - 50.0;
+    fg_blas blas = {0, (uintptr_t)naive_dgemm, 0, 0, 32};
+    int along_rows;
+    int64_t edges[FG_GEMM_MAX_BLOCKS + 1];
+    if (fg_gemm_blocks(M, N, K, &along_rows, edges) != 5 || !along_rows || edges[5] != M)
+        return 10;
+    /* out = a @ b.T in five blocks: each element from the same loop as in one call */
+    if (fg_gemm_f64(a, b, M, N, K, 0, 1, 0, out, &blas) != FG_OK)
+        return 11;
+    naive_dgemm(101, 111, 112, M, N, K, 1.0, a, K, b, K, 0.0, want, N);
+    if (memcmp(out, want, sizeof out) != 0)
+        return 12;
+    /* the linear layer: relu(a @ b.T + bias), the epilogue on each block */
+    if (fg_linear_fwd_f64(a, b, bias, M, K, N, FG_RELU, out, &blas, FG_PAR_ACTIVATION) != FG_OK)
+        return 13;
+    for (int i = 0; i < M * N; i++) {
+        double v = want[i] + bias[i % N];
+        if (out[i] != (v < 0 ? 0 : v))
+            return 14;
+    }
+    /* no sgemm, or an integer width BLAS does not have: refused, nothing written */
+    float f[4] = {1, 2, 3, 4};
+    if (fg_gemm_f32(f, f, 2, 2, 1, 0, 0, 0, f, &blas) != FG_ERR_BLAS || f[0] != 1)
+        return 15;
+    blas.int_bits = 16;
+    if (fg_gemm_f64(a, b, M, N, K, 0, 1, 0, out, &blas) != FG_ERR_BLAS)
+        return 16;
+    return 0;
+}
+"""
+
+
+def test_products_from_c_alone_with_a_32_bit_blas(tmp_path):
+    """The block GEMM and the fused linear layer through the header alone, with a BLAS of
+    32-bit integers (NumPy's is 64-bit): every block the same as one whole call."""
+    run = _build_and_run(tmp_path, _GEMM_PROGRAM)
+    assert run.returncode == 0, f"check {run.returncode} failed in C"
 
 
 # ---------------------------------------------------- variants the registry's examples miss
@@ -130,6 +228,25 @@ def _bn_bwd_example(dtype, shape, **changes):
                 grad_bias=np.empty_like(weight))
     args.update(changes)
     return args
+
+
+def _linear_blocks(dtype, rows, in_features, out_features, activation, bias=True):
+    """A linear layer whose product the C backend cuts into several blocks."""
+    rng = np.random.default_rng(rows + in_features + out_features)
+    weight = rng.standard_normal((out_features, in_features)) / np.sqrt(in_features)
+    return dict(x=rng.standard_normal((rows, in_features)).astype(dtype),
+                weight=weight.astype(dtype),
+                bias=rng.standard_normal(out_features).astype(dtype) if bias else None,
+                activation=activation, out=np.empty((rows, out_features), dtype))
+
+
+def _linear_bwd_blocks(dtype, activation):
+    forward = _linear_blocks(dtype, 300, 100, 130, activation)
+    KERNELS["linear_fwd"].reference(**forward)
+    x, weight, out = forward["x"], forward["weight"], forward["out"]
+    return dict(grad_out=np.random.default_rng(2).standard_normal(out.shape).astype(dtype), x=x,
+                weight=weight, out=out, activation=activation, grad_x=np.empty_like(x),
+                grad_weight=np.empty_like(weight), grad_bias=np.empty_like(forward["bias"]))
 
 
 def _linear_bwd_example(dtype, activation, **changes):
@@ -183,6 +300,13 @@ VARIANTS = {
                                                              activation=_RELU)),
     "linear-sigmoid": lambda d: ("linear_fwd", _example("linear_fwd", d,
                                                         activation=ACTIVATIONS["sigmoid"])),
+    # 3.9M multiply-adds: 3 blocks of rows; 12M: 8 blocks of columns
+    "linear-blocks-rows-tanh": lambda d: ("linear_fwd", _linear_blocks(
+        d, 300, 100, 130, ACTIVATIONS["tanh"])),
+    "linear-blocks-columns-relu-no-bias": lambda d: ("linear_fwd", _linear_blocks(
+        d, 40, 300, 1000, _RELU, bias=False)),
+    "linear-bwd-blocks-sigmoid": lambda d: ("linear_bwd", _linear_bwd_blocks(
+        d, ACTIVATIONS["sigmoid"])),
     "linear-bwd-relu-bias-only": lambda d: ("linear_bwd", _linear_bwd_example(
         d, _RELU, grad_x=None, grad_weight=None)),
     "linear-bwd-none-no-bias": lambda d: ("linear_bwd", _linear_bwd_example(
@@ -288,14 +412,15 @@ int main(void)
         fg_set_num_threads(t + 1);
         if (fg_get_num_threads() != t + 1)
             return 100;
-        if (fg_segment_norms_f32(values, N, offsets, 3, 2.0, out[t], &total[t]) != FG_OK)
+        /* parallel from 4096 elements: the OpenMP paths at this size */
+        if (fg_segment_norms_f32(values, N, offsets, 3, 2.0, out[t], &total[t], 4096) != FG_OK)
             return 101;
         memcpy(param[t], values, sizeof values);
         memset(m[t], 0, sizeof m[t]);
         memset(v[t], 0, sizeof v[t]);
         for (int step = 1; step <= 3; step++)
             fg_adam_step_f32(param[t], grad, m[t], v[t], NULL, N, step, 1e-3, 0.9, 0.999, 1e-8,
-                             0.01, 1, 0);
+                             0.01, 1, 0, 4096);
     }
     int differ = total[0] != total[1] || memcmp(out[0], out[1], sizeof out[0]) != 0 ||
                  memcmp(param[0], param[1], sizeof param[0]) != 0;
@@ -306,9 +431,8 @@ int main(void)
 
 
 def test_parallel_kernels_are_bit_identical_for_one_and_two_threads(tmp_path):
-    """The library's thresholds keep arenas of this size serial (training steps run them between
-    GEMMs); a build with low thresholds (-D) reaches the OpenMP paths and must not change a
-    bit between 1 and 2 threads."""
+    """Kernels run with a low threshold (their OpenMP paths) must not change a bit between 1
+    and 2 threads."""
     compiler = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc")
     if compiler is None:
         pytest.skip("no C compiler (cc) on PATH")
@@ -316,8 +440,7 @@ def test_parallel_kernels_are_bit_identical_for_one_and_two_threads(tmp_path):
     program.write_text(_THREADS_PROGRAM)
     binary = tmp_path / "threads"
     build = subprocess.run(
-        [compiler, "-O2", "-std=c11", "-fopenmp", "-DFG_PAR_NORMS=4096", "-DFG_PAR_ADAM=4096",
-         f"-I{CSRC}", str(program), str(CSRC / "arena.c"), str(CSRC / "layers.c"),
+        [compiler, "-O2", "-std=c11", "-fopenmp", f"-I{CSRC}", str(program), *_SOURCES,
          "-o", str(binary), "-lm"], capture_output=True, text=True, timeout=120)
     if build.returncode != 0 and "openmp" in build.stderr.lower():
         pytest.skip(f"the compiler has no OpenMP: {build.stderr.strip()[:200]}")
@@ -326,6 +449,173 @@ def test_parallel_kernels_are_bit_identical_for_one_and_two_threads(tmp_path):
     assert run.returncode == 0, f"1 and 2 threads differ (exit {run.returncode})"
     assert float(run.stdout) > 0
 
+
+# --------------------------------------------------------------------------- matrix products
+#: (m, n, k): odd sizes, empty dimensions, and products of several blocks (the comments)
+GEMM_SHAPES = [(1, 1, 1), (5, 7, 3), (17, 33, 9), (0, 6, 4), (6, 0, 4), (6, 5, 0),
+               (100, 100, 100),   # 1 block, beyond OpenBLAS's serial size
+               (300, 200, 100),   # 5 blocks of rows
+               (45, 1001, 70),    # 3 blocks of columns, the last one ragged
+               (1000, 129, 257)]  # 8 blocks of rows
+GEMM_FLAGS = list(itertools.product((False, True), repeat=3))  # trans_a, trans_b, accumulate
+_MULTI_BLOCK = [shape for shape in GEMM_SHAPES if shape[0] * shape[1] * shape[2] >= 1 << 21]
+
+
+def _gemm_args(dtype, shape, trans_a, trans_b, accumulate):
+    m, n, k = shape
+    rng = np.random.default_rng(m + 3 * n + 7 * k)
+    a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return dict(a=a, b=b, trans_a=trans_a, trans_b=trans_b, accumulate=accumulate,
+                out=rng.standard_normal((m, n)).astype(dtype))
+
+
+def _no_reference(module, monkeypatch):
+    """Make every fallback of ``module`` to the reference fail the test."""
+    def refuse(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"{name} fell back to the reference")
+        return call
+    monkeypatch.setattr(module, "_reference",
+                        types.SimpleNamespace(**{name: refuse(name) for name in KERNELS}))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("shape", GEMM_SHAPES, ids=lambda s: "x".join(map(str, s)))
+def test_gemm_matches_numpy_in_c(c_products, monkeypatch, shape, dtype):
+    _no_reference(c_products, monkeypatch)
+    rtol, atol = (1e-4, 1e-4) if dtype == np.float32 else (1e-12, 1e-12)
+    for flags in GEMM_FLAGS:
+        args = _gemm_args(dtype, shape, *flags)
+        a, b = args["a"].astype(np.float64), args["b"].astype(np.float64)
+        expected = (a.T if flags[0] else a) @ (b.T if flags[1] else b)
+        if flags[2]:
+            expected += args["out"]
+        c_products.gemm(**args)
+        np.testing.assert_allclose(args["out"], expected, rtol=rtol, atol=atol,
+                                   err_msg=f"trans_a, trans_b, accumulate = {flags}")
+
+
+def test_gemm_blocks_follow_the_header_rule(c):
+    """fg_gemm_blocks: at most FG_GEMM_MAX_BLOCKS blocks of FG_GEMM_MIN_BLOCK_WORK
+    multiply-adds or more, edges at multiples of FG_GEMM_ALIGN covering the longer side."""
+    lib, edges, along = c._lib, c._ffi.new("int64_t[]", c._lib.FG_GEMM_MAX_BLOCKS + 1), \
+        c._ffi.new("int *")
+    for m, n, k in [(1000, 129, 257), (45, 1001, 70), (300, 200, 100), (8, 8, 1 << 20),
+                    (64, 64, 64), (0, 5, 3), (33, 2, 1 << 16)]:
+        blocks = lib.fg_gemm_blocks(m, n, k, along, edges)
+        side = m if along[0] else n
+        assert bool(along[0]) == (m > n)
+        assert 1 <= blocks <= lib.FG_GEMM_MAX_BLOCKS
+        assert blocks == 1 or m * n * k // blocks >= lib.FG_GEMM_MIN_BLOCK_WORK
+        cuts = list(edges[0:blocks + 1])
+        assert cuts[0] == 0 and cuts[-1] == side and cuts == sorted(cuts)
+        assert all(cut % lib.FG_GEMM_ALIGN == 0 for cut in cuts[:-1])
+    assert lib.fg_gemm_blocks(300, 200, 100, along, edges) == 5  # the shapes above rely on it
+
+
+def test_products_are_bit_identical_for_one_and_two_threads(c_products, threads):
+    results = {}
+    for count in (1, 2):
+        threads(count)
+        outputs = []
+        for dtype, shape, flags in itertools.product((np.float32, np.float64), _MULTI_BLOCK,
+                                                     GEMM_FLAGS):
+            args = _gemm_args(dtype, shape, *flags)
+            c_products.gemm(**args)
+            outputs.append(args["out"])
+        for dtype in (np.float32, np.float64):
+            for name, args in [
+                    ("linear_fwd", _linear_blocks(dtype, 300, 100, 130, ACTIVATIONS["tanh"])),
+                    ("linear_bwd", _linear_bwd_blocks(dtype, _RELU))]:
+                getattr(c_products, name)(**args)
+                outputs += [args[key] for key in KERNELS[name].writes]
+        results[count] = outputs
+    for one, two in zip(results[1], results[2]):
+        assert one.tobytes() == two.tobytes()
+
+
+def test_gemm_is_bit_identical_to_the_numba_backends(c_products):
+    numba_backend = backends._load("numba") if "numba" in backends.BACKEND_MODULES else None
+    if numba_backend is None or not hasattr(numba_backend, "gemm"):
+        pytest.skip(f"the numba backend's gemm is unavailable: "
+                    f"{backends.describe().get('numba', 'not registered')}")
+    for dtype, shape, flags in itertools.product((np.float32, np.float64), GEMM_SHAPES,
+                                                 GEMM_FLAGS):
+        args = _gemm_args(dtype, shape, *flags)
+        twin = copy.deepcopy(args)
+        c_products.gemm(**args)
+        numba_backend.gemm(**twin)
+        assert args["out"].tobytes() == twin["out"].tobytes(), \
+            f"{np.dtype(dtype).name} {shape} trans_a, trans_b, accumulate = {flags}"
+
+
+def test_gemm_blocks_are_the_numba_backends(c):
+    """One blocking rule for both compiled backends: the same constants and the same edges."""
+    if "numba" not in backends.available():
+        pytest.skip(f"the numba backend is unavailable: {backends.describe().get('numba')}")
+    from fastgrad.backends.numba_cpu import _layers as _gemm
+
+    lib = c._lib
+    assert (_gemm.ALIGN, _gemm.MIN_BLOCK_WORK, _gemm.MAX_BLOCKS, _gemm.BLAS_SERIAL_WORK) == (
+        lib.FG_GEMM_ALIGN, lib.FG_GEMM_MIN_BLOCK_WORK, lib.FG_GEMM_MAX_BLOCKS,
+        lib.FG_GEMM_BLAS_SERIAL_WORK)
+    edges, along = c._ffi.new("int64_t[]", lib.FG_GEMM_MAX_BLOCKS + 1), c._ffi.new("int *")
+    for m, n, k in GEMM_SHAPES + [(8, 8, 1 << 20), (33, 2, 1 << 16), (129, 4000, 999)]:
+        blocks, along_rows = _gemm._gemm_pieces(m, n, k)
+        side = m if along_rows else n
+        bounds = [_gemm._piece_bounds(side, blocks, p) for p in range(blocks)]
+        assert lib.fg_gemm_blocks(m, n, k, along, edges) == blocks, (m, n, k)
+        assert bool(along[0]) == bool(along_rows), (m, n, k)
+        assert list(zip(edges[0:blocks], edges[1:blocks + 1])) == bounds, (m, n, k)
+
+
+def test_products_leave_the_blas_thread_count_as_it_was(c_products):
+    get_threads = ctypes.CFUNCTYPE(ctypes.c_int)(blas.GET_THREADS)
+    set_threads = ctypes.CFUNCTYPE(None, ctypes.c_int)(blas.SET_THREADS)
+    original = get_threads()
+    try:
+        for count in (2, 1, original):
+            set_threads(count)
+            expected = get_threads()  # BLAS may cap the count
+            for shape in [(1000, 129, 257), (100, 100, 100), (5, 7, 3)]:  # 8 blocks, 1, tiny
+                c_products.gemm(**_gemm_args(np.float32, shape, False, True, True))
+                assert get_threads() == expected, f"after a {shape} product"
+            c_products.linear_fwd(**_linear_blocks(np.float64, 300, 100, 130, _RELU))
+            c_products.linear_bwd(**_linear_bwd_blocks(np.float32, _RELU))
+            assert get_threads() == expected, "after the linear layer"
+    finally:
+        set_threads(original)
+
+
+def test_without_a_usable_blas_products_are_numpys_and_kernels_serial_longer(c, monkeypatch):
+    """The C backend loaded where no usable BLAS was found: gemm is the reference, the linear
+    layer multiplies with NumPy, and the thresholds are the FG_PAR_*_SPINNING ones."""
+    monkeypatch.setattr(blas, "AVAILABLE", False)
+    spec = importlib.util.find_spec("fastgrad.backends.c")
+    module = importlib.util.module_from_spec(spec)  # a second instance: the first is untouched
+    spec.loader.exec_module(module)
+    assert module.PARALLEL_MIN["adam"] == module._lib.FG_PAR_ADAM_SPINNING
+    assert module.PARALLEL_MIN["activation"] == module._lib.FG_PAR_ACTIVATION_SPINNING
+    for name, args in [("linear_fwd", _linear_blocks(np.float64, 300, 100, 130, _RELU)),
+                       ("linear_bwd", _linear_bwd_blocks(np.float64, ACTIVATIONS["tanh"]))]:
+        expected = copy.deepcopy(args)
+        KERNELS[name].reference(**expected)
+        getattr(module, name)(**args)
+        for key in KERNELS[name].writes:
+            np.testing.assert_allclose(args[key], expected[key], rtol=1e-12, atol=1e-12)
+    fallbacks = []
+    monkeypatch.setattr(module, "_reference", types.SimpleNamespace(
+        gemm=lambda *args: fallbacks.append("gemm")))
+    module.gemm(**_gemm_args(np.float64, (5, 7, 3), False, False, False))
+    assert fallbacks == ["gemm"]
+
+
+def test_with_a_usable_blas_kernels_use_the_one_pool_thresholds(c_products):
+    lib = c_products._lib
+    for group, value in c_products.PARALLEL_MIN.items():
+        name = f"FG_PAR_{group.upper()}"
+        assert value == getattr(lib, name) < getattr(lib, f"{name}_SPINNING"), group
 
 # -------------------------------------------------------------------- import and availability
 _TRAIN_STEP = """

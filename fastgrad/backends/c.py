@@ -2,10 +2,15 @@
 
 Same names, signatures and outputs as the reference (:mod:`fastgrad.backends.numpy_ref`); no
 JIT, so nothing is compiled at run time, and importing it costs cffi and one shared library,
-not Numba. Matrix products stay with NumPy's BLAS; the C kernels fuse what surrounds them
-(bias, activation, derivative, bias gradient) and everything memory-bound (norms, clipping,
-optimiser steps, batchnorm, the LSTM cell, cross-entropy), in one pass each. Reductions sum
-fixed pieces in double and combine them in order: results do not depend on the thread count.
+not Numba. Matrix products (:func:`gemm`, and those inside :func:`linear_fwd` and
+:func:`linear_bwd`) run on the C kernels' own OpenMP threads, cut into blocks fixed by the
+shapes, each block one single-threaded call of the BLAS NumPy loaded (one pool, see
+:mod:`fastgrad.backends.blas`); the linear layer's bias and activation run on each block right
+after its product. The C kernels fuse what surrounds the products (bias, activation,
+derivative, bias gradient) and everything memory-bound (norms, clipping, optimiser steps,
+batchnorm, the LSTM cell, cross-entropy), in one pass each. Reductions sum fixed pieces in
+double and combine them in order, and the products' blocks depend on the shapes only: results
+do not depend on the thread count.
 
 Arrays are passed as pointers with no copy (``ffi.from_buffer``) when they are C-contiguous
 float32 or float64 of one dtype and of the shapes the kernel expects; any other call (float16,
@@ -13,9 +18,12 @@ a strided view, shapes the C code does not take) runs the reference kernel, so t
 never sees a size it could overrun. The C functions also check what they can (segment
 offsets, class targets) and report it; the wrappers raise the reference's exceptions.
 
-Threads: kernels above their size threshold run under OpenMP with the count set by
-:func:`set_num_threads` (``omp_set_num_threads``; by default ``OMP_NUM_THREADS`` or the number
-of CPUs).
+Threads: kernels from their size threshold (:data:`PARALLEL_MIN`) run under OpenMP with the
+count set by :func:`set_num_threads` (``omp_set_num_threads``; by default ``OMP_NUM_THREADS``
+or the number of CPUs). The thresholds are csrc/fastgrad.h's ``FG_PAR_*``, read from the
+compiled module: the kernel-alone crossovers when the products run on these threads, much
+higher ones (``FG_PAR_*_SPINNING``) when no usable BLAS was found and the products are NumPy's,
+whose BLAS threads keep spinning after each call and stall a parallel region that follows.
 
 Raises ImportError on import when the compiled module is missing (no C compiler at install,
 or a failed build) or was built from another version of ``csrc/fastgrad.h``; the backend
@@ -24,6 +32,7 @@ registry shows that reason in :func:`fastgrad.backends.describe`.
 import numpy as np
 
 from .. import threads as _threads
+from . import blas
 from . import numpy_ref as _reference
 from .spec import ACTIVATIONS, raise_bad_target
 
@@ -36,18 +45,18 @@ except ImportError as error:
         f"a C compiler, e.g. `pip install -e .` ({error})") from error
 
 #: The version of csrc/fastgrad.h these wrappers are written for (its FG_ABI_VERSION).
-ABI_VERSION = 1
+ABI_VERSION = 2
 
 if _lib.fg_abi_version() != ABI_VERSION:
     raise ImportError(f"the compiled C kernels implement ABI version {_lib.fg_abi_version()}, "
                       f"these wrappers ABI version {ABI_VERSION}: a stale build; rebuild "
                       f"with `pip install -e .`")
 
-__all__ = ["activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd", "cross_entropy_fwd",
-           "cross_entropy_bwd", "fill", "segment_norms", "monitor_norms", "clip_grad_norm",
-           "clip_grad_range", "scale", "axpy", "grad_window_mean", "sgd_step", "adam_step",
-           "rmsprop_step", "adagrad_step", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd",
-           "lstm_cell_bwd"]
+__all__ = ["gemm", "activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd",
+           "cross_entropy_fwd", "cross_entropy_bwd", "fill", "segment_norms", "monitor_norms",
+           "clip_grad_norm", "clip_grad_range", "scale", "axpy", "grad_window_mean", "sgd_step",
+           "adam_step", "rmsprop_step", "adagrad_step", "batchnorm_fwd", "batchnorm_bwd",
+           "lstm_cell_fwd", "lstm_cell_bwd"]
 
 #: True when the kernels were compiled with OpenMP (False: they all run serially).
 OPENMP = bool(_lib.fg_openmp())
@@ -57,15 +66,33 @@ _CTYPES = {_F32: "float[]", _F64: "double[]", _I64: "int64_t[]"}
 _SUFFIX = {_F32: "f32", _F64: "f64"}
 _C_NAMES = ("fill", "scale", "clip_grad_range", "axpy", "grad_window_mean", "segment_norms",
             "monitor_norms", "clip_grad_norm", "sgd_step", "adam_step", "rmsprop_step",
-            "adagrad_step", "activation_fwd", "activation_bwd", "linear_epilogue", "linear_grad",
-            "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd",
-            "lstm_cell_fwd", "lstm_cell_bwd")
+            "adagrad_step", "gemm", "activation_fwd", "activation_bwd", "linear_fwd",
+            "linear_epilogue", "linear_grad", "cross_entropy_fwd", "cross_entropy_bwd",
+            "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd", "lstm_cell_bwd")
 #: The C function of each kernel, by dtype and name: ``_C[dtype][name]``.
 _C = {dtype: {name: getattr(_lib, f"fg_{name}_{suffix}") for name in _C_NAMES}
       for dtype, suffix in _SUFFIX.items()}
 _NULL = _ffi.NULL
-_ERR_OFFSETS, _ERR_MEMORY = -1, -2
+_ERR_OFFSETS, _ERR_MEMORY, _ERR_BLAS = -1, -2, -3
 _INT64 = (-(1 << 63), (1 << 63) - 1)
+
+#: The BLAS the products call (its addresses from :mod:`~fastgrad.backends.blas`), or None
+#: when none is usable: the products are then NumPy's.
+_BLAS = (_ffi.new("fg_blas *", dict(sgemm=blas.SGEMM, dgemm=blas.DGEMM,
+                                    get_threads=blas.GET_THREADS, set_threads=blas.SET_THREADS,
+                                    int_bits=blas.INT_BITS))
+         if blas.AVAILABLE else None)
+#: The largest size a product may have on each side for the BLAS's integers.
+_BLAS_SIZE_MAX = (1 << (blas.INT_BITS - 1)) - 1 if blas.AVAILABLE else 0
+
+#: Size (elements of a kernel's largest array) from which each kernel runs in parallel, by
+#: kernel group: csrc/fastgrad.h's FG_PAR_<group>, or FG_PAR_<group>_SPINNING when the
+#: products are NumPy's (no usable BLAS).
+PARALLEL_MIN = {
+    group: getattr(_lib, f"FG_PAR_{group.upper()}" + ("" if blas.AVAILABLE else "_SPINNING"))
+    for group in ("activation", "activation_exp", "linear_grad", "cross_entropy", "batchnorm",
+                  "lstm", "fill", "norms", "scale", "clip", "axpy", "window", "sgd", "adam",
+                  "rmsprop", "adagrad")}
 
 
 def set_num_threads(n):
@@ -126,6 +153,12 @@ def _check(status, values, offsets):
         raise MemoryError("the C kernel could not allocate its work buffer")
 
 
+def _check_blas(status):
+    if status == _ERR_BLAS:  # the wrappers check sizes first: this is a bug, not bad input
+        raise RuntimeError(f"the C product rejected NumPy's BLAS ({blas.INT_BITS}-bit "
+                           f"integers, gemm at {blas.SGEMM:#x} and {blas.DGEMM:#x})")
+
+
 # ------------------------------------------------------------------------------------ arenas
 def fill(buffer, value):
     """Set every element of ``buffer`` to ``value``: see
@@ -133,7 +166,7 @@ def fill(buffer, value):
     c = _native(buffer.dtype, buffer)
     if c is None:
         return _reference.fill(buffer, value)
-    c["fill"](_out(buffer), buffer.size, value)
+    c["fill"](_out(buffer), buffer.size, value, PARALLEL_MIN["fill"])
 
 
 def _segments_native(values, offsets, out):
@@ -151,7 +184,8 @@ def segment_norms(values, offsets, norm_type, out):
         return _reference.segment_norms(values, offsets, norm_type, out)
     total = _ffi.new("double *")
     _check(c["segment_norms"](_in(values), values.size, _in(offsets), out.size,
-                              float(norm_type), _out(out), total), values, offsets)
+                              float(norm_type), _out(out), total, PARALLEL_MIN["norms"]),
+           values, offsets)
     return total[0]
 
 
@@ -166,8 +200,8 @@ def monitor_norms(grads, values, prev, offsets, have_prev, out):
             or not _contiguous(_F64, out)):
         return _reference.monitor_norms(grads, values, prev, offsets, have_prev, out)
     _check(c["monitor_norms"](_NULL if grads is None else _in(grads), _in(values), _out(prev),
-                              values.size, _in(offsets), segments, bool(have_prev), _out(out)),
-           values, offsets)
+                              values.size, _in(offsets), segments, bool(have_prev), _out(out),
+                              PARALLEL_MIN["norms"]), values, offsets)
 
 
 def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_param_out):
@@ -182,7 +216,8 @@ def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_
     total = _ffi.new("double *")
     _check(c["clip_grad_norm"](_out(grads), grads.size, _in(offsets), per_param_out.size,
                                max_norm, float(norm_type), bool(error_if_nonfinite),
-                               _out(per_param_out), total), grads, offsets)
+                               _out(per_param_out), total, PARALLEL_MIN["norms"]), grads,
+           offsets)
     return total[0]
 
 
@@ -192,7 +227,7 @@ def clip_grad_range(grads, min_value, max_value):
     c = _native(grads.dtype, grads)
     if c is None:
         return _reference.clip_grad_range(grads, min_value, max_value)
-    c["clip_grad_range"](_out(grads), grads.size, min_value, max_value)
+    c["clip_grad_range"](_out(grads), grads.size, min_value, max_value, PARALLEL_MIN["clip"])
 
 
 def scale(values, factor):
@@ -200,7 +235,7 @@ def scale(values, factor):
     c = _native(values.dtype, values)
     if c is None:
         return _reference.scale(values, factor)
-    c["scale"](_out(values), values.size, factor)
+    c["scale"](_out(values), values.size, factor, PARALLEL_MIN["scale"])
 
 
 def axpy(y, x, alpha):
@@ -208,7 +243,7 @@ def axpy(y, x, alpha):
     c = _native(y.dtype, y, x)
     if c is None or x.size != y.size:
         return _reference.axpy(y, x, alpha)
-    c["axpy"](_out(y), _in(x), y.size, alpha)
+    c["axpy"](_out(y), _in(x), y.size, alpha, PARALLEL_MIN["axpy"])
 
 
 def grad_window_mean(total, grad, weight, factor):
@@ -217,7 +252,8 @@ def grad_window_mean(total, grad, weight, factor):
     c = _native(grad.dtype, total, grad)
     if c is None or total.size != grad.size:
         return _reference.grad_window_mean(total, grad, weight, factor)
-    c["grad_window_mean"](_out(total), _out(grad), grad.size, weight, factor)
+    c["grad_window_mean"](_out(total), _out(grad), grad.size, weight, factor,
+                          PARALLEL_MIN["window"])
 
 
 # -------------------------------------------------------------------------------- optimisers
@@ -238,7 +274,8 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
         return _reference.sgd_step(param, grad, momentum_buffer, lr, momentum, dampening,
                                    weight_decay, nesterov, maximize, first_step)
     c["sgd_step"](_out(param), _in(grad), _opt(buffer), param.size, lr, momentum, dampening,
-                  weight_decay, bool(nesterov), bool(maximize), bool(first_step))
+                  weight_decay, bool(nesterov), bool(maximize), bool(first_step),
+                  PARALLEL_MIN["sgd"])
 
 
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
@@ -252,7 +289,7 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
                                     maximize)
     c["adam_step"](_out(param), _in(grad), _out(exp_avg), _out(exp_avg_sq),
                    _opt(max_exp_avg_sq), param.size, step, lr, beta1, beta2, eps, weight_decay,
-                   bool(decoupled_weight_decay), bool(maximize))
+                   bool(decoupled_weight_decay), bool(maximize), PARALLEL_MIN["adam"])
 
 
 def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
@@ -265,7 +302,7 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
                                        alpha, eps, weight_decay, momentum, maximize)
     c["rmsprop_step"](_out(param), _in(grad), _out(square_avg), _opt(grad_avg),
                       _opt(momentum_buffer), param.size, lr, alpha, eps, weight_decay,
-                      momentum, bool(maximize))
+                      momentum, bool(maximize), PARALLEL_MIN["rmsprop"])
 
 
 def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
@@ -276,11 +313,44 @@ def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, 
         return _reference.adagrad_step(param, grad, state_sum, step, lr, lr_decay,
                                        weight_decay, eps, maximize)
     c["adagrad_step"](_out(param), _in(grad), _out(state_sum), param.size, step, lr, lr_decay,
-                      weight_decay, eps, bool(maximize))
+                      weight_decay, eps, bool(maximize), PARALLEL_MIN["adagrad"])
+
+
+# -------------------------------------------------------------------------------------- gemm
+def _fits_blas(*sizes):
+    """True when the products run in C: a usable BLAS whose integers hold every size."""
+    if _BLAS is None:
+        return False
+    for size in sizes:
+        if size > _BLAS_SIZE_MAX:
+            return False
+    return True
+
+
+def gemm(a, b, trans_a, trans_b, accumulate, out):
+    """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``): see
+    :func:`fastgrad.backends.numpy_ref.gemm`. Fixed blocks on the OpenMP threads, each one
+    single-threaded BLAS call: bit-identical for any thread count, and to the Numba backend's
+    product (the same blocks). Without a usable BLAS, the reference (NumPy's product)."""
+    c = _native(out.dtype, a, b, out)
+    if c is None or a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
+        return _reference.gemm(a, b, trans_a, trans_b, accumulate, out)
+    m, k = a.shape[::-1] if trans_a else a.shape
+    depth, n = b.shape[::-1] if trans_b else b.shape
+    if out.shape != (m, n) or depth != k or not _fits_blas(m, n, k):
+        return _reference.gemm(a, b, trans_a, trans_b, accumulate, out)
+    _check_blas(c["gemm"](_in(a), _in(b), m, n, k, bool(trans_a), bool(trans_b),
+                          bool(accumulate), _out(out), _BLAS))
 
 
 # ------------------------------------------------------------------------- activations, linear
 _CODES = frozenset(ACTIVATIONS.values())
+_EXP_CODES = frozenset((ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]))
+
+
+def _activation_min(activation):
+    """The parallel threshold of a pass applying ``activation`` (exp-based ones cost more)."""
+    return PARALLEL_MIN["activation_exp" if activation in _EXP_CODES else "activation"]
 
 
 def activation_fwd(x, activation, out):
@@ -289,7 +359,7 @@ def activation_fwd(x, activation, out):
     c = _native(x.dtype, x, out)
     if c is None or x.shape != out.shape or activation not in _CODES:
         return _reference.activation_fwd(x, activation, out)
-    c["activation_fwd"](_in(x), _out(out), x.size, activation)
+    c["activation_fwd"](_in(x), _out(out), x.size, activation, _activation_min(activation))
 
 
 def activation_bwd(grad_out, out, activation, grad_in):
@@ -299,7 +369,8 @@ def activation_bwd(grad_out, out, activation, grad_in):
     if (c is None or not grad_out.shape == out.shape == grad_in.shape
             or activation not in _CODES):
         return _reference.activation_bwd(grad_out, out, activation, grad_in)
-    c["activation_bwd"](_in(grad_out), _in(out), _out(grad_in), out.size, activation)
+    c["activation_bwd"](_in(grad_out), _in(out), _out(grad_in), out.size, activation,
+                        PARALLEL_MIN["activation"])
 
 
 def _linear_shapes(x, weight, out):
@@ -310,22 +381,31 @@ def _linear_shapes(x, weight, out):
 
 def linear_fwd(x, weight, bias, activation, out):
     """``out = act(x @ weight.T + bias)``: see :func:`fastgrad.backends.numpy_ref.linear_fwd`.
-    The GEMM is NumPy's; the bias and the activation are one C pass over the output."""
+    The product in the blocks of :func:`gemm`, each followed on its thread by its bias and
+    activation while it is in cache. Without a usable BLAS, NumPy's product and then one C
+    pass for the bias and the activation."""
     c = _native(x.dtype, x, weight, bias, out)
     if (c is None or not _linear_shapes(x, weight, out) or activation not in _CODES
             or (bias is not None and bias.shape != (out.shape[1],))):
         return _reference.linear_fwd(x, weight, bias, activation, out)
+    rows, cols = out.shape
+    if _fits_blas(rows, cols, x.shape[1]):
+        _check_blas(c["linear_fwd"](_in(x), _in(weight), _NULL if bias is None else _in(bias),
+                                    rows, x.shape[1], cols, activation, _out(out), _BLAS,
+                                    _activation_min(activation)))
+        return
     np.matmul(x, weight.T, out=out)
     if bias is not None or activation != ACTIVATIONS["none"]:
-        c["linear_epilogue"](_out(out), out.shape[0], out.shape[1],
-                             _NULL if bias is None else _in(bias), activation)
+        c["linear_epilogue"](_out(out), rows, cols, _NULL if bias is None else _in(bias),
+                             activation, _activation_min(activation))
 
 
 def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
     """Gradients of :func:`linear_fwd`: see :func:`fastgrad.backends.numpy_ref.linear_bwd`.
 
     One C pass computes ``g = grad_out * act'(out)`` and the bias gradient ``g.sum(0)``
-    (double partials over fixed row pieces, added in order); the two GEMMs are NumPy's.
+    (double partials over fixed row pieces, added in order); then the two products, as
+    :func:`gemm`.
     """
     c = _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias)
     if (c is None or not _linear_shapes(x, weight, out) or grad_out.shape != out.shape
@@ -341,13 +421,14 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
         if derive:
             g = np.empty_like(grad_out)
         status = c["linear_grad"](_in(grad_out), _in(out), out.shape[0], out.shape[1],
-                                  activation, _out(g) if derive else _NULL, _opt(grad_bias))
+                                  activation, _out(g) if derive else _NULL, _opt(grad_bias),
+                                  PARALLEL_MIN["linear_grad"])
         if status == _ERR_MEMORY:
             raise MemoryError("the C kernel could not allocate its work buffer")
     if grad_x is not None:
-        np.matmul(g, weight, out=grad_x)
+        gemm(g, weight, False, False, False, grad_x)
     if grad_weight is not None:
-        np.matmul(g.T, x, out=grad_weight)
+        gemm(g, x, True, False, False, grad_weight)
 
 
 # ----------------------------------------------------------------------------- cross-entropy
@@ -373,7 +454,7 @@ def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
         return _reference.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
     rows, classes = logits.shape
     bad = c["cross_entropy_fwd"](_in(logits), rows, classes, _in(target), ignore_index,
-                                 _out(loss), _out(lse))
+                                 _out(loss), _out(lse), PARALLEL_MIN["cross_entropy"])
     raise_bad_target(bad, target, ignore_index, classes)
 
 
@@ -387,7 +468,8 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
                                             grad_logits)
     rows, classes = logits.shape
     bad = c["cross_entropy_bwd"](_in(logits), rows, classes, _in(target), _in(lse),
-                                 ignore_index, _in(grad_loss), _out(grad_logits))
+                                 ignore_index, _in(grad_loss), _out(grad_logits),
+                                 PARALLEL_MIN["cross_entropy"])
     raise_bad_target(bad, target, ignore_index, classes)
 
 
@@ -420,7 +502,7 @@ def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     status = c["batchnorm_fwd"](_in(x), n, channels, spatial,
                                 _NULL if weight is None else _in(weight),
                                 _NULL if bias is None else _in(bias), eps, _out(mean),
-                                _out(var), _out(invstd), _out(out))
+                                _out(var), _out(invstd), _out(out), PARALLEL_MIN["batchnorm"])
     if status == _ERR_MEMORY:
         raise MemoryError("the C kernel could not allocate its work buffer")
 
@@ -438,7 +520,8 @@ def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_b
     n, channels, spatial = x.shape
     status = c["batchnorm_bwd"](_in(grad_out), _in(x), n, channels, spatial,
                                 _NULL if weight is None else _in(weight), _in(mean),
-                                _in(invstd), _opt(grad_x), _opt(grad_weight), _opt(grad_bias))
+                                _in(invstd), _opt(grad_x), _opt(grad_weight), _opt(grad_bias),
+                                PARALLEL_MIN["batchnorm"])
     if status == _ERR_MEMORY:
         raise MemoryError("the C kernel could not allocate its work buffer")
 
@@ -465,7 +548,7 @@ def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
         return _reference.lstm_cell_fwd(gates, c_prev, gates_act, h, c)
     rows, hidden = c.shape
     kernels["lstm_cell_fwd"](_in(gates), _in(c_prev), rows, hidden, _out(gates_act), _out(h),
-                             _out(c))
+                             _out(c), PARALLEL_MIN["lstm"])
 
 
 def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev):
@@ -478,4 +561,5 @@ def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev)
                                         grad_c_prev)
     rows, hidden = c.shape
     kernels["lstm_cell_bwd"](_in(grad_h), _in(grad_c), _in(c_prev), _in(c), _in(gates_act),
-                             rows, hidden, _out(grad_gates), _opt(grad_c_prev))
+                             rows, hidden, _out(grad_gates), _opt(grad_c_prev),
+                             PARALLEL_MIN["lstm"])
