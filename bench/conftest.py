@@ -26,20 +26,19 @@ above the tables.
 import importlib.util
 import os
 import platform
-import subprocess
 import sys
 
 import numpy as np
 import pytest
 
 import fastgrad
+import machine  # bench/machine.py
 
 #: Threads per case (fastgrad's kernels, its BLAS and PyTorch's intra-op pool).
 THREADS = int(os.environ.get("FASTGRAD_BENCH_THREADS", "2"))
 #: Environment variables that also decide thread counts, recorded as they were.
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
                     "NUMBA_NUM_THREADS", "FASTGRAD_BENCH_THREADS")
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _LOAD = {}
 
 
@@ -104,25 +103,6 @@ def thread_counts():
     return counts
 
 
-def _cpu_model():
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _git(*args):
-    try:
-        return subprocess.run(("git",) + args, cwd=_ROOT, capture_output=True, text=True,
-                              timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return ""
-
-
 def _version(module):
     if importlib.util.find_spec(module) is None:
         return None
@@ -141,7 +121,7 @@ def environment():
     """What a reader needs next to the numbers: hardware, versions, threads, commit, and the
     load average before and after the run (a busy machine makes every number suspect)."""
     return {
-        "cpu_model": _cpu_model(),
+        "cpu_model": machine.cpu_model(),
         "cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
         else os.cpu_count(),
@@ -154,8 +134,8 @@ def environment():
         "backends": fastgrad.backends.available(),
         "threads": thread_counts(),
         "load_average": {"before": _LOAD.get("before"), "after": _load_average()},
-        "commit": _git("rev-parse", "--short", "HEAD"),
-        "dirty": bool(_git("status", "--porcelain", "--untracked-files=no")),
+        "commit": machine.git("rev-parse", "--short", "HEAD"),
+        "dirty": bool(machine.git("status", "--porcelain", "--untracked-files=no")),
     }
 
 

@@ -204,3 +204,156 @@ def test_compact_report_has_a_row_per_group_with_both_ratios(tmp_path, capsys):
     assert rows["adam-10Mx100"][1:] == ["80 ms (0.07× pt)", "4 ms (20.00× np, 1.40× pt)",
                                         "16 ms (5.00× np)", "5.6 ms (14.29× np)", ""]
     assert rows["triad-40MiB"][1:] == ["", "2.5 ms", "", "", ""]
+
+
+# ----------------------------------------------------------------- bench/vs_torch.py's table
+def _figures(median, check=1.0, other_cpu=0.0, errors=(), **extra):
+    """One library's figures in a vs_torch.py row: three rounds around ``median``."""
+    rounds = [dict(median_s=median * f, p10_s=median * f * 0.9, p90_s=median * f * 1.2,
+                   steps=100, warmup_steps=3, first_step_s=median * 50, other_cpu_cores=c)
+              for f, c in ((1.0, other_cpu), (0.9, 0.0), (1.1, 0.0))]
+    return dict(median_s=median, rounds=rounds, errors=list(errors),
+                check=dict(name="loss", value=check), **extra)
+
+
+def _vs_row(name, goal, fastgrad, torch, check_agrees=True):
+    ratio = None if not (fastgrad and torch and "median_s" in fastgrad and "median_s" in torch) \
+        else torch["median_s"] / fastgrad["median_s"]
+    check = None if ratio is None else dict(
+        name="loss", fastgrad=fastgrad["check"]["value"], torch=torch["check"]["value"],
+        relative_difference=0.0 if check_agrees else 0.02, tolerance=1e-3, agree=check_agrees)
+    return dict(name=name, label=f"{name} workload", goal=goal, fastgrad=fastgrad, torch=torch,
+                ratio=ratio, check=check)
+
+
+FASTGRAD_INFO = dict(backend="numba", versions={"numpy": "2.4.6", "numba": "0.68.1",
+                                                "fastgrad": "0.1.0"},
+                     threads={"requested": 2, "fastgrad": 2})
+TORCH_INFO = dict(backend=None, versions={"numpy": "2.4.6", "torch": "2.13.0+cpu"},
+                  threads={"requested": 2, "torch": 2})
+
+ADAM_FASTGRAD = _figures(16.5e-3, other_cpu=0.5, **FASTGRAD_INFO)
+
+#: A results file as bench/vs_torch.py writes it (the fields report.py reads).
+VS_TORCH = {
+    "kind": "fastgrad-vs-torch",
+    "datetime": "2026-12-06T10:00:00+00:00",
+    "settings": {"threads": 2, "rounds": 3, "seconds": 1.5, "smoke": False, "retries": 2,
+                 "libraries": ["fastgrad", "torch"],
+                 "thread_variables": ["OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS"]},
+    "environment": {"cpu_model": "AMD EPYC 7B13", "cores": 2, "python": "3.11.7",
+                    "commit": "abc1234", "dirty": True,
+                    "load_average": {"before": 0.2, "after": 1.1}},
+    "rows": [
+        # met: 6.31 / 1.98 = 3.19 >= 2
+        _vs_row("clip", 2, _figures(1.98e-3, **FASTGRAD_INFO), _figures(6.31e-3, **TORCH_INFO)),
+        # missed, and a busy round for both
+        _vs_row("adam_fused", 1.2, ADAM_FASTGRAD, _figures(9.9e-3, other_cpu=0.8, **TORCH_INFO)),
+        # the same fastgrad run as adam_fused's
+        _vs_row("adam_default", 3, ADAM_FASTGRAD, _figures(19e-3, **TORCH_INFO)),
+        # the first steps disagree
+        _vs_row("mlp", 1.5, _figures(1.77e-3, check=2.30, **FASTGRAD_INFO),
+                _figures(1.92e-3, check=2.35, **TORCH_INFO), check_agrees=False),
+        # fastgrad failed every round; PyTorch lost one round
+        _vs_row("lstm", 1.2, {"errors": ["RuntimeError: out | of memory"] * 3},
+                _figures(0.203, errors=["timed out after 600 s"], **TORCH_INFO)),
+        # PyTorch not run
+        _vs_row("tiny", 5, _figures(2.7e-4, **FASTGRAD_INFO), None),
+    ],
+}
+
+
+@pytest.fixture
+def vs_torch_text(tmp_path):
+    path = tmp_path / "vs_torch.json"
+    path.write_text(json.dumps(VS_TORCH))
+    return report.render_vs_torch(report.load_vs_torch(path))
+
+
+def _vs_cells(text, label):
+    for line in text.splitlines():
+        if line.startswith(f"| {label} |"):
+            return [c.strip() for c in line.strip().strip("|").split("|")]
+    raise AssertionError(f"no row {label!r}:\n{text}")
+
+
+def test_vs_torch_table_columns(vs_torch_text):
+    assert "| workload | fastgrad | PyTorch | ratio | goal | check |" in vs_torch_text
+
+
+@pytest.mark.parametrize("label, expected", [
+    ("clip workload", ["clip workload", "1.98 ms", "6.31 ms", "3.19", "≥ 2 ✓", "✓"]),
+    # a busy round marks the cell; the goal is missed
+    ("adam_fused workload", ["adam_fused workload", "16.5 ms *", "9.9 ms *", "0.60",
+                             "≥ 1.2 ✗", "✓"]),
+    ("adam_default workload", ["adam_default workload", "16.5 ms *", "19 ms", "1.15", "≥ 3 ✗",
+                               "✓"]),
+    ("mlp workload", ["mlp workload", "1.77 ms", "1.92 ms", "1.08", "≥ 1.5 ✗",
+                      "✗ loss 2.3 vs 2.35"]),
+    # an error in its cell (a pipe would break the table), no ratio, no mark
+    ("lstm workload", ["lstm workload", "error: RuntimeError: out / of memory", "203 ms", "—",
+                       "≥ 1.2", "—"]),
+    ("tiny workload", ["tiny workload", "270 µs", "—", "—", "≥ 5", "—"]),
+])
+def test_vs_torch_rows(vs_torch_text, label, expected):
+    assert _vs_cells(vs_torch_text, label) == expected
+
+
+def test_vs_torch_header_and_notes(vs_torch_text):
+    head = vs_torch_text.split("| workload |", 1)[0]
+    for expected in ("`abc1234` (uncommitted changes)", "2026-12-06T10:00:00+00:00",
+                     "AMD EPYC 7B13, 2 cores",
+                     "numpy 2.4.6, numba 0.68.1, fastgrad 0.1.0 (numba backend), "
+                     "torch 2.13.0+cpu",
+                     "2 threads per process (OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and "
+                     "set_num_threads); in force: fastgrad 2, torch 2",
+                     "3 rounds", "load average before the run: 0.20, after: 1.10",
+                     "run again up to 2 times while other processes kept more than 0.25 cores "
+                     "busy",
+                     "to 0.001 relative."):
+        assert expected in head, expected
+    assert "smoke" not in head and "busy machine" not in head
+    tail = vs_torch_text.split("| tiny workload |", 1)[1]
+    assert "Goals met: 1 of 4 measured rows." in tail
+    assert "adam_fused, torch: other processes kept up to 0.80 cores busy in 1 of 3" in tail
+    # the shared fastgrad run is noted once, under the first row
+    assert "adam_fused, fastgrad: other processes kept up to 0.50 cores" in tail
+    assert "adam_default, fastgrad" not in tail
+    assert "lstm, torch: 1 round(s) failed (timed out after 600 s)" in tail
+    assert "lstm, fastgrad" not in tail   # its error is in the table already
+
+
+def test_vs_torch_smoke_run_is_flagged(tmp_path):
+    path = tmp_path / "vs_torch.json"
+    path.write_text(json.dumps(dict(VS_TORCH, settings=dict(VS_TORCH["settings"], smoke=True))))
+    assert "**smoke sizes**" in report.render_vs_torch(report.load_vs_torch(path))
+
+
+def test_main_prints_the_vs_torch_table(tmp_path, capsys):
+    path = tmp_path / "vs_torch.json"
+    path.write_text(json.dumps(VS_TORCH))
+    assert report.main(["--vs-torch", str(path)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("# fastgrad vs PyTorch") and "| clip workload |" in out
+
+
+@pytest.mark.parametrize("content, flags, message", [
+    (VS_TORCH, [], "written by bench/vs_torch.py: use --vs-torch"),
+    (RUN, ["--vs-torch"], "not a bench/vs_torch.py results file"),
+    ({"kind": "fastgrad-vs-torch"}, ["--vs-torch"], "not a bench/vs_torch.py results file"),
+])
+def test_files_of_the_other_kind_are_refused(tmp_path, capsys, content, flags, message):
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(SystemExit) as exit_info:
+        report.main(flags + [str(path)])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_compact_does_not_apply_to_vs_torch(tmp_path, capsys):
+    path = tmp_path / "vs_torch.json"
+    path.write_text(json.dumps(VS_TORCH))
+    with pytest.raises(SystemExit) as exit_info:
+        report.main(["--vs-torch", "--compact", str(path)])
+    assert exit_info.value.code == 2
