@@ -290,6 +290,26 @@ def test_batchnorm_layouts_and_optional_arguments(shape, affine, path):
 
 
 @pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)
+@pytest.mark.parametrize("shape", [(1000, 6, 1), (37, 5, 9), (7, 3, 600)],
+                         ids=["N-C", "narrow", "wide"])
+def test_batchnorm_keeps_precision_when_the_mean_dwarfs_the_spread(shape, path):
+    """mean 1e4, std 1e-2 in float32: one-pass E[x**2] - E[x]**2 would lose every digit of
+    the variance; the kernel's shifted float64 sums and split mean keep the reference's."""
+    rng = np.random.default_rng(6)
+    forward = _batchnorm_fwd_args(rng, shape)
+    forward["x"] = (1e4 + 1e-2 * rng.standard_normal(shape)).astype(np.float32)
+    expected, actual = copy.deepcopy(forward), copy.deepcopy(forward)
+    reference.batchnorm_fwd(**expected)
+    layers.batchnorm_fwd(**actual)
+    np.testing.assert_allclose(actual["mean"], expected["mean"], rtol=1e-12)
+    np.testing.assert_allclose(actual["var"], expected["var"], rtol=1e-7)
+    np.testing.assert_allclose(actual["out"], expected["out"], rtol=1e-4, atol=1e-4)
+    backward = _batchnorm_bwd_args(rng, shape)
+    backward.update(x=forward["x"], mean=expected["mean"], invstd=expected["invstd"])
+    _agree("batchnorm_bwd", backward, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)
 def test_lstm_cell_bwd_without_grad_c_prev(path):
     args = KERNELS["lstm_cell_bwd"].example(np.random.default_rng(5), np.float32, 40)
     args["grad_c_prev"] = None

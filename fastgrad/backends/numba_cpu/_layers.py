@@ -273,22 +273,6 @@ def _sum_rows(partial, out):
         out[j] = total[j]
 
 
-@config.jit()
-def _sum_channels(partial, channels, spatial, narrow, total):
-    """Per-channel totals of batchnorm partials, pieces added in order: narrow partials hold
-    one value per position (C * S); wide ones one value per (piece, channel) task."""
-    for c in range(channels):
-        total[c] = 0.0
-    if narrow:
-        for task in range(partial.shape[0]):
-            for c in range(channels):
-                for s in range(c * spatial, (c + 1) * spatial):
-                    total[c] += partial[task, s]
-    else:
-        for task in range(partial.shape[0]):
-            total[task % channels] += partial[task, 0]
-
-
 @config.jit(exact=True)
 def _activate(x, out, activation):
     """``out = act(x)`` over 1-D x and out for relu, sigmoid or tanh (the kernels copy for
@@ -348,75 +332,6 @@ def _accumulate(acc, x):
     """``acc += x`` elementwise, acc float64."""
     for k in range(acc.size):
         acc[k] += x[k]
-
-
-@config.jit()
-def _accumulate_squares(acc, x, mean):
-    """``acc += (x - mean)**2`` elementwise, acc and mean float64."""
-    for k in range(acc.size):
-        d = x[k] - mean[k]
-        acc[k] += d * d
-
-
-@config.jit()
-def _accumulate_products(acc_dy, acc_dyx, dy, x, mean):
-    """``acc_dy += dy`` and ``acc_dyx += dy * (x - mean)`` elementwise."""
-    for k in range(acc_dy.size):
-        d = float(dy[k])
-        acc_dy[k] += d
-        acc_dyx[k] += d * (x[k] - mean[k])
-
-
-@config.jit()
-def _segment_sum(x, mean, squared):
-    """``sum((x - mean)**2)`` if ``squared`` else ``sum(x)``, in float64, over 1-D x."""
-    total = 0.0
-    if squared:
-        for k in range(x.size):
-            d = x[k] - mean
-            total += d * d
-    else:
-        for k in range(x.size):
-            total += x[k]
-    return total
-
-
-@config.jit()
-def _segment_products(dy, x, mean):
-    """``(sum(dy), sum(dy * (x - mean)))`` in float64 over 1-D dy and x."""
-    total_dy = 0.0
-    total_dyx = 0.0
-    for k in range(dy.size):
-        d = float(dy[k])
-        total_dy += d
-        total_dyx += d * (x[k] - mean)
-    return total_dy, total_dyx
-
-
-@config.jit()
-def _affine(x, out, mean, scale, shift):
-    """``out = (x - mean) * scale + shift`` elementwise over 1-D arrays (float64 math)."""
-    for k in range(x.size):
-        out[k] = (x[k] - mean[k]) * scale[k] + shift[k]
-
-
-@config.jit()
-def _affine_scalar(x, out, mean, scale, shift):
-    for k in range(x.size):
-        out[k] = (x[k] - mean) * scale + shift
-
-
-@config.jit()
-def _bn_input_grad(dy, x, grad_x, mean, a, b, k):
-    """``grad_x = (dy - a - (x - mean) * b) * k`` elementwise over 1-D arrays."""
-    for j in range(dy.size):
-        grad_x[j] = (dy[j] - a[j] - (x[j] - mean[j]) * b[j]) * k[j]
-
-
-@config.jit()
-def _bn_input_grad_scalar(dy, x, grad_x, mean, a, b, k):
-    for j in range(dy.size):
-        grad_x[j] = (dy[j] - a - (x[j] - mean) * b) * k
 
 
 @config.jit()
@@ -817,153 +732,289 @@ def _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits
     return _total(bad)
 
 
-@config.jit()
-def _narrow(width, spatial):
-    """True when batchnorm reduces rows position by position (partials of the row's width),
-    False when it reduces each channel's contiguous segments (wide rows, S > 1)."""
-    return spatial == 1 or width <= CHUNK
+# -------------------------------------------------------------------------------- batchnorm
+# x (N, C, S) is walked as x2 (N, C * S) in tiles: a piece of rows by a block. Narrow
+# layouts (S < BN_COLS) cut a row into blocks of whole channels, about BN_COLS positions: a
+# block's per-channel coefficients expand to a short per-position buffer, every row of the
+# tile is one vectorised loop over positions, and sums go to per-position float64
+# accumulators (in L1) before being added per channel. Wide layouts (S >= BN_COLS) make each
+# channel a block: a row's segment of it is contiguous, its coefficients scalars, its sums
+# vectorised reductions. Partials, one per (piece, block, channel), are added per channel in
+# piece order. The tiles depend on the shape only, so the sums are bit-identical for every
+# thread count.
+#: Positions per block of a narrow layout, and the spatial size from which a layout is wide.
+BN_COLS = 512
+
+#: Tiles aimed at in a narrow layout, for balance across threads, by cutting the rows into
+#: pieces of >= 32 rows.
+BN_TASKS = 16
 
 
 @config.jit()
-def _bn_sum_piece(x2, channels, spatial, mean, squared, acc, task, per):
-    """One piece of the batchnorm sums. Narrow rows: rows [task * per, ...) accumulated
-    position by position into ``acc`` (the row's width). Wide rows: the segments of channel
-    ``task % channels`` in the rows of piece ``task // channels``, into ``acc[0]``."""
-    rows, width = x2.shape
-    if _narrow(width, spatial):
-        for n in range(task * per, min(rows, (task + 1) * per)):
-            if squared:
-                _accumulate_squares(acc, x2[n], mean)
+def _bn_layout(rows, channels, spatial):
+    """``(pieces, per, blocks, slots, wide)`` of a batchnorm over (rows, channels, spatial):
+    pieces of ``per`` rows by ``blocks`` of ``slots`` channels each (1 when ``wide``)."""
+    wide = spatial >= BN_COLS
+    if wide:
+        slots = 1
+        blocks = channels
+        pieces = (rows * spatial + CHUNK - 1) // CHUNK  # pieces of about CHUNK elements
+    else:
+        slots = BN_COLS // spatial
+        blocks = (channels + slots - 1) // slots
+        pieces = min((BN_TASKS + blocks - 1) // max(1, blocks), rows // 32)
+    pieces = max(1, min(pieces, MAX_PIECES))
+    per = (rows + pieces - 1) // pieces
+    return (rows + per - 1) // per, per, blocks, slots, wide
+
+
+@config.jit()
+def _bn_expand(coef, spatial, c0, c1):
+    """Per-channel coefficients (R, C) of channels [c0, c1) as per-position rows, and the
+    offset of the block in them: ``coef`` itself when S is 1 (a position is a channel)."""
+    if spatial == 1:
+        return coef, c0
+    block = np.empty((coef.shape[0], (c1 - c0) * spatial), coef.dtype)
+    for r in range(coef.shape[0]):
+        row = block[r]
+        for c in range(c0, c1):
+            row[(c - c0) * spatial:(c - c0 + 1) * spatial] = coef[r, c]
+    return block, np.int64(0)
+
+
+@config.jit()
+def _bn_channel_totals(partial, out):
+    """Per-channel totals of partials (pieces, C), pieces added in order."""
+    for c in range(out.size):
+        out[c] = 0.0
+    for p in range(partial.shape[0]):
+        row = partial[p]
+        for c in range(out.size):
+            out[c] += row[c]
+
+
+@config.jit()
+def _accumulate_shifted(acc, acc_sq, x0, x1, x2, x3, shift):
+    """``acc += sum(x_i - shift)`` and ``acc_sq += sum((x_i - shift)**2)`` over four rows,
+    elementwise in float64 (four rows a pass: a quarter of the accumulators' loads and
+    stores, the cost of this loop when the rows are in cache)."""
+    for k in range(acc.size):
+        s = shift[k]
+        d0, d1, d2, d3 = x0[k] - s, x1[k] - s, x2[k] - s, x3[k] - s
+        acc[k] += (d0 + d1) + (d2 + d3)
+        acc_sq[k] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
+
+
+@config.jit()
+def _accumulate_products(acc_dy, acc_dyx, dy0, dy1, dy2, dy3, x0, x1, x2, x3, mean):
+    """``acc_dy += sum(dy_i)`` and ``acc_dyx += sum(dy_i * (x_i - mean))`` over four rows,
+    elementwise in float64 (as :func:`_accumulate_shifted`)."""
+    for k in range(acc_dy.size):
+        m = mean[k]
+        e0, e1, e2, e3 = float(dy0[k]), float(dy1[k]), float(dy2[k]), float(dy3[k])
+        acc_dy[k] += (e0 + e1) + (e2 + e3)
+        acc_dyx[k] += (e0 * (x0[k] - m) + e1 * (x1[k] - m)) + (e2 * (x2[k] - m)
+                                                               + e3 * (x3[k] - m))
+
+
+@config.jit()
+def _segment_sums(first, second, value, grads):
+    """Over one contiguous segment, in float64: ``(sum(x - value), sum((x - value)**2))``
+    with ``first`` x, or with ``grads`` ``(sum(dy), sum(dy * (x - value)))``, ``first`` dy
+    and ``second`` x. Vectorised reductions (reassociation allowed: a fixed order per
+    segment length)."""
+    total_a = 0.0
+    total_b = 0.0
+    if grads:
+        for k in range(first.size):
+            d = float(first[k])
+            total_a += d
+            total_b += d * (second[k] - value)
+    else:
+        for k in range(first.size):
+            d = first[k] - value
+            total_a += d
+            total_b += d * d
+    return total_a, total_b
+
+
+@config.jit()
+def _bn_sums_tile(first, second, channels, spatial, coef, grads, part_a, part_b, tile,
+                  layout):
+    """One tile of the two per-channel sums into ``part_*[piece, channel]``. ``grads``
+    False: ``first`` is x, ``coef`` (1, C) the shift; sums of ``x - shift`` and of its square.
+    True: ``first`` is dy, ``second`` x, ``coef`` (1, C) the mean; sums of ``dy`` and of
+    ``dy * (x - mean)``."""
+    pieces, per, blocks, slots, wide = layout
+    p, b = tile // blocks, tile % blocks
+    stop = min(first.shape[0], (p + 1) * per)
+    c0, c1 = b * slots, min(channels, (b + 1) * slots)
+    lo, hi = c0 * spatial, c1 * spatial
+    if wide:
+        total_a = 0.0
+        total_b = 0.0
+        for n in range(p * per, stop):
+            a, e = _segment_sums(first[n, lo:hi], second[n, lo:hi], coef[0, b], grads)
+            total_a += a
+            total_b += e
+        part_a[p, b] = total_a
+        part_b[p, b] = total_b
+        return
+    at, k = _bn_expand(coef, spatial, c0, c1)
+    values = at[0, k * spatial:k * spatial + hi - lo]
+    acc_a, acc_b = np.zeros(hi - lo), np.zeros(hi - lo)
+    # a row past the piece's end adds nothing: dy = 0, or x = the shift (an element of x,
+    # so exact in x's dtype)
+    pad = np.zeros(hi - lo, first.dtype) if grads else values.astype(first.dtype)
+    for n in range(p * per, stop, 4):
+        f0 = first[n, lo:hi]
+        f1 = first[n + 1, lo:hi] if n + 1 < stop else pad
+        f2 = first[n + 2, lo:hi] if n + 2 < stop else pad
+        f3 = first[n + 3, lo:hi] if n + 3 < stop else pad
+        if grads:
+            s0 = second[n, lo:hi]
+            s1 = second[n + 1, lo:hi] if n + 1 < stop else pad
+            s2 = second[n + 2, lo:hi] if n + 2 < stop else pad
+            s3 = second[n + 3, lo:hi] if n + 3 < stop else pad
+            _accumulate_products(acc_a, acc_b, f0, f1, f2, f3, s0, s1, s2, s3, values)
+        else:
+            _accumulate_shifted(acc_a, acc_b, f0, f1, f2, f3, values)
+    if spatial == 1:
+        part_a[p, c0:c1] = acc_a
+        part_b[p, c0:c1] = acc_b
+        return
+    for c in range(c0, c1):  # per channel: its positions in order
+        total_a = 0.0
+        total_b = 0.0
+        for j in range((c - c0) * spatial, (c - c0 + 1) * spatial):
+            total_a += acc_a[j]
+            total_b += acc_b[j]
+        part_a[p, c] = total_a
+        part_b[p, c] = total_b
+
+
+@config.jit(parallel=True)
+def _bn_sums_tiles(first, second, channels, spatial, coef, grads, part_a, part_b, layout,
+                   parallel_min):
+    """Every tile of :func:`_bn_sums_tile` (only the loop: a parallel driver that also ran the
+    serial totals after it did not run its tiles in parallel)."""
+    rows, width = first.shape
+    if rows * width < parallel_min:
+        for tile in range(layout[0] * layout[2]):
+            _bn_sums_tile(first, second, channels, spatial, coef, grads, part_a, part_b, tile,
+                          layout)
+    else:
+        for tile in prange(layout[0] * layout[2]):
+            _bn_sums_tile(first, second, channels, spatial, coef, grads, part_a, part_b, tile,
+                          layout)
+
+
+@config.jit()
+def _bn_sums(first, second, channels, spatial, coef, grads, total_a, total_b, parallel_min):
+    """Per-channel float64 sums over (N, S) into ``total_a`` and ``total_b`` (see
+    :func:`_bn_sums_tile`), one read of the inputs."""
+    layout = _bn_layout(first.shape[0], channels, spatial)
+    part_a = np.empty((layout[0], channels))
+    part_b = np.empty((layout[0], channels))
+    _bn_sums_tiles(first, second, channels, spatial, coef, grads, part_a, part_b, layout,
+                   parallel_min)
+    _bn_channel_totals(part_a, total_a)
+    _bn_channel_totals(part_b, total_b)
+
+
+@config.jit()
+def _bn_statistics(x2, channels, spatial, eps, mean, var, invstd, parallel_min):
+    """Mean, biased variance and invstd of each channel from one read of x: sums of
+    ``x - shift`` and of its square in float64, the shift a sample of the channel (its first
+    element), so ``var = E[d**2] - E[d]**2`` loses nothing to cancellation (|E[d]| is of the
+    order of the spread)."""
+    shift = np.empty((1, channels))
+    for c in range(channels):
+        shift[0, c] = x2[0, c * spatial]
+    _bn_sums(x2, x2, channels, spatial, shift, False, mean, var, parallel_min)
+    count = x2.shape[0] * spatial
+    for c in range(channels):
+        d = mean[c] / count
+        mean[c] = shift[0, c] + d
+        v = var[c] / count - d * d
+        var[c] = 0.0 if v < 0.0 else v  # rounding only; NaN stays NaN
+        invstd[c] = 1.0 / np.sqrt(var[c] + eps)
+
+
+@config.jit(exact=True)
+def _affine(x, out, mean_hi, mean_lo, scale, shift):
+    """``out = ((x - mean_hi) - mean_lo) * scale + shift`` elementwise in x's dtype. The mean
+    comes as two numbers of x's dtype whose sum is the float64 mean (``exact``: no
+    reassociation may fold them): ``x - mean_hi`` is exact near the mean, so nothing is lost
+    to cancellation when |mean| >> std, at float32's speed."""
+    for k in range(x.size):
+        out[k] = ((x[k] - mean_hi[k]) - mean_lo[k]) * scale[k] + shift[k]
+
+
+@config.jit(exact=True)
+def _affine_scalar(x, out, mean_hi, mean_lo, scale, shift):
+    """:func:`_affine` with one channel's coefficients."""
+    for k in range(x.size):
+        out[k] = ((x[k] - mean_hi) - mean_lo) * scale + shift
+
+
+@config.jit(exact=True)
+def _bn_input_grad(dy, x, grad_x, mean_hi, mean_lo, a, b, k):
+    """``grad_x = ((dy - a) - ((x - mean_hi) - mean_lo) * b) * k`` elementwise in x's dtype,
+    the mean split as in :func:`_affine`."""
+    for j in range(dy.size):
+        grad_x[j] = ((dy[j] - a[j]) - ((x[j] - mean_hi[j]) - mean_lo[j]) * b[j]) * k[j]
+
+
+@config.jit(exact=True)
+def _bn_input_grad_scalar(dy, x, grad_x, mean_hi, mean_lo, a, b, k):
+    """:func:`_bn_input_grad` with one channel's coefficients."""
+    for j in range(dy.size):
+        grad_x[j] = ((dy[j] - a) - ((x[j] - mean_hi) - mean_lo) * b) * k
+
+
+@config.jit()
+def _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout):
+    """One tile of the elementwise pass, coefficients of x's dtype: ``grads`` False, ``out``
+    is :func:`_affine` with ``coef`` rows (mean_hi, mean_lo, scale, shift); True, ``out`` is
+    :func:`_bn_input_grad` with rows (mean_hi, mean_lo, a, b, k)."""
+    pieces, per, blocks, slots, wide = layout
+    p, b = tile // blocks, tile % blocks
+    stop = min(x.shape[0], (p + 1) * per)
+    c0, c1 = b * slots, min(channels, (b + 1) * slots)
+    lo, hi = c0 * spatial, c1 * spatial
+    if wide:
+        for n in range(p * per, stop):
+            if grads:
+                _bn_input_grad_scalar(dy[n, lo:hi], x[n, lo:hi], out[n, lo:hi], coef[0, b],
+                                      coef[1, b], coef[2, b], coef[3, b], coef[4, b])
             else:
-                _accumulate(acc, x2[n])
-    else:
-        c = task % channels
-        p = task // channels
-        m = mean[c * spatial] if squared else 0.0
-        total = 0.0
-        for n in range(p * per, min(rows, (p + 1) * per)):
-            total += _segment_sum(x2[n, c * spatial:(c + 1) * spatial], m, squared)
-        acc[0] = total
-
-
-@config.jit(parallel=True)
-def _bn_sums(x2, channels, spatial, mean, squared, total, parallel_min):
-    """Per-channel float64 sums of ``x`` (or of ``(x - mean)**2`` when ``squared``) over
-    (N, S) into ``total``, from pieces combined in order. ``x2`` is x as (N, C * S); ``mean``
-    holds each channel's mean once per position (C * S,)."""
-    rows, width = x2.shape
-    narrow = _narrow(width, spatial)
-    if narrow:
-        per = _rows_per_piece(rows, width)
-        tasks = (rows + per - 1) // per
-        partial = _zeros(tasks, width)
-    else:
-        per = max(1, CHUNK // spatial)
-        tasks = (rows + per - 1) // per * channels
-        partial = _zeros(tasks, 1)
-    if rows * width < parallel_min:
-        for task in range(tasks):
-            _bn_sum_piece(x2, channels, spatial, mean, squared, partial[task], task, per)
-    else:
-        for task in prange(tasks):
-            _bn_sum_piece(x2, channels, spatial, mean, squared, partial[task], task, per)
-    _sum_channels(partial, channels, spatial, narrow, total)
-
-
-@config.jit()
-def _bn_affine_rows(x2, out2, channels, spatial, mean, scale, shift, lo, hi):
-    for n in range(lo, hi):
-        if _narrow(x2.shape[1], spatial):
-            _affine(x2[n], out2[n], mean, scale, shift)
+                _affine_scalar(x[n, lo:hi], out[n, lo:hi], coef[0, b], coef[1, b],
+                               coef[2, b], coef[3, b])
+        return
+    at, k = _bn_expand(coef, spatial, c0, c1)
+    k0, k1 = k * spatial, k * spatial + hi - lo
+    m_hi, m_lo, e, f = at[0, k0:k1], at[1, k0:k1], at[2, k0:k1], at[3, k0:k1]
+    for n in range(p * per, stop):
+        if grads:
+            _bn_input_grad(dy[n, lo:hi], x[n, lo:hi], out[n, lo:hi], m_hi, m_lo, e, f,
+                           at[4, k0:k1])
         else:
-            for c in range(channels):
-                a, b = c * spatial, (c + 1) * spatial
-                _affine_scalar(x2[n, a:b], out2[n, a:b], mean[a], scale[a], shift[a])
+            _affine(x[n, lo:hi], out[n, lo:hi], m_hi, m_lo, e, f)
 
 
 @config.jit(parallel=True)
-def _bn_affine(x2, out2, channels, spatial, mean, scale, shift, parallel_min):
-    """``out = (x - mean) * scale + shift`` with per-position coefficients (C * S,)."""
-    rows, width = x2.shape
+def _bn_map(dy, x, out, channels, spatial, coef, grads, parallel_min):
+    """The elementwise pass of :func:`_bn_map_tile` over every tile."""
+    rows, width = x.shape
+    layout = _bn_layout(rows, channels, spatial)
+    tiles = layout[0] * layout[2]
     if rows * width < parallel_min:
-        _bn_affine_rows(x2, out2, channels, spatial, mean, scale, shift, np.int64(0), rows)
+        for tile in range(tiles):
+            _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout)
     else:
-        per = max(1, CHUNK // max(1, width))
-        for p in prange((rows + per - 1) // per):
-            _bn_affine_rows(x2, out2, channels, spatial, mean, scale, shift, p * per,
-                            min(rows, (p + 1) * per))
-
-
-@config.jit()
-def _bn_grad_piece(dy2, x2, channels, spatial, mean, acc_dy, acc_dyx, task, per):
-    rows, width = x2.shape
-    if _narrow(width, spatial):
-        for n in range(task * per, min(rows, (task + 1) * per)):
-            _accumulate_products(acc_dy, acc_dyx, dy2[n], x2[n], mean)
-    else:
-        c = task % channels
-        p = task // channels
-        a, b = c * spatial, (c + 1) * spatial
-        total_dy = 0.0
-        total_dyx = 0.0
-        for n in range(p * per, min(rows, (p + 1) * per)):
-            s_dy, s_dyx = _segment_products(dy2[n, a:b], x2[n, a:b], mean[a])
-            total_dy += s_dy
-            total_dyx += s_dyx
-        acc_dy[0] = total_dy
-        acc_dyx[0] = total_dyx
-
-
-@config.jit(parallel=True)
-def _bn_grad_sums(dy2, x2, channels, spatial, mean, sum_dy, sum_dyx, parallel_min):
-    """Per-channel float64 ``sum(dy)`` and ``sum(dy * (x - mean))`` over (N, S), from pieces
-    combined in order; layout as in :func:`_bn_sums`."""
-    rows, width = x2.shape
-    narrow = _narrow(width, spatial)
-    if narrow:
-        per = _rows_per_piece(rows, width)
-        tasks = (rows + per - 1) // per
-        part_dy = _zeros(tasks, width)
-        part_dyx = _zeros(tasks, width)
-    else:
-        per = max(1, CHUNK // spatial)
-        tasks = (rows + per - 1) // per * channels
-        part_dy = _zeros(tasks, 1)
-        part_dyx = _zeros(tasks, 1)
-    if rows * width < parallel_min:
-        for task in range(tasks):
-            _bn_grad_piece(dy2, x2, channels, spatial, mean, part_dy[task], part_dyx[task],
-                           task, per)
-    else:
-        for task in prange(tasks):
-            _bn_grad_piece(dy2, x2, channels, spatial, mean, part_dy[task], part_dyx[task],
-                           task, per)
-    _sum_channels(part_dy, channels, spatial, narrow, sum_dy)
-    _sum_channels(part_dyx, channels, spatial, narrow, sum_dyx)
-
-
-@config.jit()
-def _bn_input_grad_rows(dy2, x2, gx2, channels, spatial, mean, a, b, k, lo, hi):
-    for n in range(lo, hi):
-        if _narrow(x2.shape[1], spatial):
-            _bn_input_grad(dy2[n], x2[n], gx2[n], mean, a, b, k)
-        else:
-            for c in range(channels):
-                lo_c, hi_c = c * spatial, (c + 1) * spatial
-                _bn_input_grad_scalar(dy2[n, lo_c:hi_c], x2[n, lo_c:hi_c], gx2[n, lo_c:hi_c],
-                                      mean[lo_c], a[lo_c], b[lo_c], k[lo_c])
-
-
-@config.jit(parallel=True)
-def _bn_input_grad_all(dy2, x2, gx2, channels, spatial, mean, a, b, k, parallel_min):
-    rows, width = x2.shape
-    if rows * width < parallel_min:
-        _bn_input_grad_rows(dy2, x2, gx2, channels, spatial, mean, a, b, k, np.int64(0), rows)
-    else:
-        per = max(1, CHUNK // max(1, width))
-        for p in prange((rows + per - 1) // per):
-            _bn_input_grad_rows(dy2, x2, gx2, channels, spatial, mean, a, b, k, p * per,
-                                min(rows, (p + 1) * per))
+        for tile in prange(tiles):
+            _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout)
 
 
 @config.jit()
@@ -1148,42 +1199,40 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     raise_bad_target(bad, target, ignore_index, logits.shape[1])
 
 
-def _per_position(values, spatial):
-    """Per-channel float64 coefficients repeated once per spatial position (C * S,)."""
-    return np.repeat(np.asarray(values, np.float64), spatial)
+def _split_mean(mean, dtype, rows):
+    """(rows, C) coefficients of ``dtype``, the float64 mean in the first two as the two
+    parts of :func:`_affine`."""
+    coef = np.empty((rows, mean.size), dtype)
+    coef[0] = mean
+    np.subtract(mean, coef[0], out=coef[1], casting="same_kind")
+    return coef
 
 
 def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
 
-    Three parallel passes: the sum, the sum of squared deviations from the mean (two passes:
-    one-pass E[x²] - E[x]² cancels catastrophically), and the affine output. Statistics in
-    float64 over fixed pieces combined in order, so bit-identical for any thread count.
+    Two parallel passes: the statistics from one read of x (float64 sums about a sample of
+    each channel, see :func:`_bn_statistics`), then the affine output in x's dtype (see
+    :func:`_affine`). Fixed tiles, so bit-identical for any thread count.
     """
     if not (_native(x.dtype, x, weight, bias, out) and mean.dtype == np.float64
             and _native(mean.dtype, mean, var, invstd)):
         return _reference.batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out)
     n, channels, spatial = x.shape
-    count = n * spatial
     x2 = x.reshape(n, channels * spatial)
     threshold = PARALLEL_MIN["batchnorm"]
-    _bn_sums(x2, channels, spatial, _EMPTY[mean.dtype], False, mean, threshold)
-    np.divide(mean, count, out=mean)
-    mean_at = _per_position(mean, spatial)
-    _bn_sums(x2, channels, spatial, mean_at, True, var, threshold)
-    np.divide(var, count, out=var)
-    np.divide(1.0, np.sqrt(var + eps), out=invstd)
-    scale = invstd if weight is None else invstd * weight
-    shift = np.zeros(channels) if bias is None else bias
-    _bn_affine(x2, out.reshape(x2.shape), channels, spatial, mean_at,
-               _per_position(scale, spatial), _per_position(shift, spatial), threshold)
+    _bn_statistics(x2, channels, spatial, float(eps), mean, var, invstd, threshold)
+    coef = _split_mean(mean, x.dtype, 4)
+    coef[2] = invstd if weight is None else invstd * weight
+    coef[3] = 0 if bias is None else bias
+    _bn_map(x2, x2, out.reshape(x2.shape), channels, spatial, coef, False, threshold)
 
 
 def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
     """Gradients of :func:`batchnorm_fwd`: see :func:`fastgrad.backends.numpy_ref.batchnorm_bwd`.
 
-    One parallel pass for both per-channel sums (float64, fixed pieces in order), one for
-    ``grad_x``.
+    One parallel pass for both per-channel sums (float64, fixed tiles), one for ``grad_x``
+    (in x's dtype, see :func:`_bn_input_grad`).
     """
     if not (_native(x.dtype, grad_out, x, weight, grad_x, grad_weight, grad_bias)
             and mean.dtype == np.float64 and _native(mean.dtype, mean, invstd)):
@@ -1193,20 +1242,20 @@ def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_b
     count = n * spatial
     x2, dy2 = x.reshape(n, channels * spatial), grad_out.reshape(n, channels * spatial)
     threshold = PARALLEL_MIN["batchnorm"]
-    mean_at = _per_position(mean, spatial)
     sum_dy, sum_dy_x_hat = np.empty(channels), np.empty(channels)
-    _bn_grad_sums(dy2, x2, channels, spatial, mean_at, sum_dy, sum_dy_x_hat, threshold)
+    _bn_sums(dy2, x2, channels, spatial, mean.reshape(1, channels), True, sum_dy,
+             sum_dy_x_hat, threshold)
     sum_dy_x_hat *= invstd
     if grad_bias is not None:
         np.copyto(grad_bias, sum_dy, casting="same_kind")
     if grad_weight is not None:
         np.copyto(grad_weight, sum_dy_x_hat, casting="same_kind")
     if grad_x is not None:
-        scale = invstd if weight is None else invstd * weight
-        _bn_input_grad_all(dy2, x2, grad_x.reshape(x2.shape), channels, spatial, mean_at,
-                           _per_position(sum_dy / count, spatial),
-                           _per_position(invstd * sum_dy_x_hat / count, spatial),
-                           _per_position(scale, spatial), threshold)
+        coef = _split_mean(mean, x.dtype, 5)
+        coef[2] = sum_dy / count
+        coef[3] = invstd * sum_dy_x_hat / count
+        coef[4] = invstd if weight is None else invstd * weight
+        _bn_map(dy2, x2, grad_x.reshape(x2.shape), channels, spatial, coef, True, threshold)
 
 
 def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
