@@ -140,6 +140,10 @@ class Function:
     """
 
     materialize_grads = True
+    #: True when ``backward`` returns only arrays it allocated itself (or views of them), each
+    #: once: a leaf without a ``.grad`` then takes such an array as its gradient instead of a
+    #: copy of it (PyTorch's AccumulateGrad steals an unshared gradient the same way).
+    grads_are_fresh = False
     #: ``{output_nr: hooks dict}`` of the outputs that carry tensor hooks, or None.
     tensor_hooks = None
 
@@ -243,12 +247,16 @@ def _root_gradient(output, gradient, position):
     return gradient.astype(output.dtype, copy=False)
 
 
-def _accumulate_into_grad(leaf, gradient):
-    """Add ``gradient`` into ``leaf.grad``, in place when a gradient buffer exists."""
+def _accumulate_into_grad(leaf, gradient, fresh=False):
+    """Add ``gradient`` into ``leaf.grad``, in place when a gradient buffer exists; a
+    ``fresh`` gradient (owned by nobody else) of the leaf's dtype becomes the ``.grad``."""
     if leaf._grad is None:
         buffer = leaf._grad_view
         if buffer is None:
-            buffer = np.array(gradient, dtype=leaf.dtype)
+            if fresh and gradient.dtype == leaf.dtype and gradient.flags.writeable:
+                buffer = gradient
+            else:
+                buffer = np.array(gradient, dtype=leaf.dtype)
         else:
             np.copyto(buffer, gradient)
         leaf._grad = _tensor.Tensor(buffer)
@@ -295,7 +303,8 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
             grad_inputs = (grad_inputs,)
         for tensor, gradient in zip(node.inputs, grad_inputs):
             if gradient is not None and tensor is not None and tensor._requires_grad:
-                _deliver(tensor, gradient, pending, capture, hooked_leaves)
+                _deliver(tensor, gradient, pending, capture, hooked_leaves,
+                         node.grads_are_fresh)
         if not retain_graph:
             node._release()
     for leaf, gradient in hooked_leaves.values():
@@ -327,12 +336,13 @@ def _check_versions(node):
                 f"{version})")
 
 
-def _deliver(tensor, gradient, pending, capture, hooked_leaves):
+def _deliver(tensor, gradient, pending, capture, hooked_leaves, fresh=False):
     """Hand ``gradient`` to ``tensor``: a leaf accumulates it (or, with hooks or when captured,
-    sums it for later), a non-leaf adds it to its node's pending output gradients."""
+    sums it for later), a non-leaf adds it to its node's pending output gradients. ``fresh``:
+    see :attr:`Function.grads_are_fresh`."""
     if tensor.grad_fn is None:
         if capture is None and not tensor._hooks:
-            _accumulate_into_grad(tensor, gradient)
+            _accumulate_into_grad(tensor, gradient, fresh)
         elif capture is None or id(tensor) in capture:
             entry = hooked_leaves.get(id(tensor))
             if entry is None:

@@ -305,3 +305,32 @@ def test_backward_refuses_a_gradient_that_is_not_real_numbers(junk, message):
         with pytest.raises(TypeError, match=message):
             call()
     assert x.grad is None
+
+
+class _Double(Function):
+    """2x, its backward allocating its result: a Function that may hand it to a leaf."""
+    grads_are_fresh = True
+
+    def forward(self, x):
+        return 2 * x
+
+    def backward(self, grad_out):
+        return 2 * grad_out
+
+
+def test_a_fresh_gradient_becomes_the_grad_without_a_copy_and_still_accumulates():
+    x = fg.tensor(np.arange(4.0), requires_grad=True)
+    seed = np.ones(4)
+    fg.autograd.backward([_Double.apply(x)], [seed])
+    np.testing.assert_array_equal(x.grad.numpy(), 2 * seed)
+    fg.autograd.backward([_Double.apply(x)], [seed])  # into the gradient taken
+    np.testing.assert_array_equal(x.grad.numpy(), 4 * seed)
+    assert seed.tolist() == [1.0] * 4  # the caller's gradient is never taken
+    x.grad = None  # used twice in one graph: the second gradient adds into the first taken
+    fg.autograd.backward([_Double.apply(x) + _Double.apply(x)], [seed])
+    np.testing.assert_array_equal(x.grad.numpy(), 4 * seed)
+    x.grad = None
+    y = _Double.apply(x)
+    fg.autograd.backward([y], [seed])
+    x.grad.numpy()[:] = 0  # the leaf owns its gradient: nothing else changes with it
+    np.testing.assert_array_equal(y.detach().numpy(), 2 * np.arange(4.0))

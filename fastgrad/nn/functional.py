@@ -351,6 +351,8 @@ class _BatchNormTraining(Function):
     mean and biased variance are extra outputs, for the running statistics only: no gradient
     flows back through them."""
 
+    grads_are_fresh = True
+
     def forward(self, x, weight, bias, eps):
         self.shape, channels = x.shape, x.shape[1]
         x3 = np.ascontiguousarray(x.reshape(x.shape[0], channels, math.prod(x.shape[2:])))
@@ -396,11 +398,16 @@ def _batch_norm_eval(input, running_mean, running_var, weight, bias, eps):
 
 
 def _update_running_stats(running_mean, running_var, mean, var, momentum, count):
-    with autograd.no_grad():
-        running_mean.copy_((1 - momentum) * running_mean._data.astype(np.float64)
-                           + momentum * mean)
-        running_var.copy_((1 - momentum) * running_var._data.astype(np.float64)
-                          + momentum * (count / (count - 1)) * var)
+    """``running = (1 - m) * running + m * batch`` in float64, rounded once into the running
+    tensors (buffers: no autograd), the variance unbiased."""
+    for running, batch, factor in ((running_mean, mean, momentum),
+                                   (running_var, var, momentum * (count / (count - 1)))):
+        data = running._data
+        update = data.astype(np.float64)
+        update *= 1 - momentum
+        update += factor * batch
+        data[...] = update
+        running._version += 1
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,

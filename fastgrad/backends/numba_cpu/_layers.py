@@ -923,22 +923,60 @@ def _bn_sums(first, second, channels, spatial, coef, grads, total_a, total_b, pa
 
 
 @config.jit()
-def _bn_statistics(x2, channels, spatial, eps, mean, var, invstd, parallel_min):
+def _split(coef, row, value):
+    """``coef[row:row + 2, :]`` = the float64 ``value`` as two parts of coef's dtype whose sum
+    is ``value`` to float64 precision (for :func:`_affine`)."""
+    for c in range(value.size):
+        coef[row, c] = value[c]
+        coef[row + 1, c] = value[c] - coef[row, c]
+
+
+@config.jit()
+def _bn_statistics(x2, channels, spatial, eps, mean, var, invstd, weight, bias, has_weight,
+                   has_bias, parallel_min):
     """Mean, biased variance and invstd of each channel from one read of x: sums of
     ``x - shift`` and of its square in float64, the shift a sample of the channel (its first
     element), so ``var = E[d**2] - E[d]**2`` loses nothing to cancellation (|E[d]| is of the
-    order of the spread)."""
+    order of the spread). Returns the output's coefficients of :func:`_bn_map_tile`."""
     shift = np.empty((1, channels))
     for c in range(channels):
         shift[0, c] = x2[0, c * spatial]
     _bn_sums(x2, x2, channels, spatial, shift, False, mean, var, parallel_min)
     count = x2.shape[0] * spatial
+    coef = np.empty((4, channels), x2.dtype)
     for c in range(channels):
         d = mean[c] / count
         mean[c] = shift[0, c] + d
         v = var[c] / count - d * d
         var[c] = 0.0 if v < 0.0 else v  # rounding only; NaN stays NaN
         invstd[c] = 1.0 / np.sqrt(var[c] + eps)
+        coef[2, c] = invstd[c] * weight[c] if has_weight else invstd[c]
+        coef[3, c] = bias[c] if has_bias else 0.0
+    _split(coef, 0, mean)
+    return coef
+
+
+@config.jit()
+def _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd, weight, has_weight, grad_weight,
+                  has_grad_weight, grad_bias, has_grad_bias, parallel_min):
+    """Both per-channel sums of the backward, from one read of dy and x, into the parameter
+    gradients; returns the input gradient's coefficients of :func:`_bn_map_tile`."""
+    sum_dy, sum_dy_x_hat = np.empty(channels), np.empty(channels)
+    _bn_sums(dy2, x2, channels, spatial, mean.reshape(1, channels), True, sum_dy,
+             sum_dy_x_hat, parallel_min)
+    count = x2.shape[0] * spatial
+    coef = np.empty((5, channels), x2.dtype)
+    for c in range(channels):
+        sum_dy_x_hat[c] *= invstd[c]
+        if has_grad_bias:
+            grad_bias[c] = sum_dy[c]
+        if has_grad_weight:
+            grad_weight[c] = sum_dy_x_hat[c]
+        coef[2, c] = sum_dy[c] / count
+        coef[3, c] = invstd[c] * sum_dy_x_hat[c] / count
+        coef[4, c] = invstd[c] * weight[c] if has_weight else invstd[c]
+    _split(coef, 0, mean)
+    return coef
 
 
 @config.jit(exact=True)
@@ -1199,15 +1237,6 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     raise_bad_target(bad, target, ignore_index, logits.shape[1])
 
 
-def _split_mean(mean, dtype, rows):
-    """(rows, C) coefficients of ``dtype``, the float64 mean in the first two as the two
-    parts of :func:`_affine`."""
-    coef = np.empty((rows, mean.size), dtype)
-    coef[0] = mean
-    np.subtract(mean, coef[0], out=coef[1], casting="same_kind")
-    return coef
-
-
 def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
 
@@ -1221,10 +1250,10 @@ def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     n, channels, spatial = x.shape
     x2 = x.reshape(n, channels * spatial)
     threshold = PARALLEL_MIN["batchnorm"]
-    _bn_statistics(x2, channels, spatial, float(eps), mean, var, invstd, threshold)
-    coef = _split_mean(mean, x.dtype, 4)
-    coef[2] = invstd if weight is None else invstd * weight
-    coef[3] = 0 if bias is None else bias
+    empty = _EMPTY[x.dtype]
+    coef = _bn_statistics(x2, channels, spatial, float(eps), mean, var, invstd,
+                          empty if weight is None else weight, empty if bias is None else bias,
+                          weight is not None, bias is not None, threshold)
     _bn_map(x2, x2, out.reshape(x2.shape), channels, spatial, coef, False, threshold)
 
 
@@ -1239,22 +1268,15 @@ def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_b
         return _reference.batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x,
                                         grad_weight, grad_bias)
     n, channels, spatial = x.shape
-    count = n * spatial
     x2, dy2 = x.reshape(n, channels * spatial), grad_out.reshape(n, channels * spatial)
     threshold = PARALLEL_MIN["batchnorm"]
-    sum_dy, sum_dy_x_hat = np.empty(channels), np.empty(channels)
-    _bn_sums(dy2, x2, channels, spatial, mean.reshape(1, channels), True, sum_dy,
-             sum_dy_x_hat, threshold)
-    sum_dy_x_hat *= invstd
-    if grad_bias is not None:
-        np.copyto(grad_bias, sum_dy, casting="same_kind")
-    if grad_weight is not None:
-        np.copyto(grad_weight, sum_dy_x_hat, casting="same_kind")
+    empty = _EMPTY[x.dtype]
+    coef = _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd,
+                         empty if weight is None else weight, weight is not None,
+                         empty if grad_weight is None else grad_weight, grad_weight is not None,
+                         empty if grad_bias is None else grad_bias, grad_bias is not None,
+                         threshold)
     if grad_x is not None:
-        coef = _split_mean(mean, x.dtype, 5)
-        coef[2] = sum_dy / count
-        coef[3] = invstd * sum_dy_x_hat / count
-        coef[4] = invstd if weight is None else invstd * weight
         _bn_map(dy2, x2, grad_x.reshape(x2.shape), channels, spatial, coef, True, threshold)
 
 
