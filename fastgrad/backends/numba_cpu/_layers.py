@@ -739,7 +739,7 @@ def _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits
 # tile is one vectorised loop over positions, and sums go to per-position float64
 # accumulators (in L1) before being added per channel. Wide layouts (S >= BN_COLS) make each
 # channel a block: a row's segment of it is contiguous, its coefficients scalars, its sums
-# vectorised reductions. Partials, one per (piece, block, channel), are added per channel in
+# vectorised reductions. Partials, one per (piece, channel), are added per channel in
 # piece order. The tiles depend on the shape only, so the sums are bit-identical for every
 # thread count.
 #: Positions per block of a narrow layout, and the spatial size from which a layout is wide.
