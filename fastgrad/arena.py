@@ -35,6 +35,7 @@ class Arena:
 
     def __init__(self, params, state, state_names=()):
         self.params = list(params)
+        self.shapes = [p.shape for p in self.params]  # fixed while intact: new data releases
         self.dtype = self.params[0].dtype
         sizes = [p.numel() for p in self.params]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)

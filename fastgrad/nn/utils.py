@@ -20,6 +20,7 @@ normalisation parameters, by passing those parameters alone.
 """
 import math
 import numbers
+import operator
 
 import numpy as np
 
@@ -127,8 +128,7 @@ def _arena_buffer(arena, positions):
     for p in arena.params:
         if p._grad is None:
             p._grad_view[...] = 0
-    return _Buffer(arena.grad, arena.offsets, positions, [p.shape for p in arena.params],
-                   arena=arena)
+    return _Buffer(arena.grad, arena.offsets, positions, arena.shapes, arena=arena)
 
 
 def _in_place(arena):
@@ -140,6 +140,12 @@ def _in_place(arena):
 def _gradient_buffers(params):
     """Partition the gradients of ``params`` into flat buffers: one per arena the list covers
     (contains exactly that arena's parameters), one per other gradient."""
+    arena = params[0]._arena if params else None
+    if arena is not None and len(params) == len(arena.params) \
+            and all(map(operator.is_, params, arena.params)) and _in_place(arena):
+        # the common case, a model's parameters as its optimiser packed them: no per-parameter
+        # bookkeeping (it cost ~1 us a parameter on every clip)
+        return [_arena_buffer(arena, list(range(len(params))))]
     position = {}
     for i, p in enumerate(params):
         position.setdefault(id(p), i)
@@ -160,7 +166,7 @@ def _gradient_buffers(params):
 
 def _grad_dtype(params):
     """The dtype of the total norm: the gradients' (promoted), float32 without gradients."""
-    grads = [p._grad._data.dtype for p in params if p._grad is not None]
+    grads = {p._grad._data.dtype for p in params if p._grad is not None}  # usually one
     return np.result_type(*grads) if grads else dtypes.default_float
 
 
