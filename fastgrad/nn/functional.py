@@ -414,9 +414,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                momentum=0.1, eps=1e-5):
     """Batch normalisation over dimension 1 (the channels) of ``input``.
 
-    In training mode the batch's own statistics normalise it (the mean, then the mean of
-    squared deviations: no E[x²] - E[x]² cancellation), and ``running_mean`` and
-    ``running_var``, when given, are updated in place with the unbiased batch variance:
+    In training mode the batch's own statistics normalise it (the mean and the mean of
+    squared deviations, in float64 and free of E[x²] - E[x]² cancellation), and
+    ``running_mean`` and ``running_var``, when given, are updated in place with the unbiased
+    batch variance:
 
     .. math::
         \\hat\\mu \\leftarrow (1 - m) \\hat\\mu + m \\mu_B, \\quad
