@@ -389,6 +389,40 @@ def test_read_only_output_raises(c):
         c.scale(values, 2.0)
 
 
+#: narrow (S = 1, and S > 1 with blocks of several channels) and wide (S >= 512) layouts
+_BN_PRECISION_SHAPES = [(1000, 6, 1), (37, 5, 9), (7, 3, 600)]
+
+
+@pytest.mark.parametrize("shape", _BN_PRECISION_SHAPES, ids=str)
+def test_batchnorm_statistics_keep_their_precision_when_the_mean_dwarfs_the_spread(c, shape):
+    """|mean| / std = 1e6 in float32: the one-read statistics (sums about a sample of each
+    channel) and the split mean of the elementwise passes lose nothing to cancellation."""
+    rng = np.random.default_rng(sum(shape))
+    x = (1e4 + 1e-2 * rng.standard_normal(shape)).astype(np.float32)
+    forward = _bn_example(np.float32, shape, x=x, out=np.empty_like(x))
+    expected = copy.deepcopy(forward)
+    KERNELS["batchnorm_fwd"].reference(**expected)
+    c.batchnorm_fwd(**forward)
+    np.testing.assert_allclose(forward["mean"], expected["mean"], rtol=1e-12, atol=0)
+    np.testing.assert_allclose(forward["var"], expected["var"], rtol=1e-7, atol=0)
+    np.testing.assert_allclose(forward["invstd"], expected["invstd"], rtol=1e-7, atol=0)
+    np.testing.assert_allclose(forward["out"], expected["out"], rtol=0, atol=1e-4)
+    backward = dict(grad_out=rng.standard_normal(shape).astype(np.float32), x=x,
+                    weight=forward["weight"], mean=expected["mean"],
+                    invstd=expected["invstd"], grad_x=np.empty_like(x),
+                    grad_weight=np.empty_like(forward["weight"]),
+                    grad_bias=np.empty_like(forward["weight"]))
+    expected = copy.deepcopy(backward)
+    KERNELS["batchnorm_bwd"].reference(**expected)
+    c.batchnorm_bwd(**backward)
+    scale = np.abs(expected["grad_x"]).max()
+    np.testing.assert_allclose(backward["grad_x"], expected["grad_x"], rtol=0,
+                               atol=1e-5 * scale)
+    for key in ("grad_weight", "grad_bias"):
+        np.testing.assert_allclose(backward[key], expected[key], rtol=1e-5,
+                                   atol=1e-5 * np.abs(expected[key]).max(), err_msg=key)
+
+
 # ------------------------------------------------------------------------------- threads
 _THREADS_PROGRAM = r"""
 #include <stdio.h>
@@ -448,6 +482,35 @@ def test_parallel_kernels_are_bit_identical_for_one_and_two_threads(tmp_path):
     run = subprocess.run([str(binary)], capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, f"1 and 2 threads differ (exit {run.returncode})"
     assert float(run.stdout) > 0
+
+
+#: batchnorm layouts of several tiles: narrow with S = 1 (one block, and two blocks), narrow
+#: with S > 1 (blocks of whole channels, a last piece of 1 to 3 rows), wide (blocks of several
+#: channels, a channel longer than a block, a segment not a multiple of the lanes)
+_BN_THREAD_SHAPES = [(1000, 6, 1), (130, 700, 1), (203, 70, 9), (7, 3, 600), (64, 40, 1024),
+                     (3, 2, 17000)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+def test_batchnorm_is_bit_identical_for_one_and_two_threads(c, threads, monkeypatch, dtype):
+    """The batchnorm sums' tiles depend on the shape only: 1 and 2 threads (parallel at every
+    size) give the same bits, forward and backward, narrow and wide layouts."""
+    monkeypatch.setitem(c.PARALLEL_MIN, "batchnorm", 0)
+    results = {}
+    for count in (1, 2):
+        threads(count)
+        outputs = []
+        for shape in _BN_THREAD_SHAPES:
+            forward = _bn_example(dtype, shape)
+            c.batchnorm_fwd(**forward)
+            backward = _bn_bwd_example(dtype, shape, mean=forward["mean"],
+                                       invstd=forward["invstd"])
+            c.batchnorm_bwd(**backward)
+            outputs += [forward[key] for key in ("mean", "var", "invstd", "out")]
+            outputs += [backward[key] for key in ("grad_x", "grad_weight", "grad_bias")]
+        results[count] = outputs
+    for one, two in zip(results[1], results[2]):
+        assert one.tobytes() == two.tobytes()
 
 
 # --------------------------------------------------------------------------- matrix products

@@ -492,8 +492,10 @@ def _channels_native(x, per_channel, statistics):
 def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
 
-    Three C passes: the sums, the squared deviations from the mean (two passes, no
-    E[x²] - E[x]²) and the affine output; statistics in double over fixed pieces.
+    Two C passes: the statistics from one read of x (double sums of x - shift and its
+    square, the shift each channel's first element, so E[d²] - E[d]² does not cancel; fixed
+    tiles added in order), then the affine output in x's dtype (the double mean split into
+    two numbers of that dtype, so x - mean loses nothing when |mean| >> std).
     """
     c = _channels_native(x, (weight, bias), (mean, var, invstd))
     if c is None or out.shape != x.shape or not _native(x.dtype, out):
@@ -510,7 +512,8 @@ def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
 def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
     """Gradients of :func:`batchnorm_fwd`: see :func:`fastgrad.backends.numpy_ref.batchnorm_bwd`.
 
-    One C pass for both per-channel sums (double, fixed pieces in order), one for ``grad_x``.
+    One C pass for both per-channel sums (double, fixed tiles in order), one for ``grad_x``
+    (in x's dtype, the mean split as in :func:`batchnorm_fwd`).
     """
     c = _channels_native(x, (weight, grad_weight, grad_bias), (mean, invstd))
     if (c is None or grad_out.shape != x.shape or not _native(x.dtype, grad_out, grad_x)
