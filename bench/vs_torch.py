@@ -588,7 +588,8 @@ def main(argv=None):
         "environment": dict(cpu_model=machine.cpu_model(), cores=os.cpu_count(),
                             python=platform.python_version(),
                             commit=machine.git("rev-parse", "--short", "HEAD"),
-                            dirty=bool(machine.git("status", "--porcelain", "--untracked-files=no")),
+                            dirty=bool(machine.git("status", "--porcelain",
+                                                   "--untracked-files=no")),
                             load_average={"before": load_before, "after": _load_average()}),
         "rows": rows,
     }

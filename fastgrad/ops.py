@@ -490,7 +490,12 @@ def _gemm_operands(*arrays):
 
 
 def _product_2d(a, b, trans_a, trans_b):
-    """``op(a) @ op(b)`` by the ``gemm`` kernel, for :func:`_gemm_operands`."""
+    """``op(a) @ op(b)`` by the ``gemm`` kernel, for :func:`_gemm_operands`. A transposed
+    view (``w.T``) goes in as its C-contiguous base with the flag flipped, not as a copy."""
+    if not a.flags.c_contiguous and a.flags.f_contiguous:
+        a, trans_a = a.T, not trans_a
+    if not b.flags.c_contiguous and b.flags.f_contiguous:
+        b, trans_b = b.T, not trans_b
     rows = a.shape[1] if trans_a else a.shape[0]
     cols = b.shape[0] if trans_b else b.shape[1]
     out = np.empty((rows, cols), a.dtype)

@@ -271,17 +271,15 @@ class Tensor:
         dtype); ``argument`` names ``values`` in errors."""
         self._check_inplace()
         values = values._data if isinstance(values, Tensor) else values
-        if type(values) in (int, float, bool):  # a scalar fits any shape: the common fill_
-            shape = broadcast = ()
-        else:
+        if type(values) not in (int, float, bool):  # a Python scalar fits: the common fill_
             shape = np.shape(values)
             try:
                 broadcast = np.broadcast_shapes(shape, self.shape)
             except ValueError:
                 broadcast = None
-        if shape and broadcast != self.shape:
-            raise RuntimeError(f"{argument} of shape {shape} cannot be written into a tensor "
-                               f"of shape {self.shape}")
+            if broadcast != self.shape:
+                raise RuntimeError(f"{argument} of shape {shape} cannot be written into a "
+                                   f"tensor of shape {self.shape}")
         with np.errstate(all="ignore"):  # NaN into integers, overflow to inf: as in PyTorch
             np.copyto(self._data, values, casting="unsafe")
         self._version += 1

@@ -3,9 +3,10 @@
 Same names, signatures and outputs as the reference (:mod:`fastgrad.backends.numpy_ref`). The
 matrix products are NumPy's BLAS, called here on this module's threads (one pool, see
 :mod:`fastgrad.backends.blas`), block by block; what surrounds them is fused here: the bias and
-the activation into each block of the GEMM's output right after its product, the activation's derivative and the bias
-gradient into one pass before the backward GEMMs, log-softmax and NLL into one pass per row,
-the LSTM gates and cell update into one pass per row.
+the activation into each block of the GEMM's output right after its product, the
+activation's derivative and the bias gradient into one pass before the backward GEMMs,
+log-softmax and NLL into one pass per row, the LSTM gates and cell update into one pass per
+row.
 
 Transcendentals. Numba has no SVML here, so its ``exp`` and ``tanh`` are scalar libm calls,
 10 to 40 times slower than NumPy's SIMD ufuncs. The kernels therefore evaluate exp, sigmoid and
@@ -48,8 +49,8 @@ from .. import numpy_ref as _reference
 from ..spec import ACTIVATIONS, raise_bad_target
 
 __all__ = ["gemm", "activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd",
-           "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd",
-           "lstm_cell_bwd"]
+           "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd",
+           "lstm_cell_fwd", "lstm_cell_bwd"]
 
 #: Elements per parallel work unit and per reduction piece. The reduction pieces fix the
 #: rounding of the bias gradient and of the batchnorm sums, so changing this changes them in
@@ -739,9 +740,9 @@ def _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits
 # tile is one vectorised loop over positions, and sums go to per-position float64
 # accumulators (in L1) before being added per channel. Wide layouts (S >= BN_COLS) cut a row
 # into blocks of whole channels, about BN_WIDE_COLS positions, walked row by row: each
-# channel's segment is contiguous, its coefficients scalars, its sums vectorised reductions. Partials, one per (piece, channel), are added per channel in
-# piece order. The tiles depend on the shape only, so the sums are bit-identical for every
-# thread count.
+# channel's segment is contiguous, its coefficients scalars, its sums vectorised reductions.
+# Partials, one per (piece, channel), are added per channel in piece order (_sum_rows). The
+# tiles depend on the shape only, so the sums are bit-identical for every thread count.
 #: Positions per block of a narrow layout, and the spatial size from which a layout is wide.
 BN_COLS = 512
 
@@ -778,7 +779,7 @@ def _bn_layout(rows, channels, spatial):
 @config.jit()
 def _bn_expand(coef, spatial, c0, c1):
     """Per-channel coefficients (R, C) of channels [c0, c1) as per-position rows, and the
-    offset of the block in them: ``coef`` itself when S is 1 (a position is a channel)."""
+    block's first position in them: ``coef`` itself when S is 1 (a position is a channel)."""
     if spatial == 1:
         return coef, c0
     block = np.empty((coef.shape[0], (c1 - c0) * spatial), coef.dtype)
@@ -787,17 +788,6 @@ def _bn_expand(coef, spatial, c0, c1):
         for c in range(c0, c1):
             row[(c - c0) * spatial:(c - c0 + 1) * spatial] = coef[r, c]
     return block, np.int64(0)
-
-
-@config.jit()
-def _bn_channel_totals(partial, out):
-    """Per-channel totals of partials (pieces, C), pieces added in order."""
-    for c in range(out.size):
-        out[c] = 0.0
-    for p in range(partial.shape[0]):
-        row = partial[p]
-        for c in range(out.size):
-            out[c] += row[c]
 
 
 @config.jit()
@@ -870,7 +860,7 @@ def _bn_sums_tile(first, second, channels, spatial, coef, grads, part_a, part_b,
                 part_b[p, c] += e
         return
     at, k = _bn_expand(coef, spatial, c0, c1)
-    values = at[0, k * spatial:k * spatial + hi - lo]
+    values = at[0, k:k + hi - lo]
     acc_a, acc_b = np.zeros(hi - lo), np.zeros(hi - lo)
     # a row past the piece's end adds nothing: dy = 0, or x = the shift (an element of x,
     # so exact in x's dtype)
@@ -927,8 +917,8 @@ def _bn_sums(first, second, channels, spatial, coef, grads, total_a, total_b, pa
     part_b = np.empty((layout[0], channels))
     _bn_sums_tiles(first, second, channels, spatial, coef, grads, part_a, part_b, layout,
                    parallel_min)
-    _bn_channel_totals(part_a, total_a)
-    _bn_channel_totals(part_b, total_b)
+    _sum_rows(part_a, total_a)
+    _sum_rows(part_b, total_b)
 
 
 @config.jit()
@@ -1042,7 +1032,7 @@ def _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout):
                                    coef[2, c], coef[3, c])
         return
     at, k = _bn_expand(coef, spatial, c0, c1)
-    k0, k1 = k * spatial, k * spatial + hi - lo
+    k0, k1 = k, k + hi - lo
     m_hi, m_lo, e, f = at[0, k0:k1], at[1, k0:k1], at[2, k0:k1], at[3, k0:k1]
     for n in range(p * per, stop):
         if grads:
