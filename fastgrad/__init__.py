@@ -19,6 +19,10 @@ from .random import Generator, manual_seed
 from .tensor import Tensor, from_numpy, tensor
 from .threads import get_num_threads, set_num_threads
 from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
+from .pointwise import *  # noqa: F401,F403 (each module's __all__)
+from .reductions import *  # noqa: F401,F403
+from .shapes import *  # noqa: F401,F403
+from . import pointwise, reductions, shapes
 from . import runtime
 from .export import export
 from .serialization import load, save
@@ -47,4 +51,4 @@ __all__ = [
     "matmul", "max", "mean", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid",
     "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",
     "where",
-]
+] + pointwise.__all__ + reductions.__all__ + shapes.__all__

@@ -569,3 +569,17 @@ def from_numpy(array):
         raise TypeError(f"from_numpy supports arrays of bool, integer and floating dtypes, "
                         f"got an array of dtype {array.dtype}")
     return Tensor(array)
+
+
+def _bind_methods():
+    """Give Tensor the methods the op modules list in their ``TENSOR_METHODS`` tables (one
+    table per module, beside the functions, instead of a wrapper here for each)."""
+    from . import pointwise, reductions, shapes
+    for module in (pointwise, reductions, shapes):
+        for name, function in module.TENSOR_METHODS.items():
+            if name in Tensor.__dict__:
+                raise RuntimeError(f"{module.__name__} redefines Tensor.{name}")
+            setattr(Tensor, name, function)
+
+
+_bind_methods()
