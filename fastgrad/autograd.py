@@ -42,6 +42,15 @@ class _SetGradMode:
 
     mode = True
 
+    def __new__(cls, orig_func=None):
+        # ``@no_grad`` without parentheses decorates the function directly, as in PyTorch
+        if orig_func is None:
+            return super().__new__(cls)
+        if not callable(orig_func):
+            raise TypeError(f"{cls.__name__}() takes no arguments, or decorates a function; "
+                            f"got {type(orig_func).__name__}")
+        return cls()(orig_func)
+
     def __enter__(self):
         self._previous = _grad_mode.enabled
         _grad_mode.enabled = self.mode
@@ -70,6 +79,87 @@ class enable_grad(_SetGradMode):
     """Re-enable graph recording inside a ``no_grad`` block."""
 
     mode = True
+
+
+def _check_mode(mode, name):
+    if not isinstance(mode, (bool, np.bool_)):
+        raise TypeError(f"{name}(): mode must be a bool, got {type(mode).__name__} {mode!r}")
+    return bool(mode)
+
+
+class set_grad_enabled:
+    """Turn graph recording on (``mode=True``) or off, as ``torch.set_grad_enabled``.
+
+    Three uses, PyTorch's: called alone, ``fastgrad.set_grad_enabled(False)`` sets the mode
+    at once and keeps it; as a context manager, ``with fastgrad.set_grad_enabled(is_train):``
+    restores the previous mode on exit; as a decorator, ``@fastgrad.set_grad_enabled(False)``
+    runs the function in that mode (decorating changes nothing by itself).
+
+    Args:
+        mode: True to record operations for backward, False not to.
+    """
+
+    def __init__(self, mode):
+        self.mode = _check_mode(mode, "set_grad_enabled")
+        self.prev = _grad_mode.enabled
+        _grad_mode.enabled = self.mode
+
+    def __enter__(self):
+        _grad_mode.enabled = self.mode
+
+    def __exit__(self, *exc_info):
+        _grad_mode.enabled = self.prev
+
+    def __call__(self, function):
+        _grad_mode.enabled = self.prev
+        mode = self.mode
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with set_grad_enabled(mode):
+                return function(*args, **kwargs)
+        return wrapper
+
+    def __repr__(self):
+        return f"fastgrad.set_grad_enabled(mode={self.mode})"
+
+
+class inference_mode:
+    """PyTorch's ``torch.inference_mode``: here exactly :class:`no_grad`.
+
+    PyTorch's inference mode also marks the tensors made inside as inference tensors (faster,
+    and refused by autograd later); fastgrad has no such tensors, so inside the block nothing
+    is recorded and that is all. ``inference_mode(False)`` records again inside, as
+    :class:`enable_grad` (PyTorch's too). Usable as a context manager and as a decorator, with
+    or without parentheses.
+
+    Args:
+        mode: True to stop recording inside the block, False to record.
+    """
+
+    def __new__(cls, mode=True):
+        if not isinstance(mode, (bool, np.bool_)) and callable(mode):  # @inference_mode
+            return cls()(mode)
+        return super().__new__(cls)
+
+    def __init__(self, mode=True):
+        self.mode = _check_mode(mode, "inference_mode")
+
+    def __enter__(self):
+        self._previous = _grad_mode.enabled
+        _grad_mode.enabled = not self.mode
+
+    def __exit__(self, *exc_info):
+        _grad_mode.enabled = self._previous
+
+    def __call__(self, function):
+        mode = self.mode
+
+        @functools.wraps(function)
+        def wrapper(*args, **kwargs):
+            with inference_mode(mode):
+                return function(*args, **kwargs)
+        return wrapper
 
 
 class RemovableHandle:

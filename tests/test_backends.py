@@ -175,7 +175,7 @@ import fastgrad
 from fastgrad import nn
 print("imported", flush=True)
 out = nn.Linear(3, 2)(fastgrad.ones(4, 3))
-print("current", fastgrad.backends.current(), out.shape)
+print("current", fastgrad.backends.current(), tuple(out.shape))
 """
 
 

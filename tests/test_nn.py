@@ -120,7 +120,7 @@ def test_train_and_eval_recurse_and_return_self():
     net.block.eval()
     assert net.training and not net.block.training and not net.block.fc.training
     assert net.head.training
-    with pytest.raises(TypeError, match="mode"):
+    with pytest.raises(ValueError, match="mode"):  # PyTorch's ValueError
         net.train("yes")
 
 

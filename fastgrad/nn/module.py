@@ -16,7 +16,9 @@ import numpy as np
 from .. import autograd
 from .. import dtypes
 from ..autograd import Function, RemovableHandle
-from ..tensor import Tensor
+from ..device import cuda_device
+from ..ops import _flag
+from ..tensor import Tensor, _dtype_of_type_name, _to_arguments
 
 
 class Parameter(Tensor):
@@ -414,8 +416,21 @@ class Module:
         else:
             object.__delattr__(self, name)
 
+    def _check_name(self, name, kind, registry):
+        """PyTorch's checks of a name to register a ``kind`` under: a string, not empty,
+        without '.', and not an attribute of another sort already."""
+        if not isinstance(name, str):
+            raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
+        if not name:
+            raise KeyError(f'{kind} name cannot be the empty string ""')
+        if "." in name:
+            raise KeyError(f'{kind} name cannot contain ".", got: {name}')
+        if name not in registry and hasattr(self, name):
+            raise KeyError(f"attribute '{name}' already exists")
+
     def register_parameter(self, name, param):
         """Register ``param`` (a Parameter or None) under ``name``."""
+        self._check_name(name, "parameter", self._parameters)
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"cannot register {type(param).__name__} as parameter {name!r} "
                             "(a Parameter or None is expected)")
@@ -425,8 +440,7 @@ class Module:
     def register_buffer(self, name, tensor, persistent=True):
         """Register a non-trained tensor (running statistics...) saved in the state_dict
         unless ``persistent`` is False."""
-        if not isinstance(name, str) or not name or "." in name:
-            raise KeyError(f"buffer name must be a non-empty string without '.', got {name!r}")
+        self._check_name(name, "buffer", self._buffers)
         if tensor is not None and not isinstance(tensor, Tensor):
             raise TypeError(f"cannot register {type(tensor).__name__} as buffer {name!r} "
                             "(a Tensor or None is expected)")
@@ -437,22 +451,74 @@ class Module:
 
     def add_module(self, name, module):
         """Register the sub-module ``module`` under ``name``."""
+        self._check_name(name, "module", self._modules)
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
         self._forget(name)
         self._modules[name] = module
 
+    def register_module(self, name, module):
+        """Alias of :meth:`add_module`, as PyTorch has."""
+        self.add_module(name, module)
+
+    def get_submodule(self, target):
+        """The sub-module at the dotted path ``target`` (``"encoder.layers.0"``; ``""`` is
+        self).
+
+        Raises:
+            AttributeError: a step of the path names nothing, or something that is not a
+                Module.
+        """
+        module = self
+        if target == "":
+            return module
+        for name in target.split("."):
+            if not hasattr(module, name):
+                raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+            module = getattr(module, name)
+            if not isinstance(module, Module):
+                raise AttributeError(f"`{name}` is not an nn.Module")
+        return module
+
+    def _get_member(self, target, kind, registry):
+        module_path, _, name = target.rpartition(".")
+        module = self.get_submodule(module_path)
+        if not hasattr(module, name):
+            raise AttributeError(f"{type(module).__name__} has no attribute `{name}`")
+        if name not in getattr(module, registry):
+            raise AttributeError(f"`{name}` is not {kind}")
+        return getattr(module, name)
+
+    def get_parameter(self, target):
+        """The parameter at the dotted path ``target`` (``"encoder.0.weight"``).
+
+        Raises:
+            AttributeError: the path names nothing, or something that is not a parameter.
+        """
+        return self._get_member(target, "an nn.Parameter", "_parameters")
+
+    def get_buffer(self, target):
+        """The buffer at the dotted path ``target`` (``"bn.running_mean"``).
+
+        Raises:
+            AttributeError: the path names nothing, or something that is not a buffer.
+        """
+        return self._get_member(target, "a buffer", "_buffers")
+
     # ------------------------------------------------------------------------------ queries
-    def named_modules(self, prefix="", memo=None):
-        """Every module in the tree (self first), each once, with its dotted name."""
+    def named_modules(self, memo=None, prefix="", remove_duplicate=True):
+        """Every module in the tree (self first) with its dotted name: each once, unless
+        ``remove_duplicate`` is False (then a module used twice appears under both names)."""
         memo = set() if memo is None else memo
-        if id(self) in memo:
-            return
-        memo.add(id(self))
+        if remove_duplicate:
+            if id(self) in memo:
+                return
+            memo.add(id(self))
         yield prefix, self
         for name, child in self._modules.items():
             if child is not None:
-                yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+                yield from child.named_modules(memo, f"{prefix}.{name}" if prefix else name,
+                                               remove_duplicate)
 
     def modules(self):
         for _, module in self.named_modules():
@@ -467,26 +533,28 @@ class Module:
         for _, child in self.named_children():
             yield child
 
-    def _named_members(self, registry, prefix, recurse):
+    def _named_members(self, registry, prefix, recurse, remove_duplicate=True):
         seen = set()
-        modules = self.named_modules(prefix) if recurse else [(prefix, self)]
+        modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate) \
+            if recurse else [(prefix, self)]
         for module_prefix, module in modules:
             for name, value in getattr(module, registry).items():
-                if value is None or id(value) in seen:
+                if value is None or (remove_duplicate and id(value) in seen):
                     continue
                 seen.add(id(value))
                 yield (f"{module_prefix}.{name}" if module_prefix else name), value
 
-    def named_parameters(self, prefix="", recurse=True):
-        """``(dotted name, Parameter)`` for every parameter, each once."""
-        return self._named_members("_parameters", prefix, recurse)
+    def named_parameters(self, prefix="", recurse=True, remove_duplicate=True):
+        """``(dotted name, Parameter)`` for every parameter: each once, unless
+        ``remove_duplicate`` is False (then a shared parameter appears under each name)."""
+        return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse=True):
         for _, param in self.named_parameters(recurse=recurse):
             yield param
 
-    def named_buffers(self, prefix="", recurse=True):
-        return self._named_members("_buffers", prefix, recurse)
+    def named_buffers(self, prefix="", recurse=True, remove_duplicate=True):
+        return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse=True):
         for _, buffer in self.named_buffers(recurse=recurse):
@@ -496,7 +564,8 @@ class Module:
     def train(self, mode=True):
         """Set training mode (``mode=True``) or evaluation mode for the whole tree."""
         if not isinstance(mode, bool):
-            raise TypeError(f"mode must be a bool, got {type(mode).__name__}")
+            raise ValueError(f"training mode is expected to be boolean, got "
+                             f"{type(mode).__name__} {mode!r}")
         for module in self.modules():
             object.__setattr__(module, "training", mode)
         return self
@@ -521,32 +590,92 @@ class Module:
         fn(self)
         return self
 
-    def to(self, dtype):
-        """Cast every floating parameter and buffer to ``dtype`` in place; returns self.
+    def to(self, *args, **kwargs):
+        """Move and/or cast the parameters and buffers in place; returns self. PyTorch's forms:
 
+        - ``to(device=None, dtype=None, non_blocking=False)``
+        - ``to(dtype, non_blocking=False)``
+        - ``to(tensor, non_blocking=False)``: ``tensor``'s device and dtype
+
+        ``dtype`` must be floating and casts the floating parameters and buffers only (integer
+        buffers such as ``num_batches_tracked`` stay as they are, as in PyTorch). The device
+        is resolved (:func:`fastgrad.device.resolve`): the CPU, which already holds them.
         Parameters get new memory, so create optimisers after casting (an existing optimiser
-        repacks them before its next step).
+        repacks them before its next step). ``non_blocking`` and ``memory_format`` have no
+        effect.
+
+        Raises:
+            RuntimeError: a device this build cannot hold tensors on (``"cuda"``...), or
+                ``copy=True``.
+            TypeError: a dtype that is not floating, or arguments that fit no form.
         """
-        dtype = dtypes.resolve(dtype)
+        _, dtype, _, copy, _ = _to_arguments(args, kwargs, "Module.to")
+        if copy:
+            raise RuntimeError("Module.to() does not accept copy=True: it converts the module "
+                               "in place")
+        if dtype is None:
+            return self
         if not dtypes.is_floating(dtype):
             raise TypeError(f"Module.to() takes a floating dtype, got {dtype}")
+        return self._cast(dtype, floating_only=True)
+
+    def _cast(self, dtype, floating_only):
+        """Cast the parameters and buffers to ``dtype`` in place (only the floating ones when
+        ``floating_only``); returns self."""
         for module in self.modules():
             for param in module._parameters.values():
-                if param is not None and dtypes.is_floating(param.dtype) \
-                        and param.dtype != dtype:
+                if param is not None and param.dtype != dtype and (
+                        dtypes.is_floating(param.dtype) or not floating_only):
                     param.data = param._data.astype(dtype)
                     if param._grad is not None:
                         param._grad = Tensor(param._grad._data.astype(dtype))
             for name, buffer in module._buffers.items():
-                if buffer is not None and dtypes.is_floating(buffer.dtype):
+                if buffer is not None and (dtypes.is_floating(buffer.dtype) or not floating_only):
                     module._buffers[name] = Tensor(buffer._data.astype(dtype))
         return self
+
+    def type(self, dst_type):
+        """Cast every parameter and buffer, integer buffers included (PyTorch's difference
+        from :meth:`to`), to ``dst_type``: a floating dtype or a name such as
+        ``"torch.DoubleTensor"``; returns self.
+
+        Raises:
+            TypeError: ``dst_type`` is not floating (parameters must stay floating to train).
+        """
+        if isinstance(dst_type, str):
+            dst_type = _dtype_of_type_name(dst_type)
+        dst_type = dtypes.resolve(dst_type, "dst_type")
+        if not dtypes.is_floating(dst_type):
+            raise TypeError(f"Module.type() takes a floating dtype, got {dst_type}")
+        return self._cast(dst_type, floating_only=False)
+
+    def cpu(self):
+        """Move to the CPU: self, since everything is there in this build."""
+        return self.to("cpu")
+
+    def cuda(self, device=None):
+        """Move to a CUDA device (None for the current one, an int or a device).
+
+        Raises:
+            RuntimeError: always in this build, which has no CUDA backend.
+        """
+        return self.to(cuda_device(device))
 
     def float(self):
         return self.to(dtypes.float32)
 
     def double(self):
         return self.to(dtypes.float64)
+
+    def half(self):
+        return self.to(dtypes.float16)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` on every parameter (freeze with False); returns self."""
+        requires_grad = _flag(requires_grad, "requires_grad")
+        for param in self.parameters():
+            param.requires_grad_(requires_grad)
+        return self
 
     # -------------------------------------------------------------------------- state_dict
     def state_dict(self, prefix="", keep_vars=False):

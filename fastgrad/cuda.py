@@ -1,0 +1,56 @@
+"""``fastgrad.cuda``: PyTorch's ``torch.cuda`` queries, answered for this build.
+
+This build has no CUDA backend, so ``is_available()`` is False and ``device_count()`` is 0:
+the idiom ``device = "cuda" if fastgrad.cuda.is_available() else "cpu"`` picks the CPU. Seeding
+is harmless, as in PyTorch without a GPU (there is no CUDA generator to seed); what needs a GPU
+(``synchronize``, ``current_device``) raises the RuntimeError that putting a tensor on a CUDA
+device raises (:func:`fastgrad.device.resolve`).
+"""
+from .device import AVAILABLE_TYPES
+from .device import cuda_device as _cuda_device
+from .device import resolve as _resolve
+from .random import check_seed as _check_seed
+
+
+def is_available():
+    """True when tensors can live on a CUDA device (never, in this build)."""
+    return "cuda" in AVAILABLE_TYPES
+
+
+def device_count():
+    """The number of CUDA devices this build can use (0)."""
+    return 0
+
+
+def manual_seed(seed):
+    """Seed the current CUDA device's generator: nothing to seed here, so only ``seed`` is
+    checked (PyTorch's call is likewise harmless without a GPU)."""
+    _check_seed(seed)
+
+
+def manual_seed_all(seed):
+    """Seed every CUDA device's generator: see :func:`manual_seed`."""
+    _check_seed(seed)
+
+
+def empty_cache():
+    """Release the CUDA caching allocator's unused memory: there is none, so nothing to do
+    (PyTorch's call does nothing without a GPU either)."""
+
+
+def synchronize(device=None):
+    """Wait for the work queued on a CUDA device.
+
+    Raises:
+        RuntimeError: always in this build (no CUDA backend).
+    """
+    _resolve(_cuda_device(device))  # raises: no CUDA backend
+
+
+def current_device():
+    """The index of the current CUDA device.
+
+    Raises:
+        RuntimeError: always in this build (no CUDA backend).
+    """
+    _resolve(_cuda_device())  # raises: no CUDA backend
