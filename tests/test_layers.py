@@ -92,7 +92,7 @@ def test_dropout_module_follows_train_and_eval():
     assert not np.array_equal(model(x).numpy(), model(x).numpy())
     model.eval()
     np.testing.assert_array_equal(model(x).numpy(), model[0](x).numpy())
-    assert repr(nn.Dropout(0.2)) == "Dropout(p=0.2)"
+    assert repr(nn.Dropout(0.2)) == "Dropout(p=0.2, inplace=False)"
 
 
 @pytest.mark.parametrize("p, error", [(-0.1, ValueError), (1.5, ValueError),

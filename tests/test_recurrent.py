@@ -443,7 +443,6 @@ def test_dropout_with_one_layer_warns_and_changes_nothing():
     (lambda: RNN(3, 4, nonlinearity="gelu"), ValueError, "Unknown nonlinearity 'gelu'"),
     (lambda: RNNCell(3, 4, nonlinearity="sigmoid"), ValueError, "Unknown nonlinearity"),
     (lambda: LSTMCell(3, True), TypeError, "hidden_size should be of type int"),
-    (lambda: LSTM(3, 4, bidirectional=True), TypeError, "bidirectional"),
     (lambda: LSTM(3, 4, proj_size=2), TypeError, "proj_size"),
 ])
 def test_constructor_errors(make, error, match):

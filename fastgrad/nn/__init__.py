@@ -2,19 +2,25 @@
 from . import functional
 from . import init
 from . import utils
-from .activation import ELU, GELU, Flatten, Identity, LeakyReLU, ReLU, Sigmoid, Softplus, Tanh
-from .container import Sequential
+from .activation import (ELU, GELU, CosineSimilarity, Flatten, Hardtanh, Identity, LeakyReLU,
+                         LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softmax2d,
+                         Softplus, Tanh, Unflatten)
+from .container import ModuleDict, ModuleList, ParameterDict, ParameterList, Sequential
 from .dropout import Dropout
 from .linear import Linear
-from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, L1Loss, MSELoss,
-                   NLLLoss)
+from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
+                   MSELoss, NLLLoss, SmoothL1Loss)
 from .module import Module, Parameter
-from .normalization import BatchNorm1d, BatchNorm2d
-from .recurrent import LSTM, RNN, LSTMCell, RNNCell
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .residual import Residual
+from .sparse import Embedding
 
 __all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "Linear", "ReLU",
            "Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", "Softplus", "Identity", "Flatten",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "Residual", "RNNCell", "RNN", "LSTMCell",
-           "LSTM", "MSELoss", "L1Loss",
-           "HuberLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss"]
+           "LSTM", "GRUCell", "GRU", "MSELoss", "L1Loss",
+           "HuberLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
+           "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Hardtanh", "ReLU6",
+           "SiLU", "Mish", "Softmax", "LogSoftmax", "Softmax2d", "Unflatten",
+           "CosineSimilarity", "SmoothL1Loss", "KLDivLoss", "Embedding", "LayerNorm"]

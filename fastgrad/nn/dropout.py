@@ -11,17 +11,20 @@ class Dropout(Module):
 
     Args:
         p: probability of zeroing an element, in [0, 1].
+        inplace: PyTorch's flag, with the meaning :func:`fastgrad.nn.functional.dropout`
+            documents (the input is overwritten only outside autograd's graph).
 
     References: Srivastava et al., "Dropout: A Simple Way to Prevent Neural Networks from
     Overfitting", JMLR 2014.
     """
 
-    def __init__(self, p=0.5):
+    def __init__(self, p=0.5, inplace=False):
         super().__init__()
         self.p = F._check_probability(p)
+        self.inplace = inplace
 
     def forward(self, input):
-        return F.dropout(input, self.p, self.training)
+        return F.dropout(input, self.p, self.training, self.inplace)
 
     def extra_repr(self):
-        return f"p={self.p}"
+        return f"p={self.p}, inplace={self.inplace}"

@@ -5,9 +5,19 @@ bias and activation) and one ``linear_bwd``; :func:`cross_entropy` is log-softma
 one ``cross_entropy_fwd`` pass per row; :func:`batch_norm` in training mode is one
 ``batchnorm_fwd`` and one ``batchnorm_bwd``. The other activations and losses are small
 elementwise Functions in NumPy, each in its numerically stable form.
+
+``inplace=True`` (on the activations and :func:`dropout`): autograd here cannot rewrite the
+history of a tensor already in a graph, so fastgrad keeps PyTorch's results by writing in place
+only where nothing is recorded. An input outside any graph (no gradient required, or under
+:class:`~fastgrad.no_grad`) is overwritten and returned, as in PyTorch; an input that is part
+of a graph is left as it was and the result is a new tensor with the same values and gradients
+PyTorch gives; a leaf that requires grad is refused with PyTorch's error. So every program
+PyTorch accepts gets PyTorch's values and gradients from the returned tensor; only code that
+reads a graph tensor again after the call (instead of the result) sees its old values.
 """
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -18,13 +28,11 @@ from .. import random as _random
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
 from ..ops import _ieee
+from ..shapes import one_hot, pad  # noqa: F401 (torch.nn.functional's names)
 from ..tensor import Tensor
 
-relu = ops.relu
 sigmoid = ops.sigmoid
 tanh = ops.tanh
-softmax = ops.softmax
-log_softmax = ops.log_softmax
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -125,6 +133,38 @@ def _opmath(x):
     return x.astype(np.float32) if x.dtype == np.float16 else x
 
 
+def _in_place_allowed(input, inplace):
+    """For ``inplace=True``: True when ``input`` is outside any graph, so the result may be
+    written into it; False when it is part of one (the result is then a new tensor, see the
+    module docstring). A leaf that requires grad is PyTorch's RuntimeError, before any work."""
+    if not inplace:
+        return False
+    if not (autograd.is_grad_enabled() and input.requires_grad):
+        return True
+    if input.is_leaf:
+        raise RuntimeError("a leaf Variable that requires grad is being used in an in-place "
+                           "operation.")
+    return False
+
+
+def _result(input, output, write):
+    """``output``, or ``input`` overwritten with its values (and returned) when ``write``."""
+    return input._write(output._data) if write else output
+
+
+def relu(input, inplace=False):
+    """``max(0, x)`` elementwise (integer tensors too); the gradient at 0 is 0, as PyTorch's.
+    ``inplace``: see the module docstring."""
+    _check_tensor(input, "input")
+    write = _in_place_allowed(input, inplace)
+    return _result(input, ops.relu(input), write)
+
+
+def relu_(input):
+    """:func:`relu` with ``inplace=True``."""
+    return relu(input, inplace=True)
+
+
 @_ieee
 class _LeakyReLU(Function):
     def forward(self, x, negative_slope):
@@ -136,11 +176,18 @@ class _LeakyReLU(Function):
                         _opmath(grad) * self.negative_slope).astype(grad.dtype), None
 
 
-def leaky_relu(input, negative_slope=0.01):
+def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is the slope, as
-    in PyTorch."""
+    in PyTorch. ``inplace``: see the module docstring."""
     _check_floating(input, "input")
-    return _LeakyReLU.apply(input, _real(negative_slope, "negative_slope"))
+    negative_slope = _real(negative_slope, "negative_slope")
+    write = _in_place_allowed(input, inplace)
+    return _result(input, _LeakyReLU.apply(input, negative_slope), write)
+
+
+def leaky_relu_(input, negative_slope=0.01):
+    """:func:`leaky_relu` with ``inplace=True``."""
+    return leaky_relu(input, negative_slope, inplace=True)
 
 
 @_ieee
@@ -156,14 +203,134 @@ class _ELU(Function):
                         ).astype(grad.dtype), None
 
 
-def elu(input, alpha=1.0):
+def elu(input, alpha=1.0, inplace=False):
     """``x`` where ``x > 0``, else ``alpha * (exp(x) - 1)`` (``expm1``: exact near 0).
+    ``inplace``: see the module docstring.
 
     References: Clevert et al., "Fast and Accurate Deep Network Learning by Exponential Linear
     Units (ELUs)", ICLR 2016.
     """
     _check_floating(input, "input")
-    return _ELU.apply(input, _real(alpha, "alpha"))
+    alpha = _real(alpha, "alpha")
+    write = _in_place_allowed(input, inplace)
+    return _result(input, _ELU.apply(input, alpha), write)
+
+
+def elu_(input, alpha=1.0):
+    """:func:`elu` with ``inplace=True``."""
+    return elu(input, alpha, inplace=True)
+
+
+@_ieee
+class _Hardtanh(Function):
+    def forward(self, x, low, high):
+        # PyTorch's gradient: zero at and beyond the bounds, passed through a NaN input
+        self.outside = (x <= low) | (x >= high)
+        return np.clip(x, low, high)
+
+    def backward(self, grad):
+        return np.where(self.outside, np.zeros((), grad.dtype), grad), None, None
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
+    """``input`` clamped to [min_val, max_val]; the gradient is 1 strictly inside, else 0 (at
+    the bounds too, as PyTorch's). ``inplace``: see the module docstring."""
+    _check_floating(input, "input")
+    low, high = _real(min_val, "min_val"), _real(max_val, "max_val")
+    write = _in_place_allowed(input, inplace)
+    return _result(input, _Hardtanh.apply(input, low, high), write)
+
+
+def hardtanh_(input, min_val=-1.0, max_val=1.0):
+    """:func:`hardtanh` with ``inplace=True``."""
+    return hardtanh(input, min_val, max_val, inplace=True)
+
+
+def relu6(input, inplace=False):
+    """``min(max(0, x), 6)``: :func:`hardtanh` on [0, 6], so the gradient is 0 at 0 and 6."""
+    return hardtanh(input, 0.0, 6.0, inplace)
+
+
+@_ieee
+class _SiLU(Function):
+    def forward(self, x):
+        self.x = x
+        self.sigmoid = _stable_sigmoid(_opmath(x))
+        return (x * self.sigmoid).astype(x.dtype)
+
+    def backward(self, grad):
+        s = self.sigmoid
+        return (_opmath(grad) * (s * (1 + _opmath(self.x) * (1 - s)))).astype(grad.dtype)
+
+
+def silu(input, inplace=False):
+    """The sigmoid linear unit (swish), :math:`x \\sigma(x)`, with the sigmoid computed
+    without overflow. ``inplace``: see the module docstring.
+
+    References: Elfwing et al., "Sigmoid-Weighted Linear Units for Neural Network Function
+    Approximation in Reinforcement Learning", 2017.
+    """
+    _check_floating(input, "input")
+    write = _in_place_allowed(input, inplace)
+    return _result(input, _SiLU.apply(input), write)
+
+
+@_ieee
+class _Mish(Function):
+    def forward(self, x):
+        z = _opmath(x)
+        self.x = z
+        # softplus as max(z, 0) + log1p(exp(-|z|)): no overflow for any z
+        self.tanh = np.tanh(np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z))))
+        return (z * self.tanh).astype(x.dtype)
+
+    def backward(self, grad):
+        t, x = self.tanh, self.x
+        return (_opmath(grad) * (t + x * _stable_sigmoid(x) * (1 - t * t))).astype(grad.dtype)
+
+
+def mish(input, inplace=False):
+    """:math:`x \\tanh(\\mathrm{softplus}(x))`. ``inplace``: see the module docstring.
+
+    References: Misra, "Mish: A Self Regularized Non-Monotonic Activation Function", 2019.
+    """
+    _check_floating(input, "input")
+    write = _in_place_allowed(input, inplace)
+    return _result(input, _Mish.apply(input), write)
+
+
+def _softmax_dim(name, input, dim, stacklevel):
+    """``dim``, or PyTorch's deprecated implicit choice (with its warning) when it is None."""
+    if dim is not None:
+        return dim
+    warnings.warn(f"Implicit dimension choice for {name} has been deprecated. Change the call "
+                  "to include dim=X as an argument.", stacklevel=stacklevel)
+    return 0 if input.ndim in (0, 1, 3) else 1
+
+
+def _softmax_input(input, dtype):
+    _check_tensor(input, "input")
+    if dtype is None:
+        return input
+    dtype = dtypes.resolve(dtype)
+    if not dtypes.is_floating(dtype):
+        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+    return ops.cast(input, dtype)
+
+
+def softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """``exp(x) / sum(exp(x))`` along ``dim``, shifted by the maximum so nothing overflows;
+    ``dtype`` casts the input first. ``dim=None`` is PyTorch's deprecated implicit choice (0
+    for 0-, 1- and 3-d inputs, else 1), with its warning."""
+    input = _softmax_input(input, dtype)
+    return ops.softmax(input, _softmax_dim("softmax", input, dim, _stacklevel))
+
+
+def log_softmax(input, dim=None, _stacklevel=3, dtype=None):
+    """``x - logsumexp(x)`` along ``dim``, computed stably; ``dtype`` and ``dim=None`` as in
+    :func:`softmax`."""
+    input = _softmax_input(input, dtype)
+    return ops.log_softmax(input, _softmax_dim("log_softmax", input, dim, _stacklevel))
 
 
 # W. J. Cody's rational Chebyshev approximations of erf and erfc (Math. Comp. 23, 1969,
@@ -320,19 +487,20 @@ def _check_probability(p):
     return p
 
 
-def dropout(input, p=0.5, training=True):
+def dropout(input, p=0.5, training=True, inplace=False):
     """Inverted dropout: zero each element with probability ``p`` and scale the kept ones by
     ``1 / (1 - p)``, so the expectation is unchanged and evaluation needs no rescaling.
 
     The mask is drawn from fastgrad's default generator, so :func:`fastgrad.manual_seed` makes
     it repeatable. ``input`` itself when ``training`` is False or ``p == 0``; zeros (never NaN)
-    when ``p == 1``.
+    when ``p == 1``. ``inplace``: see the module docstring.
 
     References: Srivastava et al., "Dropout: A Simple Way to Prevent Neural Networks from
     Overfitting", JMLR 2014.
     """
     _check_floating(input, "input")
     p = _check_probability(p)
+    write = _in_place_allowed(input, inplace)
     if not training or p == 0:
         return input
     if p == 1:
@@ -341,7 +509,7 @@ def dropout(input, p=0.5, training=True):
         draw = input.dtype if input.dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
         keep = _random.numpy_generator().random(input.shape, dtype=draw) >= p
         scale = np.asarray(1 / (1 - p), input.dtype)
-    return _Dropout.apply(input, keep, scale)
+    return _result(input, _Dropout.apply(input, keep, scale), write)
 
 
 # ------------------------------------------------------------------------------ batch norm
@@ -473,7 +641,240 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     return out
 
 
+# ------------------------------------------------------------------------------ layer norm
+def _normalized_shape(normalized_shape):
+    """``normalized_shape`` (an int or a sequence of ints) as a tuple."""
+    if isinstance(normalized_shape, numbers.Integral) and not isinstance(normalized_shape, bool):
+        return (int(normalized_shape),)
+    try:
+        shape = tuple(normalized_shape)
+    except TypeError:
+        shape = None
+    if shape is None or not all(isinstance(s, numbers.Integral) and not isinstance(s, bool)
+                                for s in shape):
+        raise TypeError(f"normalized_shape must be an int or a sequence of ints, got "
+                        f"{normalized_shape!r}")
+    return tuple(int(s) for s in shape)
+
+
+@_ieee
+class _LayerNorm(Function):
+    """Layer normalisation of the last ``dims`` dimensions, seen as (M, N) rows. The row
+    statistics are float64 whatever the input dtype: the mean, then the mean of squared
+    deviations from it (two passes: E[x²] - E[x]² cancels catastrophically)."""
+
+    def forward(self, x, weight, bias, eps, dims):
+        self.shape, self.normalized = x.shape, x.shape[x.ndim - dims:]
+        x2 = x.reshape(math.prod(x.shape[:x.ndim - dims]), math.prod(self.normalized))
+        self.x2, self.weight = x2, weight
+        out = x2.astype(np.float64)  # a copy, normalised in place
+        if x2.size == 0:  # no statistics to take (NumPy would warn about the empty mean)
+            self.mean = self.rstd = np.zeros((x2.shape[0], 1))
+            return out.astype(x.dtype).reshape(x.shape)
+        self.mean = out.mean(axis=1, keepdims=True)
+        out -= self.mean
+        self.rstd = 1 / np.sqrt(np.mean(out * out, axis=1, keepdims=True) + eps)
+        out *= self.rstd
+        if weight is not None:
+            out *= weight.reshape(-1)
+        if bias is not None:
+            out += bias.reshape(-1)
+        return out.astype(x.dtype).reshape(x.shape)
+
+    def backward(self, grad):
+        needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
+        x2, dtype = self.x2, self.x2.dtype
+        g = grad.reshape(x2.shape).astype(np.float64)
+        normalised = (x2 - self.mean) * self.rstd
+        grad_x = grad_weight = grad_bias = None
+        if needs_weight:
+            grad_weight = (g * normalised).sum(axis=0).astype(dtype).reshape(self.normalized)
+        if needs_bias:
+            grad_bias = g.sum(axis=0).astype(dtype).reshape(self.normalized)
+        if needs_x and x2.size == 0:
+            grad_x = np.zeros(self.shape, dtype)
+        elif needs_x:
+            if self.weight is not None:
+                g *= self.weight.reshape(-1)
+            # rstd (g - mean(g) - x̂ mean(g x̂)) per row: through the row's mean and variance
+            g -= g.mean(axis=1, keepdims=True) + normalised * (g * normalised).mean(
+                axis=1, keepdims=True)
+            grad_x = (g * self.rstd).astype(dtype).reshape(self.shape)
+        return grad_x, grad_weight, grad_bias, None, None
+
+
+def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Layer normalisation over the last ``len(normalized_shape)`` dimensions:
+
+    .. math::
+        y = \\frac{x - \\mathrm{E}[x]}{\\sqrt{\\mathrm{Var}[x] + \\epsilon}} \\gamma + \\beta
+
+    with the mean and the biased variance of each sample over those dimensions, computed in
+    float64 whatever the input dtype (so a float32 input with a large mean normalises
+    exactly), and an analytic backward.
+
+    Args:
+        input: (*, normalized_shape), floating.
+        normalized_shape: the trailing shape to normalise over (an int for one dimension).
+        weight, bias: the elementwise scale and shift (gamma, beta) of shape
+            ``normalized_shape``, or None.
+        eps: added to the variance before the square root.
+
+    Raises:
+        RuntimeError: an input whose trailing shape is not ``normalized_shape``, or a weight
+            or bias of another shape or dtype (PyTorch's errors).
+
+    References: Ba, Kiros and Hinton, "Layer Normalization", 2016.
+    """
+    _check_floating(input, "input")
+    shape = _normalized_shape(normalized_shape)
+    if not shape:
+        raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., "
+                           "containing at least one element, but got normalized_shape = []")
+    if input.shape[max(input.ndim - len(shape), 0):] != shape or input.ndim < len(shape):
+        raise RuntimeError(f"Given normalized_shape={list(shape)}, expected input with shape "
+                           f"[*, {', '.join(map(str, shape))}], but got input of size"
+                           f"{list(input.shape)}")
+    for name, value in (("weight", weight), ("bias", bias)):
+        if value is None:
+            continue
+        _check_tensor(value, name)
+        if value.shape != shape:
+            raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but "
+                               f"got {name} of shape {list(value.shape)} and normalized_shape "
+                               f"= {list(shape)}")
+        if value.dtype != input.dtype:
+            raise RuntimeError(f"layer_norm: {name} and input must have the same dtype, got "
+                               f"{name} {value.dtype} and input {input.dtype}")
+    return _LayerNorm.apply(input, weight, bias, _real(eps, "eps"), len(shape))
+
+
+# ------------------------------------------------------------------------------- embedding
+@_ieee
+class _Embedding(Function):
+    """Rows of a (V, D) table picked by integer indices. Backward sums the gradients of each
+    row's picks (a repeated index adds up), sorted by row, not through the slow
+    ``np.add.at``; the padding row gets none."""
+
+    grads_are_fresh = True
+
+    def forward(self, weight, indices, padding_idx, scale_grad_by_freq):
+        self.rows, self.indices = weight.shape[0], indices
+        self.padding_idx, self.scale_grad_by_freq = padding_idx, scale_grad_by_freq
+        return np.take(weight, indices, axis=0)
+
+    def backward(self, grad):
+        picks = self.indices.reshape(-1)
+        grad = grad.reshape(picks.size, grad.shape[-1])
+        if self.padding_idx is not None:
+            kept = picks != self.padding_idx
+            picks, grad = picks[kept], grad[kept]
+        grad_weight = np.zeros((self.rows, grad.shape[1]), grad.dtype)
+        if picks.size:
+            order = np.argsort(picks, kind="stable")
+            picks = picks[order]
+            starts = np.flatnonzero(np.concatenate(([True], picks[1:] != picks[:-1])))
+            sums = np.add.reduceat(grad[order], starts, axis=0)
+            if self.scale_grad_by_freq:
+                sums /= np.diff(np.append(starts, picks.size))[:, None]
+            grad_weight[picks[starts]] = sums
+        return grad_weight, None, None, None
+
+
+def _padding_index(padding_idx, rows):
+    """``padding_idx`` as a row in [0, rows), negative ones counted from the end; None stays."""
+    if padding_idx is None:
+        return None
+    if isinstance(padding_idx, bool) or not isinstance(padding_idx, numbers.Integral):
+        raise TypeError(f"padding_idx must be an int or None, got {type(padding_idx).__name__} "
+                        f"{padding_idx!r}")
+    if not -rows <= padding_idx < rows:
+        raise ValueError(f"Padding_idx must be within num_embeddings: got padding_idx="
+                         f"{padding_idx} for {rows} embeddings")
+    return int(padding_idx) % rows
+
+
+def _embedding_renorm(weight, indices, max_norm, norm_type):
+    """PyTorch's ``embedding_renorm_``: each row ``indices`` picks whose ``norm_type``-norm
+    exceeds ``max_norm`` is scaled, in place, to ``max_norm / (norm + 1e-7)`` times itself."""
+    rows = np.unique(indices)
+    values = weight._data[rows]
+    norms = np.linalg.norm(values.astype(np.float64), ord=norm_type, axis=1)
+    over = norms > max_norm
+    if over.any():
+        scale = (max_norm / (norms[over] + 1e-7)).astype(weight.dtype)
+        weight._data[rows[over]] = values[over] * scale[:, None]
+        weight._version += 1
+
+
+def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
+              scale_grad_by_freq=False, sparse=False):
+    """The rows of ``weight`` that the integer ``input`` picks: a lookup table.
+
+    The gradient of ``weight`` sums over the picks of each row (a repeated index adds up);
+    the ``padding_idx`` row gets none (its values are used as they are: only the
+    :class:`~fastgrad.nn.Embedding` layer initialises it to zeros). ``scale_grad_by_freq``
+    divides each row's gradient by how often the input picks it. ``max_norm`` first rescales,
+    in place and outside autograd, every picked row whose ``norm_type``-norm exceeds it to
+    that norm (PyTorch's ``embedding_renorm_``).
+
+    Args:
+        input: integer indices (int32 or int64) of any shape, each in [0, V).
+        weight: the (V, D) table, floating.
+        padding_idx: a row (negative counts from the end) that receives no gradient.
+        max_norm, norm_type: the renormalisation above; None for none.
+        scale_grad_by_freq: scale gradients by the inverse frequency of the picks.
+        sparse: PyTorch's sparse gradient; fastgrad's gradients are dense, so True is an
+            error rather than a silently different gradient layout.
+
+    Shape:
+        input (*); weight (V, D); output (*, D).
+
+    Raises:
+        RuntimeError: non-integer indices or a weight that is not 2-D (PyTorch's messages).
+        IndexError: an index outside [0, V).
+        NotImplementedError: ``sparse=True``.
+    """
+    _check_tensor(input, "input")
+    _check_floating(weight, "weight")
+    if input.dtype not in (dtypes.int32, dtypes.int64):
+        raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the "
+                           f"following scalar types: Long, Int; but got {input.dtype} instead "
+                           "(while checking arguments for embedding)")
+    if weight.ndim != 2:
+        raise RuntimeError(f"'weight' must be 2-D, got shape {weight.shape}")
+    rows = weight.shape[0]
+    padding_idx = _padding_index(padding_idx, rows)
+    if sparse:
+        raise NotImplementedError("embedding: sparse=True (sparse gradients) is not supported; "
+                                  "fastgrad's gradients are dense, use sparse=False")
+    indices = input._data
+    if indices.size:
+        bad = (indices < 0) | (indices >= rows)
+        if bad.any():
+            raise IndexError(f"index out of range in self: index {indices[bad].flat[0]} for "
+                             f"an embedding of {rows} rows")
+    if max_norm is not None:
+        _embedding_renorm(weight, indices, _real(max_norm, "max_norm"),
+                          _real(norm_type, "norm_type"))
+    return _Embedding.apply(weight, indices, padding_idx, bool(scale_grad_by_freq))
+
+
 # ------------------------------------------------------------------------------------ losses
+def _legacy_reduction(size_average, reduce, reduction):
+    """``reduction``, or the one PyTorch's deprecated ``size_average`` and ``reduce`` name when
+    either is given (they override it, with PyTorch's warning): ``"mean"`` when both are true
+    (None counts as true), ``"sum"`` when only ``reduce`` is, else ``"none"``."""
+    if size_average is None and reduce is None:
+        return reduction
+    size_average = True if size_average is None else size_average
+    reduce = True if reduce is None else reduce
+    legacy = "mean" if size_average and reduce else "sum" if reduce else "none"
+    warnings.warn(f"size_average and reduce args will be deprecated, please use "
+                  f"reduction='{legacy}' instead.", stacklevel=3)
+    return legacy
+
+
 def _reduce(loss, reduction, count=None):
     if reduction == "none":
         return loss
@@ -522,6 +923,38 @@ def _class_rows(input, target, ignore_index, name):
     return rows.reshape(labels.size, classes), labels, expected
 
 
+def _check_class_weight(weight, input, classes):
+    """``weight``, checked to be a (C,) tensor of input's dtype: one weight per class."""
+    if weight is not None:
+        _check_tensor(weight, "weight")
+        if weight.shape != (classes,):
+            raise RuntimeError(f"weight tensor should be defined either for all {classes} "
+                               f"classes or no classes but got weight tensor of shape: "
+                               f"{list(weight.shape)}")
+        if weight.dtype != input.dtype:
+            raise RuntimeError(f"weight must have input's dtype {input.dtype}, got "
+                               f"{weight.dtype}")
+    return weight
+
+
+def _weighted_nll(log_probs, labels, weight, ignore_index, smoothing, shape, reduction):
+    """PyTorch's class-weighted negative log-likelihood of (M, C) ``log_probs``: each kept
+    row's loss times its target's weight, ``reduction="mean"`` divided by the sum of the kept
+    targets' weights (NaN when that is 0, as PyTorch). With label smoothing
+    :math:`\\varepsilon`, PyTorch adds :math:`\\frac{\\varepsilon}{C} \\sum_c -w_c \\log p_c`
+    per kept row to :math:`(1 - \\varepsilon)` times that, under the same divisor. ``weight``
+    is a constant: no gradient flows to it (PyTorch refuses one)."""
+    kept = labels != ignore_index
+    classes = log_probs.shape[1]
+    row_weight = np.where(kept, weight._data[np.where(kept, labels, 0)], 0)
+    per_row = _NLLLoss.apply(log_probs, labels, ignore_index, row_weight)
+    if smoothing:
+        smooth = (log_probs * weight.detach()).sum(1) * (-smoothing / classes)
+        per_row = per_row * (1 - smoothing) + ops.where(kept, smooth, 0.0)
+    total = float(row_weight.sum(dtype=np.float64))
+    return _reduce(per_row.reshape(shape), reduction, count=total)
+
+
 def _check_ignore_index(ignore_index):
     if isinstance(ignore_index, bool) or not isinstance(ignore_index, numbers.Integral):
         raise TypeError(f"ignore_index must be an int, got {type(ignore_index).__name__} "
@@ -562,7 +995,8 @@ class _CrossEntropy(Function):
         return grad_logits, None, None, None, None
 
 
-def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_smoothing=0.0):
+def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+                  reduction="mean", label_smoothing=0.0):
     """Cross-entropy between logits and targets: log-softmax and negative log-likelihood fused.
 
     ``target`` holds class indices (int64, shape ``(N,)`` or ``(N, d1, ...)``, or ``()`` for
@@ -575,8 +1009,11 @@ def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_s
     targets count 0); with probabilities the target becomes
     :math:`(1 - \\varepsilon) \\, t + \\varepsilon / C`.
 
-    Arguments after ``target`` are keyword-only: PyTorch's third positional argument is a
-    class ``weight``, which fastgrad does not take.
+    ``weight`` (C,) weighs each class as PyTorch does: with indices, each target's loss by
+    its class's weight, and ``"mean"`` divides by the sum of the kept targets' weights (see
+    :func:`nll_loss`; no gradient flows to it); with probabilities, the term of each class,
+    and ``"mean"`` divides by the number of samples. ``size_average`` and ``reduce`` are
+    PyTorch's deprecated spelling of ``reduction`` (they override it, with its warning).
 
     Shape:
         input (N, C) or (N, C, d1, ...) or (C,); target as above.
@@ -586,6 +1023,7 @@ def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_s
     """
     _check_tensor(input, "input")
     _check_tensor(target, "target")
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
     smoothing = _real(label_smoothing, "label_smoothing")
@@ -597,6 +1035,7 @@ def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_s
         raise ValueError("cross_entropy input must have a class dimension, got a 0-d tensor")
     class_dim = 0 if input.ndim == 1 else 1
     classes = input.shape[class_dim]
+    weight = _check_class_weight(weight, input, classes)
     if dtypes.is_floating(target.dtype):
         if target.shape != input.shape:
             raise RuntimeError(
@@ -606,9 +1045,14 @@ def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_s
                 f"{target.shape}")
         if smoothing:
             target = target * (1 - smoothing) + smoothing / classes
-        loss = -(target * ops.log_softmax(input, class_dim)).sum(class_dim)
-        return _reduce(loss, reduction)
+        terms = target * ops.log_softmax(input, class_dim)
+        if weight is not None:
+            terms = terms * weight.reshape((classes,) + (1,) * (input.ndim - class_dim - 1))
+        return _reduce(-terms.sum(class_dim), reduction)
     rows, labels, expected = _class_rows(input, target, ignore_index, "cross_entropy")
+    if weight is not None:
+        return _weighted_nll(ops.log_softmax(rows, 1), labels, weight, ignore_index, smoothing,
+                             expected, reduction)
     kept = labels != ignore_index
     count = int(np.count_nonzero(kept))
     if not smoothing:
@@ -623,57 +1067,93 @@ def cross_entropy(input, target, *, ignore_index=-100, reduction="mean", label_s
 
 @_ieee
 class _NLLLoss(Function):
-    def forward(self, log_probs, labels, ignore_index):
+    """``-log_probs[n, labels[n]]`` per row, times ``row_weight[n]`` when given; 0 where the
+    label is ``ignore_index``."""
+
+    def forward(self, log_probs, labels, ignore_index, row_weight):
         kept = labels != ignore_index
         picked = np.where(kept, labels, 0)[:, None]
         self.shape, self.kept, self.picked = log_probs.shape, kept, picked
-        return np.where(kept, -np.take_along_axis(log_probs, picked, axis=1)[:, 0], 0)
+        self.row_weight = row_weight
+        loss = -np.take_along_axis(log_probs, picked, axis=1)[:, 0]
+        if row_weight is not None:
+            loss *= row_weight
+        return np.where(kept, loss, 0)
 
     def backward(self, grad):
+        grad = -grad if self.row_weight is None else -grad * self.row_weight
         grad_in = np.zeros(self.shape, grad.dtype)
-        np.put_along_axis(grad_in, self.picked, np.where(self.kept, -grad, 0)[:, None], axis=1)
-        return grad_in, None, None
+        np.put_along_axis(grad_in, self.picked, np.where(self.kept, grad, 0)[:, None], axis=1)
+        return grad_in, None, None, None
 
 
-def nll_loss(input, target, *, ignore_index=-100, reduction="mean"):
+def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, reduce=None,
+             reduction="mean"):
     """The negative log-likelihood of class-index targets under log-probabilities ``input``:
     ``-input[n, target[n]]``, 0 where the target is ``ignore_index``; ``reduction="mean"``
     averages over the kept targets (NaN when none is kept, as PyTorch).
 
-    Arguments after ``target`` are keyword-only (PyTorch's third positional argument is a class
-    ``weight``, which fastgrad does not take).
+    ``weight`` (C,) weighs each target's loss by its class's weight, and ``"mean"`` then
+    divides by the sum of the kept targets' weights, PyTorch's weighted mean; it is a
+    constant (PyTorch refuses a gradient for it). ``size_average`` and ``reduce`` are
+    PyTorch's deprecated spelling of ``reduction`` (they override it, with its warning).
 
     Shape:
         input (N, C) or (N, C, d1, ...) or (C,); target (N,) or (N, d1, ...) or () int64.
     """
     _check_floating(input, "input")
     _check_tensor(target, "target")
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
     if input.ndim == 0:
         raise ValueError("nll_loss input must have a class dimension, got a 0-d tensor")
+    weight = _check_class_weight(weight, input, input.shape[0 if input.ndim == 1 else 1])
     rows, labels, expected = _class_rows(input, target, ignore_index, "nll_loss")
-    per_row = _NLLLoss.apply(rows, labels, ignore_index).reshape(expected)
+    if weight is not None:
+        return _weighted_nll(rows, labels, weight, ignore_index, 0.0, expected, reduction)
+    per_row = _NLLLoss.apply(rows, labels, ignore_index, None).reshape(expected)
     return _reduce(per_row, reduction, count=int((labels != ignore_index).sum()))
 
 
-def mse_loss(input, target, reduction="mean"):
-    """Mean squared error; ``input`` (floating) and ``target`` must have the same shape."""
+def _reduce_weighted(loss, weight, reduction, input, mean_by_weight):
+    """``loss * weight`` reduced, ``weight`` of input's shape (PyTorch's element weights of
+    the regression losses): ``"mean"`` is ``sum / weight.sum()`` when ``mean_by_weight`` (mse,
+    l1) or the plain mean (huber), as in PyTorch. Gradients flow to ``weight`` too."""
+    if weight is None:
+        return _reduce(loss, reduction)
+    _check_tensor(weight, "weight")
+    if weight.shape != input.shape:
+        raise ValueError(f"Weights and input must have the same size, got weight of shape "
+                         f"{weight.shape} and input of shape {input.shape}")
+    loss = loss * weight
+    if reduction == "mean" and mean_by_weight:
+        return loss.sum() / weight.sum()
+    return _reduce(loss, reduction)
+
+
+def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean squared error; ``input`` (floating) and ``target`` must have the same shape.
+    ``weight`` (input's shape) weighs each element; the mean is then divided by its sum, as
+    in PyTorch. ``size_average``/``reduce``: PyTorch's deprecated spelling of ``reduction``."""
     _check_floating(input, "input")
     _check_tensor(target, "target")
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss input and target must have the same shape, got "
                          f"{input.shape} and {target.shape}")
     difference = input - target
-    return _reduce(difference * difference, reduction)
+    return _reduce_weighted(difference * difference, weight, reduction, input, True)
 
 
-def l1_loss(input, target, *, reduction="mean"):
-    """Mean absolute error ``|input - target|``; the gradient at 0 is 0, as PyTorch's."""
+def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", weight=None):
+    """Mean absolute error ``|input - target|``; the gradient at 0 is 0, as PyTorch's.
+    ``weight`` as in :func:`mse_loss`."""
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     input, target = _pair(input, target, "l1_loss")
-    return _reduce(ops.abs(input - target), reduction)
+    return _reduce_weighted(ops.abs(input - target), weight, reduction, input, True)
 
 
 @_ieee
@@ -690,10 +1170,11 @@ class _HuberLoss(Function):
                 -g if self.needs_input_grad[1] else None, None)
 
 
-def huber_loss(input, target, reduction="mean", delta=1.0):
+def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
     """Quadratic for small errors, linear for large ones:
     :math:`\\frac12 d^2` where :math:`|d| < \\delta`, else :math:`\\delta (|d| - \\delta / 2)`,
-    with :math:`d = input - target`.
+    with :math:`d = input - target`. ``weight`` (input's shape) weighs each element; unlike
+    :func:`mse_loss`'s, PyTorch's weighted mean here is the plain mean of the weighted losses.
 
     References: Huber, "Robust Estimation of a Location Parameter", Ann. Math. Statist. 1964.
     """
@@ -702,7 +1183,104 @@ def huber_loss(input, target, reduction="mean", delta=1.0):
     if not delta > 0:
         raise ValueError(f"huber_loss delta must be positive, got {delta}")
     input, target = _pair(input, target, "huber_loss")
-    return _reduce(_HuberLoss.apply(input, target, delta), reduction)
+    return _reduce_weighted(_HuberLoss.apply(input, target, delta), weight, reduction, input,
+                            False)
+
+
+@_ieee
+class _SmoothL1Loss(Function):
+    def forward(self, x, y, beta):
+        self.difference, self.beta = x - y, beta
+        size = np.abs(self.difference)
+        return np.where(size < beta, 0.5 * self.difference * self.difference / beta,
+                        size - 0.5 * beta)
+
+    def backward(self, grad):
+        g = grad * np.clip(self.difference / self.beta, -1, 1)
+        return (g if self.needs_input_grad[0] else None,
+                -g if self.needs_input_grad[1] else None, None)
+
+
+def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mean", beta=1.0):
+    """:math:`\\frac12 d^2 / \\beta` where :math:`|d| < \\beta`, else :math:`|d| - \\beta / 2`,
+    with :math:`d = input - target`: :func:`huber_loss` divided by ``beta``, so the linear part
+    has slope 1; :func:`l1_loss` when ``beta`` is 0, as in PyTorch.
+
+    Raises:
+        RuntimeError: a negative ``beta`` (PyTorch's error).
+
+    References: Girshick, "Fast R-CNN", ICCV 2015.
+    """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
+    _check_reduction(reduction)
+    beta = _real(beta, "beta")
+    if beta < 0:
+        raise RuntimeError(f"smooth_l1_loss does not support negative values for beta, got "
+                           f"{beta}")
+    if beta == 0:
+        return l1_loss(input, target, reduction=reduction)
+    input, target = _pair(input, target, "smooth_l1_loss")
+    return _reduce(_SmoothL1Loss.apply(input, target, beta), reduction)
+
+
+@_ieee
+class _KLDiv(Function):
+    def forward(self, x, t, log_target):
+        self.x, self.t, self.log_target = x, t, log_target
+        if log_target:
+            self.exp_t = np.exp(t)
+            return self.exp_t * (t - x)
+        # PyTorch's xlogy(t, t) - t x: 0 log 0 counts 0
+        return np.where(t == 0, 0, t * np.log(t)) - t * x
+
+    def backward(self, grad):
+        x, t = self.x, self.t
+        needs_x, needs_t = self.needs_input_grad[:2]
+        grad_x = grad_t = None
+        if self.log_target:
+            if needs_x:
+                grad_x = -grad * self.exp_t
+            if needs_t:
+                grad_t = grad * self.exp_t * (t - x + 1)
+        else:
+            if needs_x:
+                grad_x = -grad * t
+            if needs_t:
+                # PyTorch's xlogy rule: log t where t != 0, plus t / t (NaN where t == 0)
+                grad_t = grad * (np.where(t == 0, 0, np.log(t)) + t / t - x)
+        return grad_x, grad_t, None
+
+
+_KL_MEAN_WARNING = ("reduction: 'mean' divides the total loss by both the batch size and the "
+                    "support size.'batchmean' divides only by the batch size, and aligns with "
+                    "the KL div math definition.'mean' will be changed to behave the same as "
+                    "'batchmean' in the next major release.")
+
+
+def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_target=False):
+    """The Kullback-Leibler divergence of ``target`` from the distribution whose
+    log-probabilities are ``input``, pointwise:
+    :math:`t (\\log t - x)` (0 where :math:`t = 0`), or :math:`e^{t} (t - x)` when
+    ``log_target`` (the target given as log-probabilities too).
+
+    ``reduction="batchmean"`` divides the sum by the batch size ``input.shape[0]``: the true
+    KL divergence per sample; ``"mean"`` divides by the number of elements (PyTorch warns
+    about that, and so does fastgrad). The target's gradient follows PyTorch's (NaN where a
+    probability target is 0).
+    """
+    if size_average is not None or reduce is not None:
+        reduction = _legacy_reduction(size_average, reduce, reduction)
+    elif reduction == "mean":
+        warnings.warn(_KL_MEAN_WARNING, stacklevel=2)
+    if reduction not in _REDUCTIONS + ("batchmean",):
+        raise ValueError(f"reduction must be one of {_REDUCTIONS + ('batchmean',)}, got "
+                         f"{reduction!r}")
+    input, target = _pair(input, target, "kl_div")
+    loss = _KLDiv.apply(input, target, bool(log_target))
+    if reduction == "batchmean":
+        total = loss.sum()
+        return total / input.shape[0] if input.ndim else total
+    return _reduce(loss, reduction)
 
 
 def _binary_pair(input, target, name):
@@ -740,24 +1318,49 @@ class _BinaryCrossEntropy(Function):
         return grad_x, grad_y
 
 
-def binary_cross_entropy(input, target, *, reduction="mean"):
+def _element_weight(weight, input, name):
+    """``weight`` detached, checked to broadcast to input's shape in input's dtype: the
+    element weights of the binary cross-entropies, constants (PyTorch refuses a gradient)."""
+    if weight is None:
+        return None
+    _check_tensor(weight, "weight")
+    if weight.dtype != input.dtype:
+        raise RuntimeError(f"{name}: weight must have input's dtype {input.dtype}, got "
+                           f"{weight.dtype}")
+    try:
+        broadcast = np.broadcast_shapes(weight.shape, input.shape)
+    except ValueError:
+        broadcast = None
+    if broadcast != input.shape:
+        raise RuntimeError(f"{name}: weight of shape {weight.shape} does not broadcast to "
+                           f"input shape {input.shape}")
+    return weight.detach()
+
+
+def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=None,
+                         reduction="mean"):
     """Binary cross-entropy of probabilities ``input`` against targets in [0, 1]:
-    :math:`-(t \\log x + (1 - t) \\log(1 - x))`, each log clamped at -100 as PyTorch does.
+    :math:`-w (t \\log x + (1 - t) \\log(1 - x))`, each log clamped at -100 as PyTorch does.
     Prefer :func:`binary_cross_entropy_with_logits` on logits: it is stable everywhere. The
     target's gradient is the derivative of this clamped loss, finite where the input is 0 or 1
-    (PyTorch's is infinite there).
+    (PyTorch's is infinite there). ``weight`` w (broadcast to input's shape, no gradient)
+    weighs each element; the mean stays over the elements. ``size_average``/``reduce``:
+    PyTorch's deprecated spelling of ``reduction``.
 
     Raises:
         RuntimeError: an input value outside [0, 1] (PyTorch's check) or a target dtype other
             than input's.
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     _binary_pair(input, target, "binary_cross_entropy")
+    weight = _element_weight(weight, input, "binary_cross_entropy")
     values = input._data
     if not ((values >= 0) & (values <= 1)).all():
         raise RuntimeError(f"binary_cross_entropy: all elements of input should be between 0 "
                            f"and 1, got values in [{values.min()}, {values.max()}]")
-    return _reduce(_BinaryCrossEntropy.apply(input, target), reduction)
+    loss = _BinaryCrossEntropy.apply(input, target)
+    return _reduce(loss if weight is None else loss * weight, reduction)
 
 
 @_ieee
@@ -794,7 +1397,8 @@ class _BinaryCrossEntropyWithLogits(Function):
         return grad_x, grad_y, grad_weight
 
 
-def binary_cross_entropy_with_logits(input, target, *, reduction="mean", pos_weight=None):
+def binary_cross_entropy_with_logits(input, target, weight=None, size_average=None, reduce=None,
+                                     reduction="mean", pos_weight=None):
     """Binary cross-entropy of logits, the sigmoid folded in and computed stably:
 
     .. math::
@@ -805,9 +1409,14 @@ def binary_cross_entropy_with_logits(input, target, *, reduction="mean", pos_wei
     weighs the positive term (per class: it broadcasts against ``input``, e.g. shape (C,));
     without it, p = 1 and :math:`\\ell = \\max(x, 0) - x t + \\log(1 + e^{-|x|})`. Unlike
     PyTorch, ``pos_weight`` may require grad: it receives :math:`t \\, \\mathrm{softplus}(-x)`.
+    ``weight`` (broadcast to input's shape, no gradient) multiplies each element's loss; the
+    mean stays over the elements. ``size_average``/``reduce``: PyTorch's deprecated spelling of
+    ``reduction``.
     """
+    reduction = _legacy_reduction(size_average, reduce, reduction)
     _check_reduction(reduction)
     _binary_pair(input, target, "binary_cross_entropy_with_logits")
+    weight = _element_weight(weight, input, "binary_cross_entropy_with_logits")
     if pos_weight is not None:
         _check_tensor(pos_weight, "pos_weight")
         if pos_weight.dtype != input.dtype:
@@ -821,4 +1430,54 @@ def binary_cross_entropy_with_logits(input, target, *, reduction="mean", pos_wei
             raise ValueError(f"binary_cross_entropy_with_logits: pos_weight of shape "
                              f"{pos_weight.shape} does not broadcast to input shape "
                              f"{input.shape}")
-    return _reduce(_BinaryCrossEntropyWithLogits.apply(input, target, pos_weight), reduction)
+    loss = _BinaryCrossEntropyWithLogits.apply(input, target, pos_weight)
+    return _reduce(loss if weight is None else loss * weight, reduction)
+
+
+@_ieee
+class _CosineSimilarity(Function):
+    """PyTorch's formula: each vector divided by its norm clamped below at ``eps``, then the
+    dot product; the clamp passes no gradient (the norm's own does: 0 at a zero vector)."""
+
+    def forward(self, a, b, axis, eps):
+        self.shapes, self.axis = (a.shape, b.shape), axis
+        a, b = np.broadcast_arrays(a, b)
+        self.sides = []
+        for v in (a, b):
+            norm = np.sqrt((v * v).sum(axis=axis, keepdims=True))
+            clamped = np.maximum(norm, eps)
+            self.sides.append((np.where(norm > 0, v / norm, 0), clamped, v / clamped))
+        self.out = (self.sides[0][2] * self.sides[1][2]).sum(axis=axis)
+        return self.out
+
+    def backward(self, grad):
+        grad, out = np.expand_dims(grad, self.axis), np.expand_dims(self.out, self.axis)
+        grads = []
+        for i, (mine, other) in enumerate(((0, 1), (1, 0))):
+            if not self.needs_input_grad[i]:
+                grads.append(None)
+                continue
+            direction, clamped, _ = self.sides[mine]
+            g = grad * (self.sides[other][2] - out * direction) / clamped
+            grads.append(ops._unbroadcast(g, self.shapes[i], grad.dtype))
+        return grads[0], grads[1], None, None
+
+
+def cosine_similarity(x1, x2, dim=1, eps=1e-8):
+    """The cosine of the angle between ``x1`` and ``x2`` along ``dim`` (they broadcast):
+
+    .. math::
+        \\sum \\frac{x_1}{\\max(\\lVert x_1 \\rVert_2, \\epsilon)}
+        \\frac{x_2}{\\max(\\lVert x_2 \\rVert_2, \\epsilon)}
+
+    PyTorch's form (each normalised first, so the result stays in [-1, 1]), with its
+    gradient: the clamp at ``eps`` is a constant, a zero vector's norm has gradient 0.
+    """
+    _check_tensor(x1, "x1")
+    _check_tensor(x2, "x2")
+    dtype = dtypes.promote(x1.dtype, x2.dtype)
+    dtype = dtype if dtypes.is_floating(dtype) else dtypes.default_float
+    shape = ops._check_broadcast(x1.shape, x2.shape, names=("x1", "x2"))
+    axis = ops.normalize_dim(dim, len(shape))
+    return _CosineSimilarity.apply(ops.cast(x1, dtype), ops.cast(x2, dtype), axis,
+                                   _real(eps, "eps"))

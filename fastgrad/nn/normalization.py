@@ -1,4 +1,4 @@
-"""Batch normalisation layers."""
+"""Batch and layer normalisation layers."""
 import numbers
 
 import numpy as np
@@ -139,3 +139,57 @@ class BatchNorm2d(_BatchNorm):
     def _check_input_dim(self, input):
         if input.ndim != 4:
             raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+
+
+class LayerNorm(Module):
+    """Layer normalisation: each sample normalised over its trailing ``normalized_shape``
+    dimensions, statistics in float64 (see :func:`fastgrad.nn.functional.layer_norm`). The
+    same in training and evaluation mode: no running statistics.
+
+    Args:
+        normalized_shape: the trailing shape to normalise over (an int for the last dimension).
+        eps: added to the variance before the square root.
+        elementwise_affine: learn an elementwise scale ``weight`` (ones) and, with ``bias``,
+            shift ``bias`` (zeros), both of shape ``normalized_shape``.
+        bias: learn the shift (with ``elementwise_affine``).
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        input (*, normalized_shape); output the same.
+
+    References: Ba, Kiros and Hinton, "Layer Normalization", 2016.
+    """
+
+    def __init__(self, normalized_shape, eps=1e-5, elementwise_affine=True, bias=True,
+                 dtype=None):
+        super().__init__()
+        self.normalized_shape = F._normalized_shape(normalized_shape)
+        self.eps = F._real(eps, "eps")
+        dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
+        if not dtypes.is_floating(dtype):
+            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = Parameter(np.empty(self.normalized_shape, dtype))
+            if bias:
+                self.bias = Parameter(np.empty(self.normalized_shape, dtype))
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self):
+        """Weight 1 and bias 0."""
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self):
+        return (f"{self.normalized_shape}, eps={self.eps}, elementwise_affine="
+                f"{self.elementwise_affine}, bias={self.bias is not None}")

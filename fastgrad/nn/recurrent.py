@@ -1,18 +1,22 @@
-"""Recurrent layers with PyTorch's parameters and semantics: RNNCell, RNN, LSTMCell and LSTM.
+"""Recurrent layers with PyTorch's parameters and semantics: RNNCell, RNN, LSTMCell, LSTM,
+GRUCell and GRU.
 
-Parameter names, shapes, gate order (i, f, g, o) and initialisation are PyTorch's, so a PyTorch
-``state_dict`` loads as is, and weights move back the same way.
+Parameter names, shapes, gate order (i, f, g, o for the LSTM; r, z, n for the GRU) and
+initialisation are PyTorch's, so a PyTorch ``state_dict`` loads as is, and weights move back the
+same way.
 
 A layer runs its whole time loop inside one :class:`~fastgrad.autograd.Function`: the input
 projection of every step is one GEMM before the loop; each step is one GEMM with ``W_hh`` and
-one fused pointwise kernel (``lstm_cell_fwd``, or ``activation_fwd`` for the plain RNN);
-backward runs the loop in reverse (the pointwise kernel and one GEMM per step), then GEMMs over
-the whole sequence give ``dW_ih``, ``dW_hh`` and the input's gradient. Backpropagation through
-time over thousands of steps therefore adds one graph node per layer, no recursion, and memory
-linear in the sequence length (per step only the activated gates, the cell state and the output
-are kept). A cell is the same Function over one step.
+its pointwise part (the fused ``lstm_cell_fwd`` kernel, ``activation_fwd`` for the plain RNN,
+two ``activation_fwd`` calls for the GRU); backward runs the loop in reverse (the pointwise
+derivatives and one GEMM per step), then GEMMs over the whole sequence give ``dW_ih``,
+``dW_hh`` and the input's gradient. Backpropagation through time over thousands of steps
+therefore adds one graph node per layer and direction, no recursion, and memory linear in the
+sequence length (per step only the activated gates, the cell state and the output are kept).
+A cell is the same Function over one step. The reverse direction of a bidirectional layer is
+the same Function over the time-reversed sequence.
 
-Not supported (PyTorch has them): ``bidirectional``, ``proj_size`` and packed sequences.
+Not supported (PyTorch has them): ``proj_size`` and packed sequences.
 """
 import math
 import numbers
@@ -31,17 +35,26 @@ from . import init
 from .module import Module, Parameter
 
 _NONLINEARITIES = ("tanh", "relu")
+_SIGMOID, _TANH = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
 
 
 # ---------------------------------------------------------------------------------- Functions
-def _project(x, w_ih, b_ih, b_hh, width):
-    """``x @ W_ih.T + b_ih + b_hh`` for every step at once: one GEMM with the bias fused.
+def _time_order(array, reverse):
+    """``array`` (steps first) as it is, or time-reversed (a contiguous copy) when ``reverse``:
+    the reverse direction of a layer runs the forward loop over the reversed sequence, and its
+    outputs and input gradient are turned back to the caller's time order."""
+    if array is None or not reverse:
+        return array
+    return np.ascontiguousarray(array[::-1])
+
+
+def _project(x, w_ih, bias, width):
+    """``x @ W_ih.T + bias`` for every step at once: one GEMM with the bias (None: none) fused.
 
     Returns the flat input (T*N, I), kept for ``dW_ih``, and the projection (T, N, width).
     """
     steps, batch = x.shape[:2]
     x2 = np.ascontiguousarray(x).reshape(steps * batch, x.shape[2])
-    bias = None if b_ih is None else b_ih + b_hh
     projected = np.empty((steps, batch, width), w_ih.dtype)
     K.linear_fwd(x2, w_ih, bias, ACTIVATIONS["none"], projected.reshape(steps * batch, width))
     return x2, projected
@@ -51,17 +64,20 @@ def _zeros_or(state, batch, hidden, dtype):
     return np.zeros((batch, hidden), dtype) if state is None else np.ascontiguousarray(state)
 
 
-def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih):
+def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
     """The gradients of input, W_ih, W_hh and both biases from the pre-activation gradients.
 
-    ``grad_pre`` (T, N, G) holds d(loss)/d(pre-activations) of every step; the hidden state
-    entering step t is ``h0`` for t = 0 and ``out[t - 1]`` after, so ``dW_hh`` is two GEMMs
-    over the whole sequence instead of one per step. ``needs`` says which of the five are
-    wanted (the others are None).
+    ``grad_pre`` (T, N, G) holds d(loss)/d(x_t W_ih^T + b_ih) of every step, ``grad_hidden``
+    d(loss)/d(h_{t-1} W_hh^T + b_hh) (the same array unless given: only the GRU's differ); the
+    hidden state entering step t is ``h0`` for t = 0 and ``out[t - 1]`` after, so ``dW_hh`` is
+    two GEMMs over the whole sequence instead of one per step. ``needs`` says which of the five
+    are wanted (the others are None).
     """
     steps, batch, width = grad_pre.shape
     dtype = grad_pre.dtype
     flat = grad_pre.reshape(steps * batch, width)
+    shared = grad_hidden is None
+    hidden_flat = flat if shared else grad_hidden.reshape(steps * batch, width)
     needs_x, needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = needs
     grad_x = grad_w_ih = grad_w_hh = None
     if needs_x:
@@ -72,27 +88,31 @@ def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih):
         K.gemm(flat, x2, True, False, False, grad_w_ih)
     if needs_w_hh:
         grad_w_hh = np.empty((width, h0.shape[1]), dtype)
-        K.gemm(grad_pre[0], h0, True, False, False, grad_w_hh)
+        K.gemm(hidden_flat[:batch], h0, True, False, False, grad_w_hh)
         if steps > 1:
-            K.gemm(flat[batch:], out[:-1].reshape((steps - 1) * batch, out.shape[2]), True,
-                   False, True, grad_w_hh)
-    grad_b = flat.sum(axis=0) if needs_b_ih or needs_b_hh else None
-    return (grad_x, grad_w_ih, grad_w_hh, grad_b if needs_b_ih else None,
-            grad_b.copy() if needs_b_hh else None)
+            K.gemm(hidden_flat[batch:], out[:-1].reshape((steps - 1) * batch, out.shape[2]),
+                   True, False, True, grad_w_hh)
+    grad_b_ih = flat.sum(axis=0) if needs_b_ih or (needs_b_hh and shared) else None
+    grad_b_hh = None
+    if needs_b_hh:
+        grad_b_hh = grad_b_ih.copy() if shared else hidden_flat.sum(axis=0)
+    return grad_x, grad_w_ih, grad_w_hh, grad_b_ih if needs_b_ih else None, grad_b_hh
 
 
 @_ieee
 class _LSTMLayer(Function):
-    """One LSTM layer over a time-major sequence; returns ``(output, h_n, c_n)``."""
+    """One LSTM layer over a time-major sequence; returns ``(output, h_n, c_n)``. ``reverse``
+    runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
 
-    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh):
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+        x = _time_order(x, reverse)
         steps, batch = x.shape[:2]
         hidden = w_hh.shape[1]
         dtype = w_ih.dtype
         w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
         h0 = _zeros_or(h0, batch, hidden, dtype)
         c0 = _zeros_or(c0, batch, hidden, dtype)
-        x2, pre = _project(x, w_ih, b_ih, b_hh, 4 * hidden)
+        x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, 4 * hidden)
         gates_act = np.empty_like(pre)
         out = np.empty((steps, batch, hidden), dtype)
         cells = np.empty_like(out)
@@ -101,11 +121,12 @@ class _LSTMLayer(Function):
             K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the gates, in place
             K.lstm_cell_fwd(pre[t], c_prev, gates_act[t], out[t], cells[t])
             h_prev, c_prev = out[t], cells[t]
-        self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out)
-        return out, out[-1].copy(), cells[-1].copy()
+        self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse)
+        return _time_order(out, reverse), out[-1].copy(), cells[-1].copy()
 
     def backward(self, grad_out, grad_h_n, grad_c_n):
-        x2, h0, c0, w_ih, w_hh, gates_act, cells, out = self.saved
+        x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse = self.saved
+        grad_out = _time_order(grad_out, reverse)
         grad_gates = np.empty_like(gates_act)
         grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
         grad_c = np.array(grad_c_n, dtype=out.dtype, order="C")
@@ -120,32 +141,35 @@ class _LSTMLayer(Function):
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
             (needs[0],) + tuple(needs[3:7]), grad_gates, h0, out, x2, w_ih)
-        return (grad_x, grad_h if needs[1] else None, grad_c if needs[2] else None,
-                grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)
+        return (_time_order(grad_x, reverse), grad_h if needs[1] else None,
+                grad_c if needs[2] else None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)
 
 
 @_ieee
 class _RNNLayer(Function):
-    """One Elman RNN layer over a time-major sequence; returns ``(output, h_n)``."""
+    """One Elman RNN layer over a time-major sequence; returns ``(output, h_n)``. ``reverse``
+    runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
 
-    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, activation):
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, activation, reverse=False):
+        x = _time_order(x, reverse)
         steps, batch = x.shape[:2]
         hidden = w_hh.shape[1]
         dtype = w_ih.dtype
         w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
         h0 = _zeros_or(h0, batch, hidden, dtype)
-        x2, pre = _project(x, w_ih, b_ih, b_hh, hidden)
+        x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, hidden)
         out = np.empty((steps, batch, hidden), dtype)
         h_prev = h0
         for t in range(steps):
             K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the pre-activation, in place
             K.activation_fwd(pre[t], activation, out[t])
             h_prev = out[t]
-        self.saved = (x2, h0, w_ih, w_hh, out, activation)
-        return out, out[-1].copy()
+        self.saved = (x2, h0, w_ih, w_hh, out, activation, reverse)
+        return _time_order(out, reverse), out[-1].copy()
 
     def backward(self, grad_out, grad_h_n):
-        x2, h0, w_ih, w_hh, out, activation = self.saved
+        x2, h0, w_ih, w_hh, out, activation, reverse = self.saved
+        grad_out = _time_order(grad_out, reverse)
         grad_pre = np.empty_like(out)
         grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
         grad_h_step = np.empty_like(grad_h)
@@ -156,8 +180,89 @@ class _RNNLayer(Function):
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
             (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih)
-        return (grad_x, grad_h if needs[1] else None, grad_w_ih, grad_w_hh, grad_b_ih,
-                grad_b_hh, None)
+        return (_time_order(grad_x, reverse), grad_h if needs[1] else None, grad_w_ih,
+                grad_w_hh, grad_b_ih, grad_b_hh, None)
+
+
+@_ieee
+class _GRULayer(Function):
+    """One GRU layer over a time-major sequence; returns ``(output, h_n)``. ``reverse`` runs it
+    over the time-reversed sequence (a bidirectional layer's reverse direction).
+
+    Per step, ``hh = h_{t-1} W_hh^T`` is one GEMM. The input projection carries ``b_ih`` and
+    the r and z thirds of ``b_hh``; the n third, ``b_hn``, stays inside ``r * (hh_n + b_hn)``,
+    where PyTorch's formula puts it. Kept per step for backward: the activated r, z and n,
+    ``hh_n + b_hn`` and the output.
+    """
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+        x = _time_order(x, reverse)
+        steps, batch = x.shape[:2]
+        hidden = w_hh.shape[1]
+        dtype = w_ih.dtype
+        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        h0 = _zeros_or(h0, batch, hidden, dtype)
+        bias = b_hn = None
+        if b_ih is not None:
+            bias = b_ih.copy()
+            bias[:2 * hidden] += b_hh[:2 * hidden]
+            b_hn = b_hh[2 * hidden:]
+        x2, pre = _project(x, w_ih, bias, 3 * hidden)
+        rz = np.empty((steps, batch, 2 * hidden), dtype)
+        n = np.empty((steps, batch, hidden), dtype)
+        hn = np.empty_like(n)
+        out = np.empty_like(n)
+        hh = np.empty((batch, 3 * hidden), dtype)
+        rz_pre = np.empty((batch, 2 * hidden), dtype)
+        n_pre = np.empty((batch, hidden), dtype)
+        h_prev = h0
+        for t in range(steps):
+            K.gemm(h_prev, w_hh, False, True, False, hh)
+            np.add(pre[t, :, :2 * hidden], hh[:, :2 * hidden], out=rz_pre)
+            K.activation_fwd(rz_pre, _SIGMOID, rz[t])
+            if b_hn is None:
+                hn[t] = hh[:, 2 * hidden:]
+            else:
+                np.add(hh[:, 2 * hidden:], b_hn, out=hn[t])
+            np.multiply(rz[t, :, :hidden], hn[t], out=n_pre)
+            n_pre += pre[t, :, 2 * hidden:]
+            K.activation_fwd(n_pre, _TANH, n[t])
+            np.subtract(h_prev, n[t], out=out[t])  # h_t = (1 - z) n + z h_{t-1}
+            out[t] *= rz[t, :, hidden:]
+            out[t] += n[t]
+            h_prev = out[t]
+        self.saved = (x2, h0, w_ih, w_hh, rz, n, hn, out, reverse)
+        return _time_order(out, reverse), out[-1].copy()
+
+    def backward(self, grad_out, grad_h_n):
+        x2, h0, w_ih, w_hh, rz, n, hn, out, reverse = self.saved
+        grad_out = _time_order(grad_out, reverse)
+        steps, batch, hidden = out.shape
+        # d(loss)/d(h_{t-1} W_hh^T + b_hh); the input projection's differs only in the n third
+        grad_hidden = np.empty((steps, batch, 3 * hidden), out.dtype)
+        grad_n_pre = np.empty_like(out)
+        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_h_step = np.empty_like(grad_h)
+        for t in range(steps - 1, -1, -1):
+            r, z = rz[t, :, :hidden], rz[t, :, hidden:]
+            h_prev = out[t - 1] if t else h0
+            np.add(grad_out[t], grad_h, out=grad_h_step)
+            np.multiply(grad_h_step, 1 - z, out=grad_n_pre[t])
+            grad_n_pre[t] *= 1 - n[t] * n[t]
+            grad = grad_hidden[t]
+            np.multiply(grad_n_pre[t], r, out=grad[:, 2 * hidden:])
+            np.multiply(grad_n_pre[t] * hn[t], r * (1 - r), out=grad[:, :hidden])
+            np.multiply(grad_h_step * (h_prev - n[t]), z * (1 - z),
+                        out=grad[:, hidden:2 * hidden])
+            np.multiply(grad_h_step, z, out=grad_h)
+            K.gemm(grad, w_hh, False, False, True, grad_h)
+        grad_pre = grad_hidden.copy()
+        grad_pre[:, :, 2 * hidden:] = grad_n_pre
+        needs = self.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
+            (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih, grad_hidden)
+        return (_time_order(grad_x, reverse), grad_h if needs[1] else None, grad_w_ih,
+                grad_w_hh, grad_b_ih, grad_b_hh)
 
 
 # --------------------------------------------------------------------------------- validation
@@ -197,8 +302,8 @@ def _dropout(x, p):
 
 # ---------------------------------------------------------------------------------- the cells
 class _CellBase(Module):
-    """Parameters, initialisation and input checks shared by :class:`RNNCell` and
-    :class:`LSTMCell`."""
+    """Parameters, initialisation and input checks shared by :class:`RNNCell`,
+    :class:`LSTMCell` and :class:`GRUCell`."""
 
     _gates = 1
     _states = 1
@@ -361,15 +466,54 @@ class LSTMCell(_CellBase):
         return h.reshape(self.hidden_size), c.reshape(self.hidden_size)
 
 
+class GRUCell(_CellBase):
+    """A gated recurrent unit cell: one step of :class:`GRU`.
+
+    .. math::
+        r = \\sigma(x W_{ir}^T + b_{ir} + h W_{hr}^T + b_{hr}); \\quad
+        z = \\sigma(x W_{iz}^T + b_{iz} + h W_{hz}^T + b_{hz}); \\\\
+        n = \\tanh(x W_{in}^T + b_{in} + r (h W_{hn}^T + b_{hn})); \\quad
+        h' = (1 - z) n + z h
+
+    Args:
+        input_size: features of the input x.
+        hidden_size: features of the hidden state h.
+        bias: learn the biases ``bias_ih`` and ``bias_hh``.
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        input (N, I) or (I,); hx (N, H) or (H,), zeros when omitted; output h' like hx.
+
+    Attributes:
+        weight_ih (3H, I), weight_hh (3H, H), bias_ih (3H,), bias_hh (3H,): the gates stacked
+        in the order r, z, n, all initialised from U(-1/sqrt(H), 1/sqrt(H)).
+
+    References: Cho et al., "Learning phrase representations using RNN encoder-decoder for
+    statistical machine translation", EMNLP 2014.
+    """
+
+    _gates = 3
+
+    def __init__(self, input_size, hidden_size, bias=True, dtype=None):
+        super().__init__(input_size, hidden_size, bias, dtype)
+
+    def forward(self, input, hx=None):
+        x, (h0,), batched = self._prepare(input, None if hx is None else (hx,))
+        _, h = _GRULayer.apply(x, h0, *self._weights())
+        return h if batched else h.reshape(self.hidden_size)
+
+
 # --------------------------------------------------------------------------------- the layers
 class _RNNBase(Module):
-    """Parameters, initialisation, input checks and the layer loop shared by :class:`RNN` and
-    :class:`LSTM`."""
+    """Parameters, initialisation, input checks and the layer loop shared by :class:`RNN`,
+    :class:`LSTM` and :class:`GRU`; a subclass gives its gate count, its number of states and
+    ``_layer``, one layer and direction over a time-major sequence."""
 
     _gates = 1
     _states = 1
 
-    def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype):
+    def __init__(self, input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                 bidirectional, dtype):
         super().__init__()
         if isinstance(dropout, bool) or not isinstance(dropout, numbers.Real) \
                 or not 0 <= dropout <= 1:
@@ -381,6 +525,7 @@ class _RNNBase(Module):
         self.bias = bool(bias)
         self.batch_first = bool(batch_first)
         self.dropout = float(dropout)
+        self.bidirectional = bool(bidirectional)
         if dropout > 0 and num_layers == 1:
             warnings.warn("dropout option adds dropout after all but last recurrent layer, so "
                           "non-zero dropout expects num_layers greater than 1, but got "
@@ -391,14 +536,20 @@ class _RNNBase(Module):
             raise TypeError(f"dtype must be a floating dtype, got {dtype}")
         width = self._gates * self.hidden_size
         for layer in range(self.num_layers):
-            layer_input = self.input_size if layer == 0 else self.hidden_size
-            setattr(self, f"weight_ih_l{layer}", Parameter(np.empty((width, layer_input), dtype)))
-            setattr(self, f"weight_hh_l{layer}",
-                    Parameter(np.empty((width, self.hidden_size), dtype)))
-            if self.bias:
-                setattr(self, f"bias_ih_l{layer}", Parameter(np.empty(width, dtype)))
-                setattr(self, f"bias_hh_l{layer}", Parameter(np.empty(width, dtype)))
+            layer_input = self.input_size if layer == 0 else self.hidden_size * self._directions
+            for suffix in ("", "_reverse")[:self._directions]:
+                setattr(self, f"weight_ih_l{layer}{suffix}",
+                        Parameter(np.empty((width, layer_input), dtype)))
+                setattr(self, f"weight_hh_l{layer}{suffix}",
+                        Parameter(np.empty((width, self.hidden_size), dtype)))
+                if self.bias:
+                    setattr(self, f"bias_ih_l{layer}{suffix}", Parameter(np.empty(width, dtype)))
+                    setattr(self, f"bias_hh_l{layer}{suffix}", Parameter(np.empty(width, dtype)))
         self.reset_parameters()
+
+    @property
+    def _directions(self):
+        return 2 if self.bidirectional else 1
 
     def reset_parameters(self):
         """Every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as
@@ -407,18 +558,18 @@ class _RNNBase(Module):
         for weight in self.parameters():
             init.uniform_(weight, -bound, bound)
 
-    def _layer_weights(self, layer):
-        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``layer`` (biases None when
-        ``bias=False``)."""
-        if not self.bias:
-            return (getattr(self, f"weight_ih_l{layer}"), getattr(self, f"weight_hh_l{layer}"),
-                    None, None)
-        return tuple(getattr(self, f"{kind}_l{layer}")
-                     for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"))
+    def _layer_weights(self, layer, direction=0):
+        """``(weight_ih, weight_hh, bias_ih, bias_hh)`` of layer ``layer`` in ``direction`` (0
+        forward, 1 reverse); the biases are None when ``bias=False``."""
+        suffix = "_reverse" if direction else ""
+        kinds = ("weight_ih", "weight_hh", "bias_ih", "bias_hh") if self.bias else \
+            ("weight_ih", "weight_hh")
+        weights = tuple(getattr(self, f"{kind}_l{layer}{suffix}") for kind in kinds)
+        return weights if self.bias else weights + (None, None)
 
     def _check_states(self, states, batched, batch):
-        """Check the initial states; each must be (num_layers, N, H), or (num_layers, H)
-        for unbatched input."""
+        """Check the initial states; each must be (D * num_layers, N, H), or
+        (D * num_layers, H) for unbatched input (D = 2 when bidirectional, else 1)."""
         name = type(self).__name__
         for index, state in enumerate(states):
             _check_tensor(state, f"hx[{index}]" if len(states) > 1 else "hx")
@@ -431,8 +582,8 @@ class _RNNBase(Module):
                                    f"{ranks[0]}-D tensor")
             raise RuntimeError(f"For {kind} input, hx and cx should also be {rank}-D but got "
                                f"({ranks[0]}-D, {ranks[1]}-D) tensors")
-        expected = (self.num_layers, batch, self.hidden_size) if batched else \
-            (self.num_layers, self.hidden_size)
+        layers = self.num_layers * self._directions
+        expected = (layers, batch, self.hidden_size) if batched else (layers, self.hidden_size)
         dtype = self.weight_ih_l0.dtype
         for index, state in enumerate(states):
             if state.shape != expected:
@@ -473,11 +624,16 @@ class _RNNBase(Module):
                 states = tuple(s.unsqueeze(1) for s in states)
         finals = [[] for _ in range(self._states)]
         for layer in range(self.num_layers):
-            initial = [None] * self._states if states is None else [s[layer] for s in states]
-            results = self._layer(x, initial, self._layer_weights(layer))
-            x = results[0]
-            for final, state in zip(finals, results[1:]):
-                final.append(state)
+            outputs = []
+            for direction in range(self._directions):
+                index = layer * self._directions + direction  # PyTorch's order of h_n's rows
+                initial = [None] * self._states if states is None else [s[index] for s in states]
+                results = self._layer(x, initial, self._layer_weights(layer, direction),
+                                      direction == 1)
+                outputs.append(results[0])
+                for final, state in zip(finals, results[1:]):
+                    final.append(state)
+            x = outputs[0] if len(outputs) == 1 else ops.cat(outputs, 2)
             if self.dropout > 0 and self.training and layer < self.num_layers - 1:
                 x = _dropout(x, self.dropout)
         finals = [ops.stack(final) for final in finals]
@@ -497,14 +653,16 @@ class _RNNBase(Module):
             s += ", batch_first=True"
         if self.dropout != 0:
             s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
         return s
 
 
 class RNN(_RNNBase):
     """A multi-layer Elman RNN with tanh or ReLU nonlinearity, PyTorch's layout and semantics.
 
-    For each layer k and step t (the input of layer k > 0 is the output of layer k - 1, after
-    dropout in training mode):
+    For each layer k, direction and step t (the input of layer k > 0 is the output of layer
+    k - 1, after dropout in training mode):
 
     .. math::
         h_t = \\phi(x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh}), \\quad
@@ -519,30 +677,35 @@ class RNN(_RNNBase):
         batch_first: input and output are (N, T, feature) instead of (T, N, feature).
         dropout: probability of zeroing the output of each layer except the last, in training
             mode only.
+        bidirectional: add a reverse direction to every layer (see :class:`LSTM`).
         dtype: parameter dtype (float32 by default).
 
     Shape:
         input (T, N, I), or (N, T, I) with ``batch_first``, or unbatched (T, I); hx
-        (num_layers, N, H) or (num_layers, H), zeros when omitted. Returns ``(output, h_n)``:
-        output (T, N, H) (the last layer's h_t at every step; (N, T, H) with ``batch_first``,
-        (T, H) unbatched) and h_n (num_layers, N, H) (each layer's last h_t).
+        (D * num_layers, N, H) or (D * num_layers, H), zeros when omitted (D = 2 when
+        bidirectional, else 1). Returns ``(output, h_n)``: output (T, N, D * H) (the last
+        layer's h_t at every step; (N, T, D * H) with ``batch_first``, (T, D * H) unbatched)
+        and h_n (D * num_layers, N, H) (each layer's and direction's last h_t).
 
     Attributes:
-        weight_ih_l{k} (H, I for k = 0 else H), weight_hh_l{k} (H, H), bias_ih_l{k} (H,),
-        bias_hh_l{k} (H,): all initialised from U(-1/sqrt(H), 1/sqrt(H)).
+        weight_ih_l{k} (H, I for k = 0 else D * H), weight_hh_l{k} (H, H), bias_ih_l{k} (H,),
+        bias_hh_l{k} (H,), and the same with the suffix ``_reverse`` for the reverse
+        direction: all initialised from U(-1/sqrt(H), 1/sqrt(H)).
 
     Each layer's whole time loop is one graph node: one GEMM for the inputs of all steps, one
     GEMM and one ``activation_fwd`` per step; backward mirrors it.
     """
 
     def __init__(self, input_size, hidden_size, num_layers=1, nonlinearity="tanh", bias=True,
-                 batch_first=False, dropout=0.0, dtype=None):
+                 batch_first=False, dropout=0.0, bidirectional=False, dtype=None):
         nonlinearity = _check_nonlinearity(nonlinearity)
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype)
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype)
         self.nonlinearity = nonlinearity
 
-    def _layer(self, x, initial, weights):
-        return _RNNLayer.apply(x, initial[0], *weights, ACTIVATIONS[self.nonlinearity])
+    def _layer(self, x, initial, weights, reverse):
+        return _RNNLayer.apply(x, initial[0], *weights, ACTIVATIONS[self.nonlinearity],
+                               reverse=reverse)
 
     def forward(self, input, hx=None):
         output, (h_n,) = self._run(input, None if hx is None else (hx,))
@@ -552,8 +715,8 @@ class RNN(_RNNBase):
 class LSTM(_RNNBase):
     """A multi-layer long short-term memory RNN, PyTorch's layout and semantics.
 
-    For each layer k and step t (the input of layer k > 0 is the output of layer k - 1, after
-    dropout in training mode):
+    For each layer k, direction and step t (the input of layer k > 0 is the output of layer
+    k - 1, after dropout in training mode):
 
     .. math::
         (z_i, z_f, z_g, z_o) = x_t W_{ih}^T + b_{ih} + h_{t-1} W_{hh}^T + b_{hh}; \\quad
@@ -568,23 +731,30 @@ class LSTM(_RNNBase):
         batch_first: input and output are (N, T, feature) instead of (T, N, feature).
         dropout: probability of zeroing the output of each layer except the last, in training
             mode only.
+        bidirectional: add a reverse direction to every layer: its own weights (suffix
+            ``_reverse``) run over the sequence from the last step to the first, and the
+            layer's output at step t is the forward h_t and the reverse h_t concatenated on the
+            feature axis.
         dtype: parameter dtype (float32 by default).
 
     Shape:
         input (T, N, I), or (N, T, I) with ``batch_first``, or unbatched (T, I); hx a tuple
-        ``(h_0, c_0)`` of (num_layers, N, H) each (or (num_layers, H) unbatched), zeros when
-        omitted. Returns ``(output, (h_n, c_n))``: output (T, N, H) (the last layer's h_t at
-        every step; (N, T, H) with ``batch_first``, (T, H) unbatched), h_n and c_n
-        (num_layers, N, H) (each layer's last states).
+        ``(h_0, c_0)`` of (D * num_layers, N, H) each (or (D * num_layers, H) unbatched), zeros
+        when omitted (D = 2 when bidirectional, else 1). Returns ``(output, (h_n, c_n))``:
+        output (T, N, D * H) (the last layer's h_t at every step; (N, T, D * H) with
+        ``batch_first``, (T, D * H) unbatched), h_n and c_n (D * num_layers, N, H) (the last
+        states of layer 0 forward, layer 0 reverse, layer 1 forward, ...; the reverse
+        direction's last state is the one after step 0).
 
     Attributes:
-        weight_ih_l{k} (4H, I for k = 0 else H), weight_hh_l{k} (4H, H), bias_ih_l{k} (4H,),
-        bias_hh_l{k} (4H,): the gates stacked in the order i, f, g, o, all initialised from
+        weight_ih_l{k} (4H, I for k = 0 else D * H), weight_hh_l{k} (4H, H), bias_ih_l{k}
+        (4H,), bias_hh_l{k} (4H,), and the same with the suffix ``_reverse`` for the reverse
+        direction: the gates stacked in the order i, f, g, o, all initialised from
         U(-1/sqrt(H), 1/sqrt(H)).
 
-    Each layer's whole time loop is one graph node: one GEMM for the inputs of all steps, then
-    per step one GEMM with ``weight_hh`` and the fused ``lstm_cell_fwd`` kernel; backward
-    mirrors it with ``lstm_cell_bwd``. Memory is linear in T, and 1,000-step sequences cost
+    Each layer's (and direction's) whole time loop is one graph node: one GEMM for the inputs
+    of all steps, then per step one GEMM with ``weight_hh`` and the fused ``lstm_cell_fwd``
+    kernel; backward mirrors it with ``lstm_cell_bwd``. Memory is linear in T, and 1,000-step sequences cost
     no recursion.
 
     References: Hochreiter & Schmidhuber, "Long short-term memory", Neural Computation 1997;
@@ -595,11 +765,12 @@ class LSTM(_RNNBase):
     _states = 2
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
-                 dropout=0.0, dtype=None):
-        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout, dtype)
+                 dropout=0.0, bidirectional=False, dtype=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype)
 
-    def _layer(self, x, initial, weights):
-        return _LSTMLayer.apply(x, initial[0], initial[1], *weights)
+    def _layer(self, x, initial, weights, reverse):
+        return _LSTMLayer.apply(x, initial[0], initial[1], *weights, reverse=reverse)
 
     def forward(self, input, hx=None):
         if hx is not None:
@@ -608,3 +779,62 @@ class LSTM(_RNNBase):
                 raise ValueError(f"LSTM: hx must be a tuple (h_0, c_0), got {len(hx)} elements")
         output, (h_n, c_n) = self._run(input, hx)
         return output, (h_n, c_n)
+
+
+class GRU(_RNNBase):
+    """A multi-layer gated recurrent unit RNN, PyTorch's layout and semantics.
+
+    For each layer k, direction and step t (the input of layer k > 0 is the output of layer
+    k - 1, after dropout in training mode):
+
+    .. math::
+        r_t = \\sigma(x_t W_{ir}^T + b_{ir} + h_{t-1} W_{hr}^T + b_{hr}); \\quad
+        z_t = \\sigma(x_t W_{iz}^T + b_{iz} + h_{t-1} W_{hz}^T + b_{hz}); \\\\
+        n_t = \\tanh(x_t W_{in}^T + b_{in} + r_t (h_{t-1} W_{hn}^T + b_{hn})); \\quad
+        h_t = (1 - z_t) n_t + z_t h_{t-1}
+
+    Args:
+        input_size: features of the input x.
+        hidden_size: features of the hidden state h.
+        num_layers: stacked recurrent layers.
+        bias: learn the biases ``bias_ih_l{k}`` and ``bias_hh_l{k}``.
+        batch_first: input and output are (N, T, feature) instead of (T, N, feature).
+        dropout: probability of zeroing the output of each layer except the last, in training
+            mode only.
+        bidirectional: add a reverse direction to every layer (see :class:`LSTM`).
+        dtype: parameter dtype (float32 by default).
+
+    Shape:
+        input (T, N, I), or (N, T, I) with ``batch_first``, or unbatched (T, I); hx
+        (D * num_layers, N, H) or (D * num_layers, H), zeros when omitted (D = 2 when
+        bidirectional, else 1). Returns ``(output, h_n)``: output (T, N, D * H) (the last
+        layer's h_t at every step; (N, T, D * H) with ``batch_first``, (T, D * H) unbatched)
+        and h_n (D * num_layers, N, H) (each layer's and direction's last h_t).
+
+    Attributes:
+        weight_ih_l{k} (3H, I for k = 0 else D * H), weight_hh_l{k} (3H, H), bias_ih_l{k}
+        (3H,), bias_hh_l{k} (3H,), and the same with the suffix ``_reverse`` for the reverse
+        direction: the gates stacked in the order r, z, n, all initialised from
+        U(-1/sqrt(H), 1/sqrt(H)).
+
+    Each layer's (and direction's) whole time loop is one graph node: one GEMM for the inputs
+    of all steps, then per step one GEMM with ``weight_hh`` and two ``activation_fwd`` calls
+    (sigmoid over r and z, tanh over n); backward mirrors it.
+
+    References: Cho et al., "Learning phrase representations using RNN encoder-decoder for
+    statistical machine translation", EMNLP 2014.
+    """
+
+    _gates = 3
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, dtype=None):
+        super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, dtype)
+
+    def _layer(self, x, initial, weights, reverse):
+        return _GRULayer.apply(x, initial[0], *weights, reverse=reverse)
+
+    def forward(self, input, hx=None):
+        output, (h_n,) = self._run(input, None if hx is None else (hx,))
+        return output, h_n
