@@ -38,6 +38,7 @@ exported model, for messages):
 Weights are referenced by their key in the safetensors file.
 """
 import hashlib
+import io
 import json
 import math
 import os
@@ -162,7 +163,9 @@ def read_safetensors(path):
     writes), the sha256 of the data section.
 
     Args:
-        path: a file path (str or ``os.PathLike``).
+        path: a file path (str or ``os.PathLike``), or a binary file object (``io.BytesIO``,
+            ``open(path, "rb")``) read from its position to its end; messages name it by
+            its ``name`` where it has a string one.
 
     Returns:
         ``(tensors, metadata)``: a dict of name to a new NumPy array (native byte order,
@@ -170,26 +173,44 @@ def read_safetensors(path):
 
     Raises:
         ValueError: naming the path and the problem, for a truncated, corrupted or foreign
-            file. OSError (FileNotFoundError...) when the file cannot be read.
+            file. OSError (FileNotFoundError...) when the file cannot be read. TypeError for
+            a text-mode file object.
     """
-    with open(path, "rb") as handle:
-        size = os.fstat(handle.fileno()).st_size
-        entries, metadata = _read_header(path, handle, size)
-        digest = hashlib.sha256()
-        tensors = {}
-        for name, dtype, shape, begin, end in entries:
-            array = np.empty(shape, dtype)
-            view = array.reshape(-1).view(np.uint8)
-            filled = 0
-            while filled < view.size:
-                count = handle.readinto(view[filled:])
-                if not count:
-                    raise _refuse(path, f"truncated while reading tensor {name!r}")
-                filled += count
-            digest.update(view)
-            if dtype.kind == "b" and view.size and view.max() > 1:
-                raise _refuse(path, f"bool tensor {name!r} holds bytes other than 0 and 1")
-            tensors[name] = array if dtype.isnative else array.astype(dtype.newbyteorder("="))
+    if not hasattr(path, "read"):
+        with open(path, "rb") as handle:
+            return _read_file(path, handle, os.fstat(handle.fileno()).st_size)
+    if isinstance(path, io.TextIOBase):
+        raise TypeError(f"read_safetensors needs a binary file object (opened with 'rb'), got "
+                        f"a text-mode {type(path).__name__}")
+    name = getattr(path, "name", None)
+    name = name if isinstance(name, str) else f"<{type(path).__name__}>"
+    seekable = callable(getattr(path, "seekable", None)) and path.seekable()
+    handle = path if seekable else io.BytesIO(path.read())
+    start = handle.tell()
+    size = handle.seek(0, io.SEEK_END) - start
+    handle.seek(start)
+    return _read_file(name, handle, size)
+
+
+def _read_file(path, handle, size):
+    """:func:`read_safetensors` on ``handle``, positioned at the start of the file's
+    ``size`` bytes; ``path`` names it in messages."""
+    entries, metadata = _read_header(path, handle, size)
+    digest = hashlib.sha256()
+    tensors = {}
+    for name, dtype, shape, begin, end in entries:
+        array = np.empty(shape, dtype)
+        view = array.reshape(-1).view(np.uint8)
+        filled = 0
+        while filled < view.size:
+            count = handle.readinto(view[filled:])
+            if not count:
+                raise _refuse(path, f"truncated while reading tensor {name!r}")
+            filled += count
+        digest.update(view)
+        if dtype.kind == "b" and view.size and view.max() > 1:
+            raise _refuse(path, f"bool tensor {name!r} holds bytes other than 0 and 1")
+        tensors[name] = array if dtype.isnative else array.astype(dtype.newbyteorder("="))
     expected = metadata.get(CHECKSUM_KEY)
     if expected is not None and digest.hexdigest() != expected:
         raise ValueError(f"{os.fspath(path)}: corrupted: the sha256 of the tensor data is "

@@ -26,9 +26,16 @@ too: a file without fastgrad's metadata loads as a flat dict of name to Tensor, 
 PyTorch-written weights (``safetensors.torch.save_file(model.state_dict(), path)``) go
 straight into ``module.load_state_dict(fastgrad.load(path))``.
 
-Safety. :func:`save` is atomic: it writes a temporary file in the target's directory,
-flushes and fsyncs it, renames it over the target (``os.replace``) and fsyncs the directory,
-so a crash at any point leaves either the previous file or the new one, never a mix.
+PyTorch's call forms work: ``save(obj, f)`` and ``load(f, map_location=..., weights_only=True)``
+take a path or a binary file object (``io.BytesIO``, ``open(path, "wb")``); ``map_location``
+accepts PyTorch's forms for the CPU (tensors live there); loading is always weights-only, so
+``weights_only=False`` is refused rather than honoured. Saving a whole module or optimizer
+raises a TypeError: save its ``state_dict()`` (PyTorch would pickle the object).
+
+Safety. :func:`save` to a path is atomic: it writes a temporary file in the target's
+directory, flushes and fsyncs it, renames it over the target (``os.replace``) and fsyncs the
+directory, so a crash at any point leaves either the previous file or the new one, never a
+mix (a file object is written in place, as the caller opened it).
 fastgrad records the sha256 of the data section in the metadata; :func:`load` refuses a
 truncated, corrupted (checksum mismatch) or foreign file (bad header length, a header that is
 not JSON, offsets out of range, overlapping or leaving gaps, unknown dtypes) with a
@@ -75,9 +82,11 @@ import collections
 import collections.abc
 import contextlib
 import hashlib
+import io
 import json
 import math
 import os
+import re
 import secrets
 import struct
 
@@ -95,6 +104,7 @@ _NAMES = {dtype.newbyteorder("="): name for name, dtype in SAFETENSORS_DTYPES.it
 _MAPPINGS = {dict: "dict", collections.OrderedDict: "odict", collections.Counter: "counter"}
 _MAPPING_TYPES = {tag: kind for kind, tag in _MAPPINGS.items()}
 _FLOATS = {"inf": math.inf, "-inf": -math.inf, "nan": math.nan}
+_ROOT_KEY = "tensor"  # the file's name for a lone array saved as the whole object
 
 
 # --------------------------------------------------------------------------------- writing
@@ -126,6 +136,28 @@ def _fsync_directory(directory):
         os.close(fd)
 
 
+def _file_object(f, mode):
+    """Whether ``f`` is a file object to ``mode`` ("write" or "read") rather than a path;
+    TypeError for a text-mode file object or something that is neither."""
+    if hasattr(f, mode):
+        if isinstance(f, io.TextIOBase):
+            raise TypeError(f"f must be a binary file object (opened with "
+                            f"'{mode[0]}b'), got a text-mode {type(f).__name__}")
+        return True
+    if not isinstance(f, (str, bytes, os.PathLike)):
+        raise TypeError(f"f must be a path (str or os.PathLike) or a binary file object, got "
+                        f"{type(f).__name__}")
+    return False
+
+
+def _name(f):
+    """How messages name the file ``f`` (a path or a file object)."""
+    if hasattr(f, "read") or hasattr(f, "write"):
+        name = getattr(f, "name", None)
+        return name if isinstance(name, str) else f"<{type(f).__name__}>"
+    return os.fsdecode(f)
+
+
 def write_safetensors(path, tensors, metadata=None):
     """Write a flat dict of arrays as a safetensors file, atomically, with a checksum.
 
@@ -135,7 +167,8 @@ def write_safetensors(path, tensors, metadata=None):
 
     Args:
         path: the file to write (replaced atomically if it exists; a symbolic link is
-            followed).
+            followed), or a binary file object, written at its position (not atomically,
+            not closed).
         tensors: a dict of name (a non-empty str other than ``__metadata__``) to a NumPy
             array or Tensor of a supported dtype.
         metadata: a dict of str to str for ``__metadata__``.
@@ -144,6 +177,7 @@ def write_safetensors(path, tensors, metadata=None):
         TypeError: for an unsupported value or dtype; ValueError for a bad name; OSError
             when the file cannot be written (the previous file, if any, is then intact).
     """
+    stream = _file_object(path, "write")
     metadata = dict(metadata or {})
     for key, value in metadata.items():
         if not isinstance(key, str) or not isinstance(value, str):
@@ -174,6 +208,10 @@ def write_safetensors(path, tensors, metadata=None):
     header = {"__metadata__": metadata, **header}
     encoded = json.dumps(header, separators=(",", ":")).encode("utf-8")
     encoded += b" " * (-(8 + len(encoded)) % 8)
+    chunks = [struct.pack("<Q", len(encoded)), encoded, *chunks]
+    if stream:
+        _write_chunks(path, chunks)
+        return
 
     target = os.path.realpath(os.fspath(path))
     directory, base = os.path.split(target)
@@ -182,7 +220,7 @@ def write_safetensors(path, tensors, metadata=None):
                  0o666)
     try:
         with os.fdopen(fd, "wb") as handle:
-            _write_chunks(handle, [struct.pack("<Q", len(encoded)), encoded, *chunks])
+            _write_chunks(handle, chunks)
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(temporary, target)
@@ -200,8 +238,8 @@ class _Encoder:
         self.tensors = {}
 
     def _array(self, tag, array, path):
-        key = ".".join(path)
-        where = key or "the object"
+        key = ".".join(path) if path else _ROOT_KEY
+        where = ".".join(path) or "the object"
         _safetensors_dtype(array, where)
         if not key or key == "__metadata__":
             raise ValueError(f"cannot save {where}: an array needs a non-empty key other than "
@@ -244,33 +282,39 @@ class _Encoder:
             return {_MAPPINGS.get(type(value), "dict"): items}
         if hasattr(value, "state_dict") and callable(value.state_dict):
             raise TypeError(f"cannot save {where}: a {type(value).__name__} object; save its "
-                            "state_dict() instead (checkpoints hold data, never objects)")
+                            "state_dict() instead (e.g. fastgrad.save(model.state_dict(), f)): "
+                            "checkpoints hold tensors and plain values, never objects, as "
+                            "they are never unpickled")
         raise TypeError(f"cannot save {where}: type {type(value).__name__} is not supported "
                         "(Tensors, arrays, NumPy scalars, numbers, strings, None, lists, "
                         "tuples and dicts are)")
 
 
-def save(obj, path):
-    """Save a state dict, or a dict of them with any plain values, to ``path``.
+def save(obj, f):
+    """Save a state dict, a dict of them with any plain values, or any other value
+    :func:`load` can rebuild (a Tensor, a list of them, ...), to ``f``.
 
     Args:
-        obj: a mapping, e.g. ``model.state_dict()`` or ``{"model": model.state_dict(),
+        obj: typically ``model.state_dict()`` or ``{"model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "rng": fastgrad.random.default_generator.get_state(), "step": step}``.
-        path: the file (str or ``os.PathLike``); conventionally ``*.safetensors``.
-
-    The write is atomic: a crash leaves the previous file intact (see the module docstring).
+            "rng": fastgrad.random.default_generator.get_state(), "step": step}``. A module
+            or optimizer itself is refused (save its ``state_dict()``): PyTorch pickles it,
+            fastgrad never pickles. A lone Tensor or array is stored under the key
+            ``tensor`` of the file.
+        f: a path (str or ``os.PathLike``; conventionally ``*.safetensors``), written
+            atomically (a crash leaves the previous file intact, see the module docstring),
+            or a binary file object (``io.BytesIO``, ``open(path, "wb")``), written at its
+            position and left open.
 
     Raises:
-        TypeError: for a value that cannot be saved, naming its dotted path.
+        TypeError: for a value that cannot be saved, naming its dotted path; for an ``f``
+            that is neither a path nor a binary file object.
         ValueError: when two arrays flatten to the same dotted key.
     """
-    if not isinstance(obj, collections.abc.Mapping):
-        raise TypeError(f"save() takes a mapping such as model.state_dict(), got "
-                        f"{type(obj).__name__}")
+    _file_object(f, "write")
     encoder = _Encoder()
     structure = encoder.encode(obj, [])
-    write_safetensors(path, encoder.tensors, {
+    write_safetensors(f, encoder.tensors, {
         _VERSION_KEY: _VERSION,
         _STRUCTURE_KEY: json.dumps(structure, separators=(",", ":"), allow_nan=False)})
 
@@ -279,12 +323,12 @@ def save(obj, path):
 class _Decoder:
     """Rebuilds the saved object from its JSON structure and the file's arrays."""
 
-    def __init__(self, path, tensors, as_numpy):
-        self.path, self.tensors, self.as_numpy = path, tensors, as_numpy
+    def __init__(self, name, tensors, wrap):
+        self.name, self.tensors, self.wrap = name, tensors, wrap
         self.used = set()
 
     def _refuse(self, problem):
-        return ValueError(f"{os.fspath(self.path)}: corrupted checkpoint structure: {problem}")
+        return ValueError(f"{self.name}: corrupted checkpoint structure: {problem}")
 
     def _array(self, key):
         if not isinstance(key, str) or key not in self.tensors or key in self.used:
@@ -301,8 +345,7 @@ class _Decoder:
             raise self._refuse(f"unexpected node {node!r:.80}")
         ((tag, body),) = node.items()
         if tag == "tensor":
-            array = self._array(body)
-            return array if self.as_numpy else Tensor(array)
+            return self.wrap(self._array(body))
         if tag == "ndarray":
             return self._array(body)
         if tag == "scalar":
@@ -325,15 +368,69 @@ class _Decoder:
         raise self._refuse(f"unknown node {node!r:.80}")
 
 
-def load(path, *, as_numpy=False):
+def _check_cpu(target, map_location):
+    """Refuse a ``map_location`` whose ``target`` device (a string such as "cuda:0", or a
+    device object with a ``.type``, as ``fastgrad.device``) is not the CPU."""
+    if isinstance(target, (str, bytes)):
+        text = target.decode() if isinstance(target, bytes) else target
+        on_cpu = re.fullmatch(r"cpu(:\d+)?", text) is not None
+    elif isinstance(getattr(target, "type", None), str):
+        on_cpu = target.type == "cpu"
+    else:
+        raise TypeError(f"map_location must be a device (a string such as 'cpu', or a device "
+                        f"object), a dict from location to device, or a callable(tensor, "
+                        f"location), got {type(map_location).__name__} {map_location!r:.100}")
+    if not on_cpu:
+        raise RuntimeError(f"map_location={map_location!r:.100} asks to load the tensors onto "
+                           f"device {target!r}, but fastgrad tensors live on the CPU only: use "
+                           "map_location='cpu' (or leave it out)")
+
+
+def _placement(map_location):
+    """The function putting each loaded Tensor where ``map_location`` asks (PyTorch's forms:
+    a device, a dict from saved location to device, or a callable ``(tensor, location)``
+    returning a tensor or None), or None where every tensor stays as loaded, on the CPU."""
+    if map_location is None:
+        return None
+    if isinstance(map_location, dict):
+        _check_cpu(map_location.get("cpu", "cpu"), map_location)
+        return None
+    if isinstance(map_location, (str, bytes)) or hasattr(map_location, "type") \
+            or not callable(map_location):
+        _check_cpu(map_location, map_location)
+        return None
+
+    def place(tensor):
+        placed = map_location(tensor, "cpu")  # every saved tensor's location is the CPU
+        if placed is None:
+            return tensor
+        if not isinstance(placed, Tensor):
+            raise TypeError(f"map_location (a callable) must return a Tensor or None, got "
+                            f"{type(placed).__name__}")
+        return placed
+    return place
+
+
+def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=None,
+         as_numpy=False):
     """Load what :func:`save` wrote, or the tensors of any safetensors file.
 
     Nothing in the file is executed: the header is JSON, the data raw little-endian arrays,
     and the whole file is validated (and its checksum verified, for fastgrad's files) before
-    anything is returned.
+    anything is returned. Loading is therefore always what PyTorch calls weights-only.
 
     Args:
-        path: the file (str or ``os.PathLike``).
+        f: a path (str or ``os.PathLike``), or a binary file object (``io.BytesIO``,
+            ``open(path, "rb")``) read from its position to its end.
+        map_location: where the tensors go, in PyTorch's forms: a device ("cpu",
+            ``fastgrad.device("cpu")``), a dict from saved location ("cpu") to device, or a
+            callable ``(tensor, location)`` returning the tensor to use (or None to keep it).
+            fastgrad tensors live on the CPU: another device raises a RuntimeError.
+        pickle_module: must be None: fastgrad never unpickles.
+        weights_only: True (or None, PyTorch's default); False raises a ValueError, as
+            fastgrad never unpickles.
+        mmap: accepted (None, False or True) for PyTorch's signature; the tensors are read
+            into memory either way.
         as_numpy: return NumPy arrays where Tensors were saved.
 
     Returns:
@@ -342,21 +439,48 @@ def load(path, *, as_numpy=False):
         that ``Module.load_state_dict`` takes.
 
     Raises:
-        ValueError: naming the path and the problem, for a truncated, corrupted or foreign
-            file, or one written by a newer fastgrad.
+        ValueError: naming the file and the problem, for a truncated, corrupted or foreign
+            file, or one written by a newer fastgrad; ``weights_only=False``.
+        RuntimeError: a ``map_location`` other than the CPU; a ``pickle_module``.
+        TypeError: an ``f`` that is neither a path nor a binary file object; arguments of
+            the wrong type.
         OSError: when the file cannot be read (FileNotFoundError...).
     """
-    tensors, metadata = read_safetensors(path)
+    _file_object(f, "read")
+    if weights_only is not None and not isinstance(weights_only, (bool, np.bool_)):
+        raise TypeError(f"weights_only must be a bool or None, got "
+                        f"{type(weights_only).__name__} {weights_only!r}")
+    if weights_only is not None and not weights_only:
+        raise ValueError("weights_only=False is not supported: fastgrad checkpoints hold "
+                         "tensors and plain values and are never unpickled, so loading is "
+                         "always weights-only (and safe); leave weights_only out or pass True")
+    if pickle_module is not None:
+        raise RuntimeError(f"pickle_module={pickle_module!r:.80} cannot be used: fastgrad "
+                           "never unpickles; leave pickle_module out")
+    if mmap is not None and not isinstance(mmap, (bool, np.bool_)):
+        raise TypeError(f"mmap must be a bool or None, got {type(mmap).__name__} {mmap!r}")
+    place = _placement(map_location)
+    if as_numpy:
+        def wrap(array):
+            return array
+    elif place is None:
+        wrap = Tensor
+    else:
+        def wrap(array):
+            return place(Tensor(array))
+
+    name = _name(f)
+    tensors, metadata = read_safetensors(f)
     if _STRUCTURE_KEY not in metadata:
-        return {name: array if as_numpy else Tensor(array) for name, array in tensors.items()}
+        return {key: wrap(array) for key, array in tensors.items()}
     if metadata.get(_VERSION_KEY) != _VERSION:
-        raise ValueError(f"{os.fspath(path)}: checkpoint format version "
+        raise ValueError(f"{name}: checkpoint format version "
                          f"{metadata.get(_VERSION_KEY)!r} is not supported (this fastgrad reads "
                          f"version {_VERSION})")
     if CHECKSUM_KEY not in metadata:
-        raise ValueError(f"{os.fspath(path)}: a fastgrad checkpoint without its checksum "
+        raise ValueError(f"{name}: a fastgrad checkpoint without its checksum "
                          f"({CHECKSUM_KEY!r}): refused, as it cannot be verified")
-    decoder = _Decoder(path, tensors, as_numpy)
+    decoder = _Decoder(name, tensors, wrap)
     try:
         obj = decoder.decode(json.loads(metadata[_STRUCTURE_KEY]))
     except RecursionError:

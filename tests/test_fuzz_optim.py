@@ -312,7 +312,7 @@ def test_tensor_dataset_and_loader(data, batch_size, shuffle, drop_last, seeded)
         else:
             columns.append(data.draw(arrays(dtypes=DTYPES, shape=(size,) + tail)))
     ok, dataset = call("data.TensorDataset", data_module.TensorDataset, *columns,
-                       names=("arrays", "TensorDataset"))
+                       names=("tensors", "TensorDataset"))
     problems = set()
     if not columns:
         problems.add(ValueError)
@@ -328,15 +328,16 @@ def test_tensor_dataset_and_loader(data, batch_size, shuffle, drop_last, seeded)
         return
     assert ok, dataset
     generator = fg.Generator(data.draw(st.integers(0, 5))) if seeded else None
-    ok, loader = call("data.DataLoader", data_module.DataLoader, dataset, batch_size, shuffle,
-                      drop_last, generator,
+    ok, loader = call("data.DataLoader", data_module.DataLoader, dataset, batch_size=batch_size,
+                      shuffle=shuffle, drop_last=drop_last, generator=generator,
                       names=("batch_size", "shuffle", "drop_last", "generator"))
     problems = set()
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)):
-        problems.add(TypeError)
-    elif batch_size <= 0:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) \
+            or batch_size <= 0:
+        problems.add(ValueError)  # PyTorch's type for a bad batch_size or drop_last
+    if not isinstance(drop_last, bool):
         problems.add(ValueError)
-    if not isinstance(shuffle, bool) or not isinstance(drop_last, bool):
+    if shuffle is not None and not isinstance(shuffle, bool):
         problems.add(TypeError)
     if problems:
         assert not ok and isinstance(loader, tuple(problems)), loader
@@ -349,7 +350,7 @@ def test_tensor_dataset_and_loader(data, batch_size, shuffle, drop_last, seeded)
     assert len(batches) == len(loader) == full + (1 if rest and not drop_last else 0)
     seen = []
     for batch in batches:
-        assert isinstance(batch, tuple) and len(batch) == len(columns)
+        assert isinstance(batch, list) and len(batch) == len(columns)  # lists, as PyTorch
         for part, column in zip(batch, columns):
             assert isinstance(part, fg.Tensor) and part.dtype == column.dtype
             assert part.shape[1:] == column.shape[1:] and part.shape[0] <= batch_size
@@ -379,11 +380,11 @@ data_module = data
 def test_loader_over_a_map_style_dataset(items, batch_size):
     loader = data.DataLoader(items, batch_size=batch_size)
     ok, batches = call("data.DataLoader.__iter__", lambda: list(loader),
-                       names=("field", "dataset items", "shape"))
+                       names=("batch", "shape"))
     if not ok:
-        assert isinstance(batches, ValueError)
+        assert isinstance(batches, (RuntimeError, TypeError))  # PyTorch's types
         return
     assert len(batches) == len(loader)
     for batch in batches:
-        parts = batch if isinstance(batch, tuple) else (batch,)
+        parts = batch if isinstance(batch, list) else (batch,)
         assert all(isinstance(t, fg.Tensor) for t in parts)
