@@ -283,6 +283,53 @@ def _torch_adagrad_step(torch, param, grad, state_sum, step, lr, lr_decay, weigh
     return run
 
 
+def _torch_adadelta_step(torch, param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay,
+                         maximize):
+    p = _leaf(torch, param, grad)
+    optimizer = torch.optim.Adadelta([p], lr=lr, rho=rho, eps=eps, weight_decay=weight_decay,
+                                     maximize=maximize)
+    optimizer.state[p] = {"step": torch.tensor(0.0), "square_avg": square_avg,
+                          "acc_delta": acc_delta}
+
+    def run():
+        optimizer.step()
+        return dict(optimizer.state[p], param=p, step=None)
+    return run
+
+
+def _torch_adamax_step(torch, param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps,
+                       weight_decay, maximize):
+    p = _leaf(torch, param, grad)
+    optimizer = torch.optim.Adamax([p], lr=lr, betas=(beta1, beta2), eps=eps,
+                                   weight_decay=weight_decay, maximize=maximize)
+    optimizer.state[p] = {"step": torch.tensor(float(step - 1)), "exp_avg": exp_avg,
+                          "exp_inf": exp_inf}
+
+    def run():
+        optimizer.step()
+        return dict(optimizer.state[p], param=p, step=None)
+    return run
+
+
+def _torch_nadam_step(torch, param, grad, exp_avg, exp_avg_sq, step, mu_product, lr, beta1,
+                      beta2, eps, weight_decay, momentum_decay, decoupled_weight_decay,
+                      maximize):
+    p = _leaf(torch, param, grad)
+    optimizer = torch.optim.NAdam([p], lr=lr, betas=(beta1, beta2), eps=eps,
+                                  weight_decay=weight_decay, momentum_decay=momentum_decay,
+                                  decoupled_weight_decay=decoupled_weight_decay,
+                                  maximize=maximize)
+    mu = beta1 * (1 - 0.5 * 0.96 ** (step * momentum_decay))  # PyTorch multiplies it in
+    optimizer.state[p] = {"step": torch.tensor(float(step - 1)),
+                          "mu_product": torch.tensor(mu_product / mu), "exp_avg": exp_avg,
+                          "exp_avg_sq": exp_avg_sq}
+
+    def run():
+        optimizer.step()
+        return dict(optimizer.state[p], param=p, step=None, mu_product=None)
+    return run
+
+
 def _torch_lstm_cell_fwd(torch, gates, c_prev, gates_act, h, c):
     def run():   # the pointwise ops of ATen's CPU LSTMCell, out of place as under autograd
         z_i, z_f, z_g, z_o = gates.chunk(4, 1)
@@ -373,6 +420,9 @@ TORCH_EQUIVALENTS = {
                   "torch-fused": functools.partial(_torch_adam_step, fused=True)},
     "rmsprop_step": {"torch": _torch_rmsprop_step},
     "adagrad_step": {"torch": _torch_adagrad_step},
+    "adadelta_step": {"torch": _torch_adadelta_step},
+    "adamax_step": {"torch": _torch_adamax_step},
+    "nadam_step": {"torch": _torch_nadam_step},
     "lstm_cell_fwd": {"torch": _torch_lstm_cell_fwd},
     "lstm_cell_bwd": {"torch": _torch_lstm_cell_bwd},
     "batchnorm_fwd": {"torch": _torch_batchnorm_fwd},

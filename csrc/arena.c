@@ -85,15 +85,19 @@ static int fg_offsets_valid(int64_t n, const int64_t *offsets, int64_t segments)
 #define T float
 #define SFX f32
 #define SQRT sqrtf
+#define FABS fabsf
 #include "arena.inc"
 #undef T
 #undef SFX
 #undef SQRT
+#undef FABS
 
 #define T double
 #define SFX f64
 #define SQRT sqrt
+#define FABS fabs
 #include "arena.inc"
 #undef T
 #undef SFX
 #undef SQRT
+#undef FABS

@@ -290,6 +290,14 @@ VARIANTS = {
     "rmsprop-plain": lambda d: ("rmsprop_step", _example("rmsprop_step", d, grad_avg=None,
                                                          momentum_buffer=None, momentum=0.0)),
     "adagrad-maximize": lambda d: ("adagrad_step", _example("adagrad_step", d, maximize=True)),
+    "adadelta-maximize-no-decay": lambda d: ("adadelta_step", _example(
+        "adadelta_step", d, maximize=True, weight_decay=0.0)),
+    "adamax-maximize-float-step": lambda d: ("adamax_step", _example(
+        "adamax_step", d, maximize=True, step=3.0)),
+    "nadam-decoupled-maximize": lambda d: ("nadam_step", _example(
+        "nadam_step", d, decoupled_weight_decay=True, maximize=True)),
+    "nadam-no-decay-float-step": lambda d: ("nadam_step", _example(
+        "nadam_step", d, weight_decay=0.0, step=2.0, mu_product=0.2)),
     "activation-relu": lambda d: ("activation_fwd", _example("activation_fwd", d,
                                                              activation=_RELU)),
     "activation-none": lambda d: ("activation_fwd", _example("activation_fwd", d,

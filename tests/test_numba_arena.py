@@ -171,7 +171,8 @@ def _run_steps(name, args, steps):
 
 @TWO_THREADS
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ["sgd_step", "adam_step", "rmsprop_step", "adagrad_step"])
+@pytest.mark.parametrize("name", ["sgd_step", "adam_step", "rmsprop_step", "adagrad_step",
+                                  "adadelta_step", "adamax_step", "nadam_step"])
 def test_optimiser_steps_are_bit_identical_for_1_and_2_threads(threads, name, dtype):
     args = _step_args(name, np.random.default_rng(3), _above_threshold(), dtype)
     results = []
@@ -205,7 +206,12 @@ STEP_CASES = (
     + [("rmsprop_step", f) for f in _flags(centered=[False, True], momentum=[0.0, 0.9],
                                            weight_decay=[0.0, 0.01], maximize=[False, True])]
     + [("adagrad_step", f) for f in _flags(lr_decay=[0.0, 0.1], weight_decay=[0.0, 0.01],
-                                           maximize=[False, True])])
+                                           maximize=[False, True])]
+    + [("adadelta_step", f) for f in _flags(weight_decay=[0.0, 0.01], maximize=[False, True])]
+    + [("adamax_step", f) for f in _flags(weight_decay=[0.0, 0.01], maximize=[False, True])]
+    + [("nadam_step", f) for f in _flags(weight_decay=[0.0, 0.01],
+                                         decoupled_weight_decay=[False, True],
+                                         maximize=[False, True])])
 
 
 def _apply_flags(name, args, flags):
@@ -474,8 +480,9 @@ cases += [("clip_grad_norm", dict(norm_type=p)) for p in (2.0, np.inf)]
 cases += [("sgd_step", dict(nesterov=True, dampening=0.0)), ("adam_step", {}),
           ("adam_step", dict(max_exp_avg_sq=None, decoupled_weight_decay=True, maximize=True)),
           ("rmsprop_step", {}), ("rmsprop_step", dict(grad_avg=None, momentum_buffer=None)),
-          ("adagrad_step", {}), ("clip_grad_range", {}), ("axpy", {}), ("grad_window_mean", {}),
-          ("scale", {}), ("fill", {})]
+          ("adagrad_step", {}), ("adadelta_step", dict(maximize=True)), ("adamax_step", {}),
+          ("nadam_step", dict(decoupled_weight_decay=True)), ("clip_grad_range", {}),
+          ("axpy", {}), ("grad_window_mean", {}), ("scale", {}), ("fill", {})]
 for minimum in (0, 1 << 62):
     _arena.PARALLEL_MIN = dict.fromkeys(_arena.PARALLEL_MIN, minimum)
     for dtype in (np.float32, np.float64):

@@ -45,7 +45,7 @@ except ImportError as error:
         f"a C compiler, e.g. `pip install -e .` ({error})") from error
 
 #: The version of csrc/fastgrad.h these wrappers are written for (its FG_ABI_VERSION).
-ABI_VERSION = 2
+ABI_VERSION = 3
 
 if _lib.fg_abi_version() != ABI_VERSION:
     raise ImportError(f"the compiled C kernels implement ABI version {_lib.fg_abi_version()}, "
@@ -55,8 +55,8 @@ if _lib.fg_abi_version() != ABI_VERSION:
 __all__ = ["gemm", "activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd",
            "cross_entropy_fwd", "cross_entropy_bwd", "fill", "segment_norms", "monitor_norms",
            "clip_grad_norm", "clip_grad_range", "scale", "axpy", "grad_window_mean", "sgd_step",
-           "adam_step", "rmsprop_step", "adagrad_step", "batchnorm_fwd", "batchnorm_bwd",
-           "lstm_cell_fwd", "lstm_cell_bwd"]
+           "adam_step", "rmsprop_step", "adagrad_step", "adadelta_step", "adamax_step",
+           "nadam_step", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd", "lstm_cell_bwd"]
 
 #: True when the kernels were compiled with OpenMP (False: they all run serially).
 OPENMP = bool(_lib.fg_openmp())
@@ -66,9 +66,10 @@ _CTYPES = {_F32: "float[]", _F64: "double[]", _I64: "int64_t[]"}
 _SUFFIX = {_F32: "f32", _F64: "f64"}
 _C_NAMES = ("fill", "scale", "clip_grad_range", "axpy", "grad_window_mean", "segment_norms",
             "monitor_norms", "clip_grad_norm", "sgd_step", "adam_step", "rmsprop_step",
-            "adagrad_step", "gemm", "activation_fwd", "activation_bwd", "linear_fwd",
-            "linear_epilogue", "linear_grad", "cross_entropy_fwd", "cross_entropy_bwd",
-            "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd", "lstm_cell_bwd")
+            "adagrad_step", "adadelta_step", "adamax_step", "nadam_step", "gemm",
+            "activation_fwd", "activation_bwd", "linear_fwd", "linear_epilogue", "linear_grad",
+            "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd",
+            "lstm_cell_fwd", "lstm_cell_bwd")
 #: The C function of each kernel, by dtype and name: ``_C[dtype][name]``.
 _C = {dtype: {name: getattr(_lib, f"fg_{name}_{suffix}") for name in _C_NAMES}
       for dtype, suffix in _SUFFIX.items()}
@@ -92,7 +93,7 @@ PARALLEL_MIN = {
     group: getattr(_lib, f"FG_PAR_{group.upper()}" + ("" if blas.AVAILABLE else "_SPINNING"))
     for group in ("activation", "activation_exp", "linear_grad", "cross_entropy", "batchnorm",
                   "lstm", "fill", "norms", "scale", "clip", "axpy", "window", "sgd", "adam",
-                  "rmsprop", "adagrad")}
+                  "rmsprop", "adagrad", "adadelta", "adamax", "nadam")}
 
 
 def set_num_threads(n):
@@ -314,6 +315,41 @@ def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, 
                                        weight_decay, eps, maximize)
     c["adagrad_step"](_out(param), _in(grad), _out(state_sum), param.size, step, lr, lr_decay,
                       weight_decay, eps, bool(maximize), PARALLEL_MIN["adagrad"])
+
+
+def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay, maximize):
+    """One Adadelta step in one pass: see :func:`fastgrad.backends.numpy_ref.adadelta_step`."""
+    c = _native(param.dtype, param, grad, square_avg, acc_delta)
+    if c is None or not _same_size(param.size, grad, square_avg, acc_delta):
+        return _reference.adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps,
+                                        weight_decay, maximize)
+    c["adadelta_step"](_out(param), _in(grad), _out(square_avg), _out(acc_delta), param.size,
+                       lr, rho, eps, weight_decay, bool(maximize), PARALLEL_MIN["adadelta"])
+
+
+def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weight_decay,
+                maximize):
+    """One Adamax step in one pass: see :func:`fastgrad.backends.numpy_ref.adamax_step`."""
+    c = _native(param.dtype, param, grad, exp_avg, exp_inf)
+    if c is None or not _same_size(param.size, grad, exp_avg, exp_inf):
+        return _reference.adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2,
+                                      eps, weight_decay, maximize)
+    c["adamax_step"](_out(param), _in(grad), _out(exp_avg), _out(exp_inf), param.size, step,
+                     lr, beta1, beta2, eps, weight_decay, bool(maximize),
+                     PARALLEL_MIN["adamax"])
+
+
+def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr, beta1, beta2, eps,
+               weight_decay, momentum_decay, decoupled_weight_decay, maximize):
+    """One NAdam step in one pass: see :func:`fastgrad.backends.numpy_ref.nadam_step`."""
+    c = _native(param.dtype, param, grad, exp_avg, exp_avg_sq)
+    if c is None or not _same_size(param.size, grad, exp_avg, exp_avg_sq):
+        return _reference.nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr,
+                                     beta1, beta2, eps, weight_decay, momentum_decay,
+                                     decoupled_weight_decay, maximize)
+    c["nadam_step"](_out(param), _in(grad), _out(exp_avg), _out(exp_avg_sq), param.size, step,
+                    mu_product, lr, beta1, beta2, eps, weight_decay, momentum_decay,
+                    bool(decoupled_weight_decay), bool(maximize), PARALLEL_MIN["nadam"])
 
 
 # -------------------------------------------------------------------------------------- gemm

@@ -484,6 +484,132 @@ def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, 
     param -= clr * (g / (np.sqrt(state_sum) + eps))
 
 
+def _adadelta_example(rng, dtype, size):
+    args = _adaptive_example(rng, dtype, size, ("square_avg", "acc_delta"))
+    return dict(args, lr=0.5, rho=0.9, eps=1e-6, weight_decay=0.01, maximize=False)
+
+
+@kernel(writes=("param", "square_avg", "acc_delta"), example=_adadelta_example,
+        bench_sizes=(100, 10_000))
+def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay, maximize):
+    """One Adadelta step, PyTorch's formulation.
+
+    .. math::
+        g_t = \\pm\\nabla + \\lambda\\theta_{t-1}; \\quad
+        v_t = \\rho v_{t-1} + (1 - \\rho) g_t^2; \\quad
+        \\Delta_t = \\frac{\\sqrt{u_{t-1} + \\epsilon}}{\\sqrt{v_t + \\epsilon}}\\, g_t; \\\\
+        u_t = \\rho u_{t-1} + (1 - \\rho) \\Delta_t^2; \\quad
+        \\theta_t = \\theta_{t-1} - \\gamma \\Delta_t
+
+    Shapes: param, grad, square_avg (:math:`v`) and acc_delta (:math:`u`) (M,), one dtype.
+    The update does not depend on the step count. Overwrites ``param``, ``square_avg`` and
+    ``acc_delta``.
+
+    References: Zeiler, "ADADELTA: An Adaptive Learning Rate Method", 2012.
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    square_avg *= rho
+    square_avg += (1 - rho) * g * g
+    delta = np.sqrt(acc_delta + eps) / np.sqrt(square_avg + eps) * g
+    acc_delta *= rho
+    acc_delta += (1 - rho) * delta * delta
+    param -= lr * delta
+
+
+def _adamax_example(rng, dtype, size):
+    args = _adaptive_example(rng, dtype, size, ("exp_inf",))
+    args["exp_avg"] = rng.standard_normal(args["param"].size).astype(dtype)
+    return dict(args, step=5, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
+                maximize=False)
+
+
+@kernel(writes=("param", "exp_avg", "exp_inf"), example=_adamax_example,
+        bench_sizes=(100, 10_000))
+def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weight_decay,
+                maximize):
+    """One Adamax step (Adam with the infinity norm), PyTorch's formulation.
+
+    .. math::
+        g_t = \\pm\\nabla + \\lambda\\theta_{t-1}; \\quad
+        m_t = \\beta_1 m_{t-1} + (1 - \\beta_1) g_t; \\quad
+        u_t = \\max(\\beta_2 u_{t-1}, |g_t| + \\epsilon); \\quad
+        \\theta_t = \\theta_{t-1} - \\frac{\\gamma}{1 - \\beta_1^t} \\frac{m_t}{u_t}
+
+    Shapes: param, grad, exp_avg and exp_inf (:math:`u`) (M,), one dtype. ``step`` is the
+    step count ``t >= 1`` after this step. A NaN on either side of the maximum is kept.
+    Overwrites ``param``, ``exp_avg`` and ``exp_inf``.
+
+    References: Kingma & Ba, "Adam: A Method for Stochastic Optimization", ICLR 2015,
+    section 7.
+    """
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        g = g + weight_decay * param
+    exp_avg += (1 - beta1) * (g - exp_avg)
+    exp_inf *= beta2
+    np.maximum(exp_inf, np.abs(g) + eps, out=exp_inf)
+    param -= lr / (1 - beta1 ** step) * (exp_avg / exp_inf)
+
+
+def nadam_momentum(step, beta1, momentum_decay):
+    """NAdam's momentum coefficient :math:`\\mu_t = \\beta_1 (1 - 0.96^{t\\psi} / 2)` at step
+    ``t`` (Dozat's schedule, with PyTorch's ``momentum_decay`` :math:`\\psi`)."""
+    return beta1 * (1.0 - 0.5 * 0.96 ** (step * momentum_decay))
+
+
+def _nadam_example(rng, dtype, size):
+    args = _adaptive_example(rng, dtype, size, ("exp_avg_sq",))
+    args["exp_avg"] = rng.standard_normal(args["param"].size).astype(dtype)
+    mu_product = float(np.prod([nadam_momentum(t, 0.9, 4e-3) for t in range(1, 6)]))
+    return dict(args, step=5, mu_product=mu_product, lr=2e-3, beta1=0.9, beta2=0.999,
+                eps=1e-8, weight_decay=0.01, momentum_decay=4e-3,
+                decoupled_weight_decay=False, maximize=False)
+
+
+@kernel(writes=("param", "exp_avg", "exp_avg_sq"), example=_nadam_example,
+        bench_sizes=(100, 10_000))
+def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr, beta1, beta2, eps,
+               weight_decay, momentum_decay, decoupled_weight_decay, maximize):
+    """One NAdam step (Adam with Nesterov momentum), PyTorch's formulation.
+
+    .. math::
+        g_t = \\pm\\nabla + \\lambda\\theta_{t-1} \\;(\\text{L2; or, decoupled, }
+        \\theta_{t-1} \\leftarrow (1 - \\gamma\\lambda)\\theta_{t-1}); \\quad
+        \\mu_t = \\beta_1 (1 - \\tfrac12 0.96^{t\\psi}); \\\\
+        m_t = \\beta_1 m_{t-1} + (1 - \\beta_1) g_t; \\quad
+        v_t = \\beta_2 v_{t-1} + (1 - \\beta_2) g_t^2; \\quad
+        d_t = \\sqrt{v_t / (1 - \\beta_2^t)} + \\epsilon; \\\\
+        \\theta_t = \\theta_{t-1}
+        - \\frac{\\gamma (1 - \\mu_t)}{1 - \\prod_{i \\le t} \\mu_i} \\frac{g_t}{d_t}
+        - \\frac{\\gamma \\mu_{t+1}}{1 - \\prod_{i \\le t+1} \\mu_i} \\frac{m_t}{d_t}
+
+    Shapes: param, grad, exp_avg and exp_avg_sq (M,), one dtype. ``step`` is the step count
+    ``t >= 1`` after this step, ``mu_product`` the product :math:`\\prod_{i \\le t} \\mu_i`
+    including this step's :math:`\\mu_t` (the optimiser keeps it per parameter, as PyTorch's
+    state ``mu_product``); ``momentum_decay`` is :math:`\\psi`. ``decoupled_weight_decay``
+    makes ``weight_decay`` a decay of the parameter (NAdamW) instead of an L2 term.
+    Overwrites ``param``, ``exp_avg`` and ``exp_avg_sq``.
+
+    References: Dozat, "Incorporating Nesterov Momentum into Adam", ICLR 2016 workshop.
+    """
+    mu = nadam_momentum(step, beta1, momentum_decay)
+    mu_next = nadam_momentum(step + 1, beta1, momentum_decay)
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * param
+    exp_avg += (1 - beta1) * (g - exp_avg)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    denom = np.sqrt(exp_avg_sq / (1 - beta2 ** step)) + eps
+    param -= lr * (1 - mu) / (1 - mu_product) * (g / denom)
+    param -= lr * mu_next / (1 - mu_product * mu_next) * (exp_avg / denom)
+
+
 # ---- recurrent cells ----
 def _lstm_cell_example(rng, dtype, size):
     n, hidden = size, size + 2

@@ -30,7 +30,7 @@ from ._layers import _EMPTY  # the stand-in for an absent optional array, per dt
 
 __all__ = ["fill", "segment_norms", "monitor_norms", "clip_grad_norm", "clip_grad_range",
            "scale", "axpy", "grad_window_mean", "sgd_step", "adam_step", "rmsprop_step",
-           "adagrad_step"]
+           "adagrad_step", "adadelta_step", "adamax_step", "nadam_step"]
 
 #: Elements per parallel work unit and per reduction piece. The reduction pieces fix the
 #: rounding of every norm, so changing this changes norms in their last bits.
@@ -53,6 +53,10 @@ PARALLEL_MIN_ONE_POOL = {
     "adam_step": 1 << 15,
     "rmsprop_step": 1 << 15,
     "adagrad_step": 1 << 16,
+    # not measured on their own: each reads four buffers and writes three, as adam does
+    "adadelta_step": 1 << 15,
+    "adamax_step": 1 << 15,
+    "nadam_step": 1 << 15,
 }
 
 #: The same when the GEMMs are NumPy's own (no usable BLAS found), whose OpenBLAS workers keep
@@ -72,6 +76,9 @@ PARALLEL_MIN_BLAS_POOL = {
     "adam_step": 1 << 24,
     "rmsprop_step": 1 << 24,
     "adagrad_step": 1 << 25,
+    "adadelta_step": 1 << 24,  # as adam's (not measured on their own)
+    "adamax_step": 1 << 24,
+    "nadam_step": 1 << 24,
 }
 
 #: The thresholds in force.
@@ -649,3 +656,148 @@ def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, 
     clr = lr / (1 + (step - 1) * lr_decay)
     _adagrad(param, grad, state_sum, *_rounded(param.dtype, clr, weight_decay, eps),
              bool(maximize), PARALLEL_MIN["adagrad_step"])
+
+
+@config.jit(exact=True)
+def _adadelta_range(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps,
+                    weight_decay, maximize, lo, hi):
+    param, grad = param[lo:hi], grad[lo:hi]
+    square_avg, acc_delta = square_avg[lo:hi], acc_delta[lo:hi]
+    for i in range(param.size):
+        g = -grad[i] if maximize else grad[i]
+        p = param[i]
+        if weight_decay != 0:
+            g = g + weight_decay * p
+        v = rho * square_avg[i] + one_minus_rho * g * g
+        square_avg[i] = v
+        u = acc_delta[i]
+        delta = np.sqrt(u + eps) / np.sqrt(v + eps) * g
+        acc_delta[i] = rho * u + one_minus_rho * delta * delta
+        param[i] = p - lr * delta
+
+
+@config.jit(parallel=True, exact=True)
+def _adadelta(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps, weight_decay,
+              maximize, parallel_min):
+    n = param.size
+    if n < parallel_min:
+        _adadelta_range(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps,
+                        weight_decay, maximize, 0, n)
+        return
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _adadelta_range(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps,
+                        weight_decay, maximize, c * CHUNK, min((c + 1) * CHUNK, n))
+
+
+def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay, maximize):
+    """One Adadelta step, fused into one pass: see
+    :func:`fastgrad.backends.numpy_ref.adadelta_step`."""
+    if not _jitted(param):
+        return _reference.adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps,
+                                        weight_decay, maximize)
+    _adadelta(param, grad, square_avg, acc_delta,
+              *_rounded(param.dtype, lr, rho, 1 - rho, eps, weight_decay), bool(maximize),
+              PARALLEL_MIN["adadelta_step"])
+
+
+@config.jit(exact=True)
+def _adamax_range(param, grad, exp_avg, exp_inf, one_minus_beta1, beta2, eps, weight_decay,
+                  clr, maximize, lo, hi):
+    param, grad, exp_avg, exp_inf = param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_inf[lo:hi]
+    for i in range(param.size):
+        g = -grad[i] if maximize else grad[i]
+        p = param[i]
+        if weight_decay != 0:
+            g = g + weight_decay * p
+        m = exp_avg[i]
+        m = m + one_minus_beta1 * (g - m)
+        exp_avg[i] = m
+        u = exp_inf[i] * beta2
+        bound = np.abs(g) + eps
+        # np.maximum keeps NaN from either side
+        if bound > u or bound != bound:
+            u = bound
+        exp_inf[i] = u
+        param[i] = p - clr * (m / u)
+
+
+@config.jit(parallel=True, exact=True)
+def _adamax(param, grad, exp_avg, exp_inf, one_minus_beta1, beta2, eps, weight_decay, clr,
+            maximize, parallel_min):
+    n = param.size
+    if n < parallel_min:
+        _adamax_range(param, grad, exp_avg, exp_inf, one_minus_beta1, beta2, eps, weight_decay,
+                      clr, maximize, 0, n)
+        return
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _adamax_range(param, grad, exp_avg, exp_inf, one_minus_beta1, beta2, eps, weight_decay,
+                      clr, maximize, c * CHUNK, min((c + 1) * CHUNK, n))
+
+
+def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weight_decay,
+                maximize):
+    """One Adamax step, fused into one pass: see
+    :func:`fastgrad.backends.numpy_ref.adamax_step`."""
+    if not _jitted(param):
+        return _reference.adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2,
+                                      eps, weight_decay, maximize)
+    _adamax(param, grad, exp_avg, exp_inf,
+            *_rounded(param.dtype, 1 - beta1, beta2, eps, weight_decay,
+                      lr / (1 - beta1 ** step)),
+            bool(maximize), PARALLEL_MIN["adamax_step"])
+
+
+@config.jit(exact=True)
+def _nadam_range(param, grad, exp_avg, exp_avg_sq, one_minus_beta1, beta2, one_minus_beta2,
+                 eps, weight_decay, decay, bias_correction2, grad_coefficient,
+                 avg_coefficient, decoupled, maximize, lo, hi):
+    param, grad, exp_avg, exp_avg_sq = param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi]
+    for i in range(param.size):
+        g = -grad[i] if maximize else grad[i]
+        p = param[i]
+        if weight_decay != 0:
+            if decoupled:
+                p = p * decay
+            else:
+                g = g + weight_decay * p
+        m = exp_avg[i]
+        m = m + one_minus_beta1 * (g - m)
+        exp_avg[i] = m
+        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
+        exp_avg_sq[i] = v
+        denom = np.sqrt(v / bias_correction2) + eps
+        p = p - grad_coefficient * (g / denom)
+        param[i] = p - avg_coefficient * (m / denom)
+
+
+@config.jit(parallel=True, exact=True)
+def _nadam(param, grad, exp_avg, exp_avg_sq, one_minus_beta1, beta2, one_minus_beta2, eps,
+           weight_decay, decay, bias_correction2, grad_coefficient, avg_coefficient, decoupled,
+           maximize, parallel_min):
+    n = param.size
+    if n < parallel_min:
+        _nadam_range(param, grad, exp_avg, exp_avg_sq, one_minus_beta1, beta2, one_minus_beta2,
+                     eps, weight_decay, decay, bias_correction2, grad_coefficient,
+                     avg_coefficient, decoupled, maximize, 0, n)
+        return
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        _nadam_range(param, grad, exp_avg, exp_avg_sq, one_minus_beta1, beta2, one_minus_beta2,
+                     eps, weight_decay, decay, bias_correction2, grad_coefficient,
+                     avg_coefficient, decoupled, maximize, c * CHUNK, min((c + 1) * CHUNK, n))
+
+
+def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr, beta1, beta2, eps,
+               weight_decay, momentum_decay, decoupled_weight_decay, maximize):
+    """One NAdam step, fused into one pass: see :func:`fastgrad.backends.numpy_ref.nadam_step`."""
+    if not _jitted(param):
+        return _reference.nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr,
+                                     beta1, beta2, eps, weight_decay, momentum_decay,
+                                     decoupled_weight_decay, maximize)
+    mu = _reference.nadam_momentum(step, beta1, momentum_decay)
+    mu_next = _reference.nadam_momentum(step + 1, beta1, momentum_decay)
+    scalars = _rounded(param.dtype, 1 - beta1, beta2, 1 - beta2, eps, weight_decay,
+                       1 - lr * weight_decay, 1 - beta2 ** step,
+                       lr * (1 - mu) / (1 - mu_product),
+                       lr * mu_next / (1 - mu_product * mu_next))
+    _nadam(param, grad, exp_avg, exp_avg_sq, *scalars, bool(decoupled_weight_decay),
+           bool(maximize), PARALLEL_MIN["nadam_step"])
