@@ -10,19 +10,26 @@ from . import backends
 from . import nn
 from . import optim
 from . import data
-from .autograd import enable_grad, is_grad_enabled, no_grad
-from .dtypes import bool_, float16, float32, float64, int32, int64
+from . import utils
+from . import cuda
+from .autograd import (enable_grad, inference_mode, is_grad_enabled, no_grad,
+                       set_grad_enabled)
+from .device import device  # the class: fastgrad.device("cuda"), as torch.device
+from .dtypes import (Size, bool_, contiguous_format, dtype, float16, float32, float64,
+                     get_default_dtype, int8, int16, int32, int64, preserve_format,
+                     set_default_dtype, uint8)
+from .dtypes import bool, double, float, half, int, long, short  # PyTorch's short names
 from .ops import (abs, add, argmax, cat, clamp, div, exp, flatten, log, log_softmax, matmul,
                   max, mean, mul, neg, permute, pow, relu, reshape, sigmoid, softmax, sqrt,
                   squeeze, stack, sub, sum, tanh, transpose, unsqueeze, where)
-from .random import Generator, manual_seed
-from .tensor import Tensor, from_numpy, tensor
+from .random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from .tensor import Tensor, from_numpy, is_floating_point, is_tensor, numel, tensor
 from .threads import get_num_threads, set_num_threads
-from .creation import arange, full, ones, ones_like, rand, randn, zeros, zeros_like
+from .creation import *  # noqa: F401,F403 (creation.__all__)
 from .pointwise import *  # noqa: F401,F403 (each module's __all__)
 from .reductions import *  # noqa: F401,F403
 from .shapes import *  # noqa: F401,F403
-from . import pointwise, reductions, shapes
+from . import creation, linalg, pointwise, reductions, shapes
 from . import runtime
 from .export import export
 from .serialization import load, save
@@ -41,14 +48,17 @@ def __getattr__(name):
     raise AttributeError(f"module 'fastgrad' has no attribute {name!r}")
 
 __all__ = [
-    "autograd", "backends", "data", "diagnostics", "nn", "optim", "runtime",
+    "autograd", "backends", "cuda", "data", "diagnostics", "linalg", "nn", "optim", "runtime", "utils",
     "save", "load", "export",
-    "Tensor", "tensor", "from_numpy", "no_grad", "enable_grad", "is_grad_enabled",
-    "Generator", "manual_seed", "get_num_threads", "set_num_threads",
-    "bool_", "float16", "float32", "float64", "int32", "int64",
-    "arange", "full", "ones", "ones_like", "rand", "randn", "zeros", "zeros_like",
+    "Tensor", "tensor", "from_numpy", "is_tensor", "is_floating_point", "numel",
+    "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "inference_mode",
+    "device", "Generator", "manual_seed", "seed", "initial_seed", "get_rng_state",
+    "set_rng_state", "get_num_threads", "set_num_threads",
+    "bool_", "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8",
+    "bool", "double", "float", "half", "int", "long", "short", "dtype", "Size",
+    "get_default_dtype", "set_default_dtype", "preserve_format", "contiguous_format",
     "abs", "add", "argmax", "cat", "clamp", "div", "exp", "flatten", "log", "log_softmax",
     "matmul", "max", "mean", "mul", "neg", "permute", "pow", "relu", "reshape", "sigmoid",
     "softmax", "sqrt", "squeeze", "stack", "sub", "sum", "tanh", "transpose", "unsqueeze",
     "where",
-] + pointwise.__all__ + reductions.__all__ + shapes.__all__
+] + creation.__all__ + pointwise.__all__ + reductions.__all__ + shapes.__all__

@@ -131,6 +131,9 @@ def _walk(module, name, x):
         return [{"op": "flatten", "name": name, "start_dim": module.start_dim,
                  "end_dim": module.end_dim}], y
     if kind in (recurrent.LSTM, recurrent.RNN):
+        if module.bidirectional:
+            raise TypeError(f"export: {_label(name)} ({type(module).__name__}) is "
+                            "bidirectional; the runtime runs one direction only")
         layers = [[None if w is None else w.numpy().copy() for w in module._layer_weights(k)]
                   for k in range(module.num_layers)]
         node = {"op": "lstm" if kind is recurrent.LSTM else "rnn", "name": name,

@@ -11,8 +11,11 @@ along, so every input receives a gradient of its own shape and dtype.
 """
 import builtins
 import collections
+import functools
 import math
 import numbers
+import operator
+import warnings
 
 import numpy as np
 
@@ -36,8 +39,9 @@ def normalize_dim(dim, ndim, argument="dim"):
 
 
 def _normalize_dims(dim, ndim):
-    """``dim`` (None, an int or a sequence of ints) as a sorted tuple of axes, or None."""
-    if dim is None:
+    """``dim`` (None, an int or a sequence of ints) as a sorted tuple of axes, or None (all
+    of them: also for an empty sequence, as PyTorch's ``sum(x, ())``)."""
+    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
         return None
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
     axes = tuple(sorted(normalize_dim(d, ndim) for d in dims))
@@ -470,8 +474,14 @@ class Where(Function):
                 if self.needs_input_grad[2] else None)
 
 
-def where(condition, input, other):
-    """Elements of ``input`` where ``condition`` holds, else of ``other`` (broadcast)."""
+def where(condition, input=None, other=None):
+    """Elements of ``input`` where ``condition`` holds, else of ``other`` (broadcast).
+
+    ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``, as in PyTorch."""
+    if input is None and other is None:
+        condition = _tensor_input(condition)
+        return tuple(_tensor.Tensor(p.astype(np.int64))
+                     for p in np.nonzero(np.atleast_1d(condition._data)))
     condition = condition._data if _is_tensor(condition) else np.asarray(condition)
     if condition.dtype != np.bool_:
         raise TypeError(f"where expects a bool condition, got dtype {condition.dtype}")
@@ -561,6 +571,33 @@ def matmul(input, other):
 
 
 # ------------------------------------------------------------------------------- reductions
+def numpy_aliases(function):
+    """Let ``function`` take NumPy's keywords ``axis`` and ``keepdims`` for ``dim`` and
+    ``keepdim``, as PyTorch's native functions do (``x.sum(axis=1, keepdims=True)``)."""
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        if kwargs:
+            for alias, name in (("axis", "dim"), ("keepdims", "keepdim")):
+                if alias in kwargs:
+                    if name in kwargs:
+                        raise TypeError(f"{function.__name__}() got both {name}= and its "
+                                        f"alias {alias}=")
+                    kwargs[name] = kwargs.pop(alias)
+        return function(*args, **kwargs)
+    return wrapper
+
+
+def result_dtype(dtype, input, name):
+    """``input`` cast to a reduction's ``dtype=`` argument (PyTorch casts before reducing),
+    or as it is when ``dtype`` is None."""
+    if dtype is None:
+        return input
+    dtype = dtypes.resolve(dtype)
+    if dtype.kind not in "biuf":
+        raise TypeError(f"{name}: dtype must be a bool, integer or floating dtype, got {dtype}")
+    return cast(input, dtype)
+
+
 def _expand_reduced(grad, shape, axes, keepdim):
     if axes is None:
         return np.broadcast_to(grad, shape)
@@ -571,14 +608,12 @@ def _expand_reduced(grad, shape, axes, keepdim):
 
 @_ieee
 class Sum(Function):
-    def forward(self, x, axes, keepdim):
+    def forward(self, x, axes, keepdim, dtype):
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
-        # integers and bools sum to int64, as in PyTorch (NumPy: uint64 for unsigned)
-        return x.sum(axis=axes, keepdims=keepdim,
-                     dtype=np.int64 if x.dtype.kind in "biu" else None)
+        return x.sum(axis=axes, keepdims=keepdim, dtype=dtype)
 
     def backward(self, grad):
-        return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None
+        return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None, None
 
 
 @_ieee
@@ -602,21 +637,31 @@ def _tensor_input(input):
     return input
 
 
-def sum(input, dim=None, keepdim=False):
-    """The sum over ``dim`` (an int, a tuple of ints, or None for all elements); integer and
-    bool tensors sum to int64, as in PyTorch."""
+@numpy_aliases
+def sum(input, dim=None, keepdim=False, *, dtype=None):
+    """The sum over ``dim`` (an int, a tuple of ints, or None or () for all elements).
+
+    ``dtype`` casts the input first and is the result's dtype; without it integer and bool
+    tensors sum to int64, as in PyTorch.
+    """
     input = _tensor_input(input)
     keepdim = _flag(keepdim, "keepdim")
-    return Sum.apply(input, _normalize_dims(dim, input.ndim), keepdim)
+    explicit = dtype is not None
+    input = result_dtype(dtype, input, "sum")
+    # integers and bools sum to int64, as in PyTorch (NumPy: uint64 for unsigned)
+    accumulate = np.int64 if input.dtype.kind in "biu" and not explicit else input.dtype
+    return Sum.apply(input, _normalize_dims(dim, input.ndim), keepdim, accumulate)
 
 
-def mean(input, dim=None, keepdim=False):
-    """The mean over ``dim`` (floating tensors only, as in PyTorch); NaN over no element."""
-    input = _tensor_input(input)
+@numpy_aliases
+def mean(input, dim=None, keepdim=False, *, dtype=None):
+    """The mean over ``dim`` (floating tensors, or any with a floating ``dtype`` to cast them
+    to first, as in PyTorch); NaN over no element."""
+    input = result_dtype(dtype, _tensor_input(input), "mean")
     keepdim = _flag(keepdim, "keepdim")
     if not dtypes.is_floating(input.dtype):
         raise TypeError(f"mean needs a floating input, got dtype {input.dtype}; "
-                        "cast with .float() first")
+                        "cast with .float() or pass dtype=")
     return Mean.apply(input, _normalize_dims(dim, input.ndim), keepdim)
 
 
@@ -630,9 +675,15 @@ class MaxAll(Function):
         return self.out
 
     def backward(self, grad):
-        # ties share the gradient equally, as PyTorch's max() over all elements does
-        hits = self.x == self.out
-        return grad * hits / hits.sum()
+        return evenly_distribute(grad, self.x, self.out)
+
+
+def evenly_distribute(grad, x, value):
+    """The gradient of a reduction of ``x`` to one of its values (max(), min(), median() over
+    all elements): shared equally by the elements equal to ``value``, or by the NaNs when it
+    is NaN, as PyTorch does."""
+    hits = np.isnan(x) if np.isnan(value) else x == value
+    return hits * (grad / np.asarray(hits.sum(), grad.dtype))
 
 
 class MaxDim(Function):
@@ -665,9 +716,16 @@ def _reduced_axis(name, input, dim):
     return axis
 
 
+@numpy_aliases
 def max(input, dim=None, keepdim=False):
-    """The largest element, or with ``dim`` a ``(values, indices)`` pair along it."""
+    """The largest element, or with ``dim`` a ``(values, indices)`` pair along it, or with a
+    tensor in place of ``dim``, PyTorch's ``max(input, other)``: :func:`maximum`."""
     input = _tensor_input(input)
+    if _is_tensor(dim):
+        if keepdim is not False:
+            raise TypeError("max(input, other) takes no keepdim")
+        from .pointwise import maximum  # pointwise imports this module
+        return maximum(input, dim)
     keepdim = _flag(keepdim, "keepdim")
     axis = _reduced_axis("max", input, dim)
     if dim is None:
@@ -677,6 +735,7 @@ def max(input, dim=None, keepdim=False):
     return MaxResult(*MaxDim.apply(input, axis, keepdim))
 
 
+@numpy_aliases
 def argmax(input, dim=None, keepdim=False):
     """Indices of the largest elements (of the flattened tensor when ``dim`` is None)."""
     input = _tensor_input(input)
@@ -784,14 +843,17 @@ def flatten(input, start_dim=0, end_dim=-1):
 
 
 def squeeze(input, dim=None):
-    """``input`` without its size-1 dimensions (only ``dim``, if given and of size 1)."""
+    """``input`` without its size-1 dimensions (only those among ``dim``, an int or a tuple
+    of ints, if given)."""
     input = _as_operand(input, "input")
     if dim is None:
         return reshape(input, tuple(s for s in input.shape if s != 1))
-    axis = normalize_dim(dim, input.ndim)
-    if input.ndim == 0 or input.shape[axis] != 1:
-        return input
-    return reshape(input, input.shape[:axis] + input.shape[axis + 1:])
+    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
+    axes = {normalize_dim(d, input.ndim) for d in dims}
+    if len(axes) != len(dims):
+        raise RuntimeError(f"squeeze: dim {dim} names a dimension more than once")
+    kept = tuple(s for a, s in enumerate(input.shape) if s != 1 or a not in axes)
+    return input if len(kept) == input.ndim else reshape(input, kept)
 
 
 def unsqueeze(input, dim):
@@ -834,44 +896,201 @@ def transpose(input, dim0, dim1):
     return Permute.apply(input, tuple(axes))
 
 
-@_ieee
 class Index(Function):
-    def forward(self, x, index, advanced):
-        self.shape, self.index, self.advanced = x.shape, index, advanced
-        return x[index]
+    """``x[basic][advanced]``: a view by ``basic`` (ints, slices and None), then, when
+    ``advanced`` is not None, NumPy's advanced indexing by it (slices and integer or boolean
+    arrays); see :func:`index_key`."""
+
+    grads_are_fresh = True
+
+    def forward(self, x, basic, advanced):
+        self.shape, self.basic, self.advanced = x.shape, basic, advanced
+        view = x[basic]
+        return view if advanced is None else view[advanced]
 
     def backward(self, grad):
         out = np.zeros(self.shape, dtype=grad.dtype)
-        if self.advanced:
-            np.add.at(out, self.index, grad)  # repeated indices sum their gradients
+        if self.advanced is None:
+            out[self.basic] = grad
         else:
-            out[self.index] = grad
+            np.add.at(out[self.basic], self.advanced, grad)  # repeated indices sum
         return out, None, None
 
 
+#: The dtypes of tensors PyTorch takes as indices: integer positions or (uint8, bool) masks.
+_INDEX_DTYPES = frozenset(map(np.dtype, (np.int64, np.int32, np.uint8, np.bool_)))
+
+
+def _key_parts(key):
+    """``key`` as a tuple of indices, the way PyTorch reads it: a tuple is one index per
+    dimension; so is a list shorter than 32 holding a sequence, slice, tensor, None or
+    Ellipsis (NumPy's old heuristic, which PyTorch keeps with a deprecation warning); anything
+    else is a single index."""
+    if type(key) is tuple:
+        return key
+    if isinstance(key, (list, range)) and len(key) < 32 and builtins.any(
+            p is None or p is Ellipsis or _is_tensor(p)
+            or isinstance(p, (list, tuple, range, slice, np.ndarray)) for p in key):
+        warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated "
+                      "(as in PyTorch); use x[tuple(seq)] instead of x[seq]", UserWarning,
+                      stacklevel=5)
+        return tuple(key)
+    return (key,)
+
+
 def _index_part(part):
+    """One index as PyTorch reads it: an int (a select), a bool (a new dimension of size 1,
+    kept or emptied), a slice, None, Ellipsis, or an array: int64 positions or a bool mask.
+    0-d integer tensors select like ints and 0-d bool tensors act as bools; lists and NumPy
+    arrays of other numbers become int64 positions, as PyTorch converts them; uint8 arrays
+    are masks."""
+    if part is None or part is Ellipsis or isinstance(part, (bool, slice)):
+        return part
+    if isinstance(part, (int, np.integer)):
+        return int(part)
+    if isinstance(part, (str, bytes)):  # PyTorch: a TypeError from reading it as a sequence
+        raise IndexError(f"index {part!r:.40} is not valid: an index cannot be a "
+                         f"{type(part).__name__}")
     if _is_tensor(part):
-        return part._data
-    if isinstance(part, list):
-        return np.asarray(part)
-    return part
+        array = part._data
+        if array.dtype not in _INDEX_DTYPES:
+            raise IndexError(f"tensors used as indices must be long, int, byte or bool "
+                             f"tensors, got dtype {array.dtype}")
+    elif isinstance(part, (list, tuple, range, np.ndarray)):
+        try:
+            array = np.asarray(part)
+        except ValueError as error:  # ragged
+            raise IndexError(f"the index {part!r:.60} is not a rectangular array: "
+                             f"{error}") from None
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"an index sequence must hold integers or bools, got "
+                            f"{part!r:.60} (dtype {array.dtype})")
+        if array.dtype.kind in "iuf" and array.dtype != np.uint8:
+            array = array.astype(np.int64, copy=False)
+    else:
+        raise IndexError(f"index {part!r:.40} is not valid: only integers, slices (`:`), "
+                         f"ellipsis (`...`), None and long or byte tensors are valid indices "
+                         f"(got {type(part).__name__})")
+    if array.dtype == np.uint8:
+        warnings.warn("indexing with dtype uint8 is deprecated (as in PyTorch), please use a "
+                      "dtype bool instead", UserWarning, stacklevel=4)
+        array = array.astype(bool)
+    if array.ndim == 0:
+        return bool(array) if array.dtype.kind == "b" else int(array)
+    return array
+
+
+def _is_mask(part):
+    return isinstance(part, np.ndarray) and part.dtype.kind == "b"
+
+
+def index_key(shape, key):
+    """PyTorch's reading of ``key`` on a tensor of ``shape``, as two NumPy keys.
+
+    PyTorch applies integers, slices and None one by one as views (an integer selects and
+    removes its dimension at once), and only then indexes the result with the tensors and
+    lists of the key: NumPy's advanced indexing, whose broadcast dimensions replace the
+    indexed ones when those are adjacent and go first otherwise. NumPy alone counts integers
+    as advanced indices too, so ``x[0, :, [0, 2]]`` on a (2, 3, 4) tensor is (2, 3) in NumPy
+    and (3, 2) in PyTorch. A bool (``True``, a 0-d bool tensor) adds a dimension indexed by
+    ``[0]`` (kept) or ``[]`` (emptied); each Ellipsis stands for the dimensions the key leaves
+    unnamed. One extension: a negative slice step reverses, as in NumPy (``x[::-1]``), where
+    PyTorch raises a ValueError.
+
+    Returns:
+        ``(basic, advanced)``: ``basic`` a tuple of ints, slices and None ending in Ellipsis
+        (so that a result of one element is still a view), and ``advanced`` a tuple of slices
+        and int64 or bool arrays to apply to ``x[basic]``, or None when the key has no array.
+
+    Raises:
+        IndexError: too many indices, an integer out of range, a mask whose shape differs
+            from the dimensions it indexes, an index of a type that is not one, or a float
+            tensor. (Positions out of range in index arrays, and index arrays that do not
+            broadcast together, raise NumPy's IndexError when the keys are applied, before
+            anything is written.)
+        ValueError: a slice step of zero.
+        TypeError: a sequence of things that are not numbers.
+    """
+    ndim = len(shape)
+    if type(key) is int and ndim and -shape[0] <= key < shape[0]:
+        return (key, Ellipsis), None  # the common cases first: x[i], x[a:b]
+    if type(key) is slice and ndim and (key.step is None or operator.index(key.step)):
+        return (key, Ellipsis), None
+    parts = [_index_part(p) for p in _key_parts(key)]
+    specified = builtins.sum(
+        p.ndim if _is_mask(p) else 0 if p is None or p is Ellipsis or isinstance(p, bool)
+        else 1 for p in parts)
+    if specified > ndim:
+        hint = " (use tensor.item() to read a 0-d tensor's value)" if not ndim else ""
+        raise IndexError(f"too many indices for tensor of dimension {ndim}: the index names "
+                         f"{specified} dimensions{hint}")
+    basic, advanced = [], []
+    sizes = list(shape)  # the shape of the result so far
+    dim = 0              # where the next index applies in it (PyTorch's dim pointer)
+    covered = 0          # the dimensions of x[basic] that ``advanced`` spans so far
+
+    def record(array, width):
+        nonlocal covered
+        advanced.extend([slice(None)] * (dim - covered))
+        advanced.append(array)
+        covered = dim + width
+
+    for position, part in enumerate(parts):
+        if part is Ellipsis:
+            unnamed = ndim - specified
+            basic.extend([slice(None)] * unnamed)
+            dim += unnamed
+            continue
+        if part is None or isinstance(part, bool):
+            basic.append(None)
+            sizes.insert(dim, 1)
+            if isinstance(part, bool):
+                record(np.zeros(int(part), np.int64), 1)
+            dim += 1
+            continue
+        width = part.ndim if _is_mask(part) else 1
+        if dim + width > len(sizes):
+            raise IndexError(f"index {position} of the key applies to dimension {dim}, but the "
+                             f"result so far has {len(sizes)} dimensions")
+        size = sizes[dim]
+        if isinstance(part, int):
+            if not -size <= part < size:
+                raise IndexError(f"index {part} is out of bounds for dimension {position} with "
+                                 f"size {size}")
+            basic.append(part)
+            del sizes[dim]
+        elif isinstance(part, slice):
+            if part.step is not None and operator.index(part.step) == 0:
+                raise ValueError("slice step cannot be zero")
+            basic.append(part)
+            sizes[dim] = len(range(*part.indices(size)))
+            dim += 1
+        elif _is_mask(part):
+            if part.shape != tuple(sizes[dim:dim + width]):
+                j = next(j for j, (a, b) in enumerate(zip(part.shape, sizes[dim:])) if a != b)
+                raise IndexError(f"The shape of the mask {list(part.shape)} at index {j} does "
+                                 f"not match the shape of the indexed tensor {sizes} at index "
+                                 f"{dim + j}")
+            basic.extend([slice(None)] * width)
+            record(part, width)
+            dim += width
+        else:  # NumPy's advanced indexing checks the positions, with PyTorch's IndexError
+            basic.append(slice(None))
+            record(part, 1)
+            dim += 1
+    while len(basic) > ndim and basic[-1] == slice(None):
+        basic.pop()  # what a second Ellipsis added past the last dimension
+    basic.append(Ellipsis)
+    return tuple(basic), (tuple(advanced) if advanced else None)
 
 
 def index(input, key):
-    """``input[key]``: integers, slices, None, Ellipsis, integer and boolean arrays."""
-    parts = key if isinstance(key, tuple) else (key,)
-    parts = tuple(_index_part(p) for p in parts)
-    for part in parts:
-        if isinstance(part, np.ndarray) and part.dtype.kind not in "biu":
-            raise IndexError(f"tensors used as indices must be integer or bool, got dtype "
-                             f"{part.dtype}")
-    advanced = builtins.any(isinstance(p, np.ndarray) for p in parts)
-    key = parts if isinstance(key, tuple) else parts[0]
-    try:
-        return Index.apply(input, key, advanced)
-    except (IndexError, TypeError, ValueError) as error:  # NumPy's verdict on the key
-        raise IndexError(f"index {key!r:.100} is invalid for a tensor of shape {input.shape}: "
-                         f"{error}") from None
+    """``input[key]`` by PyTorch's rules (:func:`index_key`): integers (also 0-d integer
+    tensors), slices, None, Ellipsis and bools select views; integer and bool tensors, lists
+    and NumPy arrays index by NumPy's advanced indexing, whose backward sums the gradients
+    of repeated indices."""
+    basic, advanced = index_key(input.shape, key)
+    return Index.apply(input, basic, advanced)
 
 
 class Concatenate(Function):

@@ -3,7 +3,8 @@
 A Tensor wraps one ``numpy.ndarray`` (never a copy unless asked), records the operation that
 made it (``grad_fn``) while gradients are being recorded, and receives ``.grad`` from
 :func:`fastgrad.autograd.backward`. Dtypes are NumPy dtypes; promotion follows PyTorch
-(see :mod:`fastgrad.dtypes`).
+(see :mod:`fastgrad.dtypes`). Every tensor lives on the CPU in this build; ``device``, ``to()``
+and ``cuda()`` speak PyTorch's device idiom through :mod:`fastgrad.device`.
 """
 import numbers
 
@@ -12,6 +13,12 @@ import numpy as np
 from . import autograd
 from . import dtypes
 from . import ops
+from .device import CPU as _CPU
+from .device import cuda_device as _cuda_device
+from .device import resolve as _resolve_device
+from .dtypes import Size
+
+_new_size = tuple.__new__  # a Size from a NumPy shape, skipping Size()'s checks (hot path)
 
 
 class Tensor:
@@ -48,7 +55,8 @@ class Tensor:
     # ----------------------------------------------------------------------------- attributes
     @property
     def shape(self):
-        return self._data.shape
+        """The shape, a :class:`~fastgrad.Size` (a tuple)."""
+        return _new_size(Size, self._data.shape)
 
     @property
     def dtype(self):
@@ -62,9 +70,9 @@ class Tensor:
         return self._data.ndim
 
     def size(self, dim=None):
-        """The shape, or the length of dimension ``dim``."""
+        """The shape (a :class:`~fastgrad.Size`), or the length of dimension ``dim``."""
         if dim is None:
-            return self._data.shape
+            return _new_size(Size, self._data.shape)
         axis = ops.normalize_dim(dim, self._data.ndim)
         if not self._data.ndim:
             raise IndexError(f"dim {dim} specified but the tensor has no dimensions")
@@ -72,6 +80,49 @@ class Tensor:
 
     def numel(self):
         return self._data.size
+
+    def stride(self, dim=None):
+        """The step, in elements, between neighbours along each dimension (or along ``dim``)."""
+        strides = tuple(step // self._data.itemsize for step in self._data.strides)
+        if dim is None:
+            return strides
+        axis = ops.normalize_dim(dim, self._data.ndim)
+        if not self._data.ndim:
+            raise IndexError(f"dim {dim} specified but the tensor has no dimensions")
+        return strides[axis]
+
+    def is_contiguous(self, memory_format=dtypes.contiguous_format):
+        """True when the elements lie in memory in C order, without gaps."""
+        _check_contiguous_format(memory_format, "is_contiguous")
+        return self._data.flags.c_contiguous
+
+    def is_floating_point(self):
+        return self._data.dtype.kind == "f"
+
+    def element_size(self):
+        """The size of one element in bytes."""
+        return self._data.itemsize
+
+    @property
+    def itemsize(self):
+        return self._data.itemsize
+
+    @property
+    def nbytes(self):
+        return self._data.nbytes
+
+    @property
+    def device(self):
+        """The :class:`~fastgrad.device` holding the values (the CPU in this build)."""
+        return _CPU
+
+    @property
+    def is_cuda(self):
+        return self.device.type == "cuda"
+
+    @property
+    def is_cpu(self):
+        return self.device.type == "cpu"
 
     def __len__(self):
         if self._data.ndim == 0:
@@ -91,6 +142,11 @@ class Tensor:
             raise RuntimeError("requires_grad can only be turned off on leaf tensors; "
                                "use .detach() for a non-leaf tensor")
         self._requires_grad = bool(value)
+
+    def requires_grad_(self, requires_grad=True):
+        """Set ``requires_grad`` in place; returns self."""
+        self.requires_grad = ops._flag(requires_grad, "requires_grad")
+        return self
 
     @property
     def is_leaf(self):
@@ -156,15 +212,66 @@ class Tensor:
         """A differentiable copy with its own memory."""
         return ops.clone(self)
 
-    def to(self, dtype):
-        """This tensor cast to ``dtype`` (differentiable; self when already of that dtype or
-        when ``dtype`` is None, as in PyTorch)."""
+    def to(self, *args, **kwargs):
+        """This tensor on another device and/or of another dtype, in PyTorch's call forms:
+
+        - ``to(dtype, non_blocking=False, copy=False)``
+        - ``to(device=None, dtype=None, non_blocking=False, copy=False)`` (``device`` a
+          :class:`~fastgrad.device`, a string such as ``"cpu"`` or an int)
+        - ``to(other, non_blocking=False, copy=False)``: ``other``'s device and dtype
+
+        each with the keyword ``memory_format`` (``fastgrad.preserve_format`` or
+        ``fastgrad.contiguous_format``). Returns self when nothing changes, unless ``copy``;
+        the cast is differentiable. ``non_blocking`` is accepted and has no effect (copies are
+        synchronous).
+
+        Raises:
+            RuntimeError: a device this build cannot hold tensors on (``"cuda"``...), or a
+                malformed device string.
+            TypeError: arguments that fit none of the forms, or a dtype a tensor cannot hold.
+        """
+        _, dtype, _, copy, memory_format = _to_arguments(args, kwargs, "to")
+        # the device is resolved, and the CPU, this build's one device, already holds self
+        result = self if dtype is None else ops.cast(self, dtype)
+        if memory_format is dtypes.contiguous_format:
+            result = result.contiguous()
+        if copy and result is self:
+            result = ops.clone(self)
+        return result
+
+    def cpu(self, memory_format=dtypes.preserve_format):
+        """This tensor on the CPU: self, since every tensor is there in this build."""
+        return self.to("cpu", memory_format=memory_format)
+
+    def cuda(self, device=None, non_blocking=False, memory_format=dtypes.preserve_format):
+        """This tensor on a CUDA device (``device``: None for the current one, an int or a
+        device).
+
+        Raises:
+            RuntimeError: always in this build, which has no CUDA backend.
+        """
+        return self.to(_cuda_device(device), non_blocking=non_blocking,
+                       memory_format=memory_format)
+
+    def type(self, dtype=None, non_blocking=False):
+        """With no ``dtype``, the type name PyTorch gives, such as ``"torch.FloatTensor"``
+        (:data:`fastgrad.dtypes.TYPE_NAMES`); otherwise this tensor cast to ``dtype``, which
+        may also be such a name (``"torch.LongTensor"`` or ``"fastgrad.LongTensor"``).
+
+        Raises:
+            ValueError: an unknown type name.
+            RuntimeError: a CUDA type name (``"torch.cuda.FloatTensor"``).
+        """
         if dtype is None:
-            return self
-        dtype = dtypes.resolve(dtype)
-        if dtype.kind not in "biuf":
-            raise TypeError(f"dtype must be a bool, integer or floating dtype, got {dtype}")
-        return ops.cast(self, dtype)
+            return "torch." + dtypes.TYPE_NAMES.get(self._data.dtype, self._data.dtype.name)
+        if isinstance(dtype, str):
+            dtype = _dtype_of_type_name(dtype)
+        return self.to(dtype, non_blocking)
+
+    def contiguous(self, memory_format=dtypes.contiguous_format):
+        """Self when its elements are already in C order, else a differentiable C-order copy."""
+        _check_contiguous_format(memory_format, "contiguous")
+        return self if self._data.flags.c_contiguous else ops.clone(self)
 
     def float(self):
         return self.to(dtypes.float32)
@@ -172,8 +279,26 @@ class Tensor:
     def double(self):
         return self.to(dtypes.float64)
 
+    def half(self):
+        return self.to(dtypes.float16)
+
     def long(self):
         return self.to(dtypes.int64)
+
+    def int(self):
+        return self.to(dtypes.int32)
+
+    def short(self):
+        return self.to(dtypes.int16)
+
+    def char(self):
+        return self.to(dtypes.int8)
+
+    def byte(self):
+        return self.to(dtypes.uint8)
+
+    def bool(self):
+        return self.to(dtypes.bool_)
 
     def __repr__(self):
         data = self._data
@@ -190,6 +315,13 @@ class Tensor:
         elif self._requires_grad:
             extras.append("requires_grad=True")
         return "tensor(" + ", ".join([body] + extras) + ")"
+
+    def __format__(self, format_spec):
+        """A 0-d tensor formats as its number (``f"{loss:.4f}"``); others only with an empty
+        spec, as their repr (PyTorch's rule: a one-element 1-d tensor takes no ``.4f``)."""
+        if self._data.ndim == 0:
+            return self._data.item().__format__(format_spec)
+        return object.__format__(self, format_spec)
 
     def __bool__(self):
         if self._data.size != 1:
@@ -341,17 +473,25 @@ class Tensor:
         self._check_inplace()
         return self._write(ops.clamp(self.detach(), min, max)._data, "min")
 
+    def _in_graph(self):
+        """True for a non-leaf tensor whose history autograd is recording."""
+        return self.grad_fn is not None and autograd.is_grad_enabled()
+
+    # Augmented assignment (``out += identity`` in every residual block): on a tensor inside a
+    # graph, Python's rebinding of the name gives PyTorch's values and gradients from the
+    # out-of-place result, which fastgrad's autograd can record (it cannot rewrite a graph
+    # tensor's history in place); elsewhere the tensor is updated in place, as in PyTorch.
     def __iadd__(self, other):
-        return self.add_(other)
+        return ops.add(self, other) if self._in_graph() else self.add_(other)
 
     def __isub__(self, other):
-        return self.sub_(other)
+        return ops.sub(self, other) if self._in_graph() else self.sub_(other)
 
     def __imul__(self, other):
-        return self.mul_(other)
+        return ops.mul(self, other) if self._in_graph() else self.mul_(other)
 
     def __itruediv__(self, other):
-        return self.div_(other)
+        return ops.div(self, other) if self._in_graph() else self.div_(other)
 
     # ----------------------------------------------------------------------------- operators
     def __add__(self, other):
@@ -460,39 +600,41 @@ class Tensor:
     def relu(self):
         return ops.relu(self)
 
-    def clamp(self, min=None, max=None):
-        return ops.clamp(self, min, max)
+    # The methods below pass their arguments through untouched: the functions in ops own the
+    # signatures (keyword names, aliases such as axis=) and the checks.
+    def clamp(self, *args, **kwargs):
+        return ops.clamp(self, *args, **kwargs)
 
     clip = clamp
 
-    def sum(self, dim=None, keepdim=False):
-        return ops.sum(self, dim, keepdim)
+    def sum(self, *args, **kwargs):
+        return ops.sum(self, *args, **kwargs)
 
-    def mean(self, dim=None, keepdim=False):
-        return ops.mean(self, dim, keepdim)
+    def mean(self, *args, **kwargs):
+        return ops.mean(self, *args, **kwargs)
 
-    def max(self, dim=None, keepdim=False):
-        return ops.max(self, dim, keepdim)
+    def max(self, *args, **kwargs):
+        return ops.max(self, *args, **kwargs)
 
-    def argmax(self, dim=None, keepdim=False):
-        return ops.argmax(self, dim, keepdim)
+    def argmax(self, *args, **kwargs):
+        return ops.argmax(self, *args, **kwargs)
 
-    def softmax(self, dim):
-        return ops.softmax(self, dim)
+    def softmax(self, *args, **kwargs):
+        return ops.softmax(self, *args, **kwargs)
 
-    def log_softmax(self, dim):
-        return ops.log_softmax(self, dim)
+    def log_softmax(self, *args, **kwargs):
+        return ops.log_softmax(self, *args, **kwargs)
 
-    def reshape(self, *shape):
-        return ops.reshape(self, *shape)
+    def reshape(self, *shape, **kwargs):
+        return ops.reshape(self, *shape, **kwargs)
 
     view = reshape
 
-    def flatten(self, start_dim=0, end_dim=-1):
-        return ops.flatten(self, start_dim, end_dim)
+    def flatten(self, *args, **kwargs):
+        return ops.flatten(self, *args, **kwargs)
 
-    def transpose(self, dim0, dim1):
-        return ops.transpose(self, dim0, dim1)
+    def transpose(self, *args, **kwargs):
+        return ops.transpose(self, *args, **kwargs)
 
     def t(self):
         if self._data.ndim > 2:
@@ -500,14 +642,86 @@ class Tensor:
                                f"{self._data.ndim} dims")
         return self.T
 
-    def permute(self, *dims):
-        return ops.permute(self, *dims)
+    def permute(self, *dims, **kwargs):
+        return ops.permute(self, *dims, **kwargs)
 
-    def squeeze(self, dim=None):
-        return ops.squeeze(self, dim)
+    def squeeze(self, *args, **kwargs):
+        return ops.squeeze(self, *args, **kwargs)
 
-    def unsqueeze(self, dim):
-        return ops.unsqueeze(self, dim)
+    def unsqueeze(self, *args, **kwargs):
+        return ops.unsqueeze(self, *args, **kwargs)
+
+
+def _is_dtype(value):
+    """True for what ``to()`` takes as a dtype: a NumPy dtype, or a scalar type such as
+    ``numpy.float32`` or Python's ``float`` (float64, as in PyTorch)."""
+    return isinstance(value, np.dtype) or (
+        isinstance(value, type) and issubclass(value, (np.generic, bool, int, float)))
+
+
+#: ``to()``'s forms, by the kind of its first positional argument: the names its positional
+#: arguments bind to.
+_TO_FORMS = {"tensor": ("tensor", "non_blocking", "copy"),
+             "dtype": ("dtype", "non_blocking", "copy"),
+             "device": ("device", "dtype", "non_blocking", "copy")}
+
+
+def _to_arguments(args, kwargs, name):
+    """``(device, dtype, non_blocking, copy, memory_format)`` from the arguments of a
+    ``to(*args, **kwargs)`` call in one of PyTorch's three forms (:meth:`Tensor.to`); the
+    device resolved (None when not given), the dtype resolved and checked. ``name`` names the
+    method in errors."""
+    first = args[0] if args else None
+    form = "tensor" if isinstance(first, Tensor) else "dtype" if _is_dtype(first) else "device"
+    names = _TO_FORMS[form]
+    if len(args) > len(names):
+        raise TypeError(f"{name}() takes at most {len(names)} positional arguments "
+                        f"({', '.join(names)}), got {len(args)}")
+    bound = dict(zip(names, args))
+    for key, value in kwargs.items():
+        if key not in names and key != "memory_format":
+            raise TypeError(f"{name}() got an unexpected keyword argument {key!r} (in the form "
+                            f"{name}({', '.join(names)}, *, memory_format))")
+        if key in bound:
+            raise TypeError(f"{name}() got multiple values for argument {key!r}")
+        bound[key] = value
+    if form == "tensor":
+        other = bound["tensor"]
+        device, dtype = other.device, other.dtype
+    else:
+        device, dtype = bound.get("device"), bound.get("dtype")
+    if device is not None:
+        device = _resolve_device(device)
+    if dtype is not None:
+        dtype = dtypes.resolve(dtype)
+        if dtype.kind not in "biuf":
+            raise TypeError(f"dtype must be a bool, integer or floating dtype, got {dtype}")
+    non_blocking = ops._flag(bound.get("non_blocking", False), "non_blocking")
+    copy = ops._flag(bound.get("copy", False), "copy")
+    memory_format = bound.get("memory_format", dtypes.preserve_format)
+    if not isinstance(memory_format, dtypes.memory_format):
+        raise TypeError(f"memory_format must be fastgrad.preserve_format or "
+                        f"fastgrad.contiguous_format, got {memory_format!r}")
+    return device, dtype, non_blocking, copy, memory_format
+
+
+def _dtype_of_type_name(name):
+    """The dtype ``Tensor.type()`` names ``name`` (``"torch.FloatTensor"``...)."""
+    module, _, type_name = name.rpartition(".")
+    if module in ("torch.cuda", "fastgrad.cuda"):
+        _resolve_device("cuda", "dtype")  # raises: no CUDA backend
+    if module in ("torch", "fastgrad"):
+        for dtype, known in dtypes.TYPE_NAMES.items():
+            if known == type_name:
+                return dtype
+    raise ValueError(f"invalid type: {name!r} (expected a name such as 'torch.FloatTensor': "
+                     f"{', '.join(dtypes.TYPE_NAMES.values())})")
+
+
+def _check_contiguous_format(memory_format, name):
+    if memory_format is not dtypes.contiguous_format:
+        raise RuntimeError(f"{name}() supports memory_format=fastgrad.contiguous_format only, "
+                           f"got {memory_format!r}")
 
 
 def _as_tensor(value, argument):
@@ -521,18 +735,20 @@ def _as_tensor(value, argument):
     raise TypeError(f"{argument} must be a Tensor or numpy.ndarray, got {type(value).__name__}")
 
 
-def tensor(data, dtype=None, requires_grad=False):
+def tensor(data, *, dtype=None, device=None, requires_grad=False):
     """A new tensor holding a copy of ``data``.
 
-    Dtypes follow PyTorch: Python floats give float32, Python ints int64, bools bool, NumPy
-    arrays and scalars keep their dtype; ``dtype`` overrides.
+    Dtypes follow PyTorch: Python floats give float32 (the default dtype), Python ints int64,
+    bools bool, NumPy arrays and scalars keep their dtype; ``dtype`` overrides.
 
     Args:
         data: a number, a (nested) sequence, a NumPy array, a Tensor, or anything with
             ``__array__``.
         dtype: a NumPy dtype (``fastgrad.float32``, ``fastgrad.float64``, ``fastgrad.int64``...).
+        device: where the tensor lives (:func:`fastgrad.device.resolve`; the CPU).
         requires_grad: record operations on the result for backward.
     """
+    _resolve_device(device)
     if isinstance(data, Tensor):
         data = data._data
     explicit = dtypes.resolve(dtype) if dtype is not None else None
@@ -571,11 +787,32 @@ def from_numpy(array):
     return Tensor(array)
 
 
+def is_tensor(obj):
+    """True when ``obj`` is a fastgrad Tensor (a Parameter included)."""
+    return isinstance(obj, Tensor)
+
+
+def is_floating_point(input):
+    """True when ``input`` (a Tensor) holds a floating dtype."""
+    return _as_tensor_argument(input, "is_floating_point").is_floating_point()
+
+
+def numel(input):
+    """The number of elements of ``input`` (a Tensor)."""
+    return _as_tensor_argument(input, "numel").numel()
+
+
+def _as_tensor_argument(input, name):
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{name}(): argument 'input' must be Tensor, not {type(input).__name__}")
+    return input
+
+
 def _bind_methods():
     """Give Tensor the methods the op modules list in their ``TENSOR_METHODS`` tables (one
     table per module, beside the functions, instead of a wrapper here for each)."""
-    from . import pointwise, reductions, shapes
-    for module in (pointwise, reductions, shapes):
+    from . import creation, pointwise, reductions, shapes
+    for module in (creation, pointwise, reductions, shapes):
         for name, function in module.TENSOR_METHODS.items():
             if name in Tensor.__dict__:
                 raise RuntimeError(f"{module.__name__} redefines Tensor.{name}")

@@ -364,3 +364,9 @@ def test_the_runtime_file_runs_alone_with_numpy_only(tmp_path):
     assert f"RUNTIME {alone / 'runtime.py'}" in done.stdout
     expected = _eval_outputs(model, fg.tensor(inputs))
     assert runtime.relative_error(np.load(tmp_path / "output.npy"), expected) < RTOL
+
+
+def test_bidirectional_recurrent_layers_are_refused_up_front(tmp_path):
+    model = fg.nn.LSTM(3, 4, bidirectional=True)
+    with pytest.raises(TypeError, match="bidirectional"):
+        export(model, tmp_path / "m.safetensors", fg.randn(5, 2, 3))

@@ -10,6 +10,7 @@ import hypothesis.strategies as st
 import numpy as np
 import pytest
 from hypothesis import given
+from test_indexing import reference_index
 
 import fastgrad as fg
 from _fuzz import (FLOATS, INTS, JUNK, arrays, assert_matches, backend, call, fuzz,  # noqa: F401
@@ -292,6 +293,8 @@ def _axes(dim, ndim, many):
     dims = tuple(dim) if isinstance(dim, (tuple, list)) else (dim,)
     if isinstance(dim, (tuple, list)) and not many:
         return TypeError
+    if not dims:
+        return None  # PyTorch: sum(x, ()) reduces every dimension
     for d in dims:
         if isinstance(d, bool) or not isinstance(d, (int, np.integer)):
             return TypeError
@@ -445,12 +448,17 @@ def test_shape_ops(name, array, dims, grad):
                               + array.shape[end + 1:]) if ndim else array.reshape(1)
     elif name == "squeeze":
         ok, out = call("fastgrad.squeeze", fg.squeeze, x, first, names=("dim",))
-        problem = None if first is None else valid(first)
+        several = isinstance(first, (list, tuple))  # PyTorch also takes a tuple of dims
+        named = tuple(first) if several else (first,)
+        problem = None if first is None else next(filter(None, map(valid, named)), None)
+        if problem is None and several and len({d % max(ndim, 1) for d in named}) < len(named):
+            problem = RuntimeError
         if first is None:
             expected = np.squeeze(array)
         elif problem is None:
-            axis = first % ndim if ndim else None
-            expected = np.squeeze(array, axis) if ndim and array.shape[axis] == 1 else array
+            axes = tuple(a for a in {d % ndim for d in named} if array.shape[a] == 1) \
+                if ndim else ()
+            expected = np.squeeze(array, axes)
     elif name == "unsqueeze":
         ok, out = call("fastgrad.unsqueeze", fg.unsqueeze, x, first, names=("dim",))
         problem = valid(first, ndim + 1)
@@ -563,7 +571,7 @@ def test_indexing(array, key, as_tensor, grad):
                    names=("index",))
     try:
         with np.errstate(all="ignore"):
-            expected = array[key]
+            expected = reference_index(array, key)  # PyTorch's rules, not NumPy's
     except (IndexError, TypeError, ValueError):
         assert not ok and isinstance(out, IndexError), out
         return
@@ -591,7 +599,7 @@ def _dtype_ok(dtype, floating=False):
                       st.integers(-300, 300), st.floats(), st.booleans(), JUNK),
        dtype=DTYPE_ARGS)
 def test_tensor_factory(data, dtype):
-    ok, out = call("fastgrad.tensor", fg.tensor, data, dtype, names=("data", "dtype"))
+    ok, out = call("fastgrad.tensor", fg.tensor, data, dtype=dtype, names=("data", "dtype"))
     problem = _dtype_ok(dtype)
     if problem:
         assert not ok and isinstance(out, problem), out
@@ -745,13 +753,14 @@ def test_tensor_conversions(array, name, arg):
             assert ok and out == (array.shape if arg is None else array.shape[arg]), out
         return
     if name == "to":
-        ok, out = call("Tensor.to", x.to, arg, names=("dtype",))
-        if arg is None:
-            assert ok and out is x  # PyTorch: to(None) changes nothing
+        ok, out = call("Tensor.to", x.to, arg, names=("dtype", "device"))
+        if arg is None or arg == "cpu":
+            assert ok and out is x  # PyTorch: to(None) or to its own device changes nothing
             return
         problem = _dtype_ok(arg)
-        if isinstance(arg, int) and not isinstance(arg, bool):
-            problem = TypeError
+        if isinstance(arg, (str, int)) and not isinstance(arg, bool):
+            # a device, as in PyTorch ("float32" is a bad device string, 1 is cuda:1)
+            problem = (RuntimeError, TypeError)
         if problem:
             assert not ok and isinstance(out, problem), out
             return
