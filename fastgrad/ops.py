@@ -666,16 +666,27 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
 
 
 MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
+MinResult = collections.namedtuple("MinResult", ["values", "indices"])
 
 
 @_ieee
-class MaxAll(Function):
+class _ExtremeAll(Function):
+    """max() or min() over all elements (``function``, set by the subclass)."""
+
     def forward(self, x):
-        self.x, self.out = x, x.max()
+        self.x, self.out = x, self.function(x)
         return self.out
 
     def backward(self, grad):
         return evenly_distribute(grad, self.x, self.out)
+
+
+class MaxAll(_ExtremeAll):
+    function = staticmethod(np.max)
+
+
+class MinAll(_ExtremeAll):
+    function = staticmethod(np.min)
 
 
 def evenly_distribute(grad, x, value):
@@ -686,9 +697,12 @@ def evenly_distribute(grad, x, value):
     return hits * (grad / np.asarray(hits.sum(), grad.dtype))
 
 
-class MaxDim(Function):
+class _ExtremeDim(Function):
+    """max(x, dim) or min(x, dim): the values and int64 indices that ``arg`` (set by the
+    subclass: np.argmax or np.argmin, the first index of a tie) picks along ``axis``."""
+
     def forward(self, x, axis, keepdim):
-        indices = np.expand_dims(np.argmax(x, axis=axis), axis)
+        indices = np.expand_dims(self.arg(x, axis=axis), axis)
         values = np.take_along_axis(x, indices, axis=axis)
         self.shape, self.axis, self.indices, self.keepdim = x.shape, axis, indices, keepdim
         if not keepdim:
@@ -700,6 +714,20 @@ class MaxDim(Function):
         out = np.zeros(self.shape, dtype=grad.dtype)
         np.put_along_axis(out, self.indices, grad, axis=self.axis)
         return out, None, None
+
+
+class MaxDim(_ExtremeDim):
+    arg = staticmethod(np.argmax)
+
+
+class MinDim(_ExtremeDim):
+    arg = staticmethod(np.argmin)
+
+
+#: max or min: (over all elements, along a dim, the result pair, the elementwise function of
+#: :mod:`fastgrad.pointwise`)
+_EXTREMES = {"max": (MaxAll, MaxDim, MaxResult, "maximum"),
+             "min": (MinAll, MinDim, MinResult, "minimum")}
 
 
 def _reduced_axis(name, input, dim):
@@ -716,35 +744,49 @@ def _reduced_axis(name, input, dim):
     return axis
 
 
+def _extreme(name, input, dim, keepdim):
+    """PyTorch's three ``max`` (``name`` "max") or ``min`` ("min"): the extreme element (ties
+    share the gradient); with ``dim`` a ``(values, indices)`` pair along it (the first index
+    of a tie); with a tensor in place of ``dim``, the elementwise maximum or minimum."""
+    input = _tensor_input(input)
+    over_all, along, result, elementwise = _EXTREMES[name]
+    if _is_tensor(dim):
+        if keepdim is not False:
+            raise TypeError(f"{name}(input, other) takes no keepdim")
+        from . import pointwise  # pointwise imports this module
+        return getattr(pointwise, elementwise)(input, dim)
+    keepdim = _flag(keepdim, "keepdim")
+    axis = _reduced_axis(name, input, dim)
+    if dim is None:
+        return over_all.apply(input)
+    if axis is None:  # a 0-d tensor along dim 0 or -1: itself, at index 0
+        return result(clone(input), _tensor.Tensor(np.zeros((), np.int64)))
+    return result(*along.apply(input, axis, keepdim))
+
+
+def _arg_extreme(name, arg, input, dim, keepdim):
+    """argmax or argmin (``name``; ``arg``: np.argmax or np.argmin): int64 indices of the
+    extreme elements (of the flattened tensor when ``dim`` is None)."""
+    input = _tensor_input(input)
+    keepdim = _flag(keepdim, "keepdim")
+    axis = _reduced_axis(name, input, dim)
+    if axis is None:
+        return _tensor.Tensor(np.asarray(arg(input._data), dtype=np.int64))
+    return _tensor.Tensor(np.asarray(arg(input._data, axis=axis, keepdims=keepdim),
+                                     dtype=np.int64))  # asarray: 1-d in, NumPy scalar out
+
+
 @numpy_aliases
 def max(input, dim=None, keepdim=False):
     """The largest element, or with ``dim`` a ``(values, indices)`` pair along it, or with a
     tensor in place of ``dim``, PyTorch's ``max(input, other)``: :func:`maximum`."""
-    input = _tensor_input(input)
-    if _is_tensor(dim):
-        if keepdim is not False:
-            raise TypeError("max(input, other) takes no keepdim")
-        from .pointwise import maximum  # pointwise imports this module
-        return maximum(input, dim)
-    keepdim = _flag(keepdim, "keepdim")
-    axis = _reduced_axis("max", input, dim)
-    if dim is None:
-        return MaxAll.apply(input)
-    if axis is None:  # a 0-d tensor along dim 0 or -1: itself, at index 0
-        return MaxResult(clone(input), _tensor.Tensor(np.zeros((), np.int64)))
-    return MaxResult(*MaxDim.apply(input, axis, keepdim))
+    return _extreme("max", input, dim, keepdim)
 
 
 @numpy_aliases
 def argmax(input, dim=None, keepdim=False):
     """Indices of the largest elements (of the flattened tensor when ``dim`` is None)."""
-    input = _tensor_input(input)
-    keepdim = _flag(keepdim, "keepdim")
-    axis = _reduced_axis("argmax", input, dim)
-    if axis is None:
-        return _tensor.Tensor(np.asarray(np.argmax(input._data), dtype=np.int64))
-    return _tensor.Tensor(np.asarray(np.argmax(input._data, axis=axis, keepdims=keepdim),
-                                     dtype=np.int64))  # asarray: 1-d in, NumPy scalar out
+    return _arg_extreme("argmax", np.argmax, input, dim, keepdim)
 
 
 @_ieee

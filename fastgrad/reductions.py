@@ -23,10 +23,11 @@ from . import dtypes
 from . import tensor as _tensor  # the module: tensor.py imports this one while it loads
 from .autograd import Function
 from .ops import (
+    _arg_extreme,
+    _extreme,
     _flag,
     _floating,
     _ieee,
-    _is_tensor,
     _normalize_dims,
     _reduced_axis,
     _tensor_input,
@@ -39,9 +40,7 @@ from .ops import (
     result_dtype,
     squeeze,
 )
-from .pointwise import minimum
 
-MinResult = collections.namedtuple("MinResult", ["values", "indices"])
 MedianResult = collections.namedtuple("MedianResult", ["values", "indices"])
 KthvalueResult = collections.namedtuple("KthvalueResult", ["values", "indices"])
 SortResult = collections.namedtuple("SortResult", ["values", "indices"])
@@ -132,16 +131,6 @@ class Amin(_Extreme):
     function = staticmethod(np.min)
 
 
-@_ieee
-class MinAll(Function):
-    def forward(self, x):
-        self.x, self.out = x, x.min()
-        return self.out
-
-    def backward(self, grad):
-        return evenly_distribute(grad, self.x, self.out)
-
-
 @numpy_aliases
 def amax(input, dim=(), keepdim=False):
     """The largest values over ``dim`` (an int or a tuple; () or None: all elements); ties
@@ -166,30 +155,13 @@ def min(input, dim=None, keepdim=False):
     """PyTorch's three ``min``: the smallest element (ties share the gradient); with ``dim``
     a ``(values, indices)`` pair along it (the first index of a tie); with a tensor in place
     of ``dim``, :func:`fastgrad.minimum`."""
-    input = _tensor_input(input)
-    if _is_tensor(dim):
-        if keepdim is not False:
-            raise TypeError("min(input, other) takes no keepdim")
-        return minimum(input, dim)
-    keepdim = _flag(keepdim, "keepdim")
-    axis = _reduced_axis("min", input, dim)
-    if dim is None:
-        return MinAll.apply(input)
-    if axis is None:
-        return MinResult(*_zero_dim_pair(input))
-    indices = np.argmin(input._data, axis=axis, keepdims=True)
-    return MinResult(*_gathered(input, indices, axis, keepdim))
+    return _extreme("min", input, dim, keepdim)
 
 
 @numpy_aliases
 def argmin(input, dim=None, keepdim=False):
     """Indices of the smallest elements (of the flattened tensor when ``dim`` is None)."""
-    input = _tensor_input(input)
-    keepdim = _flag(keepdim, "keepdim")
-    axis = _reduced_axis("argmin", input, dim)
-    if axis is None:
-        return _new(np.argmin(input._data), np.int64)
-    return _new(np.argmin(input._data, axis=axis, keepdims=keepdim), np.int64)
+    return _arg_extreme("argmin", np.argmin, input, dim, keepdim)
 
 
 # --------------------------------------------------------------------------------- norms

@@ -338,20 +338,40 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
 
 
 # ---- adaptive optimisers ----
-def _adaptive_example(rng, dtype, size, names):
-    """``param``, ``grad`` and positive second-moment-like buffers ``names`` of 1000 * size + 3
-    elements (the optimisers' example inputs)."""
+def _adaptive_example(rng, dtype, size, names, signed=()):
+    """``param``, ``grad``, positive second-moment-like buffers ``names`` and buffers ``signed``
+    of either sign (first moments), each of 1000 * size + 3 elements (the optimisers' example
+    inputs)."""
     n = 1000 * size + 3
     args = dict(param=rng.standard_normal(n).astype(dtype),
                 grad=rng.standard_normal(n).astype(dtype))
     for name in names:
         args[name] = rng.uniform(0.01, 2.0, n).astype(dtype)
+    for name in signed:
+        args[name] = rng.standard_normal(n).astype(dtype)
     return args
 
 
+def _adam_moments(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay,
+                  decoupled_weight_decay, maximize):
+    """The start of an Adam or NAdam step, which the two share: the signed gradient with its L2
+    term, or the decoupled decay of ``param`` (in place), then both moments updated in place.
+    Returns the gradient :math:`g_t`."""
+    g = -grad if maximize else grad
+    if weight_decay != 0:
+        if decoupled_weight_decay:
+            param *= 1 - lr * weight_decay
+        else:
+            g = g + weight_decay * param
+    # m + (1 - beta1) (g - m): PyTorch's lerp, one update in place
+    exp_avg += (1 - beta1) * (g - exp_avg)
+    exp_avg_sq *= beta2
+    exp_avg_sq += (1 - beta2) * g * g
+    return g
+
+
 def _adam_example(rng, dtype, size):
-    args = _adaptive_example(rng, dtype, size, ("exp_avg_sq", "max_exp_avg_sq"))
-    args["exp_avg"] = rng.standard_normal(args["param"].size).astype(dtype)
+    args = _adaptive_example(rng, dtype, size, ("exp_avg_sq", "max_exp_avg_sq"), ("exp_avg",))
     return dict(args, step=5, lr=0.01, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
                 decoupled_weight_decay=False, maximize=False)
 
@@ -382,16 +402,8 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
     Loshchilov & Hutter, "Decoupled Weight Decay Regularization", ICLR 2019; Reddi et al.,
     "On the Convergence of Adam and Beyond", ICLR 2018.
     """
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * param
-    # m + (1 - beta1) (g - m): PyTorch's lerp, one update in place
-    exp_avg += (1 - beta1) * (g - exp_avg)
-    exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * g * g
+    _adam_moments(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay,
+                  decoupled_weight_decay, maximize)
     second_moment = exp_avg_sq
     if max_exp_avg_sq is not None:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
@@ -519,8 +531,7 @@ def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay
 
 
 def _adamax_example(rng, dtype, size):
-    args = _adaptive_example(rng, dtype, size, ("exp_inf",))
-    args["exp_avg"] = rng.standard_normal(args["param"].size).astype(dtype)
+    args = _adaptive_example(rng, dtype, size, ("exp_inf",), ("exp_avg",))
     return dict(args, step=5, lr=2e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.01,
                 maximize=False)
 
@@ -560,8 +571,7 @@ def nadam_momentum(step, beta1, momentum_decay):
 
 
 def _nadam_example(rng, dtype, size):
-    args = _adaptive_example(rng, dtype, size, ("exp_avg_sq",))
-    args["exp_avg"] = rng.standard_normal(args["param"].size).astype(dtype)
+    args = _adaptive_example(rng, dtype, size, ("exp_avg_sq",), ("exp_avg",))
     mu_product = float(np.prod([nadam_momentum(t, 0.9, 4e-3) for t in range(1, 6)]))
     return dict(args, step=5, mu_product=mu_product, lr=2e-3, beta1=0.9, beta2=0.999,
                 eps=1e-8, weight_decay=0.01, momentum_decay=4e-3,
@@ -596,15 +606,8 @@ def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr, beta1, be
     """
     mu = nadam_momentum(step, beta1, momentum_decay)
     mu_next = nadam_momentum(step + 1, beta1, momentum_decay)
-    g = -grad if maximize else grad
-    if weight_decay != 0:
-        if decoupled_weight_decay:
-            param *= 1 - lr * weight_decay
-        else:
-            g = g + weight_decay * param
-    exp_avg += (1 - beta1) * (g - exp_avg)
-    exp_avg_sq *= beta2
-    exp_avg_sq += (1 - beta2) * g * g
+    g = _adam_moments(param, grad, exp_avg, exp_avg_sq, lr, beta1, beta2, weight_decay,
+                      decoupled_weight_decay, maximize)
     denom = np.sqrt(exp_avg_sq / (1 - beta2 ** step)) + eps
     param -= lr * (1 - mu) / (1 - mu_product) * (g / denom)
     param -= lr * mu_next / (1 - mu_product * mu_next) * (exp_avg / denom)

@@ -42,19 +42,6 @@ def _renumber(modules):
     modules.update((str(i), module) for i, module in enumerate(values))
 
 
-def _check_name(container, name, kind):
-    """PyTorch's checks of a new entry's name: a non-empty str without '.', not the name of
-    another attribute of ``container`` (a method, ``training``...)."""
-    if not isinstance(name, str):
-        raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
-    if not name:
-        raise KeyError(f'{kind} name can\'t be empty string ""')
-    if "." in name:
-        raise KeyError(f"{kind} name can't contain \".\", got: {name}")
-    if hasattr(container, name):
-        raise KeyError(f"attribute '{name}' already exists")
-
-
 def _iterable(value, what):
     if not isinstance(value, collections.abc.Iterable) or isinstance(value, Tensor):
         raise TypeError(f"{what} should be called with an iterable, but got "
@@ -73,7 +60,29 @@ def _pairs(entries, kind):
         yield pair[0], pair[1]
 
 
-class Sequential(Module):
+class _ModuleSequence(Module):
+    """What :class:`Sequential` and :class:`ModuleList` share: modules registered under "0",
+    "1", ... in order, counted, iterated, appended and popped alike."""
+
+    def __len__(self):
+        return len(self._modules)
+
+    def __iter__(self):
+        return iter(self._modules.values())
+
+    def append(self, module):
+        """Add ``module`` at the end, named by its position; returns self."""
+        self.add_module(str(len(self)), module)
+        return self
+
+    def pop(self, key):
+        """Remove the module (or slice of modules) at ``key`` and return it."""
+        value = self[key]
+        del self[key]
+        return value
+
+
+class Sequential(_ModuleSequence):
     """Layers applied one after another.
 
     Takes modules as arguments (named "0", "1", ...) or one ``OrderedDict`` of named modules.
@@ -98,9 +107,6 @@ class Sequential(Module):
                                 f"{name!r}")
             self.add_module(name, module)
 
-    def __len__(self):
-        return len(self._modules)
-
     def __getitem__(self, index):
         if isinstance(index, slice):
             return type(self)(collections.OrderedDict(list(self._modules.items())[index]))
@@ -115,9 +121,6 @@ class Sequential(Module):
                      else [names[_position(index, len(self))]]):
             del self._modules[name]
         _renumber(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     @staticmethod
     def _operand(other):
@@ -152,11 +155,6 @@ class Sequential(Module):
     def __imul__(self, times):
         return self.extend(list(self) * (self._repeats(times) - 1))
 
-    def append(self, module):
-        """Add ``module`` at the end, named by its position; returns self."""
-        self.add_module(str(len(self)), module)
-        return self
-
     def insert(self, index, module):
         """Insert ``module`` before position ``index`` (``-len <= index <= len``), the layers
         after it renumbered; returns self."""
@@ -177,12 +175,6 @@ class Sequential(Module):
             self.append(module)
         return self
 
-    def pop(self, key):
-        """Remove the layer (or slice of layers) at ``key`` and return it."""
-        value = self[key]
-        del self[key]
-        return value
-
     def forward(self, input):
         modules = list(self._modules.values())
         i = 0
@@ -199,7 +191,7 @@ class Sequential(Module):
         return input
 
 
-class ModuleList(Module):
+class ModuleList(_ModuleSequence):
     """A list of modules, registered under "0", "1", ... so their parameters are the
     container's (``"0.weight"``...). Indexing, slicing (a ModuleList), assignment, deletion
     (the rest renumbered), ``len``, iteration, ``append``, ``extend``, ``insert``, ``pop``,
@@ -228,12 +220,6 @@ class ModuleList(Module):
         for position in positions:
             del self._modules[str(position)]
         _renumber(self._modules)
-
-    def __len__(self):
-        return len(self._modules)
-
-    def __iter__(self):
-        return iter(self._modules.values())
 
     def __iadd__(self, modules):
         return self.extend(modules)
@@ -270,17 +256,6 @@ class ModuleList(Module):
         self._modules.clear()
         self._modules.update((str(i), m) for i, m in enumerate(modules))
 
-    def append(self, module):
-        """Add ``module`` at the end; returns self."""
-        self.add_module(str(len(self)), module)
-        return self
-
-    def pop(self, key):
-        """Remove the module (or slice of modules) at ``key`` and return it."""
-        value = self[key]
-        del self[key]
-        return value
-
     def extend(self, modules):
         """Append every module of the iterable ``modules``; returns self."""
         _iterable(modules, "ModuleList.extend")
@@ -308,8 +283,7 @@ class ModuleDict(Module):
         return self._modules[key]
 
     def __setitem__(self, key, module):
-        if key not in self._modules:
-            _check_name(self, key, "module")
+        self._check_name(key, "module", self._modules)
         _put_module(self, key, module)
 
     def __delitem__(self, key):
@@ -456,8 +430,7 @@ class ParameterDict(Module):
         return getattr(self, key)
 
     def __setitem__(self, key, value):
-        if key not in self._keys:
-            _check_name(self, key, "parameter")
+        self._check_name(key, "parameter", self._keys)
         self._keys[key] = None
         _set_entry(self, key, value)
 

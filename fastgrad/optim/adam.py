@@ -1,8 +1,6 @@
 """Adam and AdamW: one optimiser, two ways to decay the weights."""
-import numbers
-
 from ..backends import K
-from .optimizer import Optimizer, _check_nonnegative
+from .optimizer import Optimizer, _check_adam_family
 
 
 class Adam(Optimizer):
@@ -56,17 +54,7 @@ class Adam(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        _check_nonnegative(group, "eps", "epsilon")
-        betas = group["betas"]
-        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-            raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-        for i, beta in enumerate(betas):
-            if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-                raise TypeError(f"betas[{i}] must be a real number, got {beta!r}")
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        _check_nonnegative(group, "weight_decay")
-        group["betas"] = tuple(betas)
+        _check_adam_family(group)
 
     def _step_arena(self, group, arena):
         beta1, beta2 = group["betas"]

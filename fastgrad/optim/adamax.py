@@ -1,22 +1,6 @@
 """Adamax: Adam with the second moment replaced by an exponentially weighted infinity norm."""
-import numbers
-
 from ..backends import K
-from .optimizer import Optimizer, _check_nonnegative
-
-
-def _check_betas(group):
-    """Raise unless ``group["betas"]`` is a pair of real numbers in [0, 1) (PyTorch's message
-    for the range); store it as a tuple."""
-    betas = group["betas"]
-    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
-        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
-    for i, beta in enumerate(betas):
-        if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
-            raise TypeError(f"betas[{i}] must be a real number, got {beta!r}")
-        if not 0.0 <= beta < 1.0:
-            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-    group["betas"] = tuple(betas)
+from .optimizer import Optimizer, _check_adam_family
 
 
 class Adamax(Optimizer):
@@ -59,9 +43,7 @@ class Adamax(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        _check_nonnegative(group, "eps", "epsilon")
-        _check_betas(group)
-        _check_nonnegative(group, "weight_decay")
+        _check_adam_family(group)
 
     def _step_arena(self, group, arena):
         beta1, beta2 = group["betas"]

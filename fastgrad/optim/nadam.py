@@ -2,8 +2,7 @@
 from .. import dtypes
 from ..backends import K
 from ..backends.numpy_ref import nadam_momentum
-from .adamax import _check_betas
-from .optimizer import Optimizer, _check_nonnegative
+from .optimizer import Optimizer, _check_adam_family, _check_nonnegative
 
 
 def _times(mu_product, mu):
@@ -68,9 +67,7 @@ class NAdam(Optimizer):
 
     def _check_hyperparameters(self, group):
         super()._check_hyperparameters(group)
-        _check_nonnegative(group, "eps", "epsilon")
-        _check_betas(group)
-        _check_nonnegative(group, "weight_decay")
+        _check_adam_family(group)
         _check_nonnegative(group, "momentum_decay")
 
     def _step_arena(self, group, arena):

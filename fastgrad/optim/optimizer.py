@@ -27,6 +27,28 @@ def _check_nonnegative(group, key, label=None):
         raise ValueError(f"Invalid {label or key} value: {value}")
 
 
+def _check_betas(group):
+    """Raise unless ``group["betas"]`` is a pair of real numbers in [0, 1) (PyTorch's message
+    for the range); store it as a tuple."""
+    betas = group["betas"]
+    if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+        raise ValueError(f"betas must be a pair (beta1, beta2), got {betas!r}")
+    for i, beta in enumerate(betas):
+        if isinstance(beta, bool) or not isinstance(beta, numbers.Real):
+            raise TypeError(f"betas[{i}] must be a real number, got {beta!r}")
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+    group["betas"] = tuple(betas)
+
+
+def _check_adam_family(group):
+    """The checks Adam, Adamax and NAdam share, in PyTorch's order: ``eps`` >= 0, ``betas``
+    (see :func:`_check_betas`), ``weight_decay`` >= 0."""
+    _check_nonnegative(group, "eps", "epsilon")
+    _check_betas(group)
+    _check_nonnegative(group, "weight_decay")
+
+
 class Optimizer:
     """Base class of the optimisers.
 

@@ -502,24 +502,34 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
 
 
 @config.jit(exact=True)
+def _adam_moments(grad, param, exp_avg, exp_avg_sq, one_minus_beta1, beta2, one_minus_beta2,
+                  weight_decay, decay, decoupled, maximize):
+    """The start of one element's Adam or NAdam step, which the two share: the signed gradient
+    with its L2 term, or the parameter's decoupled decay, then both moments updated. Returns
+    ``(g, p, m, v)``; the callers' loops inline it (they still vectorise)."""
+    g = -grad if maximize else grad
+    p = param
+    if weight_decay != 0:
+        if decoupled:
+            p = p * decay
+        else:
+            g = g + weight_decay * p
+    m = exp_avg + one_minus_beta1 * (g - exp_avg)
+    v = beta2 * exp_avg_sq + one_minus_beta2 * g * g
+    return g, p, m, v
+
+
+@config.jit(exact=True)
 def _adam_range(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, one_minus_beta1, beta2,
                 one_minus_beta2, eps, weight_decay, decay, step_size, bias_correction2_sqrt,
                 decoupled, maximize, amsgrad, lo, hi):
     param, grad, exp_avg, exp_avg_sq = param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi]
     max_exp_avg_sq = max_exp_avg_sq[lo:hi]
     for i in range(param.size):
-        g = -grad[i] if maximize else grad[i]
-        p = param[i]
-        if weight_decay != 0:
-            if decoupled:
-                p = p * decay
-            else:
-                g = g + weight_decay * p
-        m = exp_avg[i]
-        m = m + one_minus_beta1 * (g - m)
-        exp_avg[i] = m
-        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
-        exp_avg_sq[i] = v
+        _, p, m, v = _adam_moments(grad[i], param[i], exp_avg[i], exp_avg_sq[i],
+                                   one_minus_beta1, beta2, one_minus_beta2, weight_decay, decay,
+                                   decoupled, maximize)
+        exp_avg[i], exp_avg_sq[i] = m, v
         if amsgrad:
             largest = max_exp_avg_sq[i]
             # np.maximum keeps NaN from either side
@@ -753,18 +763,10 @@ def _nadam_range(param, grad, exp_avg, exp_avg_sq, one_minus_beta1, beta2, one_m
                  avg_coefficient, decoupled, maximize, lo, hi):
     param, grad, exp_avg, exp_avg_sq = param[lo:hi], grad[lo:hi], exp_avg[lo:hi], exp_avg_sq[lo:hi]
     for i in range(param.size):
-        g = -grad[i] if maximize else grad[i]
-        p = param[i]
-        if weight_decay != 0:
-            if decoupled:
-                p = p * decay
-            else:
-                g = g + weight_decay * p
-        m = exp_avg[i]
-        m = m + one_minus_beta1 * (g - m)
-        exp_avg[i] = m
-        v = beta2 * exp_avg_sq[i] + one_minus_beta2 * g * g
-        exp_avg_sq[i] = v
+        g, p, m, v = _adam_moments(grad[i], param[i], exp_avg[i], exp_avg_sq[i],
+                                   one_minus_beta1, beta2, one_minus_beta2, weight_decay, decay,
+                                   decoupled, maximize)
+        exp_avg[i], exp_avg_sq[i] = m, v
         denom = np.sqrt(v / bias_correction2) + eps
         p = p - grad_coefficient * (g / denom)
         param[i] = p - avg_coefficient * (m / denom)
