@@ -48,7 +48,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'fastgrad' has no attribute {name!r}")
 
 __all__ = [
-    "autograd", "backends", "cuda", "data", "diagnostics", "linalg", "nn", "optim", "runtime", "utils",
+    "autograd", "backends", "cuda", "data", "diagnostics", "linalg", "nn", "optim", "runtime",
+    "utils",
     "save", "load", "export",
     "Tensor", "tensor", "from_numpy", "is_tensor", "is_floating_point", "numel",
     "no_grad", "enable_grad", "is_grad_enabled", "set_grad_enabled", "inference_mode",

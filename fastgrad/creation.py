@@ -19,8 +19,8 @@ import numpy as np
 
 from . import dtypes
 from . import random as _random
+from ._checks import check_broadcast, check_dtype, check_tensor, integer, shape_argument
 from .device import resolve as _resolve_device
-from .ops import _check_broadcast, _shape_argument
 from .tensor import Tensor, tensor
 
 __all__ = ["arange", "as_tensor", "bernoulli", "empty", "empty_like", "eye", "full",
@@ -37,7 +37,7 @@ def _make(array, requires_grad):
 def _size(size):
     """``size`` (ints, or one tuple or list of them) as a shape; PyTorch's RuntimeError for a
     negative size."""
-    shape = _shape_argument(size, "size")
+    shape = shape_argument(size, "size")
     if any(s < 0 for s in shape):
         raise RuntimeError(f"size must not be negative, got {list(shape)}")
     return shape
@@ -50,31 +50,6 @@ def _size_tuple(size, name):
         raise TypeError(f"{name}(): size must be a tuple of ints, got {type(size).__name__} "
                         f"{size!r}")
     return _size((size,))
-
-
-def _dtype(dtype, default=None, floating=False):
-    """``dtype`` (``default``, or the default float dtype, when None) checked to be one a
-    Tensor holds: floating only for samples of continuous distributions."""
-    if dtype is None:
-        dtype = dtypes.default_float if default is None else default
-    else:
-        dtype = dtypes.resolve(dtype)
-    if dtype.kind not in ("f" if floating else "biuf"):
-        kinds = "a floating" if floating else "a bool, integer or floating"
-        raise TypeError(f"dtype must be {kinds} dtype, got {dtype}")
-    return dtype
-
-
-def _like(input):
-    if not isinstance(input, Tensor):
-        raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
-    return input
-
-
-def _int(value, name):
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
 
 
 def _number(value, name):
@@ -97,20 +72,20 @@ def _generator(generator):
 def zeros(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros of shape ``size`` (float32 unless ``dtype``)."""
     _resolve_device(device)
-    return _make(np.zeros(_size(size), _dtype(dtype)), requires_grad)
+    return _make(np.zeros(_size(size), check_dtype(dtype)), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of ones of shape ``size`` (float32 unless ``dtype``)."""
     _resolve_device(device)
-    return _make(np.ones(_size(size), _dtype(dtype)), requires_grad)
+    return _make(np.ones(_size(size), check_dtype(dtype)), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of shape ``size`` whose values are whatever the memory held (fill it before
     reading, as with PyTorch's)."""
     _resolve_device(device)
-    return _make(np.empty(_size(size), _dtype(dtype)), requires_grad)
+    return _make(np.empty(_size(size), check_dtype(dtype)), requires_grad)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
@@ -123,7 +98,7 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
     if dtype is None:
         dtype = dtypes.bool_ if isinstance(fill_value, (bool, np.bool_)) else \
             dtypes.int64 if isinstance(fill_value, numbers.Integral) else dtypes.default_float
-    dtype = _dtype(dtype)
+    dtype = check_dtype(dtype)
     shape = _size((size,))
     if dtype.kind in "iu" and not isinstance(fill_value, (bool, np.bool_)):
         info = np.iinfo(dtype)
@@ -137,39 +112,39 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
     """The ``n`` x ``m`` identity (``m`` defaults to ``n``): ones on the diagonal."""
     _resolve_device(device)
-    n = _int(n, "n")
-    m = n if m is None else _int(m, "m")
+    n = integer(n, "n")
+    m = n if m is None else integer(m, "m")
     for name, value in (("n", n), ("m", m)):
         if value < 0:
             raise RuntimeError(f"{name} must be greater or equal to 0, got {value}")
-    return _make(np.eye(n, m, dtype=_dtype(dtype)), requires_grad)
+    return _make(np.eye(n, m, dtype=check_dtype(dtype)), requires_grad)
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False):
     """Zeros of ``input``'s shape, and dtype unless ``dtype``."""
     _resolve_device(device)
-    input = _like(input)
-    return _make(np.zeros(input.shape, _dtype(dtype, input.dtype)), requires_grad)
+    input = check_tensor(input, "input")
+    return _make(np.zeros(input.shape, check_dtype(dtype, input.dtype)), requires_grad)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False):
     """Ones of ``input``'s shape, and dtype unless ``dtype``."""
     _resolve_device(device)
-    input = _like(input)
-    return _make(np.ones(input.shape, _dtype(dtype, input.dtype)), requires_grad)
+    input = check_tensor(input, "input")
+    return _make(np.ones(input.shape, check_dtype(dtype, input.dtype)), requires_grad)
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False):
     """An uninitialised tensor of ``input``'s shape, and dtype unless ``dtype``."""
     _resolve_device(device)
-    input = _like(input)
-    return _make(np.empty(input.shape, _dtype(dtype, input.dtype)), requires_grad)
+    input = check_tensor(input, "input")
+    return _make(np.empty(input.shape, check_dtype(dtype, input.dtype)), requires_grad)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
     """``input``'s shape filled with ``fill_value``, in ``input``'s dtype unless ``dtype``
     (2.5 into an integer tensor is 2, as in PyTorch)."""
-    input = _like(input)
+    input = check_tensor(input, "input")
     return full(input.shape, fill_value, dtype=input.dtype if dtype is None else dtype,
                 device=device, requires_grad=requires_grad)
 
@@ -213,7 +188,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     if dtype is None:
         integral = all(isinstance(v, numbers.Integral) for v in (start, end, step))
         dtype = dtypes.int64 if integral else dtypes.default_float
-    dtype = _dtype(dtype)
+    dtype = check_dtype(dtype)
     try:
         values = np.arange(start, end, step, dtype=dtype)
     except (ValueError, MemoryError):
@@ -235,7 +210,7 @@ def _linspace(start, end, steps):
 
 
 def _steps(steps):
-    steps = _int(steps, "steps")
+    steps = integer(steps, "steps")
     if steps < 0:
         raise RuntimeError(f"number of steps must be non-negative, got {steps}")
     return steps
@@ -251,7 +226,7 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
     start, end, steps = _number(start, "start"), _number(end, "end"), _steps(steps)
     values = _linspace(start, end, steps)
     with np.errstate(invalid="ignore"):
-        return _make(values.astype(_dtype(dtype)), requires_grad)
+        return _make(values.astype(check_dtype(dtype)), requires_grad)
 
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
@@ -262,41 +237,41 @@ def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_
     base = _number(base, "base")
     with np.errstate(over="ignore", invalid="ignore"):
         values = np.power(np.float64(base), _linspace(start, end, steps))
-        return _make(values.astype(_dtype(dtype)), requires_grad)
+        return _make(values.astype(check_dtype(dtype)), requires_grad)
 
 
 # ------------------------------------------------------------------------------------- random
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1) from the seeded generator."""
     _resolve_device(device)
-    shape, dtype = _size(size), _dtype(dtype, floating=True)
+    shape, dtype = _size(size), check_dtype(dtype, floating=True)
     return _make(_generator(generator).random(shape).astype(dtype), requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal samples from the seeded generator."""
     _resolve_device(device)
-    shape, dtype = _size(size), _dtype(dtype, floating=True)
+    shape, dtype = _size(size), check_dtype(dtype, floating=True)
     return _make(_generator(generator).standard_normal(shape).astype(dtype), requires_grad)
 
 
 def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):
     """:func:`rand` of ``input``'s shape, and dtype unless ``dtype`` (a floating one)."""
-    input = _like(input)
-    return rand(input.shape, generator=generator, dtype=_dtype(dtype, input.dtype, True),
+    input = check_tensor(input, "input")
+    return rand(input.shape, generator=generator, dtype=check_dtype(dtype, input.dtype, True),
                 device=device, requires_grad=requires_grad)
 
 
 def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):
     """:func:`randn` of ``input``'s shape, and dtype unless ``dtype`` (a floating one)."""
-    input = _like(input)
-    return randn(input.shape, generator=generator, dtype=_dtype(dtype, input.dtype, True),
+    input = check_tensor(input, "input")
+    return randn(input.shape, generator=generator, dtype=check_dtype(dtype, input.dtype, True),
                  device=device, requires_grad=requires_grad)
 
 
 def _random_integers(low, high, shape, dtype, generator):
     """Integers drawn uniformly from [low, high), as ``dtype`` (checked to hold them)."""
-    low, high = _int(low, "low"), _int(high, "high")
+    low, high = integer(low, "low"), integer(high, "high")
     if low >= high:
         raise RuntimeError(f"random_ expects 'from' to be less than 'to', but got "
                            f"from={low} >= to={high}")
@@ -329,7 +304,7 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
     if size is None:
         raise TypeError("randint() missing the required argument 'size' (a tuple of ints)")
     shape = _size_tuple(size, "randint")
-    values = _random_integers(low, high, shape, _dtype(dtype, dtypes.int64), generator)
+    values = _random_integers(low, high, shape, check_dtype(dtype, dtypes.int64), generator)
     return _make(values, requires_grad)
 
 
@@ -338,20 +313,20 @@ def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=
     """:func:`randint` of ``input``'s shape, and dtype unless ``dtype``:
     ``randint_like(input, high)`` or ``randint_like(input, low, high)``."""
     _resolve_device(device)
-    input = _like(input)
+    input = check_tensor(input, "input")
     if high is None:
         low, high = 0, low
-    values = _random_integers(low, high, input.shape, _dtype(dtype, input.dtype), generator)
+    values = _random_integers(low, high, input.shape, check_dtype(dtype, input.dtype), generator)
     return _make(values, requires_grad)
 
 
 def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
     """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``)."""
     _resolve_device(device)
-    n = _int(n, "n")
+    n = integer(n, "n")
     if n < 0:
         raise RuntimeError(f"n must be non-negative, got {n}")
-    dtype = _dtype(dtype, dtypes.int64)
+    dtype = check_dtype(dtype, dtypes.int64)
     if dtype.kind == "b" or (dtype.kind in "iu" and n - 1 > np.iinfo(dtype).max):
         raise RuntimeError(f"n is too large for result tensor type: n {n}, dtype {dtype}")
     return _make(_generator(generator).permutation(n).astype(dtype), requires_grad)
@@ -386,7 +361,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         means = mean._data if isinstance(mean, Tensor) else _number(mean, "mean")
         stds = std._data if isinstance(std, Tensor) else _number(std, "std")
         dtype = _sample_dtype(mean if isinstance(mean, Tensor) else std, "normal")
-        shape = _check_broadcast(np.shape(means), np.shape(stds), names=("mean", "std"))
+        shape = check_broadcast(np.shape(means), np.shape(stds), names=("mean", "std"))
         if np.any(np.asarray(stds) < 0):
             raise RuntimeError("normal expects all elements of std >= 0.0")
         draws = _generator(generator).standard_normal(shape)
@@ -397,7 +372,7 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
     mean, std = _number(mean, "mean"), _number(std, "std")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    shape, dtype = _size_tuple(size, "normal"), _dtype(dtype, floating=True)
+    shape, dtype = _size_tuple(size, "normal"), check_dtype(dtype, floating=True)
     return _make(_generator(generator).normal(mean, std, shape).astype(dtype), requires_grad)
 
 
@@ -423,8 +398,8 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
             non-finite weight or a row of zero sum; ``num_samples`` not positive, or above
             the number of categories without replacement.
     """
-    input = _like(input)
-    num_samples = _int(num_samples, "num_samples")
+    input = check_tensor(input, "input")
+    num_samples = integer(num_samples, "num_samples")
     if input.ndim not in (1, 2):
         raise RuntimeError(f"prob_dist must be 1 or 2 dim, got {input.ndim} dims")
     if input.dtype.kind != "f":
@@ -467,7 +442,7 @@ def bernoulli(input, p=None, *, generator=None):
         RuntimeError: probabilities outside [0, 1].
         TypeError: ``input`` is not a floating tensor (when it holds the probabilities).
     """
-    input = _like(input)
+    input = check_tensor(input, "input")
     if p is None:
         _sample_dtype(input, "bernoulli")
         probabilities = input._data
@@ -514,7 +489,7 @@ def bernoulli_(self, p=0.5, *, generator=None):
         probabilities = p._data
         if not np.all((probabilities >= 0) & (probabilities <= 1)):
             raise RuntimeError("bernoulli_: every probability in p must be in [0, 1]")
-        _check_broadcast(self.shape, p.shape, names=("self", "p"))
+        check_broadcast(self.shape, p.shape, names=("self", "p"))
     else:
         probabilities = _probability(p, "bernoulli_")
     draws = _generator(generator).random(self.shape) < probabilities

@@ -9,7 +9,8 @@ import numbers
 
 import numpy as np
 
-from .ops import _flag, _tensor_input, normalize_dim, squeeze, sum
+from ._checks import flag, normalize_dim, tensor_input
+from .ops import squeeze, sum
 from .reductions import amax, amin, norm_dtype, vector_norm
 
 __all__ = ["norm", "vector_norm"]
@@ -44,8 +45,8 @@ def norm(A, ord=None, dim=None, keepdim=False, *, dtype=None):
     (:func:`vector_norm`, default the 2-norm of all elements); with two dims, or ``ord`` given
     and a 2-D ``A``, the matrix norm of that order: ``'fro'``, 1, -1, inf or -inf.
     """
-    A = _tensor_input(A)
-    keepdim = _flag(keepdim, "keepdim")
+    A = tensor_input(A)
+    keepdim = flag(keepdim, "keepdim")
     A = norm_dtype(A, dtype, "linalg.norm")
     if isinstance(dim, (int, np.integer)) and not isinstance(dim, bool):
         dim = (dim,)

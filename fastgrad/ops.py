@@ -6,6 +6,11 @@ PyTorch does and applies it. Elementwise and shape ops are plain NumPy; the fuse
 (linear layers, losses, optimiser steps) goes through the kernel registry in
 :mod:`fastgrad.backends` and lives with the layers that use it.
 
+Where a Function lives: tensor ops (``fastgrad.*`` and Tensor methods) here, the core, and in
+:mod:`~fastgrad.pointwise`, :mod:`~fastgrad.reductions`, :mod:`~fastgrad.shapes` and
+:mod:`~fastgrad.linalg`; layer ops in :mod:`fastgrad.nn.functional`. Argument checks shared by
+these modules are in :mod:`fastgrad._checks`.
+
 Broadcasting follows NumPy; backward sums a gradient over the axes its input was broadcast
 along, so every input receives a gradient of its own shape and dtype.
 """
@@ -21,36 +26,14 @@ import numpy as np
 
 from . import dtypes
 from . import tensor as _tensor  # the module (tensor.py imports ops: no `from` import here)
+from ._checks import (as_operand, check_broadcast, flag, ieee, is_tensor, no_bool,
+                      normalize_dim, normalize_dims, shape_argument, tensor_input)
 from .autograd import Function
 from .backends import ACTIVATIONS, K
 
 
 # ------------------------------------------------------------------------------------ helpers
-def normalize_dim(dim, ndim, argument="dim"):
-    """``dim`` as a non-negative axis of an ``ndim``-dimensional tensor (IndexError if out);
-    ``argument`` names it in errors."""
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)):
-        raise TypeError(f"{argument} must be an int, got {type(dim).__name__} {dim!r}")
-    low, high = (-ndim, ndim - 1) if ndim else (-1, 0)
-    if not low <= dim <= high:
-        raise IndexError(f"{argument} out of range (expected to be in range of [{low}, "
-                         f"{high}], but got {dim})")
-    return int(dim) % ndim if ndim else 0
-
-
-def _normalize_dims(dim, ndim):
-    """``dim`` (None, an int or a sequence of ints) as a sorted tuple of axes, or None (all
-    of them: also for an empty sequence, as PyTorch's ``sum(x, ())``)."""
-    if dim is None or (isinstance(dim, (tuple, list)) and not dim):
-        return None
-    dims = dim if isinstance(dim, (tuple, list)) else (dim,)
-    axes = tuple(sorted(normalize_dim(d, ndim) for d in dims))
-    if len(set(axes)) != len(axes):
-        raise RuntimeError(f"dim {dim} names a dimension more than once")
-    return axes if ndim else None  # a 0-d tensor reduces over dim 0 or -1 as over all
-
-
-def _unbroadcast(grad, shape, dtype):
+def unbroadcast(grad, shape, dtype):
     """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast."""
     if grad.shape != shape:
         extra = grad.ndim - len(shape)
@@ -60,37 +43,20 @@ def _unbroadcast(grad, shape, dtype):
     return grad if grad.dtype == dtype else grad.astype(dtype)
 
 
-def _is_tensor(value):
-    return isinstance(value, _tensor.Tensor)
-
-
-def _as_operand(value, argument):
-    """A Tensor, or a Python/NumPy number as is; anything else is a TypeError."""
-    if _is_tensor(value):
-        return value
-    if isinstance(value, np.ndarray):
-        return _tensor.Tensor(value)
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, numbers.Number) and not isinstance(value, complex):
-        return value
-    raise TypeError(f"{argument} must be a Tensor or a number, got {type(value).__name__}")
-
-
 def _binary_operands(a, b):
     """Both operands with one dtype, promoted as PyTorch does; numbers become 0-d arrays."""
-    a, b = _as_operand(a, "input"), _as_operand(b, "other")
-    if _is_tensor(a) and _is_tensor(b):
+    a, b = as_operand(a, "input"), as_operand(b, "other")
+    if is_tensor(a) and is_tensor(b):
         if a.shape != b.shape:
-            _check_broadcast(a.shape, b.shape)
+            check_broadcast(a.shape, b.shape)
         if a.dtype != b.dtype:
             target = dtypes.promote(a.dtype, b.dtype)
             a, b = cast(a, target), cast(b, target)
         return a, b
-    if not _is_tensor(a) and not _is_tensor(b):
+    if not is_tensor(a) and not is_tensor(b):
         raise TypeError(f"input or other must be a Tensor, got {type(a).__name__} and "
                         f"{type(b).__name__}")
-    tensor_, number, swapped = (a, b, False) if _is_tensor(a) else (b, a, True)
+    tensor_, number, swapped = (a, b, False) if is_tensor(a) else (b, a, True)
     target = dtypes.scalar_dtype(number, tensor_.dtype)
     tensor_ = cast(tensor_, target)
     try:
@@ -103,44 +69,14 @@ def _binary_operands(a, b):
     return (number, tensor_) if swapped else (tensor_, number)
 
 
-def _check_broadcast(*shapes, names=("input", "other")):
-    """The broadcast shape of ``shapes``; PyTorch's RuntimeError, naming the arguments, when
-    they do not broadcast."""
-    try:
-        return np.broadcast_shapes(*shapes)
-    except ValueError:
-        described = ", ".join(f"{name} of shape {tuple(shape)}"
-                              for name, shape in zip(names, shapes))
-        raise RuntimeError(f"the shapes do not broadcast: {described}") from None
-
-
 def _floating(x):
     """``x``, cast to the default float dtype if it is an integer or bool tensor."""
-    x = _as_operand(x, "input")
-    if not _is_tensor(x):
-        raise TypeError(f"input must be a Tensor, got {type(x).__name__}")
+    x = tensor_input(x)
     return x if dtypes.is_floating(x.dtype) else cast(x, dtypes.default_float)
 
 
-def _ieee(function_class):
-    """Run a Function's forward and backward with NumPy's floating-point warnings off: NaN
-    and inf propagate silently by IEEE rules, as in PyTorch, instead of warning.
-    (``np.errstate`` as a decorator: 0.5 us a call, against 1.8 us for a ``with`` block,
-    which builds a context manager each time; it runs twice per op of every step.)"""
-    for name in ("forward", "backward"):
-        setattr(function_class, name, np.errstate(all="ignore")(getattr(function_class, name)))
-    return function_class
-
-
-def _flag(value, argument):
-    """``value`` as a bool; a TypeError unless it is one (``keepdim="no"`` is an error)."""
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{argument} must be a bool, got {type(value).__name__} {value!r}")
-    return bool(value)
-
-
 # -------------------------------------------------------------------------------- elementwise
-@_ieee
+@ieee
 class Cast(Function):
     def forward(self, x, dtype):
         self.dtype = x.dtype
@@ -168,7 +104,7 @@ def clone(x):
     return Clone.apply(x)
 
 
-@_ieee
+@ieee
 class Add(Function):
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
@@ -176,11 +112,11 @@ class Add(Function):
 
     def backward(self, grad):
         (sa, sb), dtype = self.shapes, grad.dtype
-        return (_unbroadcast(grad, sa, dtype) if self.needs_input_grad[0] else None,
-                _unbroadcast(grad, sb, dtype) if self.needs_input_grad[1] else None)
+        return (unbroadcast(grad, sa, dtype) if self.needs_input_grad[0] else None,
+                unbroadcast(grad, sb, dtype) if self.needs_input_grad[1] else None)
 
 
-@_ieee
+@ieee
 class Sub(Function):
     def forward(self, a, b):
         self.shapes = a.shape, b.shape
@@ -188,11 +124,11 @@ class Sub(Function):
 
     def backward(self, grad):
         (sa, sb), dtype = self.shapes, grad.dtype
-        return (_unbroadcast(grad, sa, dtype) if self.needs_input_grad[0] else None,
-                _unbroadcast(-grad, sb, dtype) if self.needs_input_grad[1] else None)
+        return (unbroadcast(grad, sa, dtype) if self.needs_input_grad[0] else None,
+                unbroadcast(-grad, sb, dtype) if self.needs_input_grad[1] else None)
 
 
-@_ieee
+@ieee
 class Mul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -200,11 +136,11 @@ class Mul(Function):
 
     def backward(self, grad):
         a, b = self.a, self.b
-        return (_unbroadcast(grad * b, a.shape, a.dtype) if self.needs_input_grad[0] else None,
-                _unbroadcast(grad * a, b.shape, b.dtype) if self.needs_input_grad[1] else None)
+        return (unbroadcast(grad * b, a.shape, a.dtype) if self.needs_input_grad[0] else None,
+                unbroadcast(grad * a, b.shape, b.dtype) if self.needs_input_grad[1] else None)
 
 
-@_ieee
+@ieee
 class Div(Function):
     def forward(self, a, b):
         out = a / b
@@ -213,14 +149,14 @@ class Div(Function):
 
     def backward(self, grad):
         b, out = self.b, self.out
-        ga = _unbroadcast(grad / b, self.a_shape, out.dtype) if self.needs_input_grad[0] \
+        ga = unbroadcast(grad / b, self.a_shape, out.dtype) if self.needs_input_grad[0] \
             else None
-        gb = _unbroadcast(-grad * out / b, b.shape, out.dtype) if self.needs_input_grad[1] \
+        gb = unbroadcast(-grad * out / b, b.shape, out.dtype) if self.needs_input_grad[1] \
             else None
         return ga, gb
 
 
-@_ieee
+@ieee
 class Pow(Function):
     def forward(self, a, b):
         out = (a ** b).astype(a.dtype, copy=False)  # NumPy gives int8 for bool ** bool
@@ -231,11 +167,11 @@ class Pow(Function):
         a, b, out = self.a, self.b, self.out
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = _unbroadcast(grad * b * a ** (b - 1), a.shape, out.dtype)
+            ga = unbroadcast(grad * b * a ** (b - 1), a.shape, out.dtype)
         if self.needs_input_grad[1]:
             # d(a**b)/db = a**b * log(a); 0 where a == 0 and b >= 0, as PyTorch defines it
             log_a = np.where((a == 0) & (b >= 0), 0, np.log(np.where(a == 0, 1, a)))
-            gb = _unbroadcast(grad * out * log_a, b.shape, out.dtype)
+            gb = unbroadcast(grad * out * log_a, b.shape, out.dtype)
         return ga, gb
 
 
@@ -276,7 +212,7 @@ def div(input, other):
 
 def cast_operand(value, dtype=dtypes.default_float):
     """A Tensor or array operand cast to ``dtype``."""
-    return cast(value, dtype) if _is_tensor(value) else value.astype(dtype)
+    return cast(value, dtype) if is_tensor(value) else value.astype(dtype)
 
 
 def pow(input, exponent):
@@ -289,22 +225,11 @@ def pow(input, exponent):
     return Pow.apply(a, b)
 
 
-def _no_bool(input, name):
-    """``input`` as a Tensor, refused (as PyTorch does) when it is a bool tensor."""
-    input = _as_operand(input, "input")
-    if not _is_tensor(input):
-        raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
-    if input.dtype.kind == "b":
-        raise RuntimeError(f"{name}: input of dtype bool is not supported; convert it with "
-                           ".long() or .float(), or use logical operations")
-    return input
-
-
 def neg(input):
-    return Neg.apply(_no_bool(input, "neg"))
+    return Neg.apply(no_bool(input, "neg"))
 
 
-@_ieee
+@ieee
 class Exp(Function):
     def forward(self, x):
         self.out = np.exp(x)
@@ -314,7 +239,7 @@ class Exp(Function):
         return grad * self.out
 
 
-@_ieee
+@ieee
 class Log(Function):
     def forward(self, x):
         self.x = x
@@ -324,7 +249,7 @@ class Log(Function):
         return grad / self.x
 
 
-@_ieee
+@ieee
 class Sqrt(Function):
     def forward(self, x):
         self.out = np.sqrt(x)
@@ -334,7 +259,7 @@ class Sqrt(Function):
         return grad / (2 * self.out)
 
 
-@_ieee
+@ieee
 class Abs(Function):
     def forward(self, x):
         self.x = x
@@ -344,7 +269,7 @@ class Abs(Function):
         return grad * np.sign(self.x)
 
 
-@_ieee
+@ieee
 class _Activation(Function):
     """An activation through the kernels the fused linear layer uses, so a Linear followed by
     its activation gives bit-identical results fused or not."""
@@ -389,7 +314,7 @@ def sqrt(input):
 
 
 def abs(input):
-    return Abs.apply(_no_bool(input, "abs"))
+    return Abs.apply(no_bool(input, "abs"))
 
 
 def tanh(input):
@@ -402,14 +327,14 @@ def sigmoid(input):
 
 
 def relu(input):
-    input = _no_bool(input, "relu")
+    input = no_bool(input, "relu")
     if not dtypes.is_floating(input.dtype):
         # integers carry no gradient; asarray: a 0-d maximum is a NumPy scalar
         return _tensor.Tensor(np.asarray(np.maximum(input._data, 0)))
     return ReLU.apply(input)
 
 
-@_ieee
+@ieee
 class Clamp(Function):
     def forward(self, x, low, high):
         low, high = (None if v is None else _bound(v, x.dtype) for v in (low, high))
@@ -437,7 +362,7 @@ def clamp(input, min=None, max=None):
     """``input`` limited to [min, max] (``max`` wins where ``min > max``, a NaN bound gives
     NaN, as in PyTorch); the gradient flows where ``min <= input <= max``. The result dtype
     is promoted as with a Python scalar (an integer tensor and a float bound give float32)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if min is None and max is None:
         raise ValueError("clamp needs at least one of min or max, got neither")
     target = input.dtype
@@ -459,7 +384,7 @@ def compare(ufunc, input, other):
     return _tensor.Tensor(np.asarray(ufunc(getattr(a, "_data", a), getattr(b, "_data", b))))
 
 
-@_ieee
+@ieee
 class Where(Function):
     def forward(self, condition, x, y):
         self.condition, self.shapes = condition, (x.shape, y.shape)
@@ -468,9 +393,9 @@ class Where(Function):
     def backward(self, grad):
         (sx, sy), zero = self.shapes, np.zeros((), grad.dtype)
         return (None,
-                _unbroadcast(np.where(self.condition, grad, zero), sx, grad.dtype)
+                unbroadcast(np.where(self.condition, grad, zero), sx, grad.dtype)
                 if self.needs_input_grad[1] else None,
-                _unbroadcast(np.where(self.condition, zero, grad), sy, grad.dtype)
+                unbroadcast(np.where(self.condition, zero, grad), sy, grad.dtype)
                 if self.needs_input_grad[2] else None)
 
 
@@ -479,14 +404,14 @@ def where(condition, input=None, other=None):
 
     ``where(condition)`` alone is ``nonzero(condition, as_tuple=True)``, as in PyTorch."""
     if input is None and other is None:
-        condition = _tensor_input(condition)
+        condition = tensor_input(condition)
         return tuple(_tensor.Tensor(p.astype(np.int64))
                      for p in np.nonzero(np.atleast_1d(condition._data)))
-    condition = condition._data if _is_tensor(condition) else np.asarray(condition)
+    condition = condition._data if is_tensor(condition) else np.asarray(condition)
     if condition.dtype != np.bool_:
         raise TypeError(f"where expects a bool condition, got dtype {condition.dtype}")
     x, y = _binary_operands(input, other)
-    _check_broadcast(condition.shape, x.shape, y.shape, names=("condition", "input", "other"))
+    check_broadcast(condition.shape, x.shape, y.shape, names=("condition", "input", "other"))
     return Where.apply(condition, x, y)
 
 
@@ -513,7 +438,7 @@ def _product_2d(a, b, trans_a, trans_b):
     return out
 
 
-@_ieee
+@ieee
 class MatMul(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -533,22 +458,22 @@ class MatMul(Function):
             g = np.expand_dims(g, -2)
         ga = gb = None
         if self.needs_input_grad[0]:
-            ga = _unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape, a.dtype).reshape(a.shape)
+            ga = unbroadcast(g @ np.swapaxes(b2, -1, -2), a2.shape, a.dtype).reshape(a.shape)
         if self.needs_input_grad[1]:
             if b2.ndim == 2 and a2.ndim > 2:
                 # fold the batch into one GEMM instead of materialising a gradient per batch
                 rows, k, m = math.prod(a2.shape[:-1]), a2.shape[-1], g.shape[-1]
                 gb = a2.reshape(rows, k).T @ g.reshape(rows, m)  # no -1: sizes may be 0
             else:
-                gb = _unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape, b.dtype)
+                gb = unbroadcast(np.swapaxes(a2, -1, -2) @ g, b2.shape, b.dtype)
             gb = gb.reshape(b.shape)
         return ga, gb
 
 
 def matmul(input, other):
     """The matrix product with PyTorch's (and NumPy's) rules for 1-D and batched operands."""
-    a, b = _as_operand(input, "input"), _as_operand(other, "other")
-    if not (_is_tensor(a) and _is_tensor(b)):
+    a, b = as_operand(input, "input"), as_operand(other, "other")
+    if not (is_tensor(a) and is_tensor(b)):
         raise TypeError("matmul operands must be Tensors, got "
                         f"{type(input).__name__} and {type(other).__name__}")
     if a.ndim == 0 or b.ndim == 0:
@@ -606,7 +531,7 @@ def _expand_reduced(grad, shape, axes, keepdim):
     return np.broadcast_to(grad, shape)
 
 
-@_ieee
+@ieee
 class Sum(Function):
     def forward(self, x, axes, keepdim, dtype):
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
@@ -616,7 +541,7 @@ class Sum(Function):
         return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None, None
 
 
-@_ieee
+@ieee
 class Mean(Function):
     def forward(self, x, axes, keepdim):
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
@@ -630,13 +555,6 @@ class Mean(Function):
         return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None
 
 
-def _tensor_input(input):
-    input = _as_operand(input, "input")
-    if not _is_tensor(input):
-        raise TypeError(f"input must be a Tensor, got {type(input).__name__}")
-    return input
-
-
 @numpy_aliases
 def sum(input, dim=None, keepdim=False, *, dtype=None):
     """The sum over ``dim`` (an int, a tuple of ints, or None or () for all elements).
@@ -644,32 +562,32 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):
     ``dtype`` casts the input first and is the result's dtype; without it integer and bool
     tensors sum to int64, as in PyTorch.
     """
-    input = _tensor_input(input)
-    keepdim = _flag(keepdim, "keepdim")
+    input = tensor_input(input)
+    keepdim = flag(keepdim, "keepdim")
     explicit = dtype is not None
     input = result_dtype(dtype, input, "sum")
     # integers and bools sum to int64, as in PyTorch (NumPy: uint64 for unsigned)
     accumulate = np.int64 if input.dtype.kind in "biu" and not explicit else input.dtype
-    return Sum.apply(input, _normalize_dims(dim, input.ndim), keepdim, accumulate)
+    return Sum.apply(input, normalize_dims(dim, input.ndim), keepdim, accumulate)
 
 
 @numpy_aliases
 def mean(input, dim=None, keepdim=False, *, dtype=None):
     """The mean over ``dim`` (floating tensors, or any with a floating ``dtype`` to cast them
     to first, as in PyTorch); NaN over no element."""
-    input = result_dtype(dtype, _tensor_input(input), "mean")
-    keepdim = _flag(keepdim, "keepdim")
+    input = result_dtype(dtype, tensor_input(input), "mean")
+    keepdim = flag(keepdim, "keepdim")
     if not dtypes.is_floating(input.dtype):
         raise TypeError(f"mean needs a floating input, got dtype {input.dtype}; "
                         "cast with .float() or pass dtype=")
-    return Mean.apply(input, _normalize_dims(dim, input.ndim), keepdim)
+    return Mean.apply(input, normalize_dims(dim, input.ndim), keepdim)
 
 
 MaxResult = collections.namedtuple("MaxResult", ["values", "indices"])
 MinResult = collections.namedtuple("MinResult", ["values", "indices"])
 
 
-@_ieee
+@ieee
 class _ExtremeAll(Function):
     """max() or min() over all elements (``function``, set by the subclass)."""
 
@@ -748,14 +666,14 @@ def _extreme(name, input, dim, keepdim):
     """PyTorch's three ``max`` (``name`` "max") or ``min`` ("min"): the extreme element (ties
     share the gradient); with ``dim`` a ``(values, indices)`` pair along it (the first index
     of a tie); with a tensor in place of ``dim``, the elementwise maximum or minimum."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     over_all, along, result, elementwise = _EXTREMES[name]
-    if _is_tensor(dim):
+    if is_tensor(dim):
         if keepdim is not False:
             raise TypeError(f"{name}(input, other) takes no keepdim")
         from . import pointwise  # pointwise imports this module
         return getattr(pointwise, elementwise)(input, dim)
-    keepdim = _flag(keepdim, "keepdim")
+    keepdim = flag(keepdim, "keepdim")
     axis = _reduced_axis(name, input, dim)
     if dim is None:
         return over_all.apply(input)
@@ -767,8 +685,8 @@ def _extreme(name, input, dim, keepdim):
 def _arg_extreme(name, arg, input, dim, keepdim):
     """argmax or argmin (``name``; ``arg``: np.argmax or np.argmin): int64 indices of the
     extreme elements (of the flattened tensor when ``dim`` is None)."""
-    input = _tensor_input(input)
-    keepdim = _flag(keepdim, "keepdim")
+    input = tensor_input(input)
+    keepdim = flag(keepdim, "keepdim")
     axis = _reduced_axis(name, input, dim)
     if axis is None:
         return _tensor.Tensor(np.asarray(arg(input._data), dtype=np.int64))
@@ -789,7 +707,7 @@ def argmax(input, dim=None, keepdim=False):
     return _arg_extreme("argmax", np.argmax, input, dim, keepdim)
 
 
-@_ieee
+@ieee
 class Softmax(Function):
     def forward(self, x, axis):
         self.axis = axis
@@ -806,7 +724,7 @@ class Softmax(Function):
         return y * (grad - (grad * y).sum(axis=self.axis, keepdims=True)), None
 
 
-@_ieee
+@ieee
 class LogSoftmax(Function):
     def forward(self, x, axis):
         self.axis = axis
@@ -849,19 +767,10 @@ class Reshape(Function):
         return grad.reshape(self.shape), None
 
 
-def _shape_argument(shape, argument="shape"):
-    if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
-        shape = tuple(shape[0])
-    for size in shape:
-        if isinstance(size, bool) or not isinstance(size, (int, np.integer)):
-            raise TypeError(f"{argument} must be ints, got {shape!r}")
-    return tuple(int(s) for s in shape)
-
-
 def reshape(input, *shape):
     """``input`` with a new shape holding the same elements (one size may be -1)."""
-    input = _as_operand(input, "input")
-    shape = _shape_argument(shape)
+    input = as_operand(input, "input")
+    shape = shape_argument(shape)
     known = int(np.prod([s for s in shape if s != -1]))
     if shape.count(-1) > 1 or any(s < -1 for s in shape) or (
             -1 in shape and (known == 0 or input.numel() % known)) or (
@@ -872,7 +781,7 @@ def reshape(input, *shape):
 
 def flatten(input, start_dim=0, end_dim=-1):
     """``input`` with dimensions ``start_dim..end_dim`` merged into one."""
-    input = _as_operand(input, "input")
+    input = as_operand(input, "input")
     start = normalize_dim(start_dim, input.ndim, "start_dim")
     end = normalize_dim(end_dim, input.ndim, "end_dim")
     if input.ndim == 0:
@@ -887,7 +796,7 @@ def flatten(input, start_dim=0, end_dim=-1):
 def squeeze(input, dim=None):
     """``input`` without its size-1 dimensions (only those among ``dim``, an int or a tuple
     of ints, if given)."""
-    input = _as_operand(input, "input")
+    input = as_operand(input, "input")
     if dim is None:
         return reshape(input, tuple(s for s in input.shape if s != 1))
     dims = dim if isinstance(dim, (tuple, list)) else (dim,)
@@ -900,7 +809,7 @@ def squeeze(input, dim=None):
 
 def unsqueeze(input, dim):
     """``input`` with a new size-1 dimension inserted at ``dim``."""
-    input = _as_operand(input, "input")
+    input = as_operand(input, "input")
     axis = normalize_dim(dim, input.ndim + 1)
     return reshape(input, input.shape[:axis] + (1,) + input.shape[axis:])
 
@@ -916,8 +825,8 @@ class Permute(Function):
 
 def permute(input, *dims):
     """``input`` with its dimensions reordered to ``dims``."""
-    input = _as_operand(input, "input")
-    dims = _shape_argument(dims, "dims")
+    input = as_operand(input, "input")
+    dims = shape_argument(dims, "dims")
     if len(dims) != input.ndim:
         raise ValueError(f"permute needs {input.ndim} dims for a tensor of shape {input.shape}, "
                          f"got {dims}")
@@ -929,7 +838,7 @@ def permute(input, *dims):
 
 def transpose(input, dim0, dim1):
     """``input`` with dimensions ``dim0`` and ``dim1`` swapped."""
-    input = _as_operand(input, "input")
+    input = as_operand(input, "input")
     axes = list(range(input.ndim))
     a, b = normalize_dim(dim0, input.ndim, "dim0"), normalize_dim(dim1, input.ndim, "dim1")
     if input.ndim == 0:
@@ -971,7 +880,7 @@ def _key_parts(key):
     if type(key) is tuple:
         return key
     if isinstance(key, (list, range)) and len(key) < 32 and builtins.any(
-            p is None or p is Ellipsis or _is_tensor(p)
+            p is None or p is Ellipsis or is_tensor(p)
             or isinstance(p, (list, tuple, range, slice, np.ndarray)) for p in key):
         warnings.warn("Using a non-tuple sequence for multidimensional indexing is deprecated "
                       "(as in PyTorch); use x[tuple(seq)] instead of x[seq]", UserWarning,
@@ -993,7 +902,7 @@ def _index_part(part):
     if isinstance(part, (str, bytes)):  # PyTorch: a TypeError from reading it as a sequence
         raise IndexError(f"index {part!r:.40} is not valid: an index cannot be a "
                          f"{type(part).__name__}")
-    if _is_tensor(part):
+    if is_tensor(part):
         array = part._data
         if array.dtype not in _INDEX_DTYPES:
             raise IndexError(f"tensors used as indices must be long, int, byte or bool "
@@ -1157,9 +1066,9 @@ class Stack(Function):
 def _same_dtype(tensors, name):
     if not isinstance(tensors, (list, tuple)) or not tensors:
         raise ValueError(f"{name} expects a non-empty list of tensors, got {tensors!r}")
-    tensors = [_as_operand(t, f"tensors[{i}]") for i, t in enumerate(tensors)]
+    tensors = [as_operand(t, f"tensors[{i}]") for i, t in enumerate(tensors)]
     for i, t in enumerate(tensors):
-        if not _is_tensor(t):
+        if not is_tensor(t):
             raise TypeError(f"{name} expects tensors, got {type(t).__name__} at position {i}")
     target = tensors[0].dtype
     for t in tensors[1:]:

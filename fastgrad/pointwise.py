@@ -17,20 +17,9 @@ import numpy as np
 
 from . import autograd, dtypes, ops
 from . import tensor as _tensor  # the module: tensor.py imports this one while it loads
+from ._checks import check_broadcast, ieee, integer, is_tensor, no_bool, tensor_input
 from .autograd import Function
-from .ops import (
-    _binary_operands,
-    _check_broadcast,
-    _floating,
-    _ieee,
-    _is_tensor,
-    _no_bool,
-    _tensor_input,
-    _unbroadcast,
-    cast,
-    clone,
-    compare,
-)
+from .ops import _binary_operands, _floating, cast, clone, compare, unbroadcast
 
 
 def _new(array):
@@ -39,21 +28,21 @@ def _new(array):
 
 
 def _data(value):
-    return value._data if _is_tensor(value) else value
+    return value._data if is_tensor(value) else value
 
 
 def _tensor_other(other, name):
     """``other`` as a Tensor; PyTorch's TypeError for a number where it needs a tensor."""
     if isinstance(other, np.ndarray):
         return _tensor.Tensor(other)
-    if not _is_tensor(other):
+    if not is_tensor(other):
         raise TypeError(f"{name}(): argument 'other' must be a Tensor, got "
                         f"{type(other).__name__}")
     return other
 
 
 # ---------------------------------------------------------------- unary, differentiable
-@_ieee
+@ieee
 class _Unary(Function):
     """``function(x)`` elementwise on a floating array; a subclass gives the NumPy function
     and ``derivative(x, out)``."""
@@ -253,7 +242,7 @@ def erf(input):
 
 def square(input):
     """input * input; integer and bool inputs give int64, as in PyTorch."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.dtype.kind == "b":
         input = cast(input, dtypes.int64)
     return ops.pow(input, 2)
@@ -261,11 +250,11 @@ def square(input):
 
 def positive(input):
     """``input`` itself (``+input``); refused for bool, as in PyTorch."""
-    return _no_bool(input, "positive")
+    return no_bool(input, "positive")
 
 
 # ------------------------------------------------------------------- steps and rounding
-@_ieee
+@ieee
 class _Step(Function):
     """A step function (floor, sign...): flat between its jumps, so the gradient is zero,
     which is also PyTorch's choice at the jumps. A subclass gives ``function(x, *options)``."""
@@ -310,7 +299,7 @@ class Round(_Step):
 def _step(function_class, input, name, *options):
     """A step function of a tensor: integers come back as a copy (they are already whole),
     bools are refused, as in PyTorch."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.dtype.kind == "b":
         raise RuntimeError(f"{name}: input of dtype bool is not supported")
     if input.dtype.kind in "iu":
@@ -339,19 +328,17 @@ def round(input, *, decimals=0):
     Integer tensors are returned as a copy with ``decimals=0`` and refused otherwise, as in
     PyTorch.
     """
-    input = _tensor_input(input)
-    if isinstance(decimals, bool) or not isinstance(decimals, (int, np.integer)):
-        raise TypeError(f"round: decimals must be an int, got {type(decimals).__name__} "
-                        f"{decimals!r}")
+    input = tensor_input(input)
+    decimals = integer(decimals, "round: decimals")
     if decimals and input.dtype.kind != "f":
         raise RuntimeError(f"round: decimals={decimals} needs a floating input, got dtype "
                            f"{input.dtype}")
-    return _step(Round, input, "round", int(decimals))
+    return _step(Round, input, "round", decimals)
 
 
 def sign(input):
     """-1, 0 or 1 by the sign of each element (0 for NaN; bools unchanged), gradient zero."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.dtype.kind == "b":
         return clone(input)
     if input.dtype.kind in "iu":
@@ -359,7 +346,7 @@ def sign(input):
     return Sign.apply(input)
 
 
-@_ieee
+@ieee
 class Frac(Function):
     def forward(self, x):
         return x - np.trunc(x)
@@ -370,13 +357,13 @@ class Frac(Function):
 
 def frac(input):
     """input - trunc(input) (floating inputs only, as in PyTorch)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.dtype.kind != "f":
         raise RuntimeError(f"frac: needs a floating input, got dtype {input.dtype}")
     return Frac.apply(input)
 
 
-@_ieee
+@ieee
 class NanToNum(Function):
     def forward(self, x, nan, posinf, neginf):
         self.finite = np.isfinite(x)
@@ -390,7 +377,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
     """``input`` with NaN, +inf and -inf replaced by ``nan``, ``posinf`` and ``neginf``
     (by default 0 and the dtype's largest and lowest finite values); the gradient flows
     through the finite elements only. Integer and bool tensors come back as a copy."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     for name, value in (("nan", nan), ("posinf", posinf), ("neginf", neginf)):
         if value is not None and (isinstance(value, (bool, np.bool_))
                                   or not isinstance(value, numbers.Real)):
@@ -402,7 +389,7 @@ def nan_to_num(input, nan=0.0, posinf=None, neginf=None):
 
 
 # ------------------------------------------------------------------ binary, differentiable
-@_ieee
+@ieee
 class _Extremum(Function):
     """maximum/minimum: NaN propagates; a tie sends half the gradient to each side, and a
     NaN position the whole gradient to both, as PyTorch's formula does."""
@@ -414,9 +401,9 @@ class _Extremum(Function):
     def backward(self, grad):
         a, b = self.a, self.b
         shared = np.where(a == b, grad / 2, grad)
-        return (_unbroadcast(shared * ~self.loses(a, b), a.shape, a.dtype)
+        return (unbroadcast(shared * ~self.loses(a, b), a.shape, a.dtype)
                 if self.needs_input_grad[0] else None,
-                _unbroadcast(shared * ~self.loses(b, a), b.shape, b.dtype)
+                unbroadcast(shared * ~self.loses(b, a), b.shape, b.dtype)
                 if self.needs_input_grad[1] else None)
 
 
@@ -430,7 +417,7 @@ class Minimum(_Extremum):
     loses = staticmethod(np.greater)
 
 
-@_ieee
+@ieee
 class _NanExtremum(Function):
     """fmax/fmin: NaN loses to a number; ties and NaN-against-NaN go to ``input``."""
 
@@ -441,9 +428,9 @@ class _NanExtremum(Function):
     def backward(self, grad):
         a, b = self.a, self.b
         to_a = self.wins(a, b) | np.isnan(b)
-        return (_unbroadcast(grad * to_a, a.shape, a.dtype) if self.needs_input_grad[0]
+        return (unbroadcast(grad * to_a, a.shape, a.dtype) if self.needs_input_grad[0]
                 else None,
-                _unbroadcast(grad * ~to_a, b.shape, b.dtype) if self.needs_input_grad[1]
+                unbroadcast(grad * ~to_a, b.shape, b.dtype) if self.needs_input_grad[1]
                 else None)
 
 
@@ -459,7 +446,7 @@ class Fmin(_NanExtremum):
 
 def _two_tensors(input, other, name):
     """Both operands as tensors of one promoted dtype (PyTorch's TypeError for numbers)."""
-    return _binary_operands(_tensor_input(input), _tensor_other(other, name))
+    return _binary_operands(tensor_input(input), _tensor_other(other, name))
 
 
 def maximum(input, other):
@@ -483,7 +470,7 @@ def fmin(input, other):
     return Fmin.apply(*_two_tensors(input, other, "fmin"))
 
 
-@_ieee
+@ieee
 class ClampBound(Function):
     """``input`` clamped by a tensor bound from below (``lower``) or above; ties keep
     ``input``'s gradient and a NaN comparison gives neither side one, as PyTorch's
@@ -497,13 +484,13 @@ class ClampBound(Function):
 
     def backward(self, grad):
         sx, sb = self.shapes
-        return (_unbroadcast(grad * self.to_x, sx, grad.dtype),
-                _unbroadcast(grad * self.to_bound, sb, grad.dtype), None)
+        return (unbroadcast(grad * self.to_x, sx, grad.dtype),
+                unbroadcast(grad * self.to_bound, sb, grad.dtype), None)
 
 
 def _clamp_bound(input, bound, lower):
-    input = _tensor_input(input)
-    if _is_tensor(bound) or isinstance(bound, np.ndarray):
+    input = tensor_input(input)
+    if is_tensor(bound) or isinstance(bound, np.ndarray):
         return ClampBound.apply(*_binary_operands(input, bound), lower)
     return ops.clamp(input, min=bound) if lower else ops.clamp(input, max=bound)
 
@@ -518,7 +505,7 @@ def clamp_max(input, max):
     return _clamp_bound(input, max, False)
 
 
-@_ieee
+@ieee
 class Lerp(Function):
     def forward(self, start, end, weight):
         self.shapes = start.shape, end.shape
@@ -529,11 +516,11 @@ class Lerp(Function):
 
     def backward(self, grad):
         (s_start, s_end), weight = self.shapes, self.weight
-        return (_unbroadcast(grad * (1 - weight), s_start, grad.dtype)
+        return (unbroadcast(grad * (1 - weight), s_start, grad.dtype)
                 if self.needs_input_grad[0] else None,
-                _unbroadcast(grad * weight, s_end, grad.dtype)
+                unbroadcast(grad * weight, s_end, grad.dtype)
                 if self.needs_input_grad[1] else None,
-                _unbroadcast(grad * self.diff, weight.shape, grad.dtype)
+                unbroadcast(grad * self.diff, weight.shape, grad.dtype)
                 if self.needs_input_grad[2] else None)
 
 
@@ -542,21 +529,21 @@ def lerp(input, end, weight):
 
     ``input``, ``end`` and a tensor ``weight`` must share one floating dtype, as in PyTorch.
     """
-    input = _tensor_input(input)
+    input = tensor_input(input)
     end = _tensor_other(end, "lerp")
     if input.dtype.kind != "f":
         raise RuntimeError(f"lerp: needs a floating input, got dtype {input.dtype}")
     if end.dtype != input.dtype:
         raise RuntimeError(f"lerp: expected dtype {input.dtype} for end but got dtype "
                            f"{end.dtype}")
-    if _is_tensor(weight):
+    if is_tensor(weight):
         if weight.dtype != input.dtype:
             raise RuntimeError(f"lerp: expected dtype {input.dtype} for weight but got dtype "
                                f"{weight.dtype}")
-        _check_broadcast(input.shape, end.shape, weight.shape,
+        check_broadcast(input.shape, end.shape, weight.shape,
                          names=("input", "end", "weight"))
     elif isinstance(weight, numbers.Real) and not isinstance(weight, (bool, np.bool_)):
-        _check_broadcast(input.shape, end.shape, names=("input", "end"))
+        check_broadcast(input.shape, end.shape, names=("input", "end"))
         weight = np.asarray(weight, dtype=input.dtype)
     else:
         raise TypeError(f"lerp: weight must be a number or a Tensor, got "
@@ -567,12 +554,12 @@ def lerp(input, end, weight):
 def _scaled_product(name, input, tensor1, tensor2, value, combine):
     """``input + value * combine(tensor1, tensor2)`` with the three tensors promoted together
     and ``value`` cast to their dtype first (PyTorch's addcmul/addcdiv arithmetic)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     tensor1, tensor2 = _tensor_other(tensor1, name), _tensor_other(tensor2, name)
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Number) \
             or isinstance(value, complex):
         raise TypeError(f"{name}: value must be a number, got {type(value).__name__}")
-    _check_broadcast(input.shape, tensor1.shape, tensor2.shape,
+    check_broadcast(input.shape, tensor1.shape, tensor2.shape,
                      names=("input", "tensor1", "tensor2"))
     target = dtypes.promote(dtypes.promote(input.dtype, tensor1.dtype), tensor2.dtype)
     if name == "addcdiv" and tensor1.dtype.kind != "f" and tensor2.dtype.kind != "f":
@@ -607,7 +594,7 @@ def _rounding_operands(name, input, other):
     return a, b
 
 
-@_ieee
+@ieee
 class FloorDivide(Function):
     def forward(self, a, b):
         return np.floor_divide(a, b)
@@ -617,7 +604,7 @@ class FloorDivide(Function):
                            "PyTorch): it is zero almost everywhere; detach its inputs")
 
 
-@_ieee
+@ieee
 class Remainder(Function):
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -625,8 +612,8 @@ class Remainder(Function):
 
     def backward(self, grad):
         a, b = self.a, self.b
-        return (_unbroadcast(grad, a.shape, grad.dtype) if self.needs_input_grad[0] else None,
-                _unbroadcast(-grad * self.quotient(a, b), b.shape, grad.dtype)
+        return (unbroadcast(grad, a.shape, grad.dtype) if self.needs_input_grad[0] else None,
+                unbroadcast(-grad * self.quotient(a, b), b.shape, grad.dtype)
                 if self.needs_input_grad[1] else None)
 
 
@@ -657,62 +644,62 @@ def remainder(input, other):
 
 def fmod(input, other):
     """C's ``fmod``: the result has the sign of ``input``."""
-    return Fmod.apply(*_rounding_operands("fmod", _tensor_input(input), other))
+    return Fmod.apply(*_rounding_operands("fmod", tensor_input(input), other))
 
 
 # --------------------------------------------------------------------------- comparisons
 def eq(input, other):
     """``input == other`` elementwise as a bool tensor (``other`` a tensor or a number)."""
-    return compare(np.equal, _tensor_input(input), other)
+    return compare(np.equal, tensor_input(input), other)
 
 
 def ne(input, other):
-    return compare(np.not_equal, _tensor_input(input), other)
+    return compare(np.not_equal, tensor_input(input), other)
 
 
 def lt(input, other):
-    return compare(np.less, _tensor_input(input), other)
+    return compare(np.less, tensor_input(input), other)
 
 
 def le(input, other):
-    return compare(np.less_equal, _tensor_input(input), other)
+    return compare(np.less_equal, tensor_input(input), other)
 
 
 def gt(input, other):
-    return compare(np.greater, _tensor_input(input), other)
+    return compare(np.greater, tensor_input(input), other)
 
 
 def ge(input, other):
-    return compare(np.greater_equal, _tensor_input(input), other)
+    return compare(np.greater_equal, tensor_input(input), other)
 
 
 def isfinite(input):
     """True where an element is neither infinite nor NaN (always, for integers)."""
-    return _new(np.isfinite(_tensor_input(input)._data))
+    return _new(np.isfinite(tensor_input(input)._data))
 
 
 def isnan(input):
-    return _new(np.isnan(_tensor_input(input)._data))
+    return _new(np.isnan(tensor_input(input)._data))
 
 
 def isinf(input):
-    return _new(np.isinf(_tensor_input(input)._data))
+    return _new(np.isinf(tensor_input(input)._data))
 
 
 def isposinf(input):
-    x = _tensor_input(input)._data
+    x = tensor_input(input)._data
     return _new(np.isinf(x) & (x > 0))
 
 
 def isneginf(input):
-    x = _tensor_input(input)._data
+    x = tensor_input(input)._data
     return _new(np.isinf(x) & (x < 0))
 
 
 def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
     """True where ``|input - other| <= atol + rtol * |other|`` (or the two are equal,
     infinities included; NaNs only with ``equal_nan``). Both tensors, of one dtype."""
-    input, other = _tensor_input(input), _tensor_other(other, "isclose")
+    input, other = tensor_input(input), _tensor_other(other, "isclose")
     if input.dtype != other.dtype:
         raise RuntimeError(f"isclose: input of dtype {input.dtype} did not match other of "
                            f"dtype {other.dtype}")
@@ -722,7 +709,7 @@ def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
         if value < 0:
             raise RuntimeError(f"isclose: {name} must be greater than or equal to zero, but "
                                f"got {value}")
-    _check_broadcast(input.shape, other.shape)
+    check_broadcast(input.shape, other.shape)
     a, b = input._data, other._data
     close = a == b
     if equal_nan and a.dtype.kind == "f":
@@ -748,14 +735,14 @@ def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
 def equal(input, other):
     """True (a Python bool) when ``input`` and ``other`` have the same shape and elements
     (NaN equals nothing); dtypes may differ."""
-    input, other = _tensor_input(input), _tensor_other(other, "equal")
+    input, other = tensor_input(input), _tensor_other(other, "equal")
     return input.shape == other.shape and bool(np.array_equal(input._data, other._data))
 
 
 # --------------------------------------------------------------------- logical, bitwise
 def _logical(ufunc, name, input, other):
-    input, other = _tensor_input(input), _tensor_other(other, name)
-    _check_broadcast(input.shape, other.shape)
+    input, other = tensor_input(input), _tensor_other(other, name)
+    check_broadcast(input.shape, other.shape)
     return _new(ufunc(input._data, other._data))
 
 
@@ -773,7 +760,7 @@ def logical_xor(input, other):
 
 
 def logical_not(input):
-    return _new(np.logical_not(_tensor_input(input)._data))
+    return _new(np.logical_not(tensor_input(input)._data))
 
 
 def _bitwise(ufunc, name, input, other):
@@ -800,7 +787,7 @@ def bitwise_xor(input, other):
 
 def bitwise_not(input):
     """Bitwise NOT of an integer tensor; logical NOT of a bool tensor."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.dtype.kind not in "biu":
         raise RuntimeError(f"bitwise_not: only integer and bool tensors are supported, got "
                            f"dtype {input.dtype}")
@@ -833,7 +820,7 @@ def _in_place(function, name=None):
         self._check_inplace()
         if autograd.is_grad_enabled():
             for value in list(args) + list(kwargs.values()):
-                if _is_tensor(value) and value.requires_grad:
+                if is_tensor(value) and value.requires_grad:
                     raise RuntimeError(f"{name}: an in-place operation with an operand that "
                                        f"requires grad is not supported; use "
                                        f"{function.__name__}() out of place")

@@ -21,20 +21,16 @@ import numpy as np
 
 from . import dtypes
 from . import tensor as _tensor  # the module: tensor.py imports this one while it loads
+from ._checks import flag, ieee, normalize_dim, normalize_dims, real, tensor_input
 from .autograd import Function
 from .ops import (
     _arg_extreme,
     _extreme,
-    _flag,
     _floating,
-    _ieee,
-    _normalize_dims,
     _reduced_axis,
-    _tensor_input,
     clone,
     evenly_distribute,
     mean,
-    normalize_dim,
     numpy_aliases,
     reshape,
     result_dtype,
@@ -108,7 +104,7 @@ def _zero_dim_pair(input):
 
 
 # ------------------------------------------------------------------------ min, amax, amin
-@_ieee
+@ieee
 class _Extreme(Function):
     """amax/amin: ties along the reduced dims share the gradient equally, as in PyTorch."""
 
@@ -135,19 +131,19 @@ class Amin(_Extreme):
 def amax(input, dim=(), keepdim=False):
     """The largest values over ``dim`` (an int or a tuple; () or None: all elements); ties
     share the gradient equally."""
-    input = _tensor_input(input)
-    axes = _normalize_dims(dim, input.ndim)
+    input = tensor_input(input)
+    axes = normalize_dims(dim, input.ndim)
     _require_elements("amax", input, axes)
-    return Amax.apply(input, axes, _flag(keepdim, "keepdim"))
+    return Amax.apply(input, axes, flag(keepdim, "keepdim"))
 
 
 @numpy_aliases
 def amin(input, dim=(), keepdim=False):
     """The smallest values over ``dim``; see :func:`amax`."""
-    input = _tensor_input(input)
-    axes = _normalize_dims(dim, input.ndim)
+    input = tensor_input(input)
+    axes = normalize_dims(dim, input.ndim)
     _require_elements("amin", input, axes)
-    return Amin.apply(input, axes, _flag(keepdim, "keepdim"))
+    return Amin.apply(input, axes, flag(keepdim, "keepdim"))
 
 
 @numpy_aliases
@@ -165,7 +161,7 @@ def argmin(input, dim=None, keepdim=False):
 
 
 # --------------------------------------------------------------------------------- norms
-@_ieee
+@ieee
 class Norm(Function):
     """The vector ``p``-norm over ``axes``, with PyTorch's gradient (``linalg.vector_norm``):
     0 at a zero vector for p = 2 and p > 1, ties of the inf-norm sharing the gradient."""
@@ -234,15 +230,12 @@ def vector_norm(x, ord=2, dim=None, keepdim=False, *, dtype=None):
         x: a floating tensor.
         dtype: compute in this floating dtype (at least as wide as ``x``'s) and return it.
     """
-    x = norm_dtype(_tensor_input(x), dtype, "linalg.vector_norm")
-    if isinstance(ord, (bool, np.bool_)) or not isinstance(ord, numbers.Real):
-        raise TypeError(f"linalg.vector_norm: ord must be a real number, got "
-                        f"{type(ord).__name__} {ord!r}")
-    ord = float(ord)
-    axes = _normalize_dims(dim, x.ndim)
+    x = norm_dtype(tensor_input(x), dtype, "linalg.vector_norm")
+    ord = real(ord, "linalg.vector_norm: ord")
+    axes = normalize_dims(dim, x.ndim)
     if ord < 0 or ord == math.inf:
         _require_elements(f"linalg.vector_norm (ord={ord})", x, axes)
-    return Norm.apply(x, ord, axes, _flag(keepdim, "keepdim"))
+    return Norm.apply(x, ord, axes, flag(keepdim, "keepdim"))
 
 
 def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
@@ -250,7 +243,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
     p-norm (:func:`fastgrad.linalg.vector_norm`); ``'fro'`` the 2-norm over at most two dims
     (or all elements when ``dim`` is None). The nuclear norm (``'nuc'``) is not supported.
     """
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if isinstance(p, str):
         if p == "fro":
             if isinstance(dim, (tuple, list)) and len(dim) > 2:
@@ -263,7 +256,7 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
 
 
 # ------------------------------------------------------------------------- std and var
-@_ieee
+@ieee
 class Variance(Function):
     """The variance over ``axes`` with ``correction`` subtracted from the count (two passes:
     a one-pass sum of squares cancels catastrophically), or its square root (``root``),
@@ -298,7 +291,7 @@ def _correction(dim, unbiased, keepdim, correction):
         if correction is not None:
             raise TypeError(f"pass unbiased or correction, not both (got unbiased={unbiased}, "
                             f"correction={correction})")
-        return dim, 1 if _flag(unbiased, "unbiased") else 0
+        return dim, 1 if flag(unbiased, "unbiased") else 0
     if correction is None:
         return dim, 1
     if isinstance(correction, (bool, np.bool_)) or not isinstance(correction, numbers.Real):
@@ -308,10 +301,10 @@ def _correction(dim, unbiased, keepdim, correction):
 
 
 def _variance(name, input, dim, unbiased, keepdim, correction, root):
-    input = _require_floating(name, _tensor_input(input))
+    input = _require_floating(name, tensor_input(input))
     dim, correction = _correction(dim, unbiased, keepdim, correction)
-    return Variance.apply(input, _normalize_dims(dim, input.ndim), correction,
-                          _flag(keepdim, "keepdim"), root)
+    return Variance.apply(input, normalize_dims(dim, input.ndim), correction,
+                          flag(keepdim, "keepdim"), root)
 
 
 @numpy_aliases
@@ -359,7 +352,7 @@ def _reversed_cumsum(x, axis):
     return np.flip(np.cumsum(np.flip(x, axis), axis=axis), axis)
 
 
-@_ieee
+@ieee
 class Prod(Function):
     def forward(self, x, axis, keepdim, dtype):
         out = np.prod(x, axis=axis, keepdims=True, dtype=dtype)
@@ -388,10 +381,10 @@ def _accumulated(input, dtype, name):
 def prod(input, dim=None, keepdim=False, *, dtype=None):
     """The product of all elements, or along the one dimension ``dim``; the gradient is exact
     with zeros in the input (the product of the other elements)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if dim is not None and isinstance(dim, (tuple, list)):
         raise TypeError(f"prod: dim must be an int, got {dim!r}")
-    keepdim = _flag(keepdim, "keepdim")
+    keepdim = flag(keepdim, "keepdim")
     if dim is None and keepdim:
         raise TypeError("prod(input) over all elements takes no keepdim; pass dim")
     input, accumulate = _accumulated(input, dtype, "prod")
@@ -401,7 +394,7 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
     return Prod.apply(input, axis, keepdim, accumulate)
 
 
-@_ieee
+@ieee
 class Cumsum(Function):
     def forward(self, x, axis, dtype):
         self.axis = axis
@@ -411,7 +404,7 @@ class Cumsum(Function):
         return _reversed_cumsum(grad, self.axis), None, None
 
 
-@_ieee
+@ieee
 class Cumprod(Function):
     def forward(self, x, axis, dtype):
         self.x, self.axis = x, axis
@@ -434,7 +427,7 @@ class Cumprod(Function):
 
 
 def _scan(function_class, name, input, dim, dtype):
-    input = _tensor_input(input)
+    input = tensor_input(input)
     input, accumulate = _accumulated(input, dtype, name)
     axis = normalize_dim(dim, input.ndim)
     if input.ndim == 0:
@@ -454,7 +447,7 @@ def cumprod(input, dim, *, dtype=None):
     return _scan(Cumprod, "cumprod", input, dim, dtype)
 
 
-@_ieee
+@ieee
 class LogSumExp(Function):
     def forward(self, x, axes, keepdim):
         shift = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
@@ -472,17 +465,17 @@ def logsumexp(input, dim, keepdim=False):
     """log(sum(exp(input))) over ``dim``, shifted by the maximum so nothing overflows
     (integer inputs give float32)."""
     input = _floating(input)
-    return LogSumExp.apply(input, _normalize_dims(dim, input.ndim), _flag(keepdim, "keepdim"))
+    return LogSumExp.apply(input, normalize_dims(dim, input.ndim), flag(keepdim, "keepdim"))
 
 
 # ----------------------------------------------------------------------------- logical
 def _truth(ufunc, input, dim, keepdim):
-    input = _tensor_input(input)
+    input = tensor_input(input)
     # unlike sum's, any/all's empty dim list reduces nothing (each element's truth), as in
     # PyTorch
     empty = isinstance(dim, (tuple, list)) and not dim
-    out = np.asarray(ufunc(input._data, axis=() if empty else _normalize_dims(dim, input.ndim),
-                           keepdims=_flag(keepdim, "keepdim")))
+    out = np.asarray(ufunc(input._data, axis=() if empty else normalize_dims(dim, input.ndim),
+                           keepdims=flag(keepdim, "keepdim")))
     # uint8 in, uint8 out, as in PyTorch (a legacy of uint8 masks)
     return _new(out, np.uint8 if input.dtype == np.uint8 else None)
 
@@ -502,8 +495,8 @@ def all(input, dim=None, keepdim=False):
 @numpy_aliases
 def count_nonzero(input, dim=None):
     """The number of nonzero elements over ``dim`` (int64)."""
-    input = _tensor_input(input)
-    return _new(np.count_nonzero(input._data, axis=_normalize_dims(dim, input.ndim)),
+    input = tensor_input(input)
+    return _new(np.count_nonzero(input._data, axis=normalize_dims(dim, input.ndim)),
                 np.int64)
 
 
@@ -517,7 +510,7 @@ def _sort_indices(x, axis, descending):
     return np.flip(x.shape[axis] - 1 - flipped, axis)
 
 
-@_ieee
+@ieee
 class MedianAll(Function):
     def forward(self, x):
         flat = x.reshape(-1)
@@ -548,8 +541,8 @@ def _median_index(x, axis):
 def median(input, dim=None, keepdim=False):
     """The lower median of all elements (NaN if any is NaN; ties share the gradient), or
     with ``dim`` a ``(values, indices)`` pair along it."""
-    input = _tensor_input(input)
-    keepdim = _flag(keepdim, "keepdim")
+    input = tensor_input(input)
+    keepdim = flag(keepdim, "keepdim")
     if dim is None:
         if input.dtype.kind != "f" and input.numel() == 0:
             raise RuntimeError("median() of an empty integer tensor has no value")
@@ -563,8 +556,8 @@ def median(input, dim=None, keepdim=False):
 @numpy_aliases
 def kthvalue(input, k, dim=-1, keepdim=False):
     """The ``k``-th smallest element (1-based) along ``dim`` and its index."""
-    input = _tensor_input(input)
-    keepdim = _flag(keepdim, "keepdim")
+    input = tensor_input(input)
+    keepdim = flag(keepdim, "keepdim")
     axis = normalize_dim(dim, input.ndim)
     size = input.shape[axis] if input.ndim else 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= size:
@@ -581,7 +574,7 @@ def _sorted(input, dim, descending, count=None):
     axis = normalize_dim(dim, input.ndim)
     if input.ndim == 0:
         return _zero_dim_pair(input)
-    indices = _sort_indices(input._data, axis, _flag(descending, "descending"))
+    indices = _sort_indices(input._data, axis, flag(descending, "descending"))
     if count is not None:
         indices = np.take(indices, np.arange(count), axis=axis)
     return TakeAlong.apply(input, indices, axis), _new(indices, np.int64)
@@ -591,15 +584,15 @@ def _sorted(input, dim, descending, count=None):
 def sort(input, dim=-1, descending=False, stable=False):
     """``(values, indices)`` of ``input`` sorted along ``dim``. Always stable (``stable`` is
     accepted for PyTorch's signature): equal elements keep their order."""
-    _flag(stable, "stable")
-    return SortResult(*_sorted(_tensor_input(input), dim, descending))
+    flag(stable, "stable")
+    return SortResult(*_sorted(tensor_input(input), dim, descending))
 
 
 @numpy_aliases
 def argsort(input, dim=-1, descending=False, stable=False):
     """The indices that sort ``input`` along ``dim`` (stably; see :func:`sort`)."""
-    _flag(stable, "stable")
-    return _sorted(_tensor_input(input), dim, descending)[1]
+    flag(stable, "stable")
+    return _sorted(tensor_input(input), dim, descending)[1]
 
 
 @numpy_aliases
@@ -607,8 +600,8 @@ def topk(input, k, dim=-1, largest=True, sorted=True):
     """``(values, indices)`` of the ``k`` largest (``largest=False``: smallest) elements along
     ``dim``, always in sorted order; of equal elements the lower index comes first (PyTorch
     leaves the order of ties unspecified)."""
-    input = _tensor_input(input)
-    _flag(sorted, "sorted")
+    input = tensor_input(input)
+    flag(sorted, "sorted")
     axis = normalize_dim(dim, input.ndim)
     size = input.shape[axis] if input.ndim else 1
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 0 <= k <= size:

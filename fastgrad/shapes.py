@@ -28,8 +28,9 @@ import numpy as np
 from . import autograd
 from . import dtypes
 from . import ops
+from ._checks import check_broadcast, flag, integer, is_tensor, normalize_dim, tensor_input
 from .autograd import Function
-from .ops import Index, _is_tensor, _tensor_input, _unbroadcast, index_key, normalize_dim
+from .ops import Index, index_key, unbroadcast
 from .tensor import Tensor
 
 __all__ = [
@@ -44,11 +45,9 @@ __all__ = [
 # ------------------------------------------------------------------------------------ helpers
 def _int(value, argument):
     """``value`` (an int, a NumPy integer or a 0-d integer tensor) as an int."""
-    if _is_tensor(value) and value.ndim == 0 and value.dtype.kind in "iu":
+    if is_tensor(value) and value.ndim == 0 and value.dtype.kind in "iu":
         return int(value.item())
-    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{argument} must be an int, got {type(value).__name__} {value!r}")
-    return int(value)
+    return integer(value, argument)
 
 
 def _ints(values, argument):
@@ -83,7 +82,7 @@ def _slice_along(input, axis, start, stop):
 
 def _index_tensor(index, name, dtypes_allowed=(dtypes.int64,)):
     """``index`` checked to be a Tensor of one of ``dtypes_allowed``; its array."""
-    if not _is_tensor(index):
+    if not is_tensor(index):
         raise TypeError(f"{name}(): index must be a Tensor, got {type(index).__name__}")
     if index.dtype not in dtypes_allowed:
         allowed = " or ".join(str(d) for d in dtypes_allowed)
@@ -155,7 +154,7 @@ def _recording(tensor, sources):
     """True when an in-place write into ``tensor`` of ``sources`` (Tensors or numbers) must
     be recorded for backward."""
     return autograd.is_grad_enabled() and (tensor._requires_grad or builtins.any(
-        _is_tensor(s) and s._requires_grad for s in sources))
+        is_tensor(s) and s._requires_grad for s in sources))
 
 
 def _in_place(tensor, compute, name, *sources):
@@ -230,7 +229,7 @@ class IndexPut(Function):
         written = grad[basic] if advanced is None else grad[basic][advanced]
         grad_value = None
         if self.needs_input_grad[1]:
-            grad_value = _unbroadcast(written, self.value_shape, self.value_dtype)
+            grad_value = unbroadcast(written, self.value_shape, self.value_dtype)
         grad_x = None
         if self.needs_input_grad[0]:
             grad_x = grad.copy()
@@ -268,14 +267,14 @@ def setitem(self, key, value):
         RuntimeError: a value that does not broadcast to the indexed shape, a dtype mismatch
             with index tensors, a leaf that requires grad while gradients are recorded.
     """
-    if not _is_tensor(value) and (not isinstance(value, (numbers.Number, np.generic))
+    if not is_tensor(value) and (not isinstance(value, (numbers.Number, np.generic))
                                   or isinstance(value, complex)):
         raise TypeError(f"can't assign a {type(value).__name__} to a Tensor (assign a "
                         f"number or a Tensor)")
     if key is False:
         return  # PyTorch writes nothing and checks nothing else
     basic, advanced = index_key(self.shape, key)
-    if _is_tensor(value):
+    if is_tensor(value):
         if advanced is not None and value.dtype != self.dtype:
             raise RuntimeError(f"Index put requires the source and destination dtypes match, "
                                f"got {self.dtype} for the destination and {value.dtype} for "
@@ -299,7 +298,7 @@ def setitem(self, key, value):
             _put(self._data, getattr(value, "_data", value), basic, advanced)
         self._version += 1
         return
-    value = ops.cast(value, self.dtype) if _is_tensor(value) else value
+    value = ops.cast(value, self.dtype) if is_tensor(value) else value
     _in_place(self, lambda old: IndexPut.apply(old, value, basic, advanced), "setitem", value)
 
 
@@ -329,7 +328,7 @@ def split(tensor, split_size_or_sections, dim=0):
     """``tensor`` cut along ``dim`` into views: pieces of ``split_size_or_sections`` elements
     (an int; the last piece may be shorter) or of the sizes it lists (which must add up to
     the dimension)."""
-    tensor = _tensor_input(tensor)
+    tensor = tensor_input(tensor)
     if tensor.ndim == 0:
         raise RuntimeError("split expects at least a 1-dimensional tensor")
     axis = normalize_dim(dim, tensor.ndim)
@@ -351,7 +350,7 @@ def split(tensor, split_size_or_sections, dim=0):
 def chunk(input, chunks, dim=0):
     """``input`` cut along ``dim`` into at most ``chunks`` views of equal size (the last may
     be smaller, and there may be fewer, as in PyTorch: 6 elements in 4 chunks are 3 of 2)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     chunks = _int(chunks, "chunks")
     if input.ndim == 0:
         raise RuntimeError("chunk expects at least a 1-dimensional tensor")
@@ -369,14 +368,14 @@ def tensor_split(input, indices_or_sections, dim=0):
     first ones one longer), or at the positions ``indices`` lists (Python slice rules:
     negative positions count from the end, positions past it give empty pieces). A 0-d
     integer tensor is a number of sections, a 1-d one a list of positions."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.ndim == 0:
         raise RuntimeError("tensor_split expects at least a 1-dimensional tensor, but got a "
                            "tensor with 0 dims")
     axis = normalize_dim(dim, input.ndim)
     size = input.shape[axis]
     split_at = indices_or_sections
-    if _is_tensor(split_at):
+    if is_tensor(split_at):
         if split_at.dtype.kind not in "iu" or split_at.ndim > 1:
             raise RuntimeError(f"tensor_split expects tensor_indices_or_sections to be a 0-d "
                                f"or 1-d integer tensor, got dtype {split_at.dtype} and shape "
@@ -395,7 +394,7 @@ def tensor_split(input, indices_or_sections, dim=0):
 
 def unbind(input, dim=0):
     """The slices of ``input`` along ``dim``, as a tuple of views without that dimension."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.ndim == 0:
         raise IndexError("Dimension specified as 0 but tensor has no dimensions")
     axis = normalize_dim(dim, input.ndim)
@@ -406,7 +405,7 @@ def unbind(input, dim=0):
 def narrow(input, dim, start, length):
     """The view of ``input`` holding ``length`` elements along ``dim`` from ``start``
     (negative: counted from the end)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.ndim == 0:
         raise RuntimeError("narrow() cannot be applied to a 0-dim tensor.")
     axis = normalize_dim(dim, input.ndim)
@@ -428,7 +427,7 @@ def narrow(input, dim, start, length):
 def movedim(input, source, destination):
     """``input`` with the dimensions ``source`` moved to the places ``destination``, the
     others keeping their order (a view)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     ndim = input.ndim
     src = source if isinstance(source, (tuple, list)) else (source,)
     dst = destination if isinstance(destination, (tuple, list)) else (destination,)
@@ -465,7 +464,7 @@ def swapdims(input, dim0, dim1):
 
 def unflatten(input, dim, sizes):
     """``input`` with dimension ``dim`` split into ``sizes`` (one of them may be -1)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     axis = normalize_dim(dim, input.ndim)
     sizes = _ints(sizes, "sizes")
     if not sizes:
@@ -491,14 +490,14 @@ class Expand(Function):
         return np.broadcast_to(x, shape)
 
     def backward(self, grad):
-        return _unbroadcast(grad, self.shape, grad.dtype), None
+        return unbroadcast(grad, self.shape, grad.dtype), None
 
 
 def expand(input, *sizes):
     """``input`` viewed with size-1 dimensions repeated to ``sizes`` (and new leading
     dimensions); -1 keeps a size. No memory is copied: the view is read-only (PyTorch
     refuses most writes into an expanded tensor too)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     sizes = _varargs(sizes, "size")
     shape = input.shape
     if len(sizes) < len(shape):
@@ -530,7 +529,7 @@ def expand(input, *sizes):
 
 def expand_as(input, other):
     """``input`` expanded to ``other``'s shape."""
-    return expand(input, tuple(_tensor_input(other).shape))
+    return expand(input, tuple(tensor_input(other).shape))
 
 
 class Repeat(Function):
@@ -549,7 +548,7 @@ class Repeat(Function):
 def repeat(input, *sizes):
     """``input`` repeated ``sizes[i]`` times along dimension ``i`` (a copy); extra leading
     sizes add dimensions. PyTorch's ``Tensor.repeat`` (``torch.repeat`` does not exist)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     sizes = _varargs(sizes, "repeats")
     if len(sizes) < input.ndim:
         raise RuntimeError("Number of dimensions of repeat dims can not be smaller than number "
@@ -564,7 +563,7 @@ def repeat(input, *sizes):
 def tile(input, dims):
     """``input`` repeated ``dims[i]`` times along dimension ``i``; with fewer ``dims`` than
     dimensions the leading ones repeat once (NumPy's ``tile``)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     dims = _ints(dims if isinstance(dims, (tuple, list)) else (dims,), "dims")
     return repeat(input, (1,) * (input.ndim - len(dims)) + dims)
 
@@ -575,7 +574,7 @@ def _tile_method(self, *dims):
 
 def view_as(self, other):
     """This tensor viewed with ``other``'s shape."""
-    return ops.reshape(self, tuple(_tensor_input(other).shape))
+    return ops.reshape(self, tuple(tensor_input(other).shape))
 
 
 reshape_as = view_as
@@ -602,7 +601,7 @@ def _check_positions(index, size, axis):
 def _scatter_operands(name, input, dim, index, src=None):
     """The checked ``(input, axis, index array)`` of gather and the scatters, with ``src``
     (a Tensor) checked too; 0-d operands act as 1-d."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     index = _index_tensor(index, name, (dtypes.int64, dtypes.int32))
     axis = normalize_dim(dim, builtins.max(input.ndim, 1))
     ndim = builtins.max(input.ndim, 1)
@@ -644,7 +643,7 @@ def gather(input, dim, index, *, sparse_grad=False):
     """Values of ``input`` along ``dim`` at the positions ``index`` holds (int64 or int32, as
     many dimensions as ``input``, no larger in the others): ``out[i][j] = input[index[i][j]][j]``
     for ``dim=0``. ``sparse_grad`` is accepted; gradients are dense."""
-    ops._flag(sparse_grad, "sparse_grad")
+    flag(sparse_grad, "sparse_grad")
     input, axis, index = _scatter_operands("gather", input, dim, index)
     if input.ndim == 0 or index.ndim == 0:  # both at most 1-d: gathered as 1-d
         return ops.reshape(Gather.apply(ops.reshape(input, -1), _along(index.reshape(-1), 0)),
@@ -700,7 +699,7 @@ def _scatter_source(name, input, src, value):
         raise TypeError(f"{name}() takes the values to write as src (a Tensor or a number) or "
                         f"as value (a number), exactly one of them")
     src = value if src is None else src
-    if _is_tensor(src):
+    if is_tensor(src):
         if src.dtype != input.dtype:
             raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype, got "
                                f"{input.dtype} and {src.dtype}")
@@ -710,12 +709,12 @@ def _scatter_source(name, input, src, value):
 
 def _scatter_apply(function, name, input, dim, index, src):
     input, axis, index = _scatter_operands(name, input, dim, index,
-                                           src if _is_tensor(src) else None)
+                                           src if is_tensor(src) else None)
     shape = input.shape
-    if builtins.min(input.ndim, index.ndim, src.ndim if _is_tensor(src) else 1) == 0:
+    if builtins.min(input.ndim, index.ndim, src.ndim if is_tensor(src) else 1) == 0:
         # all at most 1-d: scattered as 1-d
         input, index = ops.reshape(input, -1), index.reshape(-1)
-        src = ops.reshape(src, -1) if _is_tensor(src) else src
+        src = ops.reshape(src, -1) if is_tensor(src) else src
     return ops.reshape(function.apply(input, src, _along(index, axis), index.shape), shape)
 
 
@@ -726,7 +725,7 @@ def scatter(input, dim, index, src=None, *, value=None):
     ``scatter(zeros, 1, labels[:, None], 1.0)`` is a one-hot encoding. Where several
     positions coincide one write wins. PyTorch's ``reduce=`` (deprecated there) is not
     offered; see :func:`scatter_add`."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     return _scatter_apply(Scatter, "scatter", input, dim, index,
                           _scatter_source("scatter", input, src, value))
 
@@ -734,8 +733,8 @@ def scatter(input, dim, index, src=None, *, value=None):
 def scatter_add(input, dim, index, src):
     """A copy of ``input`` with ``src`` added along ``dim`` at the positions ``index`` holds:
     ``out[index[i][j]][j] += src[i][j]`` for ``dim=0``, repeated positions adding up."""
-    input = _tensor_input(input)
-    if not _is_tensor(src):
+    input = tensor_input(input)
+    if not is_tensor(src):
         raise TypeError(f"scatter_add(): src must be a Tensor, got {type(src).__name__}")
     return _scatter_apply(ScatterAdd, "scatter_add", input, dim, index,
                           _scatter_source("scatter_add", input, src, None))
@@ -756,7 +755,7 @@ def take_along_dim(input, indices, dim=None):
     """Values of ``input`` at ``indices`` along ``dim``, the two broadcast against each other
     in the other dimensions (NumPy's ``take_along_axis``); with ``dim=None``, positions in the
     flattened ``input``."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     index = _index_tensor(indices, "take_along_dim")
     if dim is None:
         return gather(ops.reshape(input, -1), 0, Tensor(index.reshape(-1)))
@@ -770,7 +769,7 @@ def take_along_dim(input, indices, dim=None):
     others = [list(input.shape), list(index.shape)]
     for sizes in others:
         sizes[axis] = 1
-    shape = list(ops._check_broadcast(*others, names=("input", "indices")))
+    shape = list(check_broadcast(*others, names=("input", "indices")))
     index_shape = shape.copy()
     shape[axis], index_shape[axis] = input.shape[axis], index.shape[axis]
     return gather(expand(input, tuple(shape)), axis,
@@ -780,7 +779,7 @@ def take_along_dim(input, indices, dim=None):
 def index_select(input, dim, index):
     """The slices of ``input`` along ``dim`` at the positions of ``index`` (a 0-d or 1-d
     int64 or int32 tensor), in that order, as a copy; backward sums repeated positions."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     positions = _index_tensor(index, "index_select", (dtypes.int64, dtypes.int32))
     if positions.ndim > 1:
         raise IndexError("index_select(): Index is supposed to be a vector")
@@ -801,7 +800,7 @@ def index_select(input, dim, index):
 
 # ------------------------------------------------------------------------------------ masks
 def _mask(mask, name):
-    if not _is_tensor(mask):
+    if not is_tensor(mask):
         raise TypeError(f"{name}: mask must be a Tensor, got {type(mask).__name__}")
     if mask.dtype != dtypes.bool_:
         raise RuntimeError(f"{name} only supports boolean masks, but got mask with dtype "
@@ -813,16 +812,16 @@ def masked_fill(input, mask, value):
     """A copy of ``input`` (broadcast with ``mask``) holding ``value`` where the bool ``mask``
     is True. ``value``, a number or a 0-d tensor, takes ``input``'s dtype; the gradient
     reaches ``input`` where the mask is False and a 0-d tensor ``value`` where it is True."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     mask = _mask(mask, "masked_fill")
-    if _is_tensor(value):
+    if is_tensor(value):
         if value.ndim != 0:
             raise RuntimeError(f"masked_fill_ only supports a 0-dimensional value tensor, but "
                                f"got tensor with {value.ndim} dimension(s).")
         value = ops.cast(value, input.dtype)
     else:
         value = Tensor(_as_dtype(_number(value, "value"), input.dtype))
-    ops._check_broadcast(input.shape, mask.shape, names=("input", "mask"))
+    check_broadcast(input.shape, mask.shape, names=("input", "mask"))
     return ops.where(mask, value, input)
 
 
@@ -838,9 +837,9 @@ def _masked_fill_(self, mask, value):
 def masked_select(input, mask):
     """The elements of ``input`` where the bool ``mask`` is True (the two broadcast), as a
     1-d copy in row-major order."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     mask = _mask(mask, "masked_select")
-    shape = tuple(ops._check_broadcast(input.shape, mask.shape, names=("input", "mask")))
+    shape = tuple(check_broadcast(input.shape, mask.shape, names=("input", "mask")))
     mask = np.broadcast_to(mask._data, shape)
     return Index.apply(expand(input, shape), (Ellipsis,), (mask,))
 
@@ -849,8 +848,8 @@ def nonzero(input, *, as_tuple=False):
     """The positions of ``input``'s nonzero elements: an (n, ndim) int64 tensor, one row per
     element in row-major order; with ``as_tuple``, one 1-d int64 tensor per dimension (a 0-d
     input counts as 1-d)."""
-    input = _tensor_input(input)
-    if ops._flag(as_tuple, "as_tuple"):
+    input = tensor_input(input)
+    if flag(as_tuple, "as_tuple"):
         return ops.where(input)
     return Tensor(np.argwhere(input._data).astype(np.int64))
 
@@ -874,7 +873,7 @@ class Flip(Function):
 
 def flip(input, dims):
     """A copy of ``input`` with the order of its elements reversed along each of ``dims``."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if not isinstance(dims, (tuple, list)):
         raise TypeError(f"flip(): argument 'dims' must be a tuple of ints, not "
                         f"{type(dims).__name__}")
@@ -888,7 +887,7 @@ def _flip_method(self, *dims):
 
 def fliplr(input):
     """``input`` with its dimension 1 reversed (left and right of a matrix swapped)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.ndim < 2:
         raise RuntimeError("Input must be >= 2-d.")
     return flip(input, (1,))
@@ -896,7 +895,7 @@ def fliplr(input):
 
 def flipud(input):
     """``input`` with its dimension 0 reversed (up and down of a matrix swapped)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     if input.ndim < 1:
         raise RuntimeError("Input must be >= 1-d.")
     return flip(input, (0,))
@@ -917,7 +916,7 @@ def roll(input, shifts, dims=None):
     """A copy of ``input`` with its elements shifted by ``shifts`` along ``dims``, those
     pushed past the end coming back at the start; with ``dims=None``, along the flattened
     tensor, the shape kept."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     shifts = _ints(shifts if isinstance(shifts, (tuple, list)) else (shifts,), "shifts")
     if dims is None:
         if len(shifts) != 1:
@@ -948,7 +947,7 @@ class Triangle(Function):
 
 
 def _triangle(name, input, diagonal, lower):
-    input = _tensor_input(input)
+    input = tensor_input(input)
     diagonal = _int(diagonal, "diagonal")
     if input.ndim < 2:
         raise RuntimeError(f"{name}: input tensor must have at least 2 dimensions")
@@ -999,7 +998,7 @@ class Diag(Function):
 def diag(input, diagonal=0):
     """A square matrix with the vector ``input`` on its ``diagonal``-th diagonal, or the
     ``diagonal``-th diagonal of the matrix ``input`` as a vector (a copy)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     diagonal = _int(diagonal, "diagonal")
     if input.ndim not in (1, 2):
         raise RuntimeError(f"diag(): Supports 1D or 2D tensors. Got {input.ndim}D")
@@ -1014,7 +1013,7 @@ def _same_dtype(name, a, b, message):
 
 def mm(input, mat2):
     """The matrix product of two matrices (no broadcasting: see ``matmul``)."""
-    input, mat2 = _tensor_input(input), _tensor_input(mat2)
+    input, mat2 = tensor_input(input), tensor_input(mat2)
     if input.ndim != 2:
         raise RuntimeError(f"mm: self must be a matrix, got a {input.ndim}-d tensor")
     if mat2.ndim != 2:
@@ -1029,7 +1028,7 @@ def mm(input, mat2):
 def bmm(input, mat2):
     """Matrix products of two batches of matrices, (b, n, m) and (b, m, p) (no
     broadcasting)."""
-    input, mat2 = _tensor_input(input), _tensor_input(mat2)
+    input, mat2 = tensor_input(input), tensor_input(mat2)
     for name, t in (("batch1", input), ("batch2", mat2)):
         if t.ndim != 3:
             raise RuntimeError(f"bmm: {name} must be a 3D tensor, got a {t.ndim}-d tensor")
@@ -1043,7 +1042,7 @@ def bmm(input, mat2):
 
 def mv(input, vec):
     """The product of the matrix ``input`` and the vector ``vec``."""
-    input, vec = _tensor_input(input), _tensor_input(vec)
+    input, vec = tensor_input(input), tensor_input(vec)
     if input.ndim != 2 or vec.ndim != 1:
         raise RuntimeError(f"vector + matrix @ vector expected, got 1, {input.ndim}, "
                            f"{vec.ndim}")
@@ -1056,7 +1055,7 @@ def mv(input, vec):
 
 def dot(input, tensor):
     """The dot product of two vectors of the same size and dtype (a 0-d tensor)."""
-    input, tensor = _tensor_input(input), _tensor_input(tensor)
+    input, tensor = tensor_input(input), tensor_input(tensor)
     if input.ndim != 1 or tensor.ndim != 1:
         raise RuntimeError(f"1D tensors expected, but got {input.ndim}D and {tensor.ndim}D "
                            f"tensors")
@@ -1070,7 +1069,7 @@ def dot(input, tensor):
 
 def outer(input, vec2):
     """The outer product of two vectors: ``out[i, j] = input[i] * vec2[j]``."""
-    input, vec2 = _tensor_input(input), _tensor_input(vec2)
+    input, vec2 = tensor_input(input), tensor_input(vec2)
     for name, t in (("self", input), ("vec2", vec2)):
         if t.ndim != 1:
             raise RuntimeError(f"outer: Expected 1-D argument {name}, but got {t.ndim}-D")
@@ -1081,7 +1080,7 @@ def addmm(input, mat1, mat2, *, beta=1, alpha=1):
     """``beta * input + alpha * (mat1 @ mat2)``, ``input`` broadcast to the product's shape
     (with ``beta=0`` its values are ignored, NaN included, as in PyTorch; it then gets no
     gradient, where PyTorch gives it zeros)."""
-    input = _tensor_input(input)
+    input = tensor_input(input)
     product = mm(mat1, mat2)
     for name, factor in (("beta", beta), ("alpha", alpha)):
         _number(factor, name)
@@ -1195,7 +1194,7 @@ class Einsum(Function):
                 operands.append(np.ones(self.sizes[char], grad.dtype))
             result = np.einsum(f"{','.join(terms)}->{target}", *operands,
                                optimize=len(operands) > 2)
-            grads.append(_unbroadcast(result, array.shape, array.dtype))
+            grads.append(unbroadcast(result, array.shape, array.dtype))
         return tuple(grads)
 
 
@@ -1217,7 +1216,7 @@ def einsum(equation, *operands):
         operands = tuple(operands[0])
     if not operands:
         raise ValueError("einsum(): must specify the equation string and at least one operand")
-    operands = [_tensor_input(t) for t in operands]
+    operands = [tensor_input(t) for t in operands]
     for t in operands[1:]:
         if t.dtype != operands[0].dtype:
             raise RuntimeError(f"einsum(): expected all operands to have dtype "
@@ -1286,7 +1285,7 @@ def pad(input, pad, mode="constant", value=None):
             size, a reflection as long as the dimension, a wrap more than once around.
         NotImplementedError: an unknown mode, or a dimension count the mode does not take.
     """
-    input = _tensor_input(input)
+    input = tensor_input(input)
     pads = _ints(tuple(pad) if isinstance(pad, (tuple, list)) else pad, "pad")
     if len(pads) % 2:
         raise RuntimeError("Padding length must be divisible by 2")
@@ -1342,7 +1341,7 @@ def one_hot(tensor, num_classes=-1):
     """The int64 one-hot encoding of the class indices ``tensor`` (int64, non-negative): a
     new last dimension of ``num_classes`` (-1: the largest index plus one) holding 1 at each
     index and 0 elsewhere."""
-    tensor = _tensor_input(tensor)
+    tensor = tensor_input(tensor)
     num_classes = _int(num_classes, "num_classes")
     if tensor.dtype != dtypes.int64:
         raise RuntimeError(f"one_hot is only applicable to index tensor of type LongTensor "

@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from . import _checks
 from . import autograd
 from . import dtypes
 from . import ops
@@ -45,8 +46,10 @@ class Tensor:
         self.grad_fn = None
         self._output_nr = 0
         self._version = 0
-        self._arena = None       # the Arena this tensor's values live in, if any
-        self._grad_view = None   # its slot in that arena's gradient buffer
+        # set only by fastgrad.arena: the Arena this tensor's values live in, if any, and the
+        # slot of its gradient there (where backward and the grad setter write a new gradient)
+        self._arena = None
+        self._grad_view = None
         self._hooks = None       # register_hook's hooks by handle id, once there is one
         self._requires_grad = False
         if requires_grad:
@@ -73,7 +76,7 @@ class Tensor:
         """The shape (a :class:`~fastgrad.Size`), or the length of dimension ``dim``."""
         if dim is None:
             return _new_size(Size, self._data.shape)
-        axis = ops.normalize_dim(dim, self._data.ndim)
+        axis = _checks.normalize_dim(dim, self._data.ndim)
         if not self._data.ndim:
             raise IndexError(f"dim {dim} specified but the tensor has no dimensions")
         return self._data.shape[axis]
@@ -86,7 +89,7 @@ class Tensor:
         strides = tuple(step // self._data.itemsize for step in self._data.strides)
         if dim is None:
             return strides
-        axis = ops.normalize_dim(dim, self._data.ndim)
+        axis = _checks.normalize_dim(dim, self._data.ndim)
         if not self._data.ndim:
             raise IndexError(f"dim {dim} specified but the tensor has no dimensions")
         return strides[axis]
@@ -145,7 +148,7 @@ class Tensor:
 
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` in place; returns self."""
-        self.requires_grad = ops._flag(requires_grad, "requires_grad")
+        self.requires_grad = _checks.flag(requires_grad, "requires_grad")
         return self
 
     @property
@@ -696,8 +699,8 @@ def _to_arguments(args, kwargs, name):
         dtype = dtypes.resolve(dtype)
         if dtype.kind not in "biuf":
             raise TypeError(f"dtype must be a bool, integer or floating dtype, got {dtype}")
-    non_blocking = ops._flag(bound.get("non_blocking", False), "non_blocking")
-    copy = ops._flag(bound.get("copy", False), "copy")
+    non_blocking = _checks.flag(bound.get("non_blocking", False), "non_blocking")
+    copy = _checks.flag(bound.get("copy", False), "copy")
     memory_format = bound.get("memory_format", dtypes.preserve_format)
     if not isinstance(memory_format, dtypes.memory_format):
         raise TypeError(f"memory_format must be fastgrad.preserve_format or "

@@ -8,6 +8,7 @@ import pytest
 
 import fastgrad as fg
 from fastgrad import nn, optim
+from fastgrad.arena import arena_of
 from fastgrad.backends import KERNELS, K
 from fastgrad.nn import utils
 from fastgrad.tensor import Tensor
@@ -274,7 +275,7 @@ def test_parameters_without_gradients_are_ignored(packed):
     for p, expected in zip([params[0], params[2], params[3]], clipped):
         np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-14)
     if packed:
-        assert params[0]._arena.last_norms[1] == 0.0
+        assert arena_of(params[0]).clip_norms(2.0)[1] == 0.0
 
 
 def test_noncontiguous_loose_gradient_is_clipped_in_place():
@@ -308,15 +309,16 @@ def test_fused_arena_path_equals_per_tensor_path(monkeypatch, norm_type):
     kernel = K.clip_grad_norm
     monkeypatch.setattr(K, "clip_grad_norm", lambda *a: calls.append(a[0].size) or kernel(*a))
     total = utils.clip_grad_norm_(params, 0.05, norm_type)
-    arena = params[0]._arena
+    arena = arena_of(params[0])
     assert calls == [len(arena)], "the arena path is one kernel call over the whole arena"
     per_tensor = utils.clip_grad_norm_(loose, 0.05, norm_type)
     np.testing.assert_allclose(total.numpy(), per_tensor.numpy(), rtol=1e-6)
     for p, q in zip(params, loose):
         np.testing.assert_allclose(p.grad.numpy(), q.grad.numpy(), rtol=2e-6, atol=1e-12)
     # the per-parameter norms before clipping are kept on the arena for diagnostics
-    assert arena.last_norm_type == norm_type
-    np.testing.assert_allclose(arena.last_norms,
+    norms = arena.clip_norms(norm_type)
+    assert norms is not None
+    np.testing.assert_allclose(norms,
                                [np.linalg.norm(g.reshape(-1).astype(np.float64), ord=norm_type)
                                 for g in grads], rtol=1e-12)
 
@@ -326,7 +328,7 @@ def test_arenas_of_several_groups_and_dtypes_clip_together():
     grads32, grads64 = _grads(rng, np.float32, 2.0)[:2], _grads(rng, np.float64, 2.0)[2:]
     params = [nn.Parameter(np.zeros(g.shape, g.dtype)) for g in grads32 + grads64]
     optim.SGD([{"params": params[:1]}, {"params": params[1:]}], lr=0.1)
-    arenas = {id(p._arena) for p in params}
+    arenas = {id(arena_of(p)) for p in params}
     assert len(arenas) == 3  # group 0; group 1 float32; group 1 float64
     for p, g in zip(params, grads32 + grads64):
         p.grad = Tensor(g.copy())
@@ -336,17 +338,17 @@ def test_arenas_of_several_groups_and_dtypes_clip_together():
     assert total.item() == pytest.approx(expected_total, rel=1e-7)
     for p, expected in zip(params, clipped):
         np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-6)
-        assert p._arena.last_norms is not None
+        assert arena_of(p).clip_norms(2.0) is not None
 
 
 def test_part_of_an_arena_takes_the_per_tensor_path():
     model = _model_with_grads(1)
     params = list(model.parameters())
     optim.SGD(params, lr=0.1)
-    arena = params[0]._arena
+    arena = arena_of(params[0])
     before = [p.grad.numpy().copy() for p in params]
     utils.clip_grad_norm_(params[:2], 1e-3)
-    assert getattr(arena, "last_norms", None) is None
+    assert arena.clip_norms(2.0) is None
     _, clipped = _expected_clip(before[:2], 1e-3, 2.0)
     for p, expected in zip(params[:2], clipped):
         np.testing.assert_allclose(p.grad.numpy(), expected, rtol=1e-6)
@@ -407,7 +409,7 @@ def test_clip_grad_range_runs_once_per_covered_arena(monkeypatch):
     monkeypatch.setattr(K, "clip_grad_range", lambda g, lo, hi: sizes.append(g.size)
                         or kernel(g, lo, hi))
     utils.clip_grad_range_(params, -0.3, 0.3)
-    assert sorted(sizes) == [3, len(params[0]._arena)]
+    assert sorted(sizes) == [3, len(arena_of(params[0]))]
     for p in params[:-1]:
         assert np.abs(p.grad.numpy()).max() <= np.float32(0.3)
     assert params[-1].grad is None

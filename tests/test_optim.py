@@ -7,6 +7,7 @@ import pytest
 
 import fastgrad as fg
 from fastgrad import nn, optim
+from fastgrad.arena import arena_of
 
 GRADS = [np.array([0.5, -1.0]), np.array([0.25, 2.0]), np.array([-1.0, 0.5])]
 P0 = np.array([1.0, -2.0])
@@ -176,9 +177,9 @@ def _loss(model, dtype=np.float32, seed=1):
 
 
 def _assert_packed(params):
-    arena = params[0]._arena
+    arena = arena_of(params[0])
     assert arena is not None
-    assert all(p._arena is arena for p in params)
+    assert all(arena_of(p) is arena for p in params)
     assert arena.data.ndim == 1 and arena.data.flags.c_contiguous
     assert arena.data.size == sum(p.numel() for p in params)
     for p in params:
@@ -210,7 +211,7 @@ def test_zero_grad_in_place_and_set_to_none():
     model = _model()
     params = list(model.parameters())
     opt = optim.SGD(params, lr=0.1)
-    arena = params[0]._arena
+    arena = arena_of(params[0])
     _loss(model).backward()
     single = [p.grad.numpy().copy() for p in params]
     assert np.abs(arena.grad).sum() > 0
@@ -299,8 +300,8 @@ def test_mixed_dtypes_get_one_arena_each_and_step_correctly():
     p64 = _param([[1.0, -1.0], [0.5, 2.0]], np.float64)
     q32 = _param([-1.0], np.float32)
     opt = optim.SGD([p32, p64, q32], lr=0.1, momentum=0.9)
-    assert p32._arena is q32._arena and p32._arena is not p64._arena
-    assert p32._arena.data.dtype == np.float32 and p64._arena.data.dtype == np.float64
+    assert arena_of(p32) is arena_of(q32) and arena_of(p32) is not arena_of(p64)
+    assert arena_of(p32).data.dtype == np.float32 and arena_of(p64).data.dtype == np.float64
     _assert_packed([p32, q32])
     _assert_packed([p64])
     grads = {p32: [np.array([1.0, 0.5, -1.0])] * 2, p64: [np.array([[0.5, 1], [-1, 2]])] * 2,

@@ -7,6 +7,7 @@ import pytest
 
 import fastgrad as fg
 from fastgrad import nn, optim
+from fastgrad.arena import arena_of
 from fastgrad.optim.switch import SwitchOptimizer
 
 IN, OUT = 4, 2
@@ -78,18 +79,18 @@ def test_the_parameters_move_into_the_active_optimizers_arena_once():
     params = list(model.parameters())
     switcher = SwitchOptimizer(adam, sgd, switch_at=2)
     _train(switcher, model, _batches(2))
-    adam_arena = params[0]._arena
-    assert all(p._arena is adam_arena for p in params) and adam_arena.intact
+    adam_arena = arena_of(params[0])
+    assert all(arena_of(p) is adam_arena for p in params) and adam_arena.intact
     values = [p.numpy().copy() for p in params]
     _train(switcher, model, _batches(1, seed=9))
-    sgd_arena = params[0]._arena
+    sgd_arena = arena_of(params[0])
     assert sgd_arena is not adam_arena and not adam_arena.intact and sgd_arena.intact
     assert [a for _, a in sgd.arenas()] == [sgd_arena]
     # the values carried over: SGD's first step moved them by lr * gradient (no momentum yet)
     for p, v in zip(params, values):
         np.testing.assert_allclose(p.numpy(), v - 0.05 * p.grad.numpy(), rtol=1e-14)
     _train(switcher, model, _batches(1, seed=10))
-    assert params[0]._arena is sgd_arena  # no more repacking
+    assert arena_of(params[0]) is sgd_arena  # no more repacking
 
 
 def test_switch_on_plateau():

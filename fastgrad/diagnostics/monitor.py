@@ -7,6 +7,7 @@ import numpy as np
 
 from .. import autograd
 from .. import nn
+from ..arena import arena_of, clip_count
 from ..backends import K
 from . import reports
 from .verdicts import Checker, ModelTraits, Thresholds
@@ -107,12 +108,10 @@ class _Source:
             return self.arena.data
         return np.ascontiguousarray(self.params[0]._data).reshape(-1)
 
-    def flat_grad(self, missing):
-        """The flat gradients; the slots of the parameters ``missing`` (indices of those
-        without a gradient) are zeroed."""
+    def flat_grad(self):
+        """The flat gradients, zero for the parameters without one."""
         if self.arena is not None:
-            for i in missing:
-                self.params[i]._grad_view[...] = 0
+            self.arena.zero_stale()
             return self.arena.grad
         grad = self.params[0]._grad
         if grad is None:
@@ -195,6 +194,9 @@ class GradientMonitor:
             self._arm_activations(True)
         self._layout_key = None
         self._sources = []
+        # the clip count (fastgrad.arena.clip_count) at the end of the previous step: a step
+        # reuses the norms of the clips that came after it (the first step, of any clip)
+        self._clips_seen = 0
         self._snapshot()
 
     # ---------------------------------------------------------------------------- layers
@@ -290,7 +292,7 @@ class GradientMonitor:
             return [arena for _, arena in self.optimizer.arenas()]
         arenas = {}
         for p in self._params:
-            arena = p._arena
+            arena = arena_of(p)
             if arena is not None and arena.intact:
                 arenas.setdefault(id(arena), arena)
         return list(arenas.values())
@@ -298,7 +300,7 @@ class GradientMonitor:
     def _layout(self):
         """The measurement sources, rebuilt when the arenas change."""
         for source in self._sources:
-            if not (source.params[0]._arena is None if source.arena is None
+            if not (arena_of(source.params[0]) is None if source.arena is None
                     else source.arena.intact):
                 break
         else:
@@ -334,13 +336,8 @@ class GradientMonitor:
         self.steps += 1
         if self._order_handles:
             self._finish_order()
-        new = []
-        if step % self.every == 0:
-            new = self._record(step)
-        else:
-            for source in self._layout():
-                if source.arena is not None:
-                    source.arena.last_norms = None
+        new = self._record(step) if step % self.every == 0 else []
+        self._clips_seen = clip_count()  # later steps take only the clips that follow
         upcoming = (step + 1) % self.every == 0
         if self.every > 1:
             if upcoming:
@@ -356,14 +353,15 @@ class GradientMonitor:
         clipped, coef, present = False, 1.0, None
         for source in self._layout():
             missing = [i for i, p in enumerate(source.params) if p._grad is None]
-            before = _last_clip_norms(source)
+            before = None if source.arena is None \
+                else source.arena.clip_norms(2.0, since=self._clips_seen)
             if before is not None:
                 clipped = True
                 coef = _clip_coefficient(source, before)
                 source.norms[0] = before
                 norms = source.measure(None)
             else:
-                norms = source.measure(source.flat_grad(missing))
+                norms = source.measure(source.flat_grad())
             if source.identity:
                 row[:3 * count] = norms.reshape(-1)
             else:
@@ -479,19 +477,6 @@ class GradientMonitor:
         self._order_handles = []
         self._arm_activations(False)
         self._activation_modules = []
-
-
-def _last_clip_norms(source):
-    """The per-parameter L2 norms the latest clip_grad_norm_ measured on this arena (then
-    forgotten, so a step without clipping is not mistaken for one with it), or None."""
-    arena = source.arena
-    if arena is None or arena.last_norms is None:
-        return None
-    norms, kind = arena.last_norms, arena.last_norm_type
-    arena.last_norms = arena.last_norm_type = None
-    if kind != 2.0 or len(norms) != len(source.params):
-        return None
-    return norms
 
 
 def _clip_coefficient(source, before):

@@ -10,6 +10,7 @@ import numbers
 import warnings
 
 from .. import ops
+from .._checks import check_tensor, normalize_dim, real
 from . import functional as F
 from .module import Module
 
@@ -52,7 +53,7 @@ class LeakyReLU(Module):
 
     def __init__(self, negative_slope=0.01, inplace=False):
         super().__init__()
-        self.negative_slope = F._real(negative_slope, "negative_slope")
+        self.negative_slope = real(negative_slope, "negative_slope")
         self.inplace = inplace
 
     def forward(self, input):
@@ -68,7 +69,7 @@ class ELU(Module):
 
     def __init__(self, alpha=1.0, inplace=False):
         super().__init__()
-        self.alpha = F._real(alpha, "alpha")
+        self.alpha = real(alpha, "alpha")
         self.inplace = inplace
 
     def forward(self, input):
@@ -97,7 +98,7 @@ class Hardtanh(Module):
             warnings.warn("keyword argument `max_value` is deprecated and renamed to `max_val`",
                           FutureWarning, stacklevel=2)
             max_val = max_value
-        self.min_val, self.max_val = F._real(min_val, "min_val"), F._real(max_val, "max_val")
+        self.min_val, self.max_val = real(min_val, "min_val"), real(max_val, "max_val")
         self.inplace = inplace
         if self.max_val <= self.min_val:
             raise ValueError(f"max_val ({self.max_val}) must be greater than min_val "
@@ -171,8 +172,8 @@ class Softplus(Module):
 
     def __init__(self, beta=1.0, threshold=20.0):
         super().__init__()
-        self.beta = F._real(beta, "beta")
-        self.threshold = F._real(threshold, "threshold")
+        self.beta = real(beta, "beta")
+        self.threshold = real(threshold, "threshold")
         if self.beta == 0:
             raise ValueError("softplus beta must be non-zero, got 0")
 
@@ -217,7 +218,7 @@ class Softmax2d(Module):
     input."""
 
     def forward(self, input):
-        F._check_tensor(input, "input")
+        check_tensor(input, "input")
         if input.ndim not in (3, 4):
             raise ValueError(f"Softmax2d: expected input to be 3D or 4D, got {input.ndim}D "
                              "instead")
@@ -271,8 +272,8 @@ class Unflatten(Module):
         self.dim, self.unflattened_size = dim, unflattened_size
 
     def forward(self, input):
-        F._check_tensor(input, "input")
-        dim = ops.normalize_dim(self.dim, input.ndim)
+        check_tensor(input, "input")
+        dim = normalize_dim(self.dim, input.ndim)
         sizes, length = tuple(self.unflattened_size), input.shape[dim]
         known = math.prod(s for s in sizes if s != -1)
         inferred = sizes.count(-1)

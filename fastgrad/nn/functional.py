@@ -6,6 +6,12 @@ one ``cross_entropy_fwd`` pass per row; :func:`batch_norm` in training mode is o
 ``batchnorm_fwd`` and one ``batchnorm_bwd``. The other activations and losses are small
 elementwise Functions in NumPy, each in its numerically stable form.
 
+This module is the home of every layer op's Function, also of those behind Modules that have
+no function here in PyTorch: the recurrent layers (one Function per layer and direction runs
+the whole sequence; :mod:`fastgrad.nn.recurrent`) and the regularisation penalties
+(:func:`fastgrad.nn.utils.l1_penalty`). Tensor ops' Functions are in :mod:`fastgrad.ops` and
+its siblings.
+
 ``inplace=True`` (on the activations and :func:`dropout`): autograd here cannot rewrite the
 history of a tensor already in a graph, so fastgrad keeps PyTorch's results by writing in place
 only where nothing is recorded. An input outside any graph (no gradient required, or under
@@ -25,41 +31,15 @@ from .. import autograd
 from .. import dtypes
 from .. import ops
 from .. import random as _random
+from .._checks import (REDUCTIONS, check_broadcast, check_dtype, check_floating,
+                       check_reduction, check_tensor, ieee, normalize_dim, real)
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
-from ..ops import _ieee
 from ..shapes import one_hot, pad  # noqa: F401 (torch.nn.functional's names)
 from ..tensor import Tensor
 
 sigmoid = ops.sigmoid
 tanh = ops.tanh
-
-_REDUCTIONS = ("none", "mean", "sum")
-
-
-def _check_tensor(value, argument):
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{argument} must be a Tensor, got {type(value).__name__}")
-
-
-def _check_floating(value, argument):
-    _check_tensor(value, argument)
-    if not dtypes.is_floating(value.dtype):
-        raise TypeError(f"{argument} must be a floating tensor, got dtype {value.dtype}")
-
-
-def _check_reduction(reduction):
-    if reduction not in _REDUCTIONS:
-        raise ValueError(f"reduction must be one of {_REDUCTIONS}, got {reduction!r}")
-
-
-def _real(value, argument):
-    """``value`` as a float; a TypeError unless it is a real number (bools excluded)."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{argument} must be a real number, got {type(value).__name__} "
-                        f"{value!r}")
-    return float(value)
-
 
 def _stable_sigmoid(z):
     """1 / (1 + exp(-z)) from exp(-|z|), which never overflows."""
@@ -67,7 +47,7 @@ def _stable_sigmoid(z):
     return np.where(z >= 0, 1, e) / (1 + e)
 
 
-@_ieee
+@ieee
 class _Linear(Function):
     def forward(self, x, weight, bias, activation):
         self.x_shape = x.shape
@@ -102,8 +82,8 @@ def linear(input, weight, bias=None, activation="none"):
         input (*, in_features), weight (out_features, in_features), bias (out_features,);
         output (*, out_features).
     """
-    _check_tensor(input, "input")
-    _check_tensor(weight, "weight")
+    check_tensor(input, "input")
+    check_tensor(weight, "weight")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
     if weight.ndim != 2:
@@ -117,7 +97,7 @@ def linear(input, weight, bias=None, activation="none"):
         raise RuntimeError(f"linear: input and weight must have the same dtype, got input "
                            f"{input.dtype} and weight {weight.dtype}")
     if bias is not None:
-        _check_tensor(bias, "bias")
+        check_tensor(bias, "bias")
         if bias.shape != (weight.shape[0],):
             raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias.shape}")
         if bias.dtype != weight.dtype:
@@ -155,7 +135,7 @@ def _result(input, output, write):
 def relu(input, inplace=False):
     """``max(0, x)`` elementwise (integer tensors too); the gradient at 0 is 0, as PyTorch's.
     ``inplace``: see the module docstring."""
-    _check_tensor(input, "input")
+    check_tensor(input, "input")
     write = _in_place_allowed(input, inplace)
     return _result(input, ops.relu(input), write)
 
@@ -165,7 +145,7 @@ def relu_(input):
     return relu(input, inplace=True)
 
 
-@_ieee
+@ieee
 class _LeakyReLU(Function):
     def forward(self, x, negative_slope):
         self.positive, self.negative_slope = x > 0, negative_slope
@@ -179,8 +159,8 @@ class _LeakyReLU(Function):
 def leaky_relu(input, negative_slope=0.01, inplace=False):
     """``x`` where ``x > 0``, else ``negative_slope * x``; the gradient at 0 is the slope, as
     in PyTorch. ``inplace``: see the module docstring."""
-    _check_floating(input, "input")
-    negative_slope = _real(negative_slope, "negative_slope")
+    check_floating(input, "input")
+    negative_slope = real(negative_slope, "negative_slope")
     write = _in_place_allowed(input, inplace)
     return _result(input, _LeakyReLU.apply(input, negative_slope), write)
 
@@ -190,7 +170,7 @@ def leaky_relu_(input, negative_slope=0.01):
     return leaky_relu(input, negative_slope, inplace=True)
 
 
-@_ieee
+@ieee
 class _ELU(Function):
     def forward(self, x, alpha):
         self.x, self.alpha = x, alpha
@@ -210,8 +190,8 @@ def elu(input, alpha=1.0, inplace=False):
     References: Clevert et al., "Fast and Accurate Deep Network Learning by Exponential Linear
     Units (ELUs)", ICLR 2016.
     """
-    _check_floating(input, "input")
-    alpha = _real(alpha, "alpha")
+    check_floating(input, "input")
+    alpha = real(alpha, "alpha")
     write = _in_place_allowed(input, inplace)
     return _result(input, _ELU.apply(input, alpha), write)
 
@@ -221,7 +201,7 @@ def elu_(input, alpha=1.0):
     return elu(input, alpha, inplace=True)
 
 
-@_ieee
+@ieee
 class _Hardtanh(Function):
     def forward(self, x, low, high):
         # PyTorch's gradient: zero at and beyond the bounds, passed through a NaN input
@@ -235,8 +215,8 @@ class _Hardtanh(Function):
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
     """``input`` clamped to [min_val, max_val]; the gradient is 1 strictly inside, else 0 (at
     the bounds too, as PyTorch's). ``inplace``: see the module docstring."""
-    _check_floating(input, "input")
-    low, high = _real(min_val, "min_val"), _real(max_val, "max_val")
+    check_floating(input, "input")
+    low, high = real(min_val, "min_val"), real(max_val, "max_val")
     write = _in_place_allowed(input, inplace)
     return _result(input, _Hardtanh.apply(input, low, high), write)
 
@@ -251,7 +231,7 @@ def relu6(input, inplace=False):
     return hardtanh(input, 0.0, 6.0, inplace)
 
 
-@_ieee
+@ieee
 class _SiLU(Function):
     def forward(self, x):
         self.x = x
@@ -270,12 +250,12 @@ def silu(input, inplace=False):
     References: Elfwing et al., "Sigmoid-Weighted Linear Units for Neural Network Function
     Approximation in Reinforcement Learning", 2017.
     """
-    _check_floating(input, "input")
+    check_floating(input, "input")
     write = _in_place_allowed(input, inplace)
     return _result(input, _SiLU.apply(input), write)
 
 
-@_ieee
+@ieee
 class _Mish(Function):
     def forward(self, x):
         z = _opmath(x)
@@ -294,7 +274,7 @@ def mish(input, inplace=False):
 
     References: Misra, "Mish: A Self Regularized Non-Monotonic Activation Function", 2019.
     """
-    _check_floating(input, "input")
+    check_floating(input, "input")
     write = _in_place_allowed(input, inplace)
     return _result(input, _Mish.apply(input), write)
 
@@ -309,13 +289,10 @@ def _softmax_dim(name, input, dim, stacklevel):
 
 
 def _softmax_input(input, dtype):
-    _check_tensor(input, "input")
+    check_tensor(input, "input")
     if dtype is None:
         return input
-    dtype = dtypes.resolve(dtype)
-    if not dtypes.is_floating(dtype):
-        raise TypeError(f"dtype must be a floating dtype, got {dtype}")
-    return ops.cast(input, dtype)
+    return ops.cast(input, check_dtype(dtype, floating=True))
 
 
 def softmax(input, dim=None, _stacklevel=3, dtype=None):
@@ -402,7 +379,7 @@ def _normal_cdf(x):
                     0.5 + 0.5 * small * _rational(small * small, _ERF_P, _ERF_Q), cdf)
 
 
-@_ieee
+@ieee
 class _GELU(Function):
     def forward(self, x, approximate):
         self.x, self.approximate = x, approximate
@@ -438,13 +415,13 @@ def gelu(input, approximate="none"):
 
     References: Hendrycks and Gimpel, "Gaussian Error Linear Units (GELUs)", 2016.
     """
-    _check_floating(input, "input")
+    check_floating(input, "input")
     if approximate not in ("none", "tanh"):
         raise ValueError(f"approximate must be 'none' or 'tanh', got {approximate!r}")
     return _GELU.apply(input, approximate)
 
 
-@_ieee
+@ieee
 class _Softplus(Function):
     def forward(self, x, beta, threshold):
         z = _opmath(x) * beta
@@ -462,15 +439,15 @@ class _Softplus(Function):
 def softplus(input, beta=1.0, threshold=20.0):
     """:math:`\\frac{1}{\\beta} \\log(1 + e^{\\beta x})`, and ``x`` itself where
     ``beta * x > threshold`` (PyTorch's linear regime)."""
-    _check_floating(input, "input")
-    beta, threshold = _real(beta, "beta"), _real(threshold, "threshold")
+    check_floating(input, "input")
+    beta, threshold = real(beta, "beta"), real(threshold, "threshold")
     if beta == 0:
         raise ValueError("softplus beta must be non-zero, got 0")
     return _Softplus.apply(input, beta, threshold)
 
 
 # ----------------------------------------------------------------------------------- dropout
-@_ieee
+@ieee
 class _Dropout(Function):
     def forward(self, x, keep, scale):
         self.keep, self.scale = keep, scale
@@ -481,7 +458,7 @@ class _Dropout(Function):
 
 
 def _check_probability(p):
-    p = _real(p, "p")
+    p = real(p, "p")
     if not 0 <= p <= 1:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
     return p
@@ -498,7 +475,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
     References: Srivastava et al., "Dropout: A Simple Way to Prevent Neural Networks from
     Overfitting", JMLR 2014.
     """
-    _check_floating(input, "input")
+    check_floating(input, "input")
     p = _check_probability(p)
     write = _in_place_allowed(input, inplace)
     if not training or p == 0:
@@ -513,7 +490,7 @@ def dropout(input, p=0.5, training=True, inplace=False):
 
 
 # ------------------------------------------------------------------------------ batch norm
-@_ieee
+@ieee
 class _BatchNormTraining(Function):
     """Training-mode batch normalisation of (N, C, *) through the batchnorm kernels. The batch
     mean and biased variance are extra outputs, for the running statistics only: no gradient
@@ -607,7 +584,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         ValueError: training with one value per channel (PyTorch's message), or an empty batch.
         RuntimeError: a (C,) argument of the wrong shape or dtype.
     """
-    _check_floating(input, "input")
+    check_floating(input, "input")
     if input.ndim < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, *), got shape {input.shape}")
     channels = input.shape[1]
@@ -615,7 +592,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                         ("weight", weight), ("bias", bias)):
         if value is None:
             continue
-        _check_tensor(value, name)
+        check_tensor(value, name)
         if value.shape != (channels,):
             raise RuntimeError(f"batch_norm: {name} should have shape ({channels},) for input "
                                f"of shape {input.shape}, got {value.shape}")
@@ -625,7 +602,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm takes running_mean and running_var together, got only "
                          f"{'running_mean' if running_var is None else 'running_var'}")
-    momentum, eps = _real(momentum, "momentum"), _real(eps, "eps")
+    momentum, eps = real(momentum, "momentum"), real(eps, "eps")
     if not eps >= 0:
         raise ValueError(f"eps must be non-negative, got {eps}")
     if not training:
@@ -657,7 +634,7 @@ def _normalized_shape(normalized_shape):
     return tuple(int(s) for s in shape)
 
 
-@_ieee
+@ieee
 class _LayerNorm(Function):
     """Layer normalisation of the last ``dims`` dimensions, seen as (M, N) rows. The row
     statistics are float64 whatever the input dtype: the mean, then the mean of squared
@@ -726,7 +703,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
 
     References: Ba, Kiros and Hinton, "Layer Normalization", 2016.
     """
-    _check_floating(input, "input")
+    check_floating(input, "input")
     shape = _normalized_shape(normalized_shape)
     if not shape:
         raise RuntimeError("Expected normalized_shape to be at least 1-dimensional, i.e., "
@@ -738,7 +715,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
     for name, value in (("weight", weight), ("bias", bias)):
         if value is None:
             continue
-        _check_tensor(value, name)
+        check_tensor(value, name)
         if value.shape != shape:
             raise RuntimeError(f"Expected {name} to be of same shape as normalized_shape, but "
                                f"got {name} of shape {list(value.shape)} and normalized_shape "
@@ -746,11 +723,11 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps=1e-5):
         if value.dtype != input.dtype:
             raise RuntimeError(f"layer_norm: {name} and input must have the same dtype, got "
                                f"{name} {value.dtype} and input {input.dtype}")
-    return _LayerNorm.apply(input, weight, bias, _real(eps, "eps"), len(shape))
+    return _LayerNorm.apply(input, weight, bias, real(eps, "eps"), len(shape))
 
 
 # ------------------------------------------------------------------------------- embedding
-@_ieee
+@ieee
 class _Embedding(Function):
     """Rows of a (V, D) table picked by integer indices. Backward sums the gradients of each
     row's picks (a repeated index adds up), sorted by row, not through the slow
@@ -835,8 +812,8 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         IndexError: an index outside [0, V).
         NotImplementedError: ``sparse=True``.
     """
-    _check_tensor(input, "input")
-    _check_floating(weight, "weight")
+    check_tensor(input, "input")
+    check_floating(weight, "weight")
     if input.dtype not in (dtypes.int32, dtypes.int64):
         raise RuntimeError(f"Expected tensor for argument #1 'indices' to have one of the "
                            f"following scalar types: Long, Int; but got {input.dtype} instead "
@@ -855,9 +832,241 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
             raise IndexError(f"index out of range in self: index {indices[bad].flat[0]} for "
                              f"an embedding of {rows} rows")
     if max_norm is not None:
-        _embedding_renorm(weight, indices, _real(max_norm, "max_norm"),
-                          _real(norm_type, "norm_type"))
+        _embedding_renorm(weight, indices, real(max_norm, "max_norm"),
+                          real(norm_type, "norm_type"))
     return _Embedding.apply(weight, indices, padding_idx, bool(scale_grad_by_freq))
+
+
+# ------------------------------------------------------------------------ recurrent layers
+# One Function per layer and direction runs the whole time loop; the Modules of
+# fastgrad/nn/recurrent.py (RNN, LSTM, GRU and their cells) apply them and describe the design.
+_SIGMOID, _TANH = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
+
+
+def _time_order(array, reverse):
+    """``array`` (steps first) as it is, or time-reversed (a contiguous copy) when ``reverse``:
+    the reverse direction of a layer runs the forward loop over the reversed sequence, and its
+    outputs and input gradient are turned back to the caller's time order."""
+    if array is None or not reverse:
+        return array
+    return np.ascontiguousarray(array[::-1])
+
+
+def _project(x, w_ih, bias, width):
+    """``x @ W_ih.T + bias`` for every step at once: one GEMM with the bias (None: none) fused.
+
+    Returns the flat input (T*N, I), kept for ``dW_ih``, and the projection (T, N, width).
+    """
+    steps, batch = x.shape[:2]
+    x2 = np.ascontiguousarray(x).reshape(steps * batch, x.shape[2])
+    projected = np.empty((steps, batch, width), w_ih.dtype)
+    K.linear_fwd(x2, w_ih, bias, ACTIVATIONS["none"], projected.reshape(steps * batch, width))
+    return x2, projected
+
+
+def _zeros_or(state, batch, hidden, dtype):
+    return np.zeros((batch, hidden), dtype) if state is None else np.ascontiguousarray(state)
+
+
+def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
+    """The gradients of input, W_ih, W_hh and both biases from the pre-activation gradients.
+
+    ``grad_pre`` (T, N, G) holds d(loss)/d(x_t W_ih^T + b_ih) of every step, ``grad_hidden``
+    d(loss)/d(h_{t-1} W_hh^T + b_hh) (the same array unless given: only the GRU's differ); the
+    hidden state entering step t is ``h0`` for t = 0 and ``out[t - 1]`` after, so ``dW_hh`` is
+    two GEMMs over the whole sequence instead of one per step. ``needs`` says which of the five
+    are wanted (the others are None).
+    """
+    steps, batch, width = grad_pre.shape
+    dtype = grad_pre.dtype
+    flat = grad_pre.reshape(steps * batch, width)
+    shared = grad_hidden is None
+    hidden_flat = flat if shared else grad_hidden.reshape(steps * batch, width)
+    needs_x, needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = needs
+    grad_x = grad_w_ih = grad_w_hh = None
+    if needs_x:
+        grad_x = np.empty((steps, batch, w_ih.shape[1]), dtype)
+        K.gemm(flat, w_ih, False, False, False, grad_x.reshape(steps * batch, w_ih.shape[1]))
+    if needs_w_ih:
+        grad_w_ih = np.empty(w_ih.shape, dtype)
+        K.gemm(flat, x2, True, False, False, grad_w_ih)
+    if needs_w_hh:
+        grad_w_hh = np.empty((width, h0.shape[1]), dtype)
+        K.gemm(hidden_flat[:batch], h0, True, False, False, grad_w_hh)
+        if steps > 1:
+            K.gemm(hidden_flat[batch:], out[:-1].reshape((steps - 1) * batch, out.shape[2]),
+                   True, False, True, grad_w_hh)
+    grad_b_ih = flat.sum(axis=0) if needs_b_ih or (needs_b_hh and shared) else None
+    grad_b_hh = None
+    if needs_b_hh:
+        grad_b_hh = grad_b_ih.copy() if shared else hidden_flat.sum(axis=0)
+    return grad_x, grad_w_ih, grad_w_hh, grad_b_ih if needs_b_ih else None, grad_b_hh
+
+
+@ieee
+class _LSTMLayer(Function):
+    """One LSTM layer over a time-major sequence; returns ``(output, h_n, c_n)``. ``reverse``
+    runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
+
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+        x = _time_order(x, reverse)
+        steps, batch = x.shape[:2]
+        hidden = w_hh.shape[1]
+        dtype = w_ih.dtype
+        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        h0 = _zeros_or(h0, batch, hidden, dtype)
+        c0 = _zeros_or(c0, batch, hidden, dtype)
+        x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, 4 * hidden)
+        gates_act = np.empty_like(pre)
+        out = np.empty((steps, batch, hidden), dtype)
+        cells = np.empty_like(out)
+        h_prev, c_prev = h0, c0
+        for t in range(steps):
+            K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the gates, in place
+            K.lstm_cell_fwd(pre[t], c_prev, gates_act[t], out[t], cells[t])
+            h_prev, c_prev = out[t], cells[t]
+        self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse)
+        return _time_order(out, reverse), out[-1].copy(), cells[-1].copy()
+
+    def backward(self, grad_out, grad_h_n, grad_c_n):
+        x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse = self.saved
+        grad_out = _time_order(grad_out, reverse)
+        grad_gates = np.empty_like(gates_act)
+        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_c = np.array(grad_c_n, dtype=out.dtype, order="C")
+        grad_c_prev = np.empty_like(grad_c)
+        grad_h_step = np.empty_like(grad_h)
+        for t in range(out.shape[0] - 1, -1, -1):
+            np.add(grad_out[t], grad_h, out=grad_h_step)
+            K.lstm_cell_bwd(grad_h_step, grad_c, cells[t - 1] if t else c0, cells[t],
+                            gates_act[t], grad_gates[t], grad_c_prev)
+            K.gemm(grad_gates[t], w_hh, False, False, False, grad_h)
+            grad_c, grad_c_prev = grad_c_prev, grad_c
+        needs = self.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
+            (needs[0],) + tuple(needs[3:7]), grad_gates, h0, out, x2, w_ih)
+        return (_time_order(grad_x, reverse), grad_h if needs[1] else None,
+                grad_c if needs[2] else None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)
+
+
+@ieee
+class _RNNLayer(Function):
+    """One Elman RNN layer over a time-major sequence; returns ``(output, h_n)``. ``reverse``
+    runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, activation, reverse=False):
+        x = _time_order(x, reverse)
+        steps, batch = x.shape[:2]
+        hidden = w_hh.shape[1]
+        dtype = w_ih.dtype
+        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        h0 = _zeros_or(h0, batch, hidden, dtype)
+        x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, hidden)
+        out = np.empty((steps, batch, hidden), dtype)
+        h_prev = h0
+        for t in range(steps):
+            K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the pre-activation, in place
+            K.activation_fwd(pre[t], activation, out[t])
+            h_prev = out[t]
+        self.saved = (x2, h0, w_ih, w_hh, out, activation, reverse)
+        return _time_order(out, reverse), out[-1].copy()
+
+    def backward(self, grad_out, grad_h_n):
+        x2, h0, w_ih, w_hh, out, activation, reverse = self.saved
+        grad_out = _time_order(grad_out, reverse)
+        grad_pre = np.empty_like(out)
+        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_h_step = np.empty_like(grad_h)
+        for t in range(out.shape[0] - 1, -1, -1):
+            np.add(grad_out[t], grad_h, out=grad_h_step)
+            K.activation_bwd(grad_h_step, out[t], activation, grad_pre[t])
+            K.gemm(grad_pre[t], w_hh, False, False, False, grad_h)
+        needs = self.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
+            (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih)
+        return (_time_order(grad_x, reverse), grad_h if needs[1] else None, grad_w_ih,
+                grad_w_hh, grad_b_ih, grad_b_hh, None)
+
+
+@ieee
+class _GRULayer(Function):
+    """One GRU layer over a time-major sequence; returns ``(output, h_n)``. ``reverse`` runs it
+    over the time-reversed sequence (a bidirectional layer's reverse direction).
+
+    Per step, ``hh = h_{t-1} W_hh^T`` is one GEMM. The input projection carries ``b_ih`` and
+    the r and z thirds of ``b_hh``; the n third, ``b_hn``, stays inside ``r * (hh_n + b_hn)``,
+    where PyTorch's formula puts it. Kept per step for backward: the activated r, z and n,
+    ``hh_n + b_hn`` and the output.
+    """
+
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+        x = _time_order(x, reverse)
+        steps, batch = x.shape[:2]
+        hidden = w_hh.shape[1]
+        dtype = w_ih.dtype
+        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        h0 = _zeros_or(h0, batch, hidden, dtype)
+        bias = b_hn = None
+        if b_ih is not None:
+            bias = b_ih.copy()
+            bias[:2 * hidden] += b_hh[:2 * hidden]
+            b_hn = b_hh[2 * hidden:]
+        x2, pre = _project(x, w_ih, bias, 3 * hidden)
+        rz = np.empty((steps, batch, 2 * hidden), dtype)
+        n = np.empty((steps, batch, hidden), dtype)
+        hn = np.empty_like(n)
+        out = np.empty_like(n)
+        hh = np.empty((batch, 3 * hidden), dtype)
+        rz_pre = np.empty((batch, 2 * hidden), dtype)
+        n_pre = np.empty((batch, hidden), dtype)
+        h_prev = h0
+        for t in range(steps):
+            K.gemm(h_prev, w_hh, False, True, False, hh)
+            np.add(pre[t, :, :2 * hidden], hh[:, :2 * hidden], out=rz_pre)
+            K.activation_fwd(rz_pre, _SIGMOID, rz[t])
+            if b_hn is None:
+                hn[t] = hh[:, 2 * hidden:]
+            else:
+                np.add(hh[:, 2 * hidden:], b_hn, out=hn[t])
+            np.multiply(rz[t, :, :hidden], hn[t], out=n_pre)
+            n_pre += pre[t, :, 2 * hidden:]
+            K.activation_fwd(n_pre, _TANH, n[t])
+            np.subtract(h_prev, n[t], out=out[t])  # h_t = (1 - z) n + z h_{t-1}
+            out[t] *= rz[t, :, hidden:]
+            out[t] += n[t]
+            h_prev = out[t]
+        self.saved = (x2, h0, w_ih, w_hh, rz, n, hn, out, reverse)
+        return _time_order(out, reverse), out[-1].copy()
+
+    def backward(self, grad_out, grad_h_n):
+        x2, h0, w_ih, w_hh, rz, n, hn, out, reverse = self.saved
+        grad_out = _time_order(grad_out, reverse)
+        steps, batch, hidden = out.shape
+        # d(loss)/d(h_{t-1} W_hh^T + b_hh); the input projection's differs only in the n third
+        grad_hidden = np.empty((steps, batch, 3 * hidden), out.dtype)
+        grad_n_pre = np.empty_like(out)
+        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_h_step = np.empty_like(grad_h)
+        for t in range(steps - 1, -1, -1):
+            r, z = rz[t, :, :hidden], rz[t, :, hidden:]
+            h_prev = out[t - 1] if t else h0
+            np.add(grad_out[t], grad_h, out=grad_h_step)
+            np.multiply(grad_h_step, 1 - z, out=grad_n_pre[t])
+            grad_n_pre[t] *= 1 - n[t] * n[t]
+            grad = grad_hidden[t]
+            np.multiply(grad_n_pre[t], r, out=grad[:, 2 * hidden:])
+            np.multiply(grad_n_pre[t] * hn[t], r * (1 - r), out=grad[:, :hidden])
+            np.multiply(grad_h_step * (h_prev - n[t]), z * (1 - z),
+                        out=grad[:, hidden:2 * hidden])
+            np.multiply(grad_h_step, z, out=grad_h)
+            K.gemm(grad, w_hh, False, False, True, grad_h)
+        grad_pre = grad_hidden.copy()
+        grad_pre[:, :, 2 * hidden:] = grad_n_pre
+        needs = self.needs_input_grad
+        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
+            (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih, grad_hidden)
+        return (_time_order(grad_x, reverse), grad_h if needs[1] else None, grad_w_ih,
+                grad_w_hh, grad_b_ih, grad_b_hh)
 
 
 # ------------------------------------------------------------------------------------ losses
@@ -887,8 +1096,8 @@ def _reduce(loss, reduction, count=None):
 def _pair(input, target, name):
     """``input`` and ``target`` checked to have one shape (no broadcasting), in one floating
     dtype (PyTorch's promotion)."""
-    _check_floating(input, "input")
-    _check_tensor(target, "target")
+    check_floating(input, "input")
+    check_tensor(target, "target")
     if input.shape != target.shape:
         raise ValueError(f"{name}: target shape {target.shape} differs from input shape "
                          f"{input.shape}; losses do not broadcast, reshape one of them")
@@ -926,7 +1135,7 @@ def _class_rows(input, target, ignore_index, name):
 def _check_class_weight(weight, input, classes):
     """``weight``, checked to be a (C,) tensor of input's dtype: one weight per class."""
     if weight is not None:
-        _check_tensor(weight, "weight")
+        check_tensor(weight, "weight")
         if weight.shape != (classes,):
             raise RuntimeError(f"weight tensor should be defined either for all {classes} "
                                f"classes or no classes but got weight tensor of shape: "
@@ -962,7 +1171,7 @@ def _check_ignore_index(ignore_index):
     return int(ignore_index)
 
 
-@_ieee
+@ieee
 class _CrossEntropy(Function):
     """The per-row losses of (M, C) logits, or their sum, or their mean over ``count`` kept
     rows (``reduction``): one Function, so a reduced loss costs one node of the graph. The
@@ -1021,12 +1230,12 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     References: Szegedy et al., "Rethinking the Inception Architecture for Computer Vision",
     CVPR 2016 (label smoothing).
     """
-    _check_tensor(input, "input")
-    _check_tensor(target, "target")
+    check_tensor(input, "input")
+    check_tensor(target, "target")
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
-    smoothing = _real(label_smoothing, "label_smoothing")
+    smoothing = real(label_smoothing, "label_smoothing")
     if not 0 <= smoothing <= 1:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {smoothing}")
     if not dtypes.is_floating(input.dtype):
@@ -1065,7 +1274,7 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     return _reduce(per_row.reshape(expected), reduction, count=count)
 
 
-@_ieee
+@ieee
 class _NLLLoss(Function):
     """``-log_probs[n, labels[n]]`` per row, times ``row_weight[n]`` when given; 0 where the
     label is ``ignore_index``."""
@@ -1101,10 +1310,10 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     Shape:
         input (N, C) or (N, C, d1, ...) or (C,); target (N,) or (N, d1, ...) or () int64.
     """
-    _check_floating(input, "input")
-    _check_tensor(target, "target")
+    check_floating(input, "input")
+    check_tensor(target, "target")
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     ignore_index = _check_ignore_index(ignore_index)
     if input.ndim == 0:
         raise ValueError("nll_loss input must have a class dimension, got a 0-d tensor")
@@ -1122,7 +1331,7 @@ def _reduce_weighted(loss, weight, reduction, input, mean_by_weight):
     l1) or the plain mean (huber), as in PyTorch. Gradients flow to ``weight`` too."""
     if weight is None:
         return _reduce(loss, reduction)
-    _check_tensor(weight, "weight")
+    check_tensor(weight, "weight")
     if weight.shape != input.shape:
         raise ValueError(f"Weights and input must have the same size, got weight of shape "
                          f"{weight.shape} and input of shape {input.shape}")
@@ -1136,10 +1345,10 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     """Mean squared error; ``input`` (floating) and ``target`` must have the same shape.
     ``weight`` (input's shape) weighs each element; the mean is then divided by its sum, as
     in PyTorch. ``size_average``/``reduce``: PyTorch's deprecated spelling of ``reduction``."""
-    _check_floating(input, "input")
-    _check_tensor(target, "target")
+    check_floating(input, "input")
+    check_tensor(target, "target")
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     if input.shape != target.shape:
         raise ValueError(f"mse_loss input and target must have the same shape, got "
                          f"{input.shape} and {target.shape}")
@@ -1151,12 +1360,12 @@ def l1_loss(input, target, size_average=None, reduce=None, reduction="mean", wei
     """Mean absolute error ``|input - target|``; the gradient at 0 is 0, as PyTorch's.
     ``weight`` as in :func:`mse_loss`."""
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     input, target = _pair(input, target, "l1_loss")
     return _reduce_weighted(ops.abs(input - target), weight, reduction, input, True)
 
 
-@_ieee
+@ieee
 class _HuberLoss(Function):
     def forward(self, x, y, delta):
         self.difference, self.delta = x - y, delta
@@ -1178,8 +1387,8 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
 
     References: Huber, "Robust Estimation of a Location Parameter", Ann. Math. Statist. 1964.
     """
-    _check_reduction(reduction)
-    delta = _real(delta, "delta")
+    check_reduction(reduction)
+    delta = real(delta, "delta")
     if not delta > 0:
         raise ValueError(f"huber_loss delta must be positive, got {delta}")
     input, target = _pair(input, target, "huber_loss")
@@ -1187,7 +1396,7 @@ def huber_loss(input, target, reduction="mean", delta=1.0, weight=None):
                             False)
 
 
-@_ieee
+@ieee
 class _SmoothL1Loss(Function):
     def forward(self, x, y, beta):
         self.difference, self.beta = x - y, beta
@@ -1212,8 +1421,8 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     References: Girshick, "Fast R-CNN", ICCV 2015.
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(reduction)
-    beta = _real(beta, "beta")
+    check_reduction(reduction)
+    beta = real(beta, "beta")
     if beta < 0:
         raise RuntimeError(f"smooth_l1_loss does not support negative values for beta, got "
                            f"{beta}")
@@ -1223,7 +1432,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
     return _reduce(_SmoothL1Loss.apply(input, target, beta), reduction)
 
 
-@_ieee
+@ieee
 class _KLDiv(Function):
     def forward(self, x, t, log_target):
         self.x, self.t, self.log_target = x, t, log_target
@@ -1272,9 +1481,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
         reduction = _legacy_reduction(size_average, reduce, reduction)
     elif reduction == "mean":
         warnings.warn(_KL_MEAN_WARNING, stacklevel=2)
-    if reduction not in _REDUCTIONS + ("batchmean",):
-        raise ValueError(f"reduction must be one of {_REDUCTIONS + ('batchmean',)}, got "
-                         f"{reduction!r}")
+    check_reduction(reduction, REDUCTIONS + ("batchmean",))
     input, target = _pair(input, target, "kl_div")
     loss = _KLDiv.apply(input, target, bool(log_target))
     if reduction == "batchmean":
@@ -1284,8 +1491,8 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 
 
 def _binary_pair(input, target, name):
-    _check_floating(input, "input")
-    _check_tensor(target, "target")
+    check_floating(input, "input")
+    check_tensor(target, "target")
     if input.shape != target.shape:
         raise ValueError(f"{name}: target shape {target.shape} differs from input shape "
                          f"{input.shape}; losses do not broadcast, reshape one of them")
@@ -1297,7 +1504,7 @@ def _binary_pair(input, target, name):
 _BCE_EPSILON = float(np.float32(1e-12))
 
 
-@_ieee
+@ieee
 class _BinaryCrossEntropy(Function):
     def forward(self, x, y):
         # log clamped at -100, as PyTorch: log(0) would make 0 * log(0) NaN
@@ -1323,7 +1530,7 @@ def _element_weight(weight, input, name):
     element weights of the binary cross-entropies, constants (PyTorch refuses a gradient)."""
     if weight is None:
         return None
-    _check_tensor(weight, "weight")
+    check_tensor(weight, "weight")
     if weight.dtype != input.dtype:
         raise RuntimeError(f"{name}: weight must have input's dtype {input.dtype}, got "
                            f"{weight.dtype}")
@@ -1352,7 +1559,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
             than input's.
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     _binary_pair(input, target, "binary_cross_entropy")
     weight = _element_weight(weight, input, "binary_cross_entropy")
     values = input._data
@@ -1363,7 +1570,7 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     return _reduce(loss if weight is None else loss * weight, reduction)
 
 
-@_ieee
+@ieee
 class _BinaryCrossEntropyWithLogits(Function):
     def forward(self, x, y, pos_weight):
         self.x, self.y, self.pos_weight = x, y, pos_weight
@@ -1392,7 +1599,7 @@ class _BinaryCrossEntropyWithLogits(Function):
         if needs_y:
             grad_y = grad * (pos_weight * softplus_neg - (np.maximum(x, 0) + log_term))
         if needs_weight:
-            grad_weight = ops._unbroadcast(grad * y * softplus_neg, pos_weight.shape,
+            grad_weight = ops.unbroadcast(grad * y * softplus_neg, pos_weight.shape,
                                            pos_weight.dtype)
         return grad_x, grad_y, grad_weight
 
@@ -1414,11 +1621,11 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     ``reduction``.
     """
     reduction = _legacy_reduction(size_average, reduce, reduction)
-    _check_reduction(reduction)
+    check_reduction(reduction)
     _binary_pair(input, target, "binary_cross_entropy_with_logits")
     weight = _element_weight(weight, input, "binary_cross_entropy_with_logits")
     if pos_weight is not None:
-        _check_tensor(pos_weight, "pos_weight")
+        check_tensor(pos_weight, "pos_weight")
         if pos_weight.dtype != input.dtype:
             raise RuntimeError(f"binary_cross_entropy_with_logits: pos_weight must have "
                                f"input's dtype {input.dtype}, got {pos_weight.dtype}")
@@ -1434,7 +1641,7 @@ def binary_cross_entropy_with_logits(input, target, weight=None, size_average=No
     return _reduce(loss if weight is None else loss * weight, reduction)
 
 
-@_ieee
+@ieee
 class _CosineSimilarity(Function):
     """PyTorch's formula: each vector divided by its norm clamped below at ``eps``, then the
     dot product; the clamp passes no gradient (the norm's own does: 0 at a zero vector)."""
@@ -1459,7 +1666,7 @@ class _CosineSimilarity(Function):
                 continue
             direction, clamped, _ = self.sides[mine]
             g = grad * (self.sides[other][2] - out * direction) / clamped
-            grads.append(ops._unbroadcast(g, self.shapes[i], grad.dtype))
+            grads.append(ops.unbroadcast(g, self.shapes[i], grad.dtype))
         return grads[0], grads[1], None, None
 
 
@@ -1473,11 +1680,38 @@ def cosine_similarity(x1, x2, dim=1, eps=1e-8):
     PyTorch's form (each normalised first, so the result stays in [-1, 1]), with its
     gradient: the clamp at ``eps`` is a constant, a zero vector's norm has gradient 0.
     """
-    _check_tensor(x1, "x1")
-    _check_tensor(x2, "x2")
+    check_tensor(x1, "x1")
+    check_tensor(x2, "x2")
     dtype = dtypes.promote(x1.dtype, x2.dtype)
     dtype = dtype if dtypes.is_floating(dtype) else dtypes.default_float
-    shape = ops._check_broadcast(x1.shape, x2.shape, names=("x1", "x2"))
-    axis = ops.normalize_dim(dim, len(shape))
+    shape = check_broadcast(x1.shape, x2.shape, names=("x1", "x2"))
+    axis = normalize_dim(dim, len(shape))
     return _CosineSimilarity.apply(ops.cast(x1, dtype), ops.cast(x2, dtype), axis,
-                                   _real(eps, "eps"))
+                                   real(eps, "eps"))
+
+
+# ------------------------------------------------------------------ regularisation penalties
+# The graph node of fastgrad.nn.utils.l1_penalty and l2_penalty (which check the arguments).
+@ieee
+class _Penalty(Function):
+    """:math:`\\sum_k \\sum |w_k|` (order 1) or :math:`\\sum_k \\sum w_k^2` (order 2) of any
+    number of tensors as one graph node, summed in float64."""
+
+    def forward(self, *arrays, order, dtype):
+        self.arrays, self.order = arrays, order
+        if order == 1:
+            total = sum(float(np.abs(a).sum(dtype=np.float64)) for a in arrays)
+        else:
+            total = sum(float(np.square(a, dtype=np.float64).sum()) for a in arrays)
+        return np.array(total, dtype)
+
+    def backward(self, grad):
+        grads = []
+        for a, needed in zip(self.arrays, self.needs_input_grad):
+            if not needed:
+                grads.append(None)
+            elif self.order == 1:
+                grads.append((grad * np.sign(a)).astype(a.dtype, copy=False))
+            else:
+                grads.append((2 * grad * a).astype(a.dtype, copy=False))
+        return tuple(grads)

@@ -3,7 +3,7 @@ import math
 
 import numpy as np
 
-from .. import dtypes
+from .._checks import check_dtype
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -30,9 +30,7 @@ class Linear(Module):
         for name, value in (("in_features", in_features), ("out_features", out_features)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
                 raise ValueError(f"{name} must be a non-negative int, got {value!r}")
-        dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
-        if not dtypes.is_floating(dtype):
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        dtype = check_dtype(dtype, floating=True)
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.weight = Parameter(np.empty((out_features, in_features), dtype))
         if bias:

@@ -7,20 +7,19 @@ override it, with PyTorch's warning). Input and target must have matching shapes
 never broadcast silently. A class or element ``weight`` is a buffer, in the state_dict under
 PyTorch's key ``weight``.
 """
+from .._checks import REDUCTIONS, check_reduction, check_tensor, real
 from . import functional as F
 from .module import Module
 
 
 class _Loss(Module):
     #: The reductions the loss takes.
-    reductions = F._REDUCTIONS
+    reductions = REDUCTIONS
 
     def __init__(self, size_average=None, reduce=None, reduction="mean"):
         super().__init__()
         reduction = F._legacy_reduction(size_average, reduce, reduction)
-        if reduction not in self.reductions:
-            raise ValueError(f"reduction must be one of {self.reductions}, got {reduction!r}")
-        self.reduction = reduction
+        self.reduction = check_reduction(reduction, self.reductions)
 
     def extra_repr(self):
         return "" if self.reduction == "mean" else f"reduction={self.reduction!r}"
@@ -30,7 +29,7 @@ class _WeightedLoss(_Loss):
     def __init__(self, weight=None, size_average=None, reduce=None, reduction="mean"):
         super().__init__(size_average, reduce, reduction)
         if weight is not None:
-            F._check_tensor(weight, "weight")
+            check_tensor(weight, "weight")
         self.register_buffer("weight", weight)
 
 
@@ -55,7 +54,7 @@ class HuberLoss(_Loss):
 
     def __init__(self, reduction="mean", delta=1.0):
         super().__init__(reduction=reduction)
-        self.delta = F._real(delta, "delta")
+        self.delta = real(delta, "delta")
         if not self.delta > 0:
             raise ValueError(f"huber_loss delta must be positive, got {self.delta}")
 
@@ -69,7 +68,7 @@ class SmoothL1Loss(_Loss):
 
     def __init__(self, size_average=None, reduce=None, reduction="mean", beta=1.0):
         super().__init__(size_average, reduce, reduction)
-        self.beta = F._real(beta, "beta")
+        self.beta = real(beta, "beta")
         if self.beta < 0:
             raise RuntimeError(f"smooth_l1_loss does not support negative values for beta, got "
                                f"{self.beta}")
@@ -83,7 +82,7 @@ class KLDivLoss(_Loss):
     :func:`fastgrad.nn.functional.kl_div`); ``reduction="batchmean"`` is the per-sample
     divergence."""
 
-    reductions = F._REDUCTIONS + ("batchmean",)
+    reductions = REDUCTIONS + ("batchmean",)
 
     def __init__(self, size_average=None, reduce=None, reduction="mean", log_target=False):
         super().__init__(size_average, reduce, reduction)
@@ -101,7 +100,7 @@ class CrossEntropyLoss(_WeightedLoss):
                  reduction="mean", label_smoothing=0.0):
         super().__init__(weight, size_average, reduce, reduction)
         self.ignore_index = F._check_ignore_index(ignore_index)
-        self.label_smoothing = F._real(label_smoothing, "label_smoothing")
+        self.label_smoothing = real(label_smoothing, "label_smoothing")
         if not 0 <= self.label_smoothing <= 1:
             raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got "
                              f"{self.label_smoothing}")
@@ -149,7 +148,7 @@ class BCEWithLogitsLoss(_Loss):
         super().__init__(size_average, reduce, reduction)
         for name, value in (("weight", weight), ("pos_weight", pos_weight)):
             if value is not None:
-                F._check_tensor(value, name)
+                check_tensor(value, name)
             self.register_buffer(name, value)
 
     def forward(self, input, target):

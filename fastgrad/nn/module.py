@@ -17,7 +17,7 @@ from .. import autograd
 from .. import dtypes
 from ..autograd import Function, RemovableHandle
 from ..device import cuda_device
-from ..ops import _flag
+from .._checks import flag
 from ..tensor import Tensor, _dtype_of_type_name, _to_arguments
 
 
@@ -672,7 +672,7 @@ class Module:
 
     def requires_grad_(self, requires_grad=True):
         """Set ``requires_grad`` on every parameter (freeze with False); returns self."""
-        requires_grad = _flag(requires_grad, "requires_grad")
+        requires_grad = flag(requires_grad, "requires_grad")
         for param in self.parameters():
             param.requires_grad_(requires_grad)
         return self

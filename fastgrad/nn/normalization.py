@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from .. import dtypes
+from .._checks import check_dtype, check_tensor, real
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -38,16 +38,14 @@ class _BatchNorm(Module):
         if isinstance(num_features, bool) or not isinstance(num_features, numbers.Integral) \
                 or num_features <= 0:
             raise ValueError(f"num_features must be a positive int, got {num_features!r}")
-        eps = F._real(eps, "eps")
+        eps = real(eps, "eps")
         if not eps >= 0:
             raise ValueError(f"eps must be non-negative, got {eps}")
         if momentum is not None:
-            momentum = F._real(momentum, "momentum")
+            momentum = real(momentum, "momentum")
             if not 0 <= momentum <= 1:
                 raise ValueError(f"momentum must be in [0, 1] or None, got {momentum}")
-        dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
-        if not dtypes.is_floating(dtype):
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        dtype = check_dtype(dtype, floating=True)
         self.num_features, self.eps, self.momentum = int(num_features), eps, momentum
         self.affine, self.track_running_stats = bool(affine), bool(track_running_stats)
         if self.affine:
@@ -84,7 +82,7 @@ class _BatchNorm(Module):
         raise NotImplementedError(f"{type(self).__name__} must implement _check_input_dim()")
 
     def forward(self, input):
-        F._check_tensor(input, "input")
+        check_tensor(input, "input")
         self._check_input_dim(input)
         if not (self.affine or self.track_running_stats) and input.shape[1] != self.num_features:
             # no (C,) tensor for batch_norm to check the channels against: check them here
@@ -164,10 +162,8 @@ class LayerNorm(Module):
                  dtype=None):
         super().__init__()
         self.normalized_shape = F._normalized_shape(normalized_shape)
-        self.eps = F._real(eps, "eps")
-        dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
-        if not dtypes.is_floating(dtype):
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        self.eps = real(eps, "eps")
+        dtype = check_dtype(dtype, floating=True)
         self.elementwise_affine = elementwise_affine
         if elementwise_affine:
             self.weight = Parameter(np.empty(self.normalized_shape, dtype))

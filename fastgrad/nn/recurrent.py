@@ -5,8 +5,9 @@ Parameter names, shapes, gate order (i, f, g, o for the LSTM; r, z, n for the GR
 initialisation are PyTorch's, so a PyTorch ``state_dict`` loads as is, and weights move back the
 same way.
 
-A layer runs its whole time loop inside one :class:`~fastgrad.autograd.Function`: the input
-projection of every step is one GEMM before the loop; each step is one GEMM with ``W_hh`` and
+A layer runs its whole time loop inside one :class:`~fastgrad.autograd.Function` (``_RNNLayer``,
+``_LSTMLayer``, ``_GRULayer`` in :mod:`fastgrad.nn.functional`, the home of the layer ops): the
+input projection of every step is one GEMM before the loop; each step is one GEMM with ``W_hh`` and
 its pointwise part (the fused ``lstm_cell_fwd`` kernel, ``activation_fwd`` for the plain RNN,
 two ``activation_fwd`` calls for the GRU); backward runs the loop in reverse (the pointwise
 derivatives and one GEMM per step), then GEMMs over the whole sequence give ``dW_ih``,
@@ -24,245 +25,16 @@ import warnings
 
 import numpy as np
 
-from .. import dtypes
 from .. import ops
 from .. import random as _random
-from ..autograd import Function
-from ..backends import ACTIVATIONS, K
-from ..ops import _ieee
+from .._checks import check_dtype, check_tensor
+from ..backends import ACTIVATIONS
 from ..tensor import Tensor
 from . import init
+from .functional import _GRULayer, _LSTMLayer, _RNNLayer
 from .module import Module, Parameter
 
 _NONLINEARITIES = ("tanh", "relu")
-_SIGMOID, _TANH = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
-
-
-# ---------------------------------------------------------------------------------- Functions
-def _time_order(array, reverse):
-    """``array`` (steps first) as it is, or time-reversed (a contiguous copy) when ``reverse``:
-    the reverse direction of a layer runs the forward loop over the reversed sequence, and its
-    outputs and input gradient are turned back to the caller's time order."""
-    if array is None or not reverse:
-        return array
-    return np.ascontiguousarray(array[::-1])
-
-
-def _project(x, w_ih, bias, width):
-    """``x @ W_ih.T + bias`` for every step at once: one GEMM with the bias (None: none) fused.
-
-    Returns the flat input (T*N, I), kept for ``dW_ih``, and the projection (T, N, width).
-    """
-    steps, batch = x.shape[:2]
-    x2 = np.ascontiguousarray(x).reshape(steps * batch, x.shape[2])
-    projected = np.empty((steps, batch, width), w_ih.dtype)
-    K.linear_fwd(x2, w_ih, bias, ACTIVATIONS["none"], projected.reshape(steps * batch, width))
-    return x2, projected
-
-
-def _zeros_or(state, batch, hidden, dtype):
-    return np.zeros((batch, hidden), dtype) if state is None else np.ascontiguousarray(state)
-
-
-def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
-    """The gradients of input, W_ih, W_hh and both biases from the pre-activation gradients.
-
-    ``grad_pre`` (T, N, G) holds d(loss)/d(x_t W_ih^T + b_ih) of every step, ``grad_hidden``
-    d(loss)/d(h_{t-1} W_hh^T + b_hh) (the same array unless given: only the GRU's differ); the
-    hidden state entering step t is ``h0`` for t = 0 and ``out[t - 1]`` after, so ``dW_hh`` is
-    two GEMMs over the whole sequence instead of one per step. ``needs`` says which of the five
-    are wanted (the others are None).
-    """
-    steps, batch, width = grad_pre.shape
-    dtype = grad_pre.dtype
-    flat = grad_pre.reshape(steps * batch, width)
-    shared = grad_hidden is None
-    hidden_flat = flat if shared else grad_hidden.reshape(steps * batch, width)
-    needs_x, needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = needs
-    grad_x = grad_w_ih = grad_w_hh = None
-    if needs_x:
-        grad_x = np.empty((steps, batch, w_ih.shape[1]), dtype)
-        K.gemm(flat, w_ih, False, False, False, grad_x.reshape(steps * batch, w_ih.shape[1]))
-    if needs_w_ih:
-        grad_w_ih = np.empty(w_ih.shape, dtype)
-        K.gemm(flat, x2, True, False, False, grad_w_ih)
-    if needs_w_hh:
-        grad_w_hh = np.empty((width, h0.shape[1]), dtype)
-        K.gemm(hidden_flat[:batch], h0, True, False, False, grad_w_hh)
-        if steps > 1:
-            K.gemm(hidden_flat[batch:], out[:-1].reshape((steps - 1) * batch, out.shape[2]),
-                   True, False, True, grad_w_hh)
-    grad_b_ih = flat.sum(axis=0) if needs_b_ih or (needs_b_hh and shared) else None
-    grad_b_hh = None
-    if needs_b_hh:
-        grad_b_hh = grad_b_ih.copy() if shared else hidden_flat.sum(axis=0)
-    return grad_x, grad_w_ih, grad_w_hh, grad_b_ih if needs_b_ih else None, grad_b_hh
-
-
-@_ieee
-class _LSTMLayer(Function):
-    """One LSTM layer over a time-major sequence; returns ``(output, h_n, c_n)``. ``reverse``
-    runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
-
-    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
-        x = _time_order(x, reverse)
-        steps, batch = x.shape[:2]
-        hidden = w_hh.shape[1]
-        dtype = w_ih.dtype
-        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
-        h0 = _zeros_or(h0, batch, hidden, dtype)
-        c0 = _zeros_or(c0, batch, hidden, dtype)
-        x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, 4 * hidden)
-        gates_act = np.empty_like(pre)
-        out = np.empty((steps, batch, hidden), dtype)
-        cells = np.empty_like(out)
-        h_prev, c_prev = h0, c0
-        for t in range(steps):
-            K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the gates, in place
-            K.lstm_cell_fwd(pre[t], c_prev, gates_act[t], out[t], cells[t])
-            h_prev, c_prev = out[t], cells[t]
-        self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse)
-        return _time_order(out, reverse), out[-1].copy(), cells[-1].copy()
-
-    def backward(self, grad_out, grad_h_n, grad_c_n):
-        x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse = self.saved
-        grad_out = _time_order(grad_out, reverse)
-        grad_gates = np.empty_like(gates_act)
-        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
-        grad_c = np.array(grad_c_n, dtype=out.dtype, order="C")
-        grad_c_prev = np.empty_like(grad_c)
-        grad_h_step = np.empty_like(grad_h)
-        for t in range(out.shape[0] - 1, -1, -1):
-            np.add(grad_out[t], grad_h, out=grad_h_step)
-            K.lstm_cell_bwd(grad_h_step, grad_c, cells[t - 1] if t else c0, cells[t],
-                            gates_act[t], grad_gates[t], grad_c_prev)
-            K.gemm(grad_gates[t], w_hh, False, False, False, grad_h)
-            grad_c, grad_c_prev = grad_c_prev, grad_c
-        needs = self.needs_input_grad
-        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
-            (needs[0],) + tuple(needs[3:7]), grad_gates, h0, out, x2, w_ih)
-        return (_time_order(grad_x, reverse), grad_h if needs[1] else None,
-                grad_c if needs[2] else None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)
-
-
-@_ieee
-class _RNNLayer(Function):
-    """One Elman RNN layer over a time-major sequence; returns ``(output, h_n)``. ``reverse``
-    runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
-
-    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, activation, reverse=False):
-        x = _time_order(x, reverse)
-        steps, batch = x.shape[:2]
-        hidden = w_hh.shape[1]
-        dtype = w_ih.dtype
-        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
-        h0 = _zeros_or(h0, batch, hidden, dtype)
-        x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, hidden)
-        out = np.empty((steps, batch, hidden), dtype)
-        h_prev = h0
-        for t in range(steps):
-            K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the pre-activation, in place
-            K.activation_fwd(pre[t], activation, out[t])
-            h_prev = out[t]
-        self.saved = (x2, h0, w_ih, w_hh, out, activation, reverse)
-        return _time_order(out, reverse), out[-1].copy()
-
-    def backward(self, grad_out, grad_h_n):
-        x2, h0, w_ih, w_hh, out, activation, reverse = self.saved
-        grad_out = _time_order(grad_out, reverse)
-        grad_pre = np.empty_like(out)
-        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
-        grad_h_step = np.empty_like(grad_h)
-        for t in range(out.shape[0] - 1, -1, -1):
-            np.add(grad_out[t], grad_h, out=grad_h_step)
-            K.activation_bwd(grad_h_step, out[t], activation, grad_pre[t])
-            K.gemm(grad_pre[t], w_hh, False, False, False, grad_h)
-        needs = self.needs_input_grad
-        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
-            (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih)
-        return (_time_order(grad_x, reverse), grad_h if needs[1] else None, grad_w_ih,
-                grad_w_hh, grad_b_ih, grad_b_hh, None)
-
-
-@_ieee
-class _GRULayer(Function):
-    """One GRU layer over a time-major sequence; returns ``(output, h_n)``. ``reverse`` runs it
-    over the time-reversed sequence (a bidirectional layer's reverse direction).
-
-    Per step, ``hh = h_{t-1} W_hh^T`` is one GEMM. The input projection carries ``b_ih`` and
-    the r and z thirds of ``b_hh``; the n third, ``b_hn``, stays inside ``r * (hh_n + b_hn)``,
-    where PyTorch's formula puts it. Kept per step for backward: the activated r, z and n,
-    ``hh_n + b_hn`` and the output.
-    """
-
-    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
-        x = _time_order(x, reverse)
-        steps, batch = x.shape[:2]
-        hidden = w_hh.shape[1]
-        dtype = w_ih.dtype
-        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
-        h0 = _zeros_or(h0, batch, hidden, dtype)
-        bias = b_hn = None
-        if b_ih is not None:
-            bias = b_ih.copy()
-            bias[:2 * hidden] += b_hh[:2 * hidden]
-            b_hn = b_hh[2 * hidden:]
-        x2, pre = _project(x, w_ih, bias, 3 * hidden)
-        rz = np.empty((steps, batch, 2 * hidden), dtype)
-        n = np.empty((steps, batch, hidden), dtype)
-        hn = np.empty_like(n)
-        out = np.empty_like(n)
-        hh = np.empty((batch, 3 * hidden), dtype)
-        rz_pre = np.empty((batch, 2 * hidden), dtype)
-        n_pre = np.empty((batch, hidden), dtype)
-        h_prev = h0
-        for t in range(steps):
-            K.gemm(h_prev, w_hh, False, True, False, hh)
-            np.add(pre[t, :, :2 * hidden], hh[:, :2 * hidden], out=rz_pre)
-            K.activation_fwd(rz_pre, _SIGMOID, rz[t])
-            if b_hn is None:
-                hn[t] = hh[:, 2 * hidden:]
-            else:
-                np.add(hh[:, 2 * hidden:], b_hn, out=hn[t])
-            np.multiply(rz[t, :, :hidden], hn[t], out=n_pre)
-            n_pre += pre[t, :, 2 * hidden:]
-            K.activation_fwd(n_pre, _TANH, n[t])
-            np.subtract(h_prev, n[t], out=out[t])  # h_t = (1 - z) n + z h_{t-1}
-            out[t] *= rz[t, :, hidden:]
-            out[t] += n[t]
-            h_prev = out[t]
-        self.saved = (x2, h0, w_ih, w_hh, rz, n, hn, out, reverse)
-        return _time_order(out, reverse), out[-1].copy()
-
-    def backward(self, grad_out, grad_h_n):
-        x2, h0, w_ih, w_hh, rz, n, hn, out, reverse = self.saved
-        grad_out = _time_order(grad_out, reverse)
-        steps, batch, hidden = out.shape
-        # d(loss)/d(h_{t-1} W_hh^T + b_hh); the input projection's differs only in the n third
-        grad_hidden = np.empty((steps, batch, 3 * hidden), out.dtype)
-        grad_n_pre = np.empty_like(out)
-        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
-        grad_h_step = np.empty_like(grad_h)
-        for t in range(steps - 1, -1, -1):
-            r, z = rz[t, :, :hidden], rz[t, :, hidden:]
-            h_prev = out[t - 1] if t else h0
-            np.add(grad_out[t], grad_h, out=grad_h_step)
-            np.multiply(grad_h_step, 1 - z, out=grad_n_pre[t])
-            grad_n_pre[t] *= 1 - n[t] * n[t]
-            grad = grad_hidden[t]
-            np.multiply(grad_n_pre[t], r, out=grad[:, 2 * hidden:])
-            np.multiply(grad_n_pre[t] * hn[t], r * (1 - r), out=grad[:, :hidden])
-            np.multiply(grad_h_step * (h_prev - n[t]), z * (1 - z),
-                        out=grad[:, hidden:2 * hidden])
-            np.multiply(grad_h_step, z, out=grad_h)
-            K.gemm(grad, w_hh, False, False, True, grad_h)
-        grad_pre = grad_hidden.copy()
-        grad_pre[:, :, 2 * hidden:] = grad_n_pre
-        needs = self.needs_input_grad
-        grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
-            (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih, grad_hidden)
-        return (_time_order(grad_x, reverse), grad_h if needs[1] else None, grad_w_ih,
-                grad_w_hh, grad_b_ih, grad_b_hh)
 
 
 # --------------------------------------------------------------------------------- validation
@@ -280,11 +52,6 @@ def _check_nonlinearity(nonlinearity):
     if nonlinearity not in _NONLINEARITIES:
         raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
     return nonlinearity
-
-
-def _check_tensor(value, argument):
-    if not isinstance(value, Tensor):
-        raise TypeError(f"{argument} must be a Tensor, got {type(value).__name__}")
 
 
 def _check_hidden_dtype(name, value, argument, dtype):
@@ -313,9 +80,7 @@ class _CellBase(Module):
         self.input_size = _check_size(input_size, "input_size", 0)
         self.hidden_size = _check_size(hidden_size, "hidden_size", 1)
         self.bias = bool(bias)
-        dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
-        if not dtypes.is_floating(dtype):
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        dtype = check_dtype(dtype, floating=True)
         width = self._gates * self.hidden_size
         self.weight_ih = Parameter(np.empty((width, self.input_size), dtype))
         self.weight_hh = Parameter(np.empty((width, self.hidden_size), dtype))
@@ -340,7 +105,7 @@ class _CellBase(Module):
         state is (N, H) (None when not given).
         """
         name = type(self).__name__
-        _check_tensor(input, "input")
+        check_tensor(input, "input")
         if input.ndim not in (1, 2):
             raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:
@@ -357,7 +122,7 @@ class _CellBase(Module):
             return x, (None,) * self._states, batched
         for index, state in enumerate(states):
             what = f"hx[{index}]" if len(states) > 1 else "hidden"
-            _check_tensor(state, what)
+            check_tensor(state, what)
             if state.ndim not in (1, 2):
                 raise ValueError(f"{name}: Expected {what} to be 1D or 2D, got {state.ndim}D "
                                  "instead")
@@ -531,9 +296,7 @@ class _RNNBase(Module):
                           "non-zero dropout expects num_layers greater than 1, but got "
                           f"dropout={dropout} and num_layers={num_layers}", UserWarning,
                           stacklevel=3)
-        dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
-        if not dtypes.is_floating(dtype):
-            raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+        dtype = check_dtype(dtype, floating=True)
         width = self._gates * self.hidden_size
         for layer in range(self.num_layers):
             layer_input = self.input_size if layer == 0 else self.hidden_size * self._directions
@@ -572,7 +335,7 @@ class _RNNBase(Module):
         (D * num_layers, H) for unbatched input (D = 2 when bidirectional, else 1)."""
         name = type(self).__name__
         for index, state in enumerate(states):
-            _check_tensor(state, f"hx[{index}]" if len(states) > 1 else "hx")
+            check_tensor(state, f"hx[{index}]" if len(states) > 1 else "hx")
         ranks = [s.ndim for s in states]
         rank = 3 if batched else 2
         if any(r != rank for r in ranks):
@@ -596,7 +359,7 @@ class _RNNBase(Module):
         """Check ``input`` and ``states`` (a tuple of Tensors, or None), run every layer and
         return ``(output, final_states)`` in the caller's layout."""
         name = type(self).__name__
-        _check_tensor(input, "input")
+        check_tensor(input, "input")
         if input.ndim not in (2, 3):
             raise ValueError(f"{name}: Expected input to be 2D or 3D, got {input.ndim}D "
                              "instead")

@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from .. import autograd
-from .. import dtypes
+from .._checks import check_dtype, check_floating
 from . import functional as F
 from . import init
 from .module import Module, Parameter
@@ -49,14 +49,12 @@ class Embedding(Module):
         self.scale_grad_by_freq = scale_grad_by_freq
         self.sparse = sparse
         if _weight is None:
-            dtype = dtypes.resolve(dtype) if dtype is not None else dtypes.default_float
-            if not dtypes.is_floating(dtype):
-                raise TypeError(f"dtype must be a floating dtype, got {dtype}")
+            dtype = check_dtype(dtype, floating=True)
             self.weight = Parameter(np.empty((self.num_embeddings, self.embedding_dim), dtype),
                                     requires_grad=not _freeze)
             self.reset_parameters()
         else:
-            F._check_floating(_weight, "_weight")
+            check_floating(_weight, "_weight")
             if _weight.shape != (self.num_embeddings, self.embedding_dim):
                 raise ValueError(f"Shape of weight does not match num_embeddings and "
                                  f"embedding_dim: got {_weight.shape}, expected "
@@ -97,7 +95,7 @@ class Embedding(Module):
         Raises:
             ValueError: ``embeddings`` that is not 2-D (PyTorch asserts it).
         """
-        F._check_floating(embeddings, "embeddings")
+        check_floating(embeddings, "embeddings")
         if embeddings.ndim != 2:
             raise ValueError(f"Embeddings parameter is expected to be 2-dimensional, got shape "
                              f"{embeddings.shape}")

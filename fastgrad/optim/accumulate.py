@@ -4,7 +4,6 @@ import numbers
 
 import numpy as np
 
-from ..tensor import Tensor
 from ..backends import K
 from .wrapper import OptimizerWrapper
 
@@ -165,24 +164,20 @@ class GradientAccumulator(OptimizerWrapper):
         """Add ``n`` times the arena's fresh gradient into ``total``; on the window's last
         micro-batch (``factor`` is 1 / the window's samples), write the weighted mean gradient
         into the arena instead."""
-        for i, p in enumerate(arena.params):
-            if p._grad is None:
-                p._grad_view[...] = 0  # a stale slot: this parameter got no gradient
-            else:
-                received[i] = True
+        got = np.ones(len(received), bool)
+        got[arena.zero_stale()] = False  # no gradient this micro-batch: its slot counts as 0
+        received |= got
         if factor is not None:
             K.grad_window_mean(total, arena.grad, n, factor)
         else:
             K.axpy(total, arena.grad, n)
-            for p in arena.params:
-                p._grad = None
+            arena.zero_grad(set_to_none=True)
 
     def _apply(self):
         """Step the optimiser with the window's mean gradient, then zero and start anew."""
         if self._weighted:
             for arena, _, received in self._window:
-                for p, got in zip(arena.params, received):
-                    p._grad = Tensor(p._grad_view) if got else None
+                arena.grads_from_buffer(received)
         elif self.micro_step > 1:
             factor = 1.0 / self.micro_step
             for _, arena in self.optimizer.arenas():

@@ -7,9 +7,10 @@ import warnings
 import numpy as np
 
 from .. import autograd
+from .. import clipping
 from .. import random as _random
+from .._checks import check_norm_type, real
 from ..backends import K
-from ..nn import utils as _utils
 from .wrapper import OptimizerWrapper
 
 
@@ -28,7 +29,7 @@ def _arena_buffers(optimizer):
     for group, arena in optimizer.arenas():
         g = next(i for i, candidate in enumerate(groups) if candidate is group)
         index = {id(p): i for i, p in enumerate(group["params"])}
-        buffers.append(_utils._arena_buffer(arena, [(g, index[id(p)]) for p in arena.params]))
+        buffers.append(clipping.arena_buffer(arena, [(g, index[id(p)]) for p in arena.params]))
     return buffers
 
 
@@ -66,11 +67,11 @@ class SkipNonFinite(OptimizerWrapper):
     def __init__(self, optimizer, warn=True, max_norm=None, norm_type=2.0):
         super().__init__(optimizer)
         if max_norm is not None:
-            max_norm = _utils._real(max_norm, "max_norm")
+            max_norm = real(max_norm, "max_norm", tensor=True)
             if not max_norm >= 0:
                 raise ValueError(f"max_norm must be a non-negative number, got {max_norm}")
         self.warn, self.max_norm = bool(warn), max_norm
-        self.norm_type = _utils._norm_type(norm_type)
+        self.norm_type = check_norm_type(norm_type)
         self.step_count = self.skipped = 0
         self.last_skipped, self.last_norm = False, None
 
@@ -91,12 +92,12 @@ class SkipNonFinite(OptimizerWrapper):
         self.step_count += 1
         buffers = _arena_buffers(self.optimizer)
         if self.max_norm is not None:
-            total, norms = _utils._clip_buffers(buffers, self.max_norm, self.norm_type,
-                                                keep_if_nonfinite=True)
+            total, norms = clipping.clip_buffers(buffers, self.max_norm, self.norm_type,
+                                                 keep_if_nonfinite=True)
         else:
             norms = [np.empty(len(b.offsets) - 1, np.float64) for b in buffers]
-            total = _utils._combine([K.segment_norms(b.flat, b.offsets, math.inf, n)
-                                     for b, n in zip(buffers, norms)], math.inf)
+            total = clipping.combine([K.segment_norms(b.flat, b.offsets, math.inf, n)
+                                      for b, n in zip(buffers, norms)], math.inf)
         self.last_norm = total
         self.last_skipped = not math.isfinite(total)
         if not self.last_skipped:
@@ -104,7 +105,7 @@ class SkipNonFinite(OptimizerWrapper):
             return loss
         self.skipped += 1
         if self.warn:
-            (g, i), shape = _utils._first_nonfinite(buffers, norms)
+            (g, i), shape = clipping.first_nonfinite(buffers, norms)
             count = sum(int((~np.isfinite(n)).sum()) for n in norms)
             warnings.warn(f"step {self.step_count}: {count} parameter(s) have non-finite gradients "
                           f"(first: param_groups[{g}]['params'][{i}] of shape {tuple(shape)}); "

@@ -24,6 +24,7 @@ import types
 from bisect import bisect_right
 from collections import Counter
 
+from .._checks import real
 from .optimizer import Optimizer
 
 __all__ = [
@@ -43,11 +44,11 @@ def _integer(name, value, minimum):
     return int(value)
 
 
-def _real(name, value, minimum=None):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {value!r}")
-    if minimum is not None and not value >= minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+def _non_negative(name, value):
+    """``value`` (a real number) checked to be >= 0; returned as given."""
+    real(value, name)
+    if not value >= 0.0:
+        raise ValueError(f"{name} must be >= 0.0, got {value}")
     return value
 
 
@@ -68,8 +69,8 @@ def _per_group(name, optimizer, value):
 
 
 def _check_linear_factors(start_factor, end_factor, total_iters):
-    _real("start_factor", start_factor)
-    _real("end_factor", end_factor)
+    real(start_factor, "start_factor")
+    real(end_factor, "end_factor")
     if start_factor > 1.0 or start_factor <= 0:
         raise ValueError("Starting multiplicative factor expected to be greater than 0 and less "
                          f"or equal to 1 (got start_factor={start_factor}).")
@@ -87,7 +88,7 @@ def step_schedule(base_lr, step_size, gamma=0.1):
         A function ``step -> lr``.
     """
     _integer("step_size", step_size, 1)
-    _real("gamma", gamma, 0.0)
+    _non_negative("gamma", gamma)
 
     def schedule(step):
         return base_lr * gamma ** (step // step_size)
@@ -103,7 +104,7 @@ def multistep_schedule(base_lr, milestones, gamma=0.1):
         A function ``step -> lr``.
     """
     milestones = sorted(_integer(f"milestones[{i}]", m, 0) for i, m in enumerate(milestones))
-    _real("gamma", gamma, 0.0)
+    _non_negative("gamma", gamma)
 
     def schedule(step):
         return base_lr * gamma ** bisect_right(milestones, step)
@@ -116,7 +117,7 @@ def exponential_schedule(base_lr, gamma):
     Returns:
         A function ``step -> lr``.
     """
-    _real("gamma", gamma, 0.0)
+    _non_negative("gamma", gamma)
 
     def schedule(step):
         return base_lr * gamma ** step
@@ -153,7 +154,7 @@ def polynomial_schedule(base_lr, total_iters=5, power=1.0):
         A function ``step -> lr``.
     """
     _integer("total_iters", total_iters, 1)
-    _real("power", power)
+    real(power, "power")
 
     def schedule(step):
         return base_lr * (1.0 - min(total_iters, step) / total_iters) ** power
@@ -176,7 +177,7 @@ def cosine_annealing_schedule(base_lr, T_max, eta_min=0.0):
         A function ``step -> lr``.
     """
     _integer("T_max", T_max, 1)
-    _real("eta_min", eta_min)
+    real(eta_min, "eta_min")
 
     def schedule(step):
         return eta_min + (base_lr - eta_min) * (1 + math.cos(math.pi * step / T_max)) / 2
@@ -407,7 +408,7 @@ class StepLR(LRScheduler):
 
     def __init__(self, optimizer, step_size, gamma=0.1, last_epoch=-1):
         _integer("step_size", step_size, 1)
-        _real("gamma", gamma, 0.0)
+        _non_negative("gamma", gamma)
         self.step_size = step_size
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -437,7 +438,7 @@ class MultiStepLR(LRScheduler):
         milestones = list(milestones)
         for i, milestone in enumerate(milestones):
             _integer(f"milestones[{i}]", milestone, 0)
-        _real("gamma", gamma, 0.0)
+        _non_negative("gamma", gamma)
         self.milestones = Counter(milestones)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
@@ -465,7 +466,7 @@ class ExponentialLR(LRScheduler):
     """
 
     def __init__(self, optimizer, gamma, last_epoch=-1):
-        _real("gamma", gamma, 0.0)
+        _non_negative("gamma", gamma)
         self.gamma = gamma
         super().__init__(optimizer, last_epoch)
 
@@ -532,7 +533,7 @@ class PolynomialLR(LRScheduler):
 
     def __init__(self, optimizer, total_iters=5, power=1.0, last_epoch=-1):
         _integer("total_iters", total_iters, 1)
-        _real("power", power)
+        real(power, "power")
         self.total_iters = total_iters
         self.power = power
         super().__init__(optimizer, last_epoch)
@@ -575,7 +576,7 @@ class CosineAnnealingLR(LRScheduler):
 
     def __init__(self, optimizer, T_max, eta_min=0.0, last_epoch=-1):
         _integer("T_max", T_max, 1)
-        _real("eta_min", eta_min)
+        real(eta_min, "eta_min")
         self.T_max = T_max
         self.eta_min = eta_min
         super().__init__(optimizer, last_epoch)
@@ -811,7 +812,7 @@ class ReduceLROnPlateau(LRScheduler):
 
     def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
                  threshold_mode="rel", cooldown=0, min_lr=0, eps=1e-8):
-        _real("factor", factor)
+        real(factor, "factor")
         if factor >= 1.0:
             raise ValueError(f"Factor should be < 1.0 (got factor={factor}).")
         if factor < 0:
@@ -829,11 +830,11 @@ class ReduceLROnPlateau(LRScheduler):
             self.default_min_lr = min_lr
             self.min_lrs = [min_lr] * len(optimizer.param_groups)
         for i, value in enumerate(self.min_lrs):
-            _real("min_lr" if self.default_min_lr is not None else f"min_lr[{i}]", value, 0.0)
+            _non_negative("min_lr" if self.default_min_lr is not None else f"min_lr[{i}]", value)
         self.patience = _integer("patience", patience, 0)
         self.cooldown = _integer("cooldown", cooldown, 0)
-        self.eps = _real("eps", eps, 0.0)
-        _real("threshold", threshold, 0.0)
+        self.eps = _non_negative("eps", eps)
+        _non_negative("threshold", threshold)
         self.last_epoch = 0
         self._last_lr = [group["lr"] for group in optimizer.param_groups]
         self._init_is_better(mode=mode, threshold=threshold, threshold_mode=threshold_mode)

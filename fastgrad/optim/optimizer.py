@@ -14,7 +14,7 @@ from .. import autograd
 from .. import dtypes
 from ..arena import Arena
 from ..backends import K
-from ..nn.utils import _norm_type
+from .._checks import check_norm_type
 from ..tensor import Tensor
 
 
@@ -181,7 +181,7 @@ class Optimizer:
         Returns:
             A Python float; ``inf`` or ``nan`` when a gradient is not finite.
         """
-        norm_type = _norm_type(norm_type)
+        norm_type = check_norm_type(norm_type)
         with np.errstate(all="ignore"):  # NaN and inf gradients give a NaN or inf norm
             totals = [arena.grad_norms(norm_type)[0] for _, arena in self.arenas()]
             if norm_type == np.inf:
@@ -276,14 +276,14 @@ class Optimizer:
         for group, saved in zip(self.param_groups, saved_groups):
             for saved_id, p in zip(saved["params"], group["params"]):
                 slots[saved_id] = p
-        self._repack()
+        where = {id(p): (arena, i) for _, arena in self.arenas()
+                 for i, p in enumerate(arena.params)}
         for group, saved in zip(self.param_groups, saved_groups):
             group.update({k: v for k, v in saved.items() if k != "params"})
         self.state.clear()
         for saved_id, values in state_dict["state"].items():
             p = slots[saved_id]
-            arena = p._arena
-            position = next(i for i, q in enumerate(arena.params) if q is p)
+            arena, position = where[id(p)]
             for name, value in values.items():
                 if name in self.arena_state:
                     view = arena.state_view(name, position)
