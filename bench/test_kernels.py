@@ -1,5 +1,7 @@
-"""Kernel benchmarks, generated from the registry: kernel x backend x bench size, float32,
-with PyTorch's equivalent of a kernel as one more backend where it has one and is installed.
+"""Kernel benchmarks, generated from the registry: kernel x variant x backend x bench size,
+float32, with PyTorch's equivalent of a kernel as one more backend where it has one and is
+installed. A kernel's variants (its activation codes, norm types, optimiser flags) are groups
+of their own, ``kernel[variant]-size``; a kernel with one variant keeps ``kernel-size``.
 
     python -m pytest bench --benchmark-only                 # the table, grouped per kernel-size
     python -m pytest bench -q --benchmark-disable           # each case once, as a quick check
@@ -55,8 +57,14 @@ def _bench_sizes(spec):
     return spec.bench_sizes[:1] if SMOKE else spec.bench_sizes
 
 
-CASES = [pytest.param(name, backend, size, id=f"{name}-{backend}-{size}")
-         for name, spec in KERNELS.items() for backend in BACKENDS for size in _bench_sizes(spec)]
+def _label(name, variant):
+    """The kernel and its variant as the groups and ids name them."""
+    return name if len(KERNELS[name].variants) == 1 else f"{name}[{variant}]"
+
+
+CASES = [pytest.param(name, variant, backend, size, id=f"{_label(name, variant)}-{backend}-{size}")
+         for name, spec in KERNELS.items() for variant in spec.variants for backend in BACKENDS
+         for size in _bench_sizes(spec)]
 HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 
@@ -68,10 +76,10 @@ def _implementation(backend, name):
         return getattr(backends.K, name)
 
 
-def _describe(benchmark, backend, size, threads):
+def _describe(benchmark, backend, variant, size, threads):
     benchmark.extra_info.update(
-        backend=backend, size=size, dtype=np.dtype(DTYPE).name, python=sys.version.split()[0],
-        numpy=np.__version__, threads=threads)
+        backend=backend, variant=variant, size=size, dtype=np.dtype(DTYPE).name,
+        python=sys.version.split()[0], numpy=np.__version__, threads=threads)
 
 
 def _rounds(call):
@@ -84,13 +92,13 @@ def _rounds(call):
     return int(min(MAX_ROUNDS, max(MIN_ROUNDS, TIME_PER_CASE_S / max(elapsed, 1e-7))))
 
 
-@pytest.mark.parametrize("name, backend, size", CASES)
-def test_kernel_speed(benchmark, name, backend, size, bench_threads):
+@pytest.mark.parametrize("name, variant, backend, size", CASES)
+def test_kernel_speed(benchmark, name, variant, backend, size, bench_threads):
     spec = KERNELS[name]
     implementation = _implementation(backend, name)
-    args = spec.example(np.random.default_rng(size), DTYPE, size)
-    benchmark.group = f"{name}-{size}"
-    _describe(benchmark, backend, size, bench_threads)
+    args = spec.arguments(np.random.default_rng(size), DTYPE, size, variant)
+    benchmark.group = f"{_label(name, variant)}-{size}"
+    _describe(benchmark, backend, variant, size, bench_threads)
 
     implementation(**copy.deepcopy(args))  # warm-up: compilation and first touch
     rounds = _rounds(lambda: implementation(**copy.deepcopy(args)))
@@ -107,7 +115,7 @@ def test_kernel_speed(benchmark, name, backend, size, bench_threads):
     expected_args = copy.deepcopy(args)
     expected = spec.reference(**expected_args)
     rtol, atol = spec.tolerances[np.dtype(DTYPE)]
-    where = f"kernel {name!r} on backend {backend!r} (bench size {size})"
+    where = f"kernel {name!r} ({variant}) on backend {backend!r} (bench size {size})"
     for key in spec.writes:
         if expected_args[key] is not None:
             np.testing.assert_allclose(last["kwargs"][key], expected_args[key], rtol=rtol,
@@ -124,18 +132,28 @@ _ACTIVATION_NAMES = {code: name for name, code in backends.ACTIVATIONS.items()}
 
 
 def _activation(torch, code, in_place=False):
-    """PyTorch's function for the activation ``code`` (in place: on its argument)."""
+    """PyTorch's function for the activation ``code`` (in place: on its argument, where
+    PyTorch has an in-place form); a skip for one PyTorch lacks."""
     name = _ACTIVATION_NAMES[code]
     if name == "none":
         return lambda t: t
-    return getattr(torch, name + "_" if in_place else name)
+    function = getattr(torch, name, None) or getattr(torch.nn.functional, name, None)
+    if function is None:
+        pytest.skip(f"PyTorch has no activation {name!r}")
+    return getattr(torch, name + "_", function) if in_place else function
 
 
 def _activation_backward(torch, code):
-    """PyTorch's autograd formula ``grad_in(grad_out, out)`` for the activation ``code``."""
+    """PyTorch's autograd formula ``grad_in(grad_out, out)`` for the activation ``code``; a
+    skip for one whose formula is not listed here."""
     aten = torch.ops.aten
-    return {"none": lambda g, out: g, "relu": lambda g, out: aten.threshold_backward(g, out, 0),
-            "sigmoid": aten.sigmoid_backward, "tanh": aten.tanh_backward}[_ACTIVATION_NAMES[code]]
+    formulas = {"none": lambda g, out: g,
+                "relu": lambda g, out: aten.threshold_backward(g, out, 0),
+                "sigmoid": aten.sigmoid_backward, "tanh": aten.tanh_backward}
+    name = _ACTIVATION_NAMES[code]
+    if name not in formulas:
+        pytest.skip(f"no PyTorch backward formula of activation {name!r} from its output")
+    return formulas[name]
 
 
 def _leaf(torch, param, grad):
@@ -434,9 +452,11 @@ TORCH_EQUIVALENTS = {
     "grad_window_mean": {"torch": _torch_grad_window_mean},
 }
 
-TORCH_CASES = [pytest.param(name, row, size, id=f"{name}-{row}-{size}")
+TORCH_CASES = [pytest.param(name, variant, row, size,
+                            id=f"{_label(name, variant)}-{row}-{size}")
                for name, rows in TORCH_EQUIVALENTS.items() if HAS_TORCH and name in KERNELS
-               for row in rows for size in _bench_sizes(KERNELS[name])]
+               for variant in KERNELS[name].variants for row in rows
+               for size in _bench_sizes(KERNELS[name])]
 
 
 #: Largest norm-wise relative error of a PyTorch output against the reference.
@@ -453,14 +473,14 @@ def _call(run):
     return run()
 
 
-@pytest.mark.parametrize("name, row, size", TORCH_CASES)
-def test_torch_equivalent_speed(benchmark, name, row, size, bench_threads):
+@pytest.mark.parametrize("name, variant, row, size", TORCH_CASES)
+def test_torch_equivalent_speed(benchmark, name, variant, row, size, bench_threads):
     torch = pytest.importorskip("torch")
     spec = KERNELS[name]
     prepare = TORCH_EQUIVALENTS[name][row]
-    args = spec.example(np.random.default_rng(size), DTYPE, size)
-    benchmark.group = f"{name}-{size}"
-    _describe(benchmark, row, size, bench_threads)
+    args = spec.arguments(np.random.default_rng(size), DTYPE, size, variant)
+    benchmark.group = f"{_label(name, variant)}-{size}"
+    _describe(benchmark, row, variant, size, bench_threads)
     benchmark.extra_info["torch"] = torch.__version__
 
     def prepared():
@@ -474,7 +494,7 @@ def test_torch_equivalent_speed(benchmark, name, row, size, bench_threads):
     expected_args = copy.deepcopy(args)
     expected = spec.reference(**expected_args)
     rtol, atol = spec.tolerances[np.dtype(DTYPE)]
-    where = f"PyTorch's equivalent {row!r} of kernel {name!r} (bench size {size})"
+    where = f"PyTorch's equivalent {row!r} of kernel {name!r} ({variant}, bench size {size})"
     errors = {}
     for key, value in result.items():
         if value is None:

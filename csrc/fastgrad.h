@@ -26,9 +26,9 @@
 
 #include <stdint.h>
 
-#define FG_ABI_VERSION 3
+#define FG_ABI_VERSION 4
 
-/* activation codes (fastgrad.backends.spec.ACTIVATIONS) */
+/* activation codes (fastgrad.backends.ACTIVATIONS; tests/test_constants.py checks they agree) */
 #define FG_NONE 0
 #define FG_RELU 1
 #define FG_SIGMOID 2
@@ -40,6 +40,7 @@
 #define FG_ERR_MEMORY (-2)   /* a work buffer could not be allocated */
 #define FG_ERR_BLAS (-3)     /* fg_blas unusable: no gemm, int_bits not 32 or 64, or a size
                               * beyond a 32-bit BLAS's integers */
+#define FG_ERR_ACTIVATION (-4) /* an activation code the kernels do not implement */
 
 #ifdef __cplusplus
 extern "C" {
@@ -208,7 +209,7 @@ void fg_nadam_step_f64(double *param, const double *grad, double *exp_avg, doubl
  * set to one thread meanwhile (when the product exceeds FG_GEMM_BLAS_SERIAL_WORK, below which
  * OpenBLAS stays on the calling thread anyway) and restored after. Every element therefore
  * comes from the same BLAS call whatever the thread count: bit-identical results. The Numba
- * backend uses the same rule (fastgrad/backends/numba_cpu/_gemm.py): both give the same bits.
+ * backend uses the same rule (fastgrad/backends/numba_cpu/_layers.py): both give the same bits.
  */
 #define FG_GEMM_ALIGN 16                 /* block edges at multiples of this (SIMD width) */
 #define FG_GEMM_MIN_BLOCK_WORK 1048576   /* multiply-adds per block at least: 2**20 */
@@ -238,7 +239,7 @@ int fg_gemm_f64(const double *a, const double *b, int64_t m, int64_t n, int64_t 
 /* out (rows, out_features) = act(x (rows, in_features) @ weight (out_features, in_features).T
  * + bias), bias (out_features,) or NULL: fg_gemm's blocks, each followed on its thread by its
  * bias and activation while it is in cache (a product of one block is followed by
- * fg_linear_epilogue). Returns as fg_gemm. */
+ * fg_linear_epilogue). Returns as fg_gemm, or FG_ERR_ACTIVATION with nothing written. */
 int fg_linear_fwd_f32(const float *x, const float *weight, const float *bias, int64_t rows,
                       int64_t in_features, int64_t out_features, int activation, float *out,
                       const fg_blas *blas, int64_t parallel_min);
@@ -246,22 +247,24 @@ int fg_linear_fwd_f64(const double *x, const double *weight, const double *bias,
                       int64_t in_features, int64_t out_features, int activation, double *out,
                       const fg_blas *blas, int64_t parallel_min);
 
-/* ---- activations and linear epilogues ---- */
-void fg_activation_fwd_f32(const float *x, float *out, int64_t n, int activation,
-                           int64_t parallel_min);
-void fg_activation_fwd_f64(const double *x, double *out, int64_t n, int activation,
-                           int64_t parallel_min);
-void fg_activation_bwd_f32(const float *grad_out, const float *out, float *grad_in, int64_t n,
-                           int activation, int64_t parallel_min);
-void fg_activation_bwd_f64(const double *grad_out, const double *out, double *grad_in,
-                           int64_t n, int activation, int64_t parallel_min);
+/* ---- activations and linear epilogues: each returns FG_OK, or FG_ERR_ACTIVATION with
+ * nothing written for an activation code it does not implement ---- */
+int fg_activation_fwd_f32(const float *x, float *out, int64_t n, int activation,
+                          int64_t parallel_min);
+int fg_activation_fwd_f64(const double *x, double *out, int64_t n, int activation,
+                          int64_t parallel_min);
+int fg_activation_bwd_f32(const float *grad_out, const float *out, float *grad_in, int64_t n,
+                          int activation, int64_t parallel_min);
+int fg_activation_bwd_f64(const double *grad_out, const double *out, double *grad_in,
+                          int64_t n, int activation, int64_t parallel_min);
 /* out (rows, cols) = act(out + bias), in place; bias (cols,) or NULL */
-void fg_linear_epilogue_f32(float *out, int64_t rows, int64_t cols, const float *bias,
-                            int activation, int64_t parallel_min);
-void fg_linear_epilogue_f64(double *out, int64_t rows, int64_t cols, const double *bias,
-                            int activation, int64_t parallel_min);
+int fg_linear_epilogue_f32(float *out, int64_t rows, int64_t cols, const float *bias,
+                           int activation, int64_t parallel_min);
+int fg_linear_epilogue_f64(double *out, int64_t rows, int64_t cols, const double *bias,
+                           int activation, int64_t parallel_min);
 /* g = grad_out * act'(out) (g may be NULL for FG_NONE: grad_out is then g), and
- * grad_bias (cols,) = g.sum(0) when grad_bias is not NULL; returns FG_OK or FG_ERR_MEMORY */
+ * grad_bias (cols,) = g.sum(0) when grad_bias is not NULL; returns FG_OK, FG_ERR_MEMORY or
+ * FG_ERR_ACTIVATION */
 int fg_linear_grad_f32(const float *grad_out, const float *out, int64_t rows, int64_t cols,
                        int activation, float *g, float *grad_bias, int64_t parallel_min);
 int fg_linear_grad_f64(const double *grad_out, const double *out, int64_t rows, int64_t cols,

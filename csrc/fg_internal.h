@@ -28,6 +28,21 @@
 /* At most this many partial rows per reduction over rows (bias gradient, batchnorm). */
 #define FG_MAX_PIECES 64
 
+/* exp's argument reduction v = t ln2 + r (ln2 split so that t * hi is exact) and the range
+ * beyond which exp's result is flushed to 0 or is inf, per type: the Numba backend's _LOG2E,
+ * _LN2_* and _EXP_* (fastgrad/backends/numba_cpu/_layers.py), tests/test_constants.py checks
+ * they agree. */
+#define FG_LOG2E_32 1.4426950408889634f
+#define FG_LN2_HI32 0.693359375f
+#define FG_LN2_LO32 (-2.12194440e-4f)
+#define FG_EXP_MIN32 (-87.3f)
+#define FG_EXP_MAX32 88.0f
+#define FG_LOG2E_64 1.4426950408889634
+#define FG_LN2_HI64 0.693145751953125
+#define FG_LN2_LO64 1.4286068203094173e-06
+#define FG_EXP_MIN64 (-708.3)
+#define FG_EXP_MAX64 709.0
+
 /* The loops are compiled for three x86-64 levels and the best one the CPU supports is chosen
  * when the library loads (GCC's target_clones, an ifunc): SSE4.2 (x86-64-v2, the portable
  * baseline), AVX2 (x86-64-v3) and AVX-512 (x86-64-v4). Every level runs the same IEEE
@@ -102,11 +117,11 @@ static inline float fg_pow2_32(float t)
 static inline float fg_exp32(float v)
 {
     /* exp(v); 0 below -87.3, inf from 88 on, NaN kept */
-    const float lo = -87.3f, hi = 88.0f;
+    const float lo = FG_EXP_MIN32, hi = FG_EXP_MAX32;
     float c = v > lo ? v : lo;
     c = c < hi ? c : hi;
-    float t = rintf(c * 1.4426950408889634f);
-    float r = (c - t * 0.693359375f) - t * -2.12194440e-4f;
+    float t = rintf(c * FG_LOG2E_32);
+    float r = (c - t * FG_LN2_HI32) - t * FG_LN2_LO32;
     float e = (1.0f + fg_expm1_reduced32(r)) * fg_pow2_32(t);
     e = v > lo ? e : 0.0f;
     e = v < hi ? e : INFINITY;
@@ -123,11 +138,11 @@ static inline float fg_sigmoid32(float v)
 static inline float fg_tanh32(float v)
 {
     /* tanh(v) = -m / (2 + m), m = expm1(-2|v|), odd-extended: no cancellation near 0 */
-    const float lo = -87.3f;
+    const float lo = FG_EXP_MIN32;
     float a = -2.0f * fabsf(v);
     a = a > lo ? a : lo;
-    float t = rintf(a * 1.4426950408889634f);
-    float r = (a - t * 0.693359375f) - t * -2.12194440e-4f;
+    float t = rintf(a * FG_LOG2E_32);
+    float r = (a - t * FG_LN2_HI32) - t * FG_LN2_LO32;
     float scale = fg_pow2_32(t);
     float m = scale * fg_expm1_reduced32(r) + (scale - 1.0f);
     float y = -m / (2.0f + m);
@@ -166,11 +181,11 @@ static inline double fg_pow2_64(double t)
 static inline double fg_exp64(double v)
 {
     /* exp(v); 0 below -708.3, inf from 709 on, NaN kept */
-    const double lo = -708.3, hi = 709.0;
+    const double lo = FG_EXP_MIN64, hi = FG_EXP_MAX64;
     double c = v > lo ? v : lo;
     c = c < hi ? c : hi;
-    double t = rint(c * 1.4426950408889634);
-    double r = (c - t * 0.693145751953125) - t * 1.4286068203094173e-06;
+    double t = rint(c * FG_LOG2E_64);
+    double r = (c - t * FG_LN2_HI64) - t * FG_LN2_LO64;
     double e = (1.0 + fg_expm1_reduced64(r)) * fg_pow2_64(t);
     e = v > lo ? e : 0.0;
     e = v < hi ? e : INFINITY;
@@ -185,11 +200,11 @@ static inline double fg_sigmoid64(double v)
 
 static inline double fg_tanh64(double v)
 {
-    const double lo = -708.3;
+    const double lo = FG_EXP_MIN64;
     double a = -2.0 * fabs(v);
     a = a > lo ? a : lo;
-    double t = rint(a * 1.4426950408889634);
-    double r = (a - t * 0.693145751953125) - t * 1.4286068203094173e-06;
+    double t = rint(a * FG_LOG2E_64);
+    double r = (a - t * FG_LN2_HI64) - t * FG_LN2_LO64;
     double scale = fg_pow2_64(t);
     double m = scale * fg_expm1_reduced64(r) + (scale - 1.0);
     double y = -m / (2.0 + m);

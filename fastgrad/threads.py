@@ -1,27 +1,16 @@
 """The number of threads fastgrad's kernels use: PyTorch's ``set_num_threads`` and
 ``get_num_threads``.
 
-Numba is imported only when one of these functions is called, and only if it is installed, so
-``import fastgrad`` still costs NumPy alone.
+Each kernel backend owns its thread setting; these functions reach them through the backend
+registry (:func:`fastgrad.backends.set_num_threads`), which loads the backends only when one
+of them is called, so ``import fastgrad`` still costs NumPy alone.
 """
 import operator
 import os
-import sys
 
-from . import config
+from . import backends
 
-_requested = [None]  # the last count set, for get_num_threads without Numba
-
-
-def _numba():
-    """The numba module, or None when it cannot be imported (its cache is prepared first, as
-    the Numba backend does, since Numba reads ``NUMBA_CACHE_DIR`` once, at import)."""
-    config.prepare_numba_cache()
-    try:
-        import numba
-    except ImportError:
-        return None
-    return numba
+_requested = [None]  # the last count set, for get_num_threads without a threaded backend
 
 
 def _threadpoolctl():
@@ -35,10 +24,11 @@ def _threadpoolctl():
 def set_num_threads(n):
     """Use ``n`` threads for fastgrad's parallel kernels and, where possible, for BLAS.
 
-    Sets Numba's thread count (``numba.set_num_threads``: it applies to the calling Python
-    thread, and ``n`` can be at most ``NUMBA_NUM_THREADS``, the size of Numba's thread pool,
-    fixed when the pool starts; by default the number of CPUs) and the C kernels' OpenMP
-    thread count (also when the ``c`` backend loads later). BLAS (the matrix products) is
+    Sets each kernel backend's own count through the registry: Numba's
+    (``numba.set_num_threads``: it applies to the calling Python thread, and ``n`` can be at
+    most ``NUMBA_NUM_THREADS``, the size of Numba's thread pool, fixed when the pool starts; by
+    default the number of CPUs) and the C kernels' OpenMP thread count (also when the ``c``
+    backend loads later). BLAS (the matrix products) is
     set too when ``threadpoolctl`` is installed; otherwise BLAS keeps the count it started with,
     which only the environment can set before the process starts: ``OPENBLAS_NUM_THREADS``
     (NumPy's OpenBLAS), ``MKL_NUM_THREADS`` or ``OMP_NUM_THREADS``.
@@ -64,17 +54,11 @@ def set_num_threads(n):
         n = operator.index(n)
     except TypeError:
         raise TypeError(f"n must be an int, got {type(n).__name__} {n!r}") from None
-    numba = _numba()
-    largest = numba.config.NUMBA_NUM_THREADS if numba is not None else None
-    if n < 1 or (largest is not None and n > largest):
-        limit = f"between 1 and {largest} (NUMBA_NUM_THREADS, the size of Numba's thread " \
-                f"pool; set it before start for more)" if largest else "at least 1"
-        raise ValueError(f"n must be {limit}, got {n}")
-    if numba is not None:
-        numba.set_num_threads(n)
-    c_backend = sys.modules.get("fastgrad.backends.c")  # loaded later, it reads _requested
-    if c_backend is not None:
-        c_backend.set_num_threads(n)
+    limit = backends.thread_limit()
+    if n < 1 or (limit is not None and n > limit[0]):
+        bounds = f"between 1 and {limit[0]} ({limit[1]})" if limit else "at least 1"
+        raise ValueError(f"n must be {bounds}, got {n}")
+    backends.set_num_threads(n)
     threadpoolctl = _threadpoolctl()
     if threadpoolctl is not None:
         threadpoolctl.threadpool_limits(limits=n, user_api="blas")
@@ -82,12 +66,13 @@ def set_num_threads(n):
 
 
 def get_num_threads():
-    """The number of threads fastgrad's parallel kernels use: Numba's count for the calling
-    Python thread when Numba is installed, otherwise the count last given to
+    """The number of threads fastgrad's parallel kernels use: the count of the first backend
+    in the registry's default order that has a thread setting (Numba's, for the calling
+    Python thread, when Numba is installed), otherwise the count last given to
     :func:`set_num_threads` (by default the number of CPUs this process may run on)."""
-    numba = _numba()
-    if numba is not None:
-        return numba.get_num_threads()
+    count = backends.get_num_threads()
+    if count is not None:
+        return count
     if _requested[0] is not None:
         return _requested[0]
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,17 +1,21 @@
-"""Kernel parity, generated from the registry: every kernel on every fast backend against the
-NumPy reference; and the reference itself against independent float64 formulas.
+"""Kernel parity, generated from the registry: every variant of every kernel on every fast
+backend against the NumPy reference, each run by the backend's own code (no fallback to the
+reference); and the reference itself against independent float64 formulas.
 
-Adding a kernel to :data:`fastgrad.backends.KERNELS` adds its parity cases here with no edit.
+Adding a kernel, or a variant of one (an activation code, a norm type, a flag), to
+:data:`fastgrad.backends.KERNELS` adds its cases here with no edit.
 """
 import copy
 import importlib
+import inspect
 import itertools
 
 import numpy as np
 import pytest
 
 from fastgrad import backends
-from fastgrad.backends import ACTIVATIONS, KERNELS
+from fastgrad.backends import ACTIVATIONS, KERNELS, blas, numpy_ref
+from fastgrad.backends.numpy_ref import ACTIVATION_FORMULAS
 
 DTYPES = (np.float32, np.float64)
 FAST_BACKENDS = [name for name in backends.available() if name != "numpy"]
@@ -23,16 +27,17 @@ def _seed(*parts):
     return sum((i + 1) * ord(c) for i, c in enumerate("-".join(map(str, parts))))
 
 
-def _cases(variants):
-    cases = [pytest.param(name, backend, size, dtype, variant,
-                          id=f"{name}-{backend}-{size}-{np.dtype(dtype).name}-{variant}")
-             for name, spec in KERNELS.items() for backend in FAST_BACKENDS
-             for size in spec.sizes for dtype in DTYPES for variant in variants]
+def _cases(values):
+    cases = [pytest.param(name, variant, backend, size, dtype, kind,
+                          id=f"{name}-{variant}-{backend}-{size}-{np.dtype(dtype).name}-{kind}")
+             for name, spec in KERNELS.items() for variant in spec.variants
+             for backend in FAST_BACKENDS for size in spec.sizes for dtype in DTYPES
+             for kind in values]
     if cases:
         return cases
     reason = (f"no kernel backend other than the numpy reference is available "
               f"({backends.describe()}): nothing to compare against the reference")
-    return [pytest.param(None, None, None, None, None, id="no-fast-backend",
+    return [pytest.param(None, None, None, None, None, None, id="no-fast-backend",
                          marks=pytest.mark.skip(reason=reason))]
 
 
@@ -51,29 +56,65 @@ def _with_non_finite(args, writes):
     return None
 
 
+def _module(backend):
+    return importlib.import_module(backends.BACKEND_MODULES[backend])
+
+
 def _implementation(backend, name):
-    module = importlib.import_module(backends.BACKEND_MODULES[backend])
-    if not hasattr(module, name):
+    if not hasattr(_module(backend), name):
         pytest.skip(f"backend {backend!r} does not implement kernel {name!r} (the default "
                     f"order takes it from another backend)")
     with backends.use(backend):
         return getattr(backends.K, name)
 
 
-@pytest.mark.parametrize("name, backend, size, dtype, variant", _cases(("finite", "nonfinite")))
-def test_kernel_matches_reference(name, backend, size, dtype, variant):
+def _refusing_reference(patch):
+    """Replace every reference kernel of :mod:`~fastgrad.backends.numpy_ref` (which the
+    backends call when they fall back) by one that fails the test when called."""
+    def refuse(name):
+        def call(*args, **kwargs):
+            raise AssertionError(f"the backend called the reference kernel {name!r} instead of "
+                                 f"its own code")
+        return call
+    for name in KERNELS:
+        patch.setattr(numpy_ref, name, refuse(name))
+
+
+def _run_own_code(backend, name, implementation, args):
+    """Call the backend's kernel; assert it ran its own code: no call of a reference kernel
+    and no fallback counted in the backend's ``FALLBACKS``. A product without a usable BLAS
+    is NumPy's by design (the backends' documented fallback)."""
+    fallbacks = getattr(_module(backend), "FALLBACKS", None)
+    assert fallbacks is not None, f"backend {backend!r} has no FALLBACKS counter"
+    if name == "gemm" and not blas.AVAILABLE:
+        return implementation(**args)
+    before = dict(fallbacks)
+    with pytest.MonkeyPatch.context() as patch:
+        _refusing_reference(patch)
+        result = implementation(**args)
+    assert dict(fallbacks) == before, (
+        f"kernel {name!r} on backend {backend!r} fell back to the reference: "
+        f"{ {k: v - before.get(k, 0) for k, v in fallbacks.items() if v != before.get(k)} }")
+    return result
+
+
+@pytest.mark.parametrize("name, variant, backend, size, dtype, values",
+                         _cases(("finite", "nonfinite")))
+def test_kernel_matches_reference(name, variant, backend, size, dtype, values):
+    """Every variant on every backend: the same outputs as the reference, run by the
+    backend's own code."""
     spec = KERNELS[name]
     implementation = _implementation(backend, name)
-    args = spec.example(np.random.default_rng(_seed(name, size, dtype)), dtype, size)
-    if variant == "nonfinite" and _with_non_finite(args, spec.writes) is None:
+    args = spec.arguments(np.random.default_rng(_seed(name, size, dtype)), dtype, size, variant)
+    if values == "nonfinite" and _with_non_finite(args, spec.writes) is None:
         pytest.skip(f"kernel {name!r} has no floating array to make non-finite")
     expected_args, actual_args = copy.deepcopy(args), copy.deepcopy(args)
     with np.errstate(all="ignore"):
         expected = spec.reference(**expected_args)
-        actual = implementation(**actual_args)
+        actual = _run_own_code(backend, name, implementation, actual_args)
     rtol, atol = spec.tolerances[np.dtype(dtype)]
-    where = f"kernel {name!r} on backend {backend!r} (size {size}, {np.dtype(dtype).name}, " \
-            f"{variant})"
+    where = f"kernel {name!r} ({variant}) on backend {backend!r} (size {size}, " \
+            f"{np.dtype(dtype).name}, {values})"
     for key in spec.writes:
         if expected_args[key] is None:
             assert actual_args[key] is None, f"{where}: wrote {key!r}, which was None"
@@ -89,6 +130,29 @@ def test_kernel_matches_reference(name, backend, size, dtype, variant):
     else:
         np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol,
                                    err_msg=f"{where}: return value")
+
+
+_ACTIVATION_KERNELS = [name for name, spec in KERNELS.items()
+                       if "activation" in inspect.signature(spec.reference).parameters]
+
+
+@pytest.mark.parametrize("backend", FAST_BACKENDS or [
+    pytest.param(None, marks=pytest.mark.skip(reason="no fast backend is available"))])
+@pytest.mark.parametrize("name", _ACTIVATION_KERNELS)
+def test_unknown_activation_code_is_rejected(name, backend):
+    """A code a compiled backend does not implement is a ValueError before any output is
+    written, never an identity or an unwritten output (a code declared in ACTIVATIONS but
+    missing from a backend fails that backend's parity cases the same way)."""
+    spec = KERNELS[name]
+    implementation = _implementation(backend, name)
+    code = max(ACTIVATIONS.values()) + 1
+    args = spec.arguments(np.random.default_rng(0), np.float32, 3)
+    args["activation"] = code
+    written = {key: args[key].copy() for key in spec.writes if args[key] is not None}
+    with pytest.raises(ValueError, match=rf"activation code {code} .*{backend}"):
+        implementation(**args)
+    for key, before in written.items():
+        np.testing.assert_array_equal(args[key], before, err_msg=f"{name} wrote {key!r}")
 
 
 # --------------------------------------------------------------- the reference, by itself
@@ -138,24 +202,11 @@ def _sizes(name):
 
 
 def _activation64(z, name):
-    if name == "relu":
-        return np.maximum(z, 0)
-    if name == "sigmoid":
-        return 1 / (1 + np.exp(-z))
-    if name == "tanh":
-        return np.tanh(z)
-    return z
+    return ACTIVATION_FORMULAS[name][0](z)
 
 
 def _derivative64(z, name):
-    if name == "relu":
-        return (z > 0).astype(np.float64)
-    if name == "sigmoid":
-        s = 1 / (1 + np.exp(-z))
-        return s * (1 - s)
-    if name == "tanh":
-        return 1 - np.tanh(z) ** 2
-    return np.ones_like(z)
+    return ACTIVATION_FORMULAS[name][1](z)
 
 
 @pytest.mark.parametrize("activation", ACTIVATIONS)
@@ -254,12 +305,12 @@ def test_reference_cross_entropy_bwd(size, dtype):
     np.testing.assert_array_equal(args["grad_logits"][~kept], 0)
 
 
-@pytest.mark.parametrize("norm_type", [1.0, 2.0, np.inf])
+@pytest.mark.parametrize("variant", KERNELS["segment_norms"].variants)
 @pytest.mark.parametrize("size, dtype", _sizes("segment_norms"))
-def test_reference_segment_norms(norm_type, size, dtype):
+def test_reference_segment_norms(variant, size, dtype):
     spec = KERNELS["segment_norms"]
-    args = spec.example(np.random.default_rng(size), dtype, size)
-    args["norm_type"] = norm_type
+    args = spec.arguments(np.random.default_rng(size), dtype, size, variant)
+    norm_type = args["norm_type"]
     total = spec.reference(**args)
     values, offsets = args["values"].astype(np.float64), args["offsets"]
     per = np.array([np.linalg.norm(values[a:b], ord=norm_type)

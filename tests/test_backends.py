@@ -10,6 +10,7 @@ import types
 import numpy as np
 import pytest
 
+import fastgrad
 from fastgrad import backends
 from fastgrad.backends import KERNELS, K, numpy_ref
 
@@ -147,6 +148,106 @@ def test_unknown_kernel_is_attribute_error(registry, activated):
         K.no_such_kernel  # noqa: B018
 
 
+# ------------------------------------------------------------- which backend runs a kernel
+def test_describe_kernels_says_which_backend_runs_each_and_why(fake):
+    lines = backends.describe(kernels=True)
+    assert list(lines) == list(KERNELS)
+    assert lines["fill"] == "fake"
+    assert lines["linear_fwd"] == "numpy (not implemented by fake)"
+    with backends.use("fake"):
+        lines = backends.describe(kernels=True)
+    assert lines["fill"] == "fake (forced)"
+    assert lines["linear_fwd"] == ("not implemented by the forced backend 'fake': calls raise "
+                                   "RuntimeError")
+
+
+@pytest.fixture
+def fallbacks():
+    """``fallbacks(backend)``: the backend's FALLBACKS, emptied for the test and restored."""
+    saved = {}
+
+    def get(backend):
+        counter = backends._load(backend).FALLBACKS
+        saved.setdefault(backend, (counter, dict(counter)))
+        counter.clear()
+        return counter
+    yield get
+    for counter, before in saved.values():
+        counter.clear()
+        counter.update(before)
+
+
+@pytest.mark.parametrize("backend", [name for name in backends.available() if name != "numpy"])
+def test_a_compiled_backends_fallbacks_are_counted_and_described(backend, fallbacks,
+                                                                 registry):
+    counter = fallbacks(backend)
+    relu = backends.ACTIVATIONS["relu"]
+    with backends.use(backend):
+        half = np.linspace(-1, 1, 9).astype(np.float16)
+        K.activation_fwd(half, relu, np.empty_like(half))
+        K.activation_fwd(half, relu, np.empty_like(half))
+        strided = np.zeros(18, np.float32)[::2]
+        K.activation_fwd(half.astype(np.float32), relu, strided)
+        K.activation_fwd(half.astype(np.float32), relu, np.empty(9, np.float32))  # its own
+        np.testing.assert_array_equal(strided, np.maximum(half, 0))
+        assert counter.of("activation_fwd") == {"float16": 2, "a strided array": 1}
+        assert backends.describe(kernels=True)["activation_fwd"] == (
+            f"{backend} (forced); float16 -> numpy reference (2 calls); a strided array -> "
+            f"numpy reference (1 call)")
+
+
+# ----------------------------------------------------------------------------------- threads
+@pytest.fixture
+def threaded(fake):
+    """The fake backend with a thread setting (at most 3 threads), and a second one that the
+    test loads later."""
+    def thread_setting(module, limit=None):
+        module.counts = []
+        module.set_num_threads = module.counts.append
+        module.get_num_threads = lambda: module.counts[-1] if module.counts else 1
+        if limit is not None:
+            module.THREAD_LIMIT = (limit, "FAKE_THREADS, the fake's pool")
+        return module
+
+    thread_setting(fake, limit=3)
+    late = thread_setting(types.ModuleType("fastgrad_test_late_backend"))
+    sys.modules[late.__name__] = late
+    backends.BACKEND_MODULES["late"] = late.__name__
+    previous = backends._threads[0]
+    backends._threads[0] = None  # no count requested yet (earlier tests may have set one)
+    yield fake, late
+    del sys.modules[late.__name__]
+    backends._threads[0] = previous
+
+
+def test_set_num_threads_goes_through_the_registry(threaded, monkeypatch):
+    fake, late = threaded
+    monkeypatch.setattr(fastgrad.threads, "_threadpoolctl", lambda: None)
+    assert backends.thread_limit() == (3, "FAKE_THREADS, the fake's pool")
+    fastgrad.set_num_threads(2)
+    assert fake.counts == [2]
+    assert fastgrad.get_num_threads() == 2  # the first backend in the default order's count
+    with pytest.raises(ValueError, match=r"n must be between 1 and 3 \(FAKE_THREADS, the "
+                                         r"fake's pool\), got 4"):
+        fastgrad.set_num_threads(4)
+    assert fake.counts == [2]
+    assert backends._load("late") is late and late.counts == [2]  # loaded later: set on load
+
+
+def test_nothing_outside_the_backends_imports_numba_or_cffi():
+    """Numba and cffi stay inside fastgrad/backends/, except config's one Numba flags helper."""
+    offenders = []
+    for path in sorted((ROOT / "fastgrad").rglob("*.py")):
+        relative = path.relative_to(ROOT / "fastgrad").as_posix()
+        if relative.startswith("backends/"):
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            code = line.split("#")[0].strip()
+            if code.startswith(("import numba", "from numba", "import cffi", "from cffi")):
+                offenders.append(f"fastgrad/{relative}:{number}: {code}")
+    assert offenders == ["fastgrad/config.py:52: import numba"], offenders
+
+
 # ------------------------------------------------------------------------------ the kernels
 def test_every_declared_kernel_is_implemented_by_numpy():
     assert {"linear_fwd", "linear_bwd", "cross_entropy_fwd", "cross_entropy_bwd", "fill",
@@ -166,6 +267,19 @@ def test_kernel_spec_is_complete(name):
     assert {np.dtype(np.float32), np.dtype(np.float64)} <= set(spec.tolerances)
     example = spec.example(np.random.default_rng(0), np.float32, spec.sizes[0])
     assert set(example) == set(arguments)  # an example is a complete call
+    assert spec.variants
+    for variant in spec.variants:  # and so is each variant's
+        args = spec.arguments(np.random.default_rng(0), np.float32, spec.sizes[0], variant)
+        assert set(args) == set(arguments), variant
+
+
+def test_a_variant_naming_an_unknown_argument_is_refused():
+    with pytest.raises(TypeError, match=r"variant of kernel 'twice' sets \['scale'\]"):
+        @backends.kernel(writes=("out",), example=lambda rng, dtype, size: {},
+                         variants={"scaled": {"scale": 2.0}})
+        def twice(x, out):
+            """Not registered: the declaration fails."""
+    assert "twice" not in KERNELS
 
 
 # ----------------------------------------------------------------------- FASTGRAD_BACKEND

@@ -21,6 +21,7 @@ import pytest
 numba = pytest.importorskip("numba")
 
 from fastgrad import backends, nn, optim  # noqa: E402
+from fastgrad.arena import arena_of  # noqa: E402
 from fastgrad.backends import KERNELS  # noqa: E402
 from fastgrad.backends.numba_cpu import _arena  # noqa: E402
 from fastgrad.tensor import Tensor  # noqa: E402
@@ -270,10 +271,13 @@ def test_fused_steps_match_the_reference(request, path, name, flags, dtype):
 
 # -------------------------------------------------------- every kernel on the parallel path
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("name", ARENA_KERNELS)
-def test_parallel_path_matches_the_reference(parallel, name, dtype):
+@pytest.mark.parametrize("name, variant", [(name, variant) for name in ARENA_KERNELS
+                                           for variant in KERNELS[name].variants])
+def test_parallel_path_matches_the_reference(parallel, name, variant, dtype):
+    """Every variant the registry declares (the generated parity runs them on the serial
+    path) on the parallel path, over several chunks."""
     spec = KERNELS[name]
-    args = spec.example(np.random.default_rng(5), dtype, 40)  # about 40,000 elements
+    args = spec.arguments(np.random.default_rng(5), dtype, 40, variant)  # ~40,000 elements
     expected, actual = copy.deepcopy(args), copy.deepcopy(args)
     result = getattr(_arena, name)(**actual)
     reference = spec.reference(**expected)
@@ -441,9 +445,9 @@ def test_clip_grad_norm_on_numba_equals_numpy(max_norm, norm_type, dtype):
             p.grad = Tensor(g.copy())
         with backends.use(backend):
             total = nn.utils.clip_grad_norm_(params, max_norm, norm_type)
-        assert params[0]._arena.last_norms is not None
-        results[backend] = (total.item(), [p.grad.numpy().copy() for p in params],
-                            params[0]._arena.last_norms.copy())
+        norms = arena_of(params[0]).clip_norms(norm_type)
+        assert norms is not None
+        results[backend] = (total.item(), [p.grad.numpy().copy() for p in params], norms.copy())
     (total, clipped, norms), (numba_total, numba_clipped, numba_norms) = results.values()
     tol = dict(rtol=1e-6) if dtype == np.float32 else dict(rtol=1e-12)
     np.testing.assert_allclose(numba_total, total, **tol)

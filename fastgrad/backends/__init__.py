@@ -8,7 +8,14 @@ Resolution is per kernel. By default each kernel comes from the first backend in
 :data:`DEFAULT_ORDER` that is available and implements it; a backend that fails to load keeps
 its error as the reason shown by :func:`describe`. Forcing a backend (:func:`use`, or the
 ``FASTGRAD_BACKEND`` environment variable) takes every kernel from it: a kernel it lacks is an
-error when called, never a silent fallback.
+error when called, never a silent fallback. A compiled backend hands a call to the NumPy
+reference only for arguments it is not compiled for (float16, strided arrays), and counts each
+such call (its ``FALLBACKS``, a :class:`~fastgrad.backends.spec.Fallbacks`):
+``describe(kernels=True)`` says, per kernel, which backend runs it and what fell back.
+
+Threads: a backend with a thread setting has ``set_num_threads(n)`` and ``get_num_threads()``
+(and ``THREAD_LIMIT``, ``(most, why)``, when it takes a bounded count); ``fastgrad.threads``
+reaches them through :func:`set_num_threads`, :func:`get_num_threads` and :func:`thread_limit`.
 
 JIT backends compile a kernel on its first call; :func:`warmup` pays that ahead of use.
 """
@@ -19,7 +26,8 @@ import numpy as np
 
 from .. import config
 from . import numpy_ref  # noqa: F401 (declares every kernel; NumPy only, so always loaded)
-from .spec import ACTIVATIONS, KERNELS, KernelSpec, kernel  # noqa: F401 (public contract)
+from .numpy_ref import ACTIVATIONS  # noqa: F401 (public contract)
+from .spec import KERNELS, KernelSpec, kernel  # noqa: F401 (public contract)
 
 #: Every backend fastgrad knows, by name: the module implementing it.
 BACKEND_MODULES = {
@@ -37,15 +45,20 @@ JIT_BACKENDS = ("numba", "cuda")
 _modules = {}      # name -> loaded module
 _reasons = {}      # name -> why it could not be loaded
 _forced = [None]   # the backend forced by use()/FASTGRAD_BACKEND, or None for the default order
+_threads = [None]  # the count last given to set_num_threads, for backends loaded later
 
 
 def _load(name):
     """The backend's module, or None (with the reason kept) when it cannot be imported."""
     if name not in _modules and name not in _reasons:
         try:
-            _modules[name] = importlib.import_module(BACKEND_MODULES[name])
+            module = importlib.import_module(BACKEND_MODULES[name])
         except Exception as error:  # any failure to load is a reason, not a crash
             _reasons[name] = f"{type(error).__name__}: {error}"
+        else:
+            if _threads[0] is not None and hasattr(module, "set_num_threads"):
+                module.set_num_threads(_threads[0])
+            _modules[name] = module
     return _modules.get(name)
 
 
@@ -54,8 +67,15 @@ def available():
     return [name for name in DEFAULT_ORDER if _load(name) is not None]
 
 
-def describe():
-    """Each known backend with its status: what it implements, or why it is unavailable."""
+def describe(kernels=False):
+    """Each known backend with its status: what it implements, or why it is unavailable.
+
+    With ``kernels``, each kernel instead: the backend that runs it (and why, when that is not
+    simply the first available backend) and the calls that backend handed to the NumPy
+    reference, by reason: ``{"fill": "numba; float16 -> numpy reference (3 calls)", ...}``.
+    """
+    if kernels:
+        return {name: _describe_kernel(name) for name in KERNELS}
     status = {}
     for name in DEFAULT_ORDER:
         module = _load(name)
@@ -67,13 +87,32 @@ def describe():
     return status
 
 
+def _describe_kernel(name):
+    """:func:`describe`'s line for kernel ``name``, as bound now."""
+    current()  # binds the kernel table
+    function = K.__dict__[name]
+    source = next((backend for backend, module in _modules.items()
+                   if getattr(module, name, None) is function), None)
+    if source is None:
+        return f"not implemented by the forced backend {_forced[0]!r}: calls raise RuntimeError"
+    if _forced[0] is not None:
+        line = f"{source} (forced)"
+    else:
+        lacking = available()[:available().index(source)]
+        line = source + (f" (not implemented by {', '.join(lacking)})" if lacking else "")
+    fallbacks = getattr(_modules[source], "FALLBACKS", None)
+    for reason, calls in (fallbacks.of(name) if fallbacks is not None else {}).items():
+        line += f"; {reason} -> numpy reference ({calls} call{'s' if calls != 1 else ''})"
+    return line
+
+
 def warmup(dtypes=(np.float32, np.float64)):
     """Compile every kernel of every available JIT backend now, ahead of its first use.
 
-    Each kernel a JIT backend implements is called once per dtype on its spec's smallest
-    example. The compiled code lands in Numba's on-disk cache, so later processes load it in
-    milliseconds instead of compiling it in about a second per kernel; a second warmup in the
-    same process costs only the calls. ``fastgrad warmup`` prints the result.
+    Each kernel a JIT backend implements is called once per dtype and variant on its spec's
+    smallest example. The compiled code lands in Numba's on-disk cache, so later processes
+    load it in milliseconds instead of compiling it in about a second per kernel; a second
+    warmup in the same process costs only the calls. ``fastgrad warmup`` prints the result.
 
     Args:
         dtypes: the floating dtypes to compile for.
@@ -93,11 +132,42 @@ def warmup(dtypes=(np.float32, np.float64)):
             if implementation is None:
                 continue
             for dtype in dtypes:
-                args = spec.example(np.random.default_rng(0), dtype, min(spec.sizes))
-                with np.errstate(all="ignore"):
-                    implementation(**args)
+                for variant in spec.variants:
+                    args = spec.arguments(np.random.default_rng(0), dtype, min(spec.sizes),
+                                          variant)
+                    with np.errstate(all="ignore"):
+                        implementation(**args)
         timings[name] = time.perf_counter() - start
     return timings
+
+
+# ----------------------------------------------------------------------------------- threads
+def thread_limit():
+    """The most threads every available backend takes, as ``(most, why)`` (the tightest
+    ``THREAD_LIMIT``), or None when none bounds it."""
+    limits = [getattr(_modules[name], "THREAD_LIMIT", None) for name in available()]
+    limits = [limit for limit in limits if limit is not None]
+    return min(limits) if limits else None
+
+
+def set_num_threads(n):
+    """Give ``n`` threads to every available backend that has a thread setting, and to those
+    loaded later; ``n`` is checked by the caller (``fastgrad.set_num_threads``)."""
+    _threads[0] = n
+    for name in available():
+        setter = getattr(_modules[name], "set_num_threads", None)
+        if setter is not None:
+            setter(n)
+
+
+def get_num_threads():
+    """The thread count of the first available backend in the default order that has a
+    thread setting, or None when none has."""
+    for name in available():
+        getter = getattr(_modules[name], "get_num_threads", None)
+        if getter is not None:
+            return getter()
+    return None
 
 
 def current():

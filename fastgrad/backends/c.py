@@ -14,16 +14,19 @@ do not depend on the thread count.
 
 Arrays are passed as pointers with no copy (``ffi.from_buffer``) when they are C-contiguous
 float32 or float64 of one dtype and of the shapes the kernel expects; any other call (float16,
-a strided view, shapes the C code does not take) runs the reference kernel, so the C code
-never sees a size it could overrun. The C functions also check what they can (segment
-offsets, class targets) and report it; the wrappers raise the reference's exceptions.
+a strided view, shapes the C code does not take) runs the reference kernel, counted in
+:data:`FALLBACKS`, so the C code never sees a size it could overrun. The C functions also
+check what they can (segment offsets, class targets, activation codes) and report it; the
+wrappers raise the reference's exceptions, and a ValueError for an activation code the C
+kernels do not implement.
 
 Threads: kernels from their size threshold (:data:`PARALLEL_MIN`) run under OpenMP with the
 count set by :func:`set_num_threads` (``omp_set_num_threads``; by default ``OMP_NUM_THREADS``
-or the number of CPUs). The thresholds are csrc/fastgrad.h's ``FG_PAR_*``, read from the
-compiled module: the kernel-alone crossovers when the products run on these threads, much
-higher ones (``FG_PAR_*_SPINNING``) when no usable BLAS was found and the products are NumPy's,
-whose BLAS threads keep spinning after each call and stall a parallel region that follows.
+or the number of CPUs), which ``fastgrad.set_num_threads`` calls through the registry. The
+thresholds are csrc/fastgrad.h's ``FG_PAR_*``, read from the compiled module: the kernel-alone
+crossovers when the products run on these threads, much higher ones (``FG_PAR_*_SPINNING``)
+when no usable BLAS was found and the products are NumPy's, whose BLAS threads keep spinning
+after each call and stall a parallel region that follows.
 
 Raises ImportError on import when the compiled module is missing (no C compiler at install,
 or a failed build) or was built from another version of ``csrc/fastgrad.h``; the backend
@@ -31,10 +34,10 @@ registry shows that reason in :func:`fastgrad.backends.describe`.
 """
 import numpy as np
 
-from .. import threads as _threads
 from . import blas
 from . import numpy_ref as _reference
-from .spec import ACTIVATIONS, raise_bad_target
+from .numpy_ref import ACTIVATIONS
+from .spec import Fallbacks, raise_bad_target
 
 try:
     from ._ckernels import ffi as _ffi, lib as _lib
@@ -45,7 +48,7 @@ except ImportError as error:
         f"a C compiler, e.g. `pip install -e .` ({error})") from error
 
 #: The version of csrc/fastgrad.h these wrappers are written for (its FG_ABI_VERSION).
-ABI_VERSION = 3
+ABI_VERSION = 4
 
 if _lib.fg_abi_version() != ABI_VERSION:
     raise ImportError(f"the compiled C kernels implement ABI version {_lib.fg_abi_version()}, "
@@ -74,7 +77,7 @@ _C_NAMES = ("fill", "scale", "clip_grad_range", "axpy", "grad_window_mean", "seg
 _C = {dtype: {name: getattr(_lib, f"fg_{name}_{suffix}") for name in _C_NAMES}
       for dtype, suffix in _SUFFIX.items()}
 _NULL = _ffi.NULL
-_ERR_OFFSETS, _ERR_MEMORY, _ERR_BLAS = -1, -2, -3
+_ERR_OFFSETS, _ERR_MEMORY, _ERR_BLAS, _ERR_ACTIVATION = -1, -2, -3, -4
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 #: The BLAS the products call (its addresses from :mod:`~fastgrad.backends.blas`), or None
@@ -107,8 +110,15 @@ def get_num_threads():
     return _lib.fg_get_num_threads()
 
 
-if _threads._requested[0] is not None:  # fastgrad.set_num_threads ran before this loaded
-    set_num_threads(_threads._requested[0])
+#: This backend's calls that ran the reference kernel instead of the C code.
+FALLBACKS = Fallbacks()
+
+
+def _fallback(name, *args, reason=None):
+    """Run the reference kernel ``name`` on ``args`` (arguments the C code does not take),
+    counted in :data:`FALLBACKS`."""
+    FALLBACKS.record(name, args, reason)
+    return getattr(_reference, name)(*args)
 
 
 def _native(dtype, *arrays):
@@ -160,13 +170,24 @@ def _check_blas(status):
                            f"integers, gemm at {blas.SGEMM:#x} and {blas.DGEMM:#x})")
 
 
+def _check_activation(status, activation):
+    """Raise for a C kernel's status: an activation code it does not implement (nothing was
+    written), or a work buffer it could not allocate."""
+    if status == _ERR_ACTIVATION:
+        raise ValueError(f"activation code {activation} is not implemented by the c backend "
+                         f"(a code of fastgrad.backends.ACTIVATIONS missing from "
+                         f"csrc/layers.inc)")
+    if status == _ERR_MEMORY:
+        raise MemoryError("the C kernel could not allocate its work buffer")
+
+
 # ------------------------------------------------------------------------------------ arenas
 def fill(buffer, value):
     """Set every element of ``buffer`` to ``value``: see
     :func:`fastgrad.backends.numpy_ref.fill`."""
     c = _native(buffer.dtype, buffer)
     if c is None:
-        return _reference.fill(buffer, value)
+        return _fallback("fill", buffer, value)
     c["fill"](_out(buffer), buffer.size, value, PARALLEL_MIN["fill"])
 
 
@@ -182,7 +203,7 @@ def segment_norms(values, offsets, norm_type, out):
     threshold); sums in double over fixed pieces combined in order."""
     c = _segments_native(values, offsets, out)
     if c is None:
-        return _reference.segment_norms(values, offsets, norm_type, out)
+        return _fallback("segment_norms", values, offsets, norm_type, out)
     total = _ffi.new("double *")
     _check(c["segment_norms"](_in(values), values.size, _in(offsets), out.size,
                               float(norm_type), _out(out), total, PARALLEL_MIN["norms"]),
@@ -199,7 +220,7 @@ def monitor_norms(grads, values, prev, offsets, have_prev, out):
     if (c is None or offsets.ndim != 1 or segments < 0 or out.shape != (3, segments)
             or not _same_size(values.size, grads, prev) or not _contiguous(_I64, offsets)
             or not _contiguous(_F64, out)):
-        return _reference.monitor_norms(grads, values, prev, offsets, have_prev, out)
+        return _fallback("monitor_norms", grads, values, prev, offsets, have_prev, out)
     _check(c["monitor_norms"](_NULL if grads is None else _in(grads), _in(values), _out(prev),
                               values.size, _in(offsets), segments, bool(have_prev), _out(out),
                               PARALLEL_MIN["norms"]), values, offsets)
@@ -212,8 +233,8 @@ def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_
     total norm before clipping."""
     c = _segments_native(grads, offsets, per_param_out)
     if c is None:
-        return _reference.clip_grad_norm(grads, offsets, max_norm, norm_type,
-                                         error_if_nonfinite, per_param_out)
+        return _fallback("clip_grad_norm", grads, offsets, max_norm, norm_type,
+                         error_if_nonfinite, per_param_out)
     total = _ffi.new("double *")
     _check(c["clip_grad_norm"](_out(grads), grads.size, _in(offsets), per_param_out.size,
                                max_norm, float(norm_type), bool(error_if_nonfinite),
@@ -227,7 +248,7 @@ def clip_grad_range(grads, min_value, max_value):
     :func:`fastgrad.backends.numpy_ref.clip_grad_range`."""
     c = _native(grads.dtype, grads)
     if c is None:
-        return _reference.clip_grad_range(grads, min_value, max_value)
+        return _fallback("clip_grad_range", grads, min_value, max_value)
     c["clip_grad_range"](_out(grads), grads.size, min_value, max_value, PARALLEL_MIN["clip"])
 
 
@@ -235,7 +256,7 @@ def scale(values, factor):
     """``values *= factor``: see :func:`fastgrad.backends.numpy_ref.scale`."""
     c = _native(values.dtype, values)
     if c is None:
-        return _reference.scale(values, factor)
+        return _fallback("scale", values, factor)
     c["scale"](_out(values), values.size, factor, PARALLEL_MIN["scale"])
 
 
@@ -243,7 +264,7 @@ def axpy(y, x, alpha):
     """``y += alpha * x``: see :func:`fastgrad.backends.numpy_ref.axpy`."""
     c = _native(y.dtype, y, x)
     if c is None or x.size != y.size:
-        return _reference.axpy(y, x, alpha)
+        return _fallback("axpy", y, x, alpha)
     c["axpy"](_out(y), _in(x), y.size, alpha, PARALLEL_MIN["axpy"])
 
 
@@ -252,7 +273,7 @@ def grad_window_mean(total, grad, weight, factor):
     :func:`fastgrad.backends.numpy_ref.grad_window_mean`."""
     c = _native(grad.dtype, total, grad)
     if c is None or total.size != grad.size:
-        return _reference.grad_window_mean(total, grad, weight, factor)
+        return _fallback("grad_window_mean", total, grad, weight, factor)
     c["grad_window_mean"](_out(total), _out(grad), grad.size, weight, factor,
                           PARALLEL_MIN["window"])
 
@@ -272,8 +293,8 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
     buffer = momentum_buffer if momentum != 0 else None
     c = _native(param.dtype, param, grad, buffer)
     if c is None or not _same_size(param.size, grad, buffer):
-        return _reference.sgd_step(param, grad, momentum_buffer, lr, momentum, dampening,
-                                   weight_decay, nesterov, maximize, first_step)
+        return _fallback("sgd_step", param, grad, momentum_buffer, lr, momentum, dampening,
+                         weight_decay, nesterov, maximize, first_step)
     c["sgd_step"](_out(param), _in(grad), _opt(buffer), param.size, lr, momentum, dampening,
                   weight_decay, bool(nesterov), bool(maximize), bool(first_step),
                   PARALLEL_MIN["sgd"])
@@ -285,9 +306,9 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
     :func:`fastgrad.backends.numpy_ref.adam_step`."""
     c = _native(param.dtype, param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq)
     if c is None or not _same_size(param.size, grad, exp_avg, exp_avg_sq, max_exp_avg_sq):
-        return _reference.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr,
-                                    beta1, beta2, eps, weight_decay, decoupled_weight_decay,
-                                    maximize)
+        return _fallback("adam_step", param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr,
+                         beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                         maximize)
     c["adam_step"](_out(param), _in(grad), _out(exp_avg), _out(exp_avg_sq),
                    _opt(max_exp_avg_sq), param.size, step, lr, beta1, beta2, eps, weight_decay,
                    bool(decoupled_weight_decay), bool(maximize), PARALLEL_MIN["adam"])
@@ -299,8 +320,8 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
     :func:`fastgrad.backends.numpy_ref.rmsprop_step`."""
     c = _native(param.dtype, param, grad, square_avg, grad_avg, momentum_buffer)
     if c is None or not _same_size(param.size, grad, square_avg, grad_avg, momentum_buffer):
-        return _reference.rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr,
-                                       alpha, eps, weight_decay, momentum, maximize)
+        return _fallback("rmsprop_step", param, grad, square_avg, grad_avg, momentum_buffer, lr,
+                         alpha, eps, weight_decay, momentum, maximize)
     c["rmsprop_step"](_out(param), _in(grad), _out(square_avg), _opt(grad_avg),
                       _opt(momentum_buffer), param.size, lr, alpha, eps, weight_decay,
                       momentum, bool(maximize), PARALLEL_MIN["rmsprop"])
@@ -311,8 +332,8 @@ def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, 
     :func:`fastgrad.backends.numpy_ref.adagrad_step`."""
     c = _native(param.dtype, param, grad, state_sum)
     if c is None or not _same_size(param.size, grad, state_sum):
-        return _reference.adagrad_step(param, grad, state_sum, step, lr, lr_decay,
-                                       weight_decay, eps, maximize)
+        return _fallback("adagrad_step", param, grad, state_sum, step, lr, lr_decay,
+                         weight_decay, eps, maximize)
     c["adagrad_step"](_out(param), _in(grad), _out(state_sum), param.size, step, lr, lr_decay,
                       weight_decay, eps, bool(maximize), PARALLEL_MIN["adagrad"])
 
@@ -321,8 +342,8 @@ def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay
     """One Adadelta step in one pass: see :func:`fastgrad.backends.numpy_ref.adadelta_step`."""
     c = _native(param.dtype, param, grad, square_avg, acc_delta)
     if c is None or not _same_size(param.size, grad, square_avg, acc_delta):
-        return _reference.adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps,
-                                        weight_decay, maximize)
+        return _fallback("adadelta_step", param, grad, square_avg, acc_delta, lr, rho, eps,
+                         weight_decay, maximize)
     c["adadelta_step"](_out(param), _in(grad), _out(square_avg), _out(acc_delta), param.size,
                        lr, rho, eps, weight_decay, bool(maximize), PARALLEL_MIN["adadelta"])
 
@@ -332,8 +353,8 @@ def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weig
     """One Adamax step in one pass: see :func:`fastgrad.backends.numpy_ref.adamax_step`."""
     c = _native(param.dtype, param, grad, exp_avg, exp_inf)
     if c is None or not _same_size(param.size, grad, exp_avg, exp_inf):
-        return _reference.adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2,
-                                      eps, weight_decay, maximize)
+        return _fallback("adamax_step", param, grad, exp_avg, exp_inf, step, lr, beta1, beta2,
+                         eps, weight_decay, maximize)
     c["adamax_step"](_out(param), _in(grad), _out(exp_avg), _out(exp_inf), param.size, step,
                      lr, beta1, beta2, eps, weight_decay, bool(maximize),
                      PARALLEL_MIN["adamax"])
@@ -344,9 +365,9 @@ def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr, beta1, be
     """One NAdam step in one pass: see :func:`fastgrad.backends.numpy_ref.nadam_step`."""
     c = _native(param.dtype, param, grad, exp_avg, exp_avg_sq)
     if c is None or not _same_size(param.size, grad, exp_avg, exp_avg_sq):
-        return _reference.nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr,
-                                     beta1, beta2, eps, weight_decay, momentum_decay,
-                                     decoupled_weight_decay, maximize)
+        return _fallback("nadam_step", param, grad, exp_avg, exp_avg_sq, step, mu_product, lr,
+                         beta1, beta2, eps, weight_decay, momentum_decay,
+                         decoupled_weight_decay, maximize)
     c["nadam_step"](_out(param), _in(grad), _out(exp_avg), _out(exp_avg_sq), param.size, step,
                     mu_product, lr, beta1, beta2, eps, weight_decay, momentum_decay,
                     bool(decoupled_weight_decay), bool(maximize), PARALLEL_MIN["nadam"])
@@ -370,17 +391,20 @@ def gemm(a, b, trans_a, trans_b, accumulate, out):
     product (the same blocks). Without a usable BLAS, the reference (NumPy's product)."""
     c = _native(out.dtype, a, b, out)
     if c is None or a.ndim != 2 or b.ndim != 2 or out.ndim != 2:
-        return _reference.gemm(a, b, trans_a, trans_b, accumulate, out)
+        return _fallback("gemm", a, b, trans_a, trans_b, accumulate, out)
     m, k = a.shape[::-1] if trans_a else a.shape
     depth, n = b.shape[::-1] if trans_b else b.shape
-    if out.shape != (m, n) or depth != k or not _fits_blas(m, n, k):
-        return _reference.gemm(a, b, trans_a, trans_b, accumulate, out)
+    if out.shape != (m, n) or depth != k:
+        return _fallback("gemm", a, b, trans_a, trans_b, accumulate, out)
+    if not _fits_blas(m, n, k):
+        return _fallback("gemm", a, b, trans_a, trans_b, accumulate, out,
+                         reason="sizes beyond the BLAS's integers" if blas.AVAILABLE
+                         else "no usable BLAS")
     _check_blas(c["gemm"](_in(a), _in(b), m, n, k, bool(trans_a), bool(trans_b),
                           bool(accumulate), _out(out), _BLAS))
 
 
 # ------------------------------------------------------------------------- activations, linear
-_CODES = frozenset(ACTIVATIONS.values())
 _EXP_CODES = frozenset((ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]))
 
 
@@ -393,20 +417,20 @@ def activation_fwd(x, activation, out):
     """``out = act(x)`` elementwise in one pass: see
     :func:`fastgrad.backends.numpy_ref.activation_fwd`."""
     c = _native(x.dtype, x, out)
-    if c is None or x.shape != out.shape or activation not in _CODES:
-        return _reference.activation_fwd(x, activation, out)
-    c["activation_fwd"](_in(x), _out(out), x.size, activation, _activation_min(activation))
+    if c is None or x.shape != out.shape:
+        return _fallback("activation_fwd", x, activation, out)
+    _check_activation(c["activation_fwd"](_in(x), _out(out), x.size, activation,
+                                          _activation_min(activation)), activation)
 
 
 def activation_bwd(grad_out, out, activation, grad_in):
     """``grad_in = grad_out * act'(x)`` from the output, in one pass: see
     :func:`fastgrad.backends.numpy_ref.activation_bwd`."""
     c = _native(out.dtype, grad_out, out, grad_in)
-    if (c is None or not grad_out.shape == out.shape == grad_in.shape
-            or activation not in _CODES):
-        return _reference.activation_bwd(grad_out, out, activation, grad_in)
-    c["activation_bwd"](_in(grad_out), _in(out), _out(grad_in), out.size, activation,
-                        PARALLEL_MIN["activation"])
+    if c is None or not grad_out.shape == out.shape == grad_in.shape:
+        return _fallback("activation_bwd", grad_out, out, activation, grad_in)
+    _check_activation(c["activation_bwd"](_in(grad_out), _in(out), _out(grad_in), out.size,
+                                          activation, PARALLEL_MIN["activation"]), activation)
 
 
 def _linear_shapes(x, weight, out):
@@ -421,19 +445,24 @@ def linear_fwd(x, weight, bias, activation, out):
     activation while it is in cache. Without a usable BLAS, NumPy's product and then one C
     pass for the bias and the activation."""
     c = _native(x.dtype, x, weight, bias, out)
-    if (c is None or not _linear_shapes(x, weight, out) or activation not in _CODES
+    if (c is None or not _linear_shapes(x, weight, out)
             or (bias is not None and bias.shape != (out.shape[1],))):
-        return _reference.linear_fwd(x, weight, bias, activation, out)
+        return _fallback("linear_fwd", x, weight, bias, activation, out)
     rows, cols = out.shape
     if _fits_blas(rows, cols, x.shape[1]):
-        _check_blas(c["linear_fwd"](_in(x), _in(weight), _NULL if bias is None else _in(bias),
-                                    rows, x.shape[1], cols, activation, _out(out), _BLAS,
-                                    _activation_min(activation)))
+        status = c["linear_fwd"](_in(x), _in(weight), _NULL if bias is None else _in(bias),
+                                 rows, x.shape[1], cols, activation, _out(out), _BLAS,
+                                 _activation_min(activation))
+        _check_activation(status, activation)
+        _check_blas(status)
         return
+    bias_in = _NULL if bias is None else _in(bias)
+    # the code is checked before NumPy's product writes out
+    _check_activation(c["linear_epilogue"](_out(out), 0, cols, bias_in, activation, 0),
+                      activation)
     np.matmul(x, weight.T, out=out)
-    if bias is not None or activation != ACTIVATIONS["none"]:
-        c["linear_epilogue"](_out(out), rows, cols, _NULL if bias is None else _in(bias),
-                             activation, _activation_min(activation))
+    _check_activation(c["linear_epilogue"](_out(out), rows, cols, bias_in, activation,
+                                           _activation_min(activation)), activation)
 
 
 def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
@@ -445,22 +474,20 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
     """
     c = _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias)
     if (c is None or not _linear_shapes(x, weight, out) or grad_out.shape != out.shape
-            or activation not in _CODES
             or (grad_x is not None and grad_x.shape != x.shape)
             or (grad_weight is not None and grad_weight.shape != weight.shape)
             or (grad_bias is not None and grad_bias.shape != (out.shape[1],))):
-        return _reference.linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight,
-                                     grad_bias)
+        return _fallback("linear_bwd", grad_out, x, weight, out, activation, grad_x, grad_weight,
+                         grad_bias)
     g = grad_out
     derive = activation != ACTIVATIONS["none"]
-    if derive or grad_bias is not None:
+    if derive or grad_bias is not None:  # otherwise nothing to do (and none is a known code)
         if derive:
             g = np.empty_like(grad_out)
-        status = c["linear_grad"](_in(grad_out), _in(out), out.shape[0], out.shape[1],
-                                  activation, _out(g) if derive else _NULL, _opt(grad_bias),
-                                  PARALLEL_MIN["linear_grad"])
-        if status == _ERR_MEMORY:
-            raise MemoryError("the C kernel could not allocate its work buffer")
+        _check_activation(c["linear_grad"](_in(grad_out), _in(out), out.shape[0], out.shape[1],
+                                           activation, _out(g) if derive else _NULL,
+                                           _opt(grad_bias), PARALLEL_MIN["linear_grad"]),
+                          activation)
     if grad_x is not None:
         gemm(g, weight, False, False, False, grad_x)
     if grad_weight is not None:
@@ -487,7 +514,7 @@ def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
     pass per row: the row maximum, the shifted exponentials summed in double."""
     c = _rows_native(logits, target, lse, loss)
     if c is None or not _INT64[0] <= ignore_index <= _INT64[1]:
-        return _reference.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
+        return _fallback("cross_entropy_fwd", logits, target, ignore_index, loss, lse)
     rows, classes = logits.shape
     bad = c["cross_entropy_fwd"](_in(logits), rows, classes, _in(target), ignore_index,
                                  _out(loss), _out(lse), PARALLEL_MIN["cross_entropy"])
@@ -500,8 +527,8 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     c = _rows_native(logits, target, lse, grad_loss)
     if (c is None or grad_logits.shape != logits.shape or not _native(logits.dtype, grad_logits)
             or not _INT64[0] <= ignore_index <= _INT64[1]):
-        return _reference.cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss,
-                                            grad_logits)
+        return _fallback("cross_entropy_bwd", logits, target, lse, ignore_index, grad_loss,
+                         grad_logits)
     rows, classes = logits.shape
     bad = c["cross_entropy_bwd"](_in(logits), rows, classes, _in(target), _in(lse),
                                  ignore_index, _in(grad_loss), _out(grad_logits),
@@ -535,7 +562,7 @@ def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     """
     c = _channels_native(x, (weight, bias), (mean, var, invstd))
     if c is None or out.shape != x.shape or not _native(x.dtype, out):
-        return _reference.batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out)
+        return _fallback("batchnorm_fwd", x, weight, bias, eps, mean, var, invstd, out)
     n, channels, spatial = x.shape
     status = c["batchnorm_fwd"](_in(x), n, channels, spatial,
                                 _NULL if weight is None else _in(weight),
@@ -554,8 +581,8 @@ def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_b
     c = _channels_native(x, (weight, grad_weight, grad_bias), (mean, invstd))
     if (c is None or grad_out.shape != x.shape or not _native(x.dtype, grad_out, grad_x)
             or (grad_x is not None and grad_x.shape != x.shape)):
-        return _reference.batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight,
-                                        grad_bias)
+        return _fallback("batchnorm_bwd", grad_out, x, weight, mean, invstd, grad_x, grad_weight,
+                         grad_bias)
     n, channels, spatial = x.shape
     status = c["batchnorm_bwd"](_in(grad_out), _in(x), n, channels, spatial,
                                 _NULL if weight is None else _in(weight), _in(mean),
@@ -584,7 +611,7 @@ def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
     gates, the cell and the output."""
     kernels = _lstm_native(gates, c_prev, h, c)
     if kernels is None or gates_act.shape != gates.shape or not _native(gates.dtype, gates_act):
-        return _reference.lstm_cell_fwd(gates, c_prev, gates_act, h, c)
+        return _fallback("lstm_cell_fwd", gates, c_prev, gates_act, h, c)
     rows, hidden = c.shape
     kernels["lstm_cell_fwd"](_in(gates), _in(c_prev), rows, hidden, _out(gates_act), _out(h),
                              _out(c), PARALLEL_MIN["lstm"])
@@ -596,8 +623,8 @@ def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev)
     kernels = _lstm_native(gates_act, grad_h, grad_c, c_prev, c, grad_c_prev)
     if (kernels is None or grad_gates.shape != gates_act.shape
             or not _native(gates_act.dtype, grad_gates)):
-        return _reference.lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates,
-                                        grad_c_prev)
+        return _fallback("lstm_cell_bwd", grad_h, grad_c, c_prev, c, gates_act, grad_gates,
+                         grad_c_prev)
     rows, hidden = c.shape
     kernels["lstm_cell_bwd"](_in(grad_h), _in(grad_c), _in(c_prev), _in(c), _in(gates_act),
                              rows, hidden, _out(grad_gates), _opt(grad_c_prev),

@@ -3,13 +3,41 @@ and the backend that is always available.
 
 Each function here is a kernel declaration (see :mod:`fastgrad.backends.spec`): its docstring
 is the contract (shapes, what it overwrites, the formula), its ``@kernel`` spec says how to
-test and benchmark it. Inputs are assumed valid: the Python layer has checked them.
+test and benchmark it, including its variants (activation codes, norm types, optimiser
+flags), which the generated tests and benchmarks run on every backend. Inputs are assumed
+valid: the Python layer has checked them.
 """
 import numpy as np
 
-from .spec import ACTIVATIONS, kernel
+from .spec import kernel
+
+#: Activation codes passed to the activation and fused linear kernels (an int, so every backend
+#: can take it). A code is declared here, with its formulas below and its case in
+#: :func:`_activate` and :func:`_activation_derivative`; every backend's activation loops then
+#: implement it (a compiled backend rejects a code it does not know), and the generated tests
+#: and benchmarks run it on every backend as a variant of each kernel taking an activation.
+ACTIVATIONS = {"none": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
+
+#: Each activation's definition in float64: ``(f(z), f'(z))``, from the pre-activation ``z``
+#: and written as plainly as possible (the kernels compute f overflow-free and f' from the
+#: output): the independent formulas the reference is tested against.
+ACTIVATION_FORMULAS = {
+    "none": (lambda z: z, np.ones_like),
+    "relu": (lambda z: np.maximum(z, 0), lambda z: (z > 0).astype(np.float64)),
+    "sigmoid": (lambda z: 1 / (1 + np.exp(-z)),
+                lambda z: 1 / (1 + np.exp(-z)) * (1 - 1 / (1 + np.exp(-z)))),
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+}
 
 _RELU, _SIGMOID, _TANH = ACTIVATIONS["relu"], ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
+
+#: Variant axes (see :func:`~fastgrad.backends.spec.kernel`) several kernels share: one
+#: variant per activation code; per norm type; the optimisers' ascent and weight decay.
+_ACTIVATION_VARIANTS = {name: dict(activation=code) for name, code in ACTIVATIONS.items()}
+_NORM_VARIANTS = {"L2": dict(norm_type=2.0), "L1": dict(norm_type=1.0),
+                  "Linf": dict(norm_type=np.inf), "L3": dict(norm_type=3.0)}
+_MAXIMIZE_VARIANTS = {"descend": {}, "maximize": dict(maximize=True)}
+_DECAY_VARIANTS = {"decay": {}, "no-decay": dict(weight_decay=0.0)}
 
 #: float32 parity of kernels around a matrix product: BLAS sums each element's K products in
 #: an order that depends on how the product is cut (fastgrad's blocks, NumPy's whole call), so
@@ -55,7 +83,7 @@ def _activation_example(rng, dtype, size, activation=_SIGMOID):
     return dict(x=x, activation=activation, out=np.empty_like(x))
 
 
-@kernel(writes=("out",), example=_activation_example)
+@kernel(writes=("out",), example=_activation_example, variants=_ACTIVATION_VARIANTS)
 def activation_fwd(x, activation, out):
     """``out = act(x)`` elementwise, the same epilogue :func:`linear_fwd` applies.
 
@@ -65,15 +93,15 @@ def activation_fwd(x, activation, out):
     _activate(out, activation)
 
 
-def _activation_bwd_example(rng, dtype, size):
-    args = _activation_example(rng, dtype, size)
+def _activation_bwd_example(rng, dtype, size, activation=_SIGMOID):
+    args = _activation_example(rng, dtype, size, activation)
     activation_fwd(**args)
     out = args["out"]
     return dict(grad_out=rng.standard_normal(out.shape).astype(dtype), out=out,
                 activation=args["activation"], grad_in=np.empty_like(out))
 
 
-@kernel(writes=("grad_in",), example=_activation_bwd_example)
+@kernel(writes=("grad_in",), example=_activation_bwd_example, variants=_ACTIVATION_VARIANTS)
 def activation_bwd(grad_out, out, activation, grad_in):
     """``grad_in = grad_out * act'(x)``, the derivative taken from the output ``out``, as in
     :func:`linear_bwd`. Shapes: all one shape and dtype, C-contiguous. Overwrites ``grad_in``.
@@ -96,12 +124,13 @@ def _linear_example(rng, dtype, size, activation=_TANH):
     return dict(x=x, weight=weight, bias=bias, activation=activation, out=out)
 
 
-@kernel(writes=("out",), example=_linear_example, tolerances=_PRODUCT_TOLERANCES)
+@kernel(writes=("out",), example=_linear_example, tolerances=_PRODUCT_TOLERANCES,
+        variants=(_ACTIVATION_VARIANTS, {"bias": {}, "no-bias": dict(bias=None)}))
 def linear_fwd(x, weight, bias, activation, out):
     """``out = act(x @ weight.T + bias)``, the GEMM with its epilogue fused.
 
     Shapes: x (N, I), weight (O, I), bias (O,) or None, out (N, O), all one dtype.
-    ``activation`` is a code from :data:`~fastgrad.backends.spec.ACTIVATIONS`.
+    ``activation`` is a code from :data:`ACTIVATIONS`.
     Overwrites ``out``.
     """
     np.matmul(x, weight.T, out=out)
@@ -110,8 +139,8 @@ def linear_fwd(x, weight, bias, activation, out):
     _activate(out, activation)
 
 
-def _linear_bwd_example(rng, dtype, size):
-    args = _linear_example(rng, dtype, size)
+def _linear_bwd_example(rng, dtype, size, activation=_TANH):
+    args = _linear_example(rng, dtype, size, activation)
     linear_fwd(**args)
     n, o = args["out"].shape
     return dict(grad_out=rng.standard_normal((n, o)).astype(dtype), x=args["x"],
@@ -121,7 +150,11 @@ def _linear_bwd_example(rng, dtype, size):
 
 
 @kernel(writes=("grad_x", "grad_weight", "grad_bias"), example=_linear_bwd_example,
-        tolerances=_PRODUCT_TOLERANCES)
+        tolerances=_PRODUCT_TOLERANCES,
+        variants=(_ACTIVATION_VARIANTS, {
+            "all": {}, "no-grad_x": dict(grad_x=None), "no-grad_weight": dict(grad_weight=None),
+            "no-grad_bias": dict(grad_bias=None), "bias-only": dict(grad_x=None,
+                                                                     grad_weight=None)}))
 def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
     """Gradients of :func:`linear_fwd`, with the activation derivative and the bias reduction fused.
 
@@ -141,9 +174,12 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
 
 
 # -------------------------------------------------------------------------------------- gemm
-def _gemm_example(rng, dtype, size):
+def _gemm_example(rng, dtype, size, trans_a=None, trans_b=None):
+    """Random flags unless given (the variants give them all)."""
     m, n, k = size, size + 2, size + 1
-    trans_a, trans_b, accumulate = (bool(flag) for flag in rng.integers(0, 2, 3))
+    drawn_a, drawn_b, accumulate = (bool(flag) for flag in rng.integers(0, 2, 3))
+    trans_a = drawn_a if trans_a is None else trans_a
+    trans_b = drawn_b if trans_b is None else trans_b
     a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
     b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
     out = rng.standard_normal((m, n)).astype(dtype)
@@ -151,7 +187,10 @@ def _gemm_example(rng, dtype, size):
 
 
 @kernel(writes=("out",), example=_gemm_example, bench_sizes=(64, 512),
-        tolerances=_PRODUCT_TOLERANCES)
+        tolerances=_PRODUCT_TOLERANCES,
+        variants=({"a": dict(trans_a=False), "a.T": dict(trans_a=True)},
+                  {"b": dict(trans_b=False), "b.T": dict(trans_b=True)},
+                  {"=": dict(accumulate=False), "+=": dict(accumulate=True)}))
 def gemm(a, b, trans_a, trans_b, accumulate, out):
     """``out = op(a) @ op(b)``, or ``out += op(a) @ op(b)`` when ``accumulate``; ``op(a)`` is
     ``a.T`` when ``trans_a`` (likewise ``b``). Every matrix product of a training step goes
@@ -245,7 +284,7 @@ def _segment_norms_example(rng, dtype, size, norm_type=2.0):
 
 
 @kernel(writes=("out",), example=_segment_norms_example, bench_sizes=(100, 10_000),
-        tolerances={np.dtype(np.float32): (1e-6, 0.0)})
+        tolerances={np.dtype(np.float32): (1e-6, 0.0)}, variants=_NORM_VARIANTS)
 def segment_norms(values, offsets, norm_type, out):
     """The ``norm_type``-norm of each segment of a flat arena, and of the whole arena.
 
@@ -271,11 +310,13 @@ def _monitor_norms_example(rng, dtype, size):
     change = rng.standard_normal(values.size) * 1e-3
     return dict(grads=rng.standard_normal(values.size).astype(dtype), values=values,
                 prev=(values + change).astype(dtype), offsets=offsets, have_prev=True,
-                out=np.empty((3, len(offsets) - 1), np.float64))
+                out=np.zeros((3, len(offsets) - 1), np.float64))
 
 
 @kernel(writes=("prev", "out"), example=_monitor_norms_example, bench_sizes=(100, 10_000),
-        tolerances={np.dtype(np.float32): (1e-6, 0.0)})
+        tolerances={np.dtype(np.float32): (1e-6, 0.0)},
+        variants=({"grads": {}, "no-grads": dict(grads=None)},
+                  {"prev": {}, "no-prev": dict(have_prev=False)}))
 def monitor_norms(grads, values, prev, offsets, have_prev, out):
     """Per-segment L2 norms of the gradients, of the values and of the values' change since
     ``prev``, then ``prev = values``: a gradient monitor's whole per-step measurement of an
@@ -307,7 +348,11 @@ def _sgd_example(rng, dtype, size):
                 first_step=False)
 
 
-@kernel(writes=("param", "momentum_buffer"), example=_sgd_example, bench_sizes=(100, 10_000))
+@kernel(writes=("param", "momentum_buffer"), example=_sgd_example, bench_sizes=(100, 10_000),
+        variants=({"momentum": {}, "first-step": dict(first_step=True),
+                   "nesterov": dict(nesterov=True, dampening=0.0),
+                   "no-momentum": dict(momentum=0.0, dampening=0.0, momentum_buffer=None)},
+                  _MAXIMIZE_VARIANTS, _DECAY_VARIANTS))
 def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay, nesterov,
              maximize, first_step):
     """One step of stochastic gradient descent with momentum, PyTorch's formulation.
@@ -377,7 +422,10 @@ def _adam_example(rng, dtype, size):
 
 
 @kernel(writes=("param", "exp_avg", "exp_avg_sq", "max_exp_avg_sq"), example=_adam_example,
-        bench_sizes=(100, 10_000))
+        bench_sizes=(100, 10_000),
+        variants=({"amsgrad": {}, "adam": dict(max_exp_avg_sq=None)},
+                  {"l2": {}, "decoupled": dict(decoupled_weight_decay=True),
+                   "no-decay": dict(weight_decay=0.0)}, _MAXIMIZE_VARIANTS))
 def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1, beta2, eps,
               weight_decay, decoupled_weight_decay, maximize):
     """One Adam (or AdamW, or AMSGrad) step, PyTorch's formulation, bias-corrected.
@@ -425,7 +473,11 @@ def _rmsprop_example(rng, dtype, size):
 
 
 @kernel(writes=("param", "square_avg", "grad_avg", "momentum_buffer"), example=_rmsprop_example,
-        bench_sizes=(100, 10_000))
+        bench_sizes=(100, 10_000),
+        variants=({"centred-momentum": {}, "centred": dict(momentum=0.0, momentum_buffer=None),
+                   "momentum": dict(grad_avg=None),
+                   "plain": dict(grad_avg=None, momentum=0.0, momentum_buffer=None)},
+                  _MAXIMIZE_VARIANTS, _DECAY_VARIANTS))
 def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, eps,
                  weight_decay, momentum, maximize):
     """One RMSprop step, PyTorch's formulation (optionally centred, with momentum).
@@ -472,7 +524,8 @@ def _adagrad_example(rng, dtype, size):
                 maximize=False)
 
 
-@kernel(writes=("param", "state_sum"), example=_adagrad_example, bench_sizes=(100, 10_000))
+@kernel(writes=("param", "state_sum"), example=_adagrad_example, bench_sizes=(100, 10_000),
+        variants=(_MAXIMIZE_VARIANTS, _DECAY_VARIANTS))
 def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, maximize):
     """One Adagrad step, PyTorch's formulation (with its learning-rate decay).
 
@@ -502,7 +555,7 @@ def _adadelta_example(rng, dtype, size):
 
 
 @kernel(writes=("param", "square_avg", "acc_delta"), example=_adadelta_example,
-        bench_sizes=(100, 10_000))
+        bench_sizes=(100, 10_000), variants=(_MAXIMIZE_VARIANTS, _DECAY_VARIANTS))
 def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay, maximize):
     """One Adadelta step, PyTorch's formulation.
 
@@ -537,7 +590,7 @@ def _adamax_example(rng, dtype, size):
 
 
 @kernel(writes=("param", "exp_avg", "exp_inf"), example=_adamax_example,
-        bench_sizes=(100, 10_000))
+        bench_sizes=(100, 10_000), variants=(_MAXIMIZE_VARIANTS, _DECAY_VARIANTS))
 def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weight_decay,
                 maximize):
     """One Adamax step (Adam with the infinity norm), PyTorch's formulation.
@@ -579,7 +632,9 @@ def _nadam_example(rng, dtype, size):
 
 
 @kernel(writes=("param", "exp_avg", "exp_avg_sq"), example=_nadam_example,
-        bench_sizes=(100, 10_000))
+        bench_sizes=(100, 10_000),
+        variants=({"l2": {}, "decoupled": dict(decoupled_weight_decay=True),
+                   "no-decay": dict(weight_decay=0.0)}, _MAXIMIZE_VARIANTS))
 def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr, beta1, beta2, eps,
                weight_decay, momentum_decay, decoupled_weight_decay, maximize):
     """One NAdam step (Adam with Nesterov momentum), PyTorch's formulation.
@@ -666,7 +721,8 @@ def _lstm_cell_bwd_example(rng, dtype, size):
 
 
 @kernel(writes=("grad_gates", "grad_c_prev"), example=_lstm_cell_bwd_example,
-        bench_sizes=(128, 1024), tolerances={np.dtype(np.float32): (1e-4, 1e-5)})
+        bench_sizes=(128, 1024), tolerances={np.dtype(np.float32): (1e-4, 1e-5)},
+        variants={"grad_c_prev": {}, "no-grad_c_prev": dict(grad_c_prev=None)})
 def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev):
     """Gradients of :func:`lstm_cell_fwd` with respect to the pre-activation gates and c_prev.
 
@@ -717,7 +773,8 @@ def _batchnorm_example(rng, dtype, size):
 
 
 @kernel(writes=("mean", "var", "invstd", "out"), example=_batchnorm_example,
-        bench_sizes=(1_000, 50_000))
+        bench_sizes=(1_000, 50_000),
+        variants={"affine": {}, "no-affine": dict(weight=None, bias=None)})
 def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     """Batch normalisation in training mode: per-channel batch statistics, then normalise.
 
@@ -762,7 +819,10 @@ def _batchnorm_bwd_example(rng, dtype, size):
 
 
 @kernel(writes=("grad_x", "grad_weight", "grad_bias"), example=_batchnorm_bwd_example,
-        bench_sizes=(1_000, 50_000), tolerances={np.dtype(np.float32): (1e-4, 1e-5)})
+        bench_sizes=(1_000, 50_000), tolerances={np.dtype(np.float32): (1e-4, 1e-5)},
+        variants={"all": {}, "no-affine": dict(weight=None, grad_weight=None),
+                  "only-grad_x": dict(weight=None, grad_weight=None, grad_bias=None),
+                  "no-grad_x": dict(grad_x=None)})
 def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
     """Gradients of :func:`batchnorm_fwd`: two per-channel reductions, then one elementwise pass.
 
@@ -807,7 +867,9 @@ def _clip_grad_norm_example(rng, dtype, size):
 
 
 @kernel(writes=("grads", "per_param_out"), example=_clip_grad_norm_example,
-        bench_sizes=(100, 10_000), tolerances={np.dtype(np.float32): (1e-6, 0.0)})
+        bench_sizes=(100, 10_000), tolerances={np.dtype(np.float32): (1e-6, 0.0)},
+        variants=(_NORM_VARIANTS, {"clips": {}, "no-clip": dict(max_norm=1e6),
+                                   "error-if-nonfinite": dict(error_if_nonfinite=True)}))
 def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_param_out):
     """Clip a gradient arena by its total norm: every norm in one pass, then the scale in place
     only when it is needed.

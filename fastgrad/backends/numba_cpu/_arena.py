@@ -16,7 +16,8 @@ Reductions are deterministic: a segment (one parameter's gradient) is cut into p
 own, and the partials are combined serially in order. The serial and parallel paths cut and
 combine the same pieces, so norms are bit-identical for every thread count, run and threshold.
 
-Dtypes other than float32 and float64 (float16) go to the reference kernel.
+Dtypes other than float32 and float64 (float16) go to the reference kernel, counted in the
+backend's ``FALLBACKS``.
 """
 import math
 
@@ -26,7 +27,9 @@ from numba import prange
 from ... import config
 from .. import blas
 from .. import numpy_ref as _reference
-from ._layers import _EMPTY  # the stand-in for an absent optional array, per dtype
+# _EMPTY: the stand-in for an absent optional array, per dtype; _fallback: the reference
+# kernel, counted in the backend's FALLBACKS
+from ._layers import _EMPTY, _fallback
 
 __all__ = ["fill", "segment_norms", "monitor_norms", "clip_grad_norm", "clip_grad_range",
            "scale", "axpy", "grad_window_mean", "sgd_step", "adam_step", "rmsprop_step",
@@ -247,7 +250,7 @@ def segment_norms(values, offsets, norm_type, out):
     :func:`fastgrad.backends.numpy_ref.segment_norms`. One parallel pass; sums in float64 over
     fixed pieces combined in order, so the result does not depend on the thread count."""
     if not _jitted(values):
-        return _reference.segment_norms(values, offsets, norm_type, out)
+        return _fallback("segment_norms", values, offsets, norm_type, out)
     norm_type = float(norm_type)
     bits = values.view(np.int32 if values.itemsize == 4 else np.int64)
     return float(_norms(values, bits, offsets, _norm_kind(norm_type), norm_type, out,
@@ -305,7 +308,7 @@ def monitor_norms(grads, values, prev, offsets, have_prev, out):
     """Gradient, value and change norms per segment, then ``prev = values``: see
     :func:`fastgrad.backends.numpy_ref.monitor_norms`. One pass over the three buffers."""
     if not _jitted(values):
-        return _reference.monitor_norms(grads, values, prev, offsets, have_prev, out)
+        return _fallback("monitor_norms", grads, values, prev, offsets, have_prev, out)
     _monitor(_EMPTY[values.dtype] if grads is None else grads, grads is not None, values, prev,
              offsets, bool(have_prev), out, PARALLEL_MIN["segment_norms"])
 
@@ -317,8 +320,8 @@ def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_
     in place only when the clip coefficient is below 1 or NaN, and never when
     ``error_if_nonfinite`` meets a non-finite total. Returns the total norm before clipping."""
     if not _jitted(grads):
-        return _reference.clip_grad_norm(grads, offsets, max_norm, norm_type,
-                                         error_if_nonfinite, per_param_out)
+        return _fallback("clip_grad_norm", grads, offsets, max_norm, norm_type,
+                         error_if_nonfinite, per_param_out)
     total = segment_norms(grads, offsets, norm_type, per_param_out)
     coef = max_norm / (total + 1e-6)
     if not coef >= 1.0 and not (error_if_nonfinite and not math.isfinite(total)):
@@ -348,7 +351,7 @@ def fill(buffer, value):
     """Set every element of the 1-D ``buffer`` to ``value``: see
     :func:`fastgrad.backends.numpy_ref.fill`."""
     if not _jitted(buffer):
-        return _reference.fill(buffer, value)
+        return _fallback("fill", buffer, value)
     _fill(buffer, *_rounded(buffer.dtype, value), PARALLEL_MIN["fill"])
 
 
@@ -373,7 +376,7 @@ def scale(values, factor):
     """``values *= factor`` in place, the factor rounded to the values' dtype: see
     :func:`fastgrad.backends.numpy_ref.scale`."""
     if not _jitted(values):
-        return _reference.scale(values, factor)
+        return _fallback("scale", values, factor)
     _scale(values, *_rounded(values.dtype, factor), PARALLEL_MIN["scale"])
 
 
@@ -401,7 +404,7 @@ def clip_grad_range(grads, min_value, max_value):
     """Clamp every gradient into ``[min_value, max_value]`` in place: see
     :func:`fastgrad.backends.numpy_ref.clip_grad_range`."""
     if not _jitted(grads):
-        return _reference.clip_grad_range(grads, min_value, max_value)
+        return _fallback("clip_grad_range", grads, min_value, max_value)
     _clip(grads, *_rounded(grads.dtype, min_value, max_value), PARALLEL_MIN["clip_grad_range"])
 
 
@@ -425,7 +428,7 @@ def _axpy(y, x, alpha, parallel_min):
 def axpy(y, x, alpha):
     """``y += alpha * x`` in place: see :func:`fastgrad.backends.numpy_ref.axpy`."""
     if not _jitted(y):
-        return _reference.axpy(y, x, alpha)
+        return _fallback("axpy", y, x, alpha)
     _axpy(y, x, *_rounded(y.dtype, alpha), PARALLEL_MIN["axpy"])
 
 
@@ -452,7 +455,7 @@ def grad_window_mean(total, grad, weight, factor):
     """``grad = factor * (total + weight * grad)``, then ``total = 0``, in one pass: see
     :func:`fastgrad.backends.numpy_ref.grad_window_mean`."""
     if not _jitted(total):
-        return _reference.grad_window_mean(total, grad, weight, factor)
+        return _fallback("grad_window_mean", total, grad, weight, factor)
     _window_mean(total, grad, *_rounded(grad.dtype, weight, factor, 0.0),
                  PARALLEL_MIN["grad_window_mean"])
 
@@ -492,8 +495,8 @@ def sgd_step(param, grad, momentum_buffer, lr, momentum, dampening, weight_decay
     """One SGD step with momentum, fused into one pass: see
     :func:`fastgrad.backends.numpy_ref.sgd_step`."""
     if not _jitted(param):
-        return _reference.sgd_step(param, grad, momentum_buffer, lr, momentum, dampening,
-                                   weight_decay, nesterov, maximize, first_step)
+        return _fallback("sgd_step", param, grad, momentum_buffer, lr, momentum, dampening,
+                         weight_decay, nesterov, maximize, first_step)
     use_momentum = momentum != 0
     buf = momentum_buffer if use_momentum else param[:0]
     _sgd(param, grad, buf, *_rounded(param.dtype, lr, momentum, 1 - dampening, weight_decay),
@@ -562,9 +565,9 @@ def adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr, beta1,
     """One Adam / AdamW / AMSGrad step, fused into one pass over the five buffers: see
     :func:`fastgrad.backends.numpy_ref.adam_step`."""
     if not _jitted(param):
-        return _reference.adam_step(param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr,
-                                    beta1, beta2, eps, weight_decay, decoupled_weight_decay,
-                                    maximize)
+        return _fallback("adam_step", param, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, step, lr,
+                         beta1, beta2, eps, weight_decay, decoupled_weight_decay,
+                         maximize)
     amsgrad = max_exp_avg_sq is not None
     scalars = _rounded(param.dtype, 1 - beta1, beta2, 1 - beta2, eps, weight_decay,
                        1 - lr * weight_decay, lr / (1 - beta1 ** step),
@@ -623,8 +626,8 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
     """One RMSprop step (optionally centred, with momentum), fused into one pass: see
     :func:`fastgrad.backends.numpy_ref.rmsprop_step`."""
     if not _jitted(param):
-        return _reference.rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr,
-                                       alpha, eps, weight_decay, momentum, maximize)
+        return _fallback("rmsprop_step", param, grad, square_avg, grad_avg, momentum_buffer, lr,
+                         alpha, eps, weight_decay, momentum, maximize)
     centered, use_momentum = grad_avg is not None, momentum_buffer is not None
     empty = param[:0]
     _rmsprop(param, grad, square_avg, grad_avg if centered else empty,
@@ -661,8 +664,8 @@ def adagrad_step(param, grad, state_sum, step, lr, lr_decay, weight_decay, eps, 
     """One Adagrad step (with PyTorch's learning-rate decay), fused into one pass: see
     :func:`fastgrad.backends.numpy_ref.adagrad_step`."""
     if not _jitted(param):
-        return _reference.adagrad_step(param, grad, state_sum, step, lr, lr_decay,
-                                       weight_decay, eps, maximize)
+        return _fallback("adagrad_step", param, grad, state_sum, step, lr, lr_decay,
+                         weight_decay, eps, maximize)
     clr = lr / (1 + (step - 1) * lr_decay)
     _adagrad(param, grad, state_sum, *_rounded(param.dtype, clr, weight_decay, eps),
              bool(maximize), PARALLEL_MIN["adagrad_step"])
@@ -703,8 +706,8 @@ def adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps, weight_decay
     """One Adadelta step, fused into one pass: see
     :func:`fastgrad.backends.numpy_ref.adadelta_step`."""
     if not _jitted(param):
-        return _reference.adadelta_step(param, grad, square_avg, acc_delta, lr, rho, eps,
-                                        weight_decay, maximize)
+        return _fallback("adadelta_step", param, grad, square_avg, acc_delta, lr, rho, eps,
+                         weight_decay, maximize)
     _adadelta(param, grad, square_avg, acc_delta,
               *_rounded(param.dtype, lr, rho, 1 - rho, eps, weight_decay), bool(maximize),
               PARALLEL_MIN["adadelta_step"])
@@ -749,8 +752,8 @@ def adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2, eps, weig
     """One Adamax step, fused into one pass: see
     :func:`fastgrad.backends.numpy_ref.adamax_step`."""
     if not _jitted(param):
-        return _reference.adamax_step(param, grad, exp_avg, exp_inf, step, lr, beta1, beta2,
-                                      eps, weight_decay, maximize)
+        return _fallback("adamax_step", param, grad, exp_avg, exp_inf, step, lr, beta1, beta2,
+                         eps, weight_decay, maximize)
     _adamax(param, grad, exp_avg, exp_inf,
             *_rounded(param.dtype, 1 - beta1, beta2, eps, weight_decay,
                       lr / (1 - beta1 ** step)),
@@ -792,9 +795,9 @@ def nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr, beta1, be
                weight_decay, momentum_decay, decoupled_weight_decay, maximize):
     """One NAdam step, fused into one pass: see :func:`fastgrad.backends.numpy_ref.nadam_step`."""
     if not _jitted(param):
-        return _reference.nadam_step(param, grad, exp_avg, exp_avg_sq, step, mu_product, lr,
-                                     beta1, beta2, eps, weight_decay, momentum_decay,
-                                     decoupled_weight_decay, maximize)
+        return _fallback("nadam_step", param, grad, exp_avg, exp_avg_sq, step, mu_product, lr,
+                         beta1, beta2, eps, weight_decay, momentum_decay,
+                         decoupled_weight_decay, maximize)
     mu = _reference.nadam_momentum(step, beta1, momentum_decay)
     mu_next = _reference.nadam_momentum(step + 1, beta1, momentum_decay)
     scalars = _rounded(param.dtype, 1 - beta1, beta2, 1 - beta2, eps, weight_decay,

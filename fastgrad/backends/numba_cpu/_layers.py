@@ -33,7 +33,9 @@ thread count, run and threshold. The GEMMs' blocks likewise depend on the shapes
 The thresholds are low when the GEMMs run on these same threads (no other pool spins between
 a GEMM and a kernel) and high otherwise (:data:`PARALLEL_MIN_BLAS_POOL`).
 
-Arrays of other dtypes (float16) or not C-contiguous go to the reference kernel.
+Arrays of other dtypes (float16) or not C-contiguous go to the reference kernel, counted in
+:data:`FALLBACKS` (the backend's, shared with :mod:`._arena`). An activation code the loops
+below do not implement (:data:`ACTIVATION_CODES`) is a ValueError.
 """
 import math
 
@@ -46,7 +48,8 @@ from numba.extending import intrinsic
 from ... import config
 from .. import blas
 from .. import numpy_ref as _reference
-from ..spec import ACTIVATIONS, raise_bad_target
+from ..numpy_ref import ACTIVATIONS
+from ..spec import Fallbacks, raise_bad_target
 
 __all__ = ["gemm", "activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd",
            "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd",
@@ -98,6 +101,14 @@ PARALLEL_MIN = PARALLEL_MIN_ONE_POOL if blas.AVAILABLE else PARALLEL_MIN_BLAS_PO
 
 _NONE, _RELU = ACTIVATIONS["none"], ACTIVATIONS["relu"]
 _SIGMOID, _TANH = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
+
+#: The activation codes the loops below implement (:func:`_activate`,
+#: :func:`_activate_in_place` and :func:`_derivative`, none by :func:`_copy`); the kernels
+#: refuse any other (a code new in ACTIVATIONS goes here with its loops).
+ACTIVATION_CODES = (_NONE, _RELU, _SIGMOID, _TANH)
+
+#: This backend's calls that ran the reference kernel instead of its own code.
+FALLBACKS = Fallbacks()
 _JIT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _EMPTY = {dtype: np.empty(0, dtype) for dtype in _JIT_DTYPES}
 
@@ -108,6 +119,18 @@ _LN2_HI64, _LN2_LO64 = 0.693145751953125, 1.4286068203094173e-06
 # beyond these, exp's result is subnormal (flushed to 0) or its 2**t overflows (inf)
 _EXP_MIN32, _EXP_MAX32 = -87.3, 88.0
 _EXP_MIN64, _EXP_MAX64 = -708.3, 709.0
+
+
+def _fallback(name, *args, reason=None):
+    """Run the reference kernel ``name`` on ``args`` (arguments the jitted code does not
+    take), counted in :data:`FALLBACKS`."""
+    FALLBACKS.record(name, args, reason)
+    return getattr(_reference, name)(*args)
+
+
+def _unknown_activation(activation):
+    raise ValueError(f"activation code {activation} is not implemented by the numba backend "
+                     f"(its codes: {ACTIVATION_CODES})")
 
 
 def _native(dtype, *arrays):
@@ -276,9 +299,9 @@ def _sum_rows(partial, out):
 
 @config.jit(exact=True)
 def _activate(x, out, activation):
-    """``out = act(x)`` over 1-D x and out for relu, sigmoid or tanh (the kernels copy for
-    none). ``out`` may be ``x``, but then LLVM's overlap check sends the loop to its scalar
-    version: in place, :func:`_activate_in_place`."""
+    """``out = act(x)`` over 1-D x and out for relu, sigmoid or tanh (none: see
+    :func:`_activate_or_copy`). ``out`` may be ``x``, but then LLVM's overlap check sends the
+    loop to its scalar version: in place, :func:`_activate_in_place`."""
     wide = x.itemsize == 8
     n = x.size
     if activation == _RELU:
@@ -311,9 +334,9 @@ def _activate_in_place(x, activation):
 
 @config.jit(exact=True)
 def _derivative(grad_out, out, activation, grad_in):
-    """``grad_in = grad_out * act'`` for relu, sigmoid or tanh, the derivative from the
-    activation's output ``out``, over 1-D arrays; a multiplication even by 0, so NaN and inf
-    gradients propagate."""
+    """``grad_in = grad_out * act'`` for relu, sigmoid or tanh (none: see
+    :func:`_derivative_or_copy`), the derivative from the activation's output ``out``, over
+    1-D arrays; a multiplication even by 0, so NaN and inf gradients propagate."""
     n = grad_out.size
     if activation == _RELU:
         for k in range(n):
@@ -326,6 +349,33 @@ def _derivative(grad_out, out, activation, grad_in):
         for k in range(n):
             o = float(out[k])
             grad_in[k] = grad_out[k] * (1.0 - o * o)
+
+
+@config.jit()
+def _copy(source, target):
+    """``target[:] = source`` over 1-D arrays."""
+    for k in range(source.size):
+        target[k] = source[k]
+
+
+# The copies for none stay out of _activate and _derivative: a larger _derivative is no
+# longer inlined into the linear layer's per-row loop (1.4 us more per call on 32 rows).
+@config.jit(exact=True)
+def _activate_or_copy(x, out, activation):
+    """:func:`_activate`, or a copy for none: the activation kernel's loop."""
+    if activation == _NONE:
+        _copy(x, out)
+    else:
+        _activate(x, out, activation)
+
+
+@config.jit(exact=True)
+def _derivative_or_copy(grad_out, out, activation, grad_in):
+    """:func:`_derivative`, or a copy of ``grad_out`` for none: the activation's backward."""
+    if activation == _NONE:
+        _copy(grad_out, grad_in)
+    else:
+        _derivative(grad_out, out, activation, grad_in)
 
 
 @config.jit()
@@ -587,22 +637,22 @@ def _gemm_epilogue(addresses, a, b, trans_a, trans_b, alpha, beta, out, bias, ha
 def _activation_fwd(x, activation, out, parallel_min):
     n = x.size
     if n < parallel_min:
-        _activate(x, out, activation)
+        _activate_or_copy(x, out, activation)
     else:
         for p in prange((n + CHUNK - 1) // CHUNK):
             lo, hi = p * CHUNK, min(n, (p + 1) * CHUNK)
-            _activate(x[lo:hi], out[lo:hi], activation)
+            _activate_or_copy(x[lo:hi], out[lo:hi], activation)
 
 
 @config.jit(parallel=True, exact=True)
 def _activation_bwd(grad_out, out, activation, grad_in, parallel_min):
     n = grad_out.size
     if n < parallel_min:
-        _derivative(grad_out, out, activation, grad_in)
+        _derivative_or_copy(grad_out, out, activation, grad_in)
     else:
         for p in prange((n + CHUNK - 1) // CHUNK):
             lo, hi = p * CHUNK, min(n, (p + 1) * CHUNK)
-            _derivative(grad_out[lo:hi], out[lo:hi], activation, grad_in[lo:hi])
+            _derivative_or_copy(grad_out[lo:hi], out[lo:hi], activation, grad_in[lo:hi])
 
 
 @config.jit(parallel=True, exact=True)
@@ -1137,8 +1187,10 @@ def _threshold(name, activation):
 def activation_fwd(x, activation, out):
     """``out = act(x)`` elementwise: see :func:`fastgrad.backends.numpy_ref.activation_fwd`.
     One pass; sigmoid and tanh from the vectorised exp of this module."""
-    if activation == _NONE or not _native(x.dtype, x, out):
-        return _reference.activation_fwd(x, activation, out)  # none is np.copyto
+    if activation not in ACTIVATION_CODES:
+        _unknown_activation(activation)
+    if not _native(x.dtype, x, out):
+        return _fallback("activation_fwd", x, activation, out)
     _activation_fwd(x.reshape(-1), activation, out.reshape(-1),
                     _threshold("activation", activation))
 
@@ -1146,8 +1198,10 @@ def activation_fwd(x, activation, out):
 def activation_bwd(grad_out, out, activation, grad_in):
     """``grad_in = grad_out * act'(x)`` from the output: see
     :func:`fastgrad.backends.numpy_ref.activation_bwd`. One pass."""
-    if activation == _NONE or not _native(out.dtype, grad_out, out, grad_in):
-        return _reference.activation_bwd(grad_out, out, activation, grad_in)
+    if activation not in ACTIVATION_CODES:
+        _unknown_activation(activation)
+    if not _native(out.dtype, grad_out, out, grad_in):
+        return _fallback("activation_bwd", grad_out, out, activation, grad_in)
     _activation_bwd(grad_out.reshape(-1), out.reshape(-1), activation, grad_in.reshape(-1),
                     PARALLEL_MIN["activation"])
 
@@ -1171,17 +1225,21 @@ def gemm(a, b, trans_a, trans_b, accumulate, out):
     """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``): see
     :func:`fastgrad.backends.numpy_ref.gemm`. Fixed blocks on this module's threads, each one
     single-threaded BLAS call: bit-identical for any thread count."""
-    if not (_native(out.dtype, a, b, out) and _product(a, b, trans_a, trans_b, accumulate,
-                                                       out)):
-        _reference.gemm(a, b, trans_a, trans_b, accumulate, out)
+    if not _native(out.dtype, a, b, out):
+        _fallback("gemm", a, b, trans_a, trans_b, accumulate, out)
+    elif not _product(a, b, trans_a, trans_b, accumulate, out):
+        _fallback("gemm", a, b, trans_a, trans_b, accumulate, out,
+                  reason="an empty inner dimension" if blas.AVAILABLE else "no usable BLAS")
 
 
 def linear_fwd(x, weight, bias, activation, out):
     """``out = act(x @ weight.T + bias)``: see :func:`fastgrad.backends.numpy_ref.linear_fwd`.
     Each block of the product gets its bias and activation right after its GEMM, on the same
     thread, while it is in cache."""
+    if activation not in ACTIVATION_CODES:
+        _unknown_activation(activation)
     if not _native(x.dtype, x, weight, bias, out):
-        return _reference.linear_fwd(x, weight, bias, activation, out)
+        return _fallback("linear_fwd", x, weight, bias, activation, out)
     if _product(x, weight, False, True, False, out, bias, activation):
         return
     np.matmul(x, weight.T, out=out)
@@ -1197,9 +1255,11 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
     partials over fixed row pieces, added in order: deterministic); then the two GEMMs, as
     :func:`gemm`.
     """
+    if activation not in ACTIVATION_CODES:
+        _unknown_activation(activation)
     if not _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias):
-        return _reference.linear_bwd(grad_out, x, weight, out, activation, grad_x,
-                                     grad_weight, grad_bias)
+        return _fallback("linear_bwd", grad_out, x, weight, out, activation, grad_x,
+                         grad_weight, grad_bias)
     g = grad_out
     if activation != _NONE or grad_bias is not None:
         if activation != _NONE:
@@ -1220,7 +1280,7 @@ def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
     if (not _native(logits.dtype, logits, loss) or not _native(lse.dtype, lse)
             or lse.dtype != np.float64 or logits.shape[1] == 0
             or not target.flags.c_contiguous):
-        return _reference.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
+        return _fallback("cross_entropy_fwd", logits, target, ignore_index, loss, lse)
     bad = _cross_entropy_fwd(logits, target, ignore_index, loss, lse,
                              PARALLEL_MIN["cross_entropy"])
     raise_bad_target(bad, target, ignore_index, logits.shape[1])
@@ -1231,8 +1291,8 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     :func:`fastgrad.backends.numpy_ref.cross_entropy_bwd`. One pass per row."""
     if (not _native(logits.dtype, logits, grad_loss, grad_logits) or not _native(lse.dtype, lse)
             or lse.dtype != np.float64 or not target.flags.c_contiguous):
-        return _reference.cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss,
-                                            grad_logits)
+        return _fallback("cross_entropy_bwd", logits, target, lse, ignore_index, grad_loss,
+                         grad_logits)
     bad = _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits,
                              PARALLEL_MIN["cross_entropy"])
     raise_bad_target(bad, target, ignore_index, logits.shape[1])
@@ -1247,7 +1307,7 @@ def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     """
     if not (_native(x.dtype, x, weight, bias, out) and mean.dtype == np.float64
             and _native(mean.dtype, mean, var, invstd)):
-        return _reference.batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out)
+        return _fallback("batchnorm_fwd", x, weight, bias, eps, mean, var, invstd, out)
     n, channels, spatial = x.shape
     x2 = x.reshape(n, channels * spatial)
     threshold = PARALLEL_MIN["batchnorm"]
@@ -1266,8 +1326,8 @@ def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_b
     """
     if not (_native(x.dtype, grad_out, x, weight, grad_x, grad_weight, grad_bias)
             and mean.dtype == np.float64 and _native(mean.dtype, mean, invstd)):
-        return _reference.batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x,
-                                        grad_weight, grad_bias)
+        return _fallback("batchnorm_bwd", grad_out, x, weight, mean, invstd, grad_x,
+                         grad_weight, grad_bias)
     n, channels, spatial = x.shape
     x2, dy2 = x.reshape(n, channels * spatial), grad_out.reshape(n, channels * spatial)
     threshold = PARALLEL_MIN["batchnorm"]
@@ -1286,7 +1346,7 @@ def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
     :func:`fastgrad.backends.numpy_ref.lstm_cell_fwd`. One pass per row over the four gates,
     the cell and the output."""
     if not _native(gates.dtype, gates, c_prev, gates_act, h, c):
-        return _reference.lstm_cell_fwd(gates, c_prev, gates_act, h, c)
+        return _fallback("lstm_cell_fwd", gates, c_prev, gates_act, h, c)
     _lstm_fwd(gates, c_prev, gates_act, h, c, PARALLEL_MIN["lstm"])
 
 
@@ -1294,8 +1354,8 @@ def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev)
     """Gradients of :func:`lstm_cell_fwd`: see
     :func:`fastgrad.backends.numpy_ref.lstm_cell_bwd`. One pass per row."""
     if not _native(c.dtype, grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev):
-        return _reference.lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates,
-                                        grad_c_prev)
+        return _fallback("lstm_cell_bwd", grad_h, grad_c, c_prev, c, gates_act, grad_gates,
+                         grad_c_prev)
     _lstm_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates,
               c if grad_c_prev is None else grad_c_prev, grad_c_prev is not None,
               PARALLEL_MIN["lstm"])
