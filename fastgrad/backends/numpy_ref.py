@@ -970,3 +970,367 @@ def grad_window_mean(total, grad, weight, factor):
     grad += total
     grad *= factor
     total.fill(0)
+
+
+# ------------------------------------------------------------------- convolution and pooling
+def conv_output_size(size, kernel, stride, padding, dilation, ceil_mode=False):
+    """The number of window positions along one axis of a convolution or pooling, PyTorch's
+    rule: ``floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) + 1``; with
+    ``ceil_mode`` (pooling) rounded up instead, less the last window when it would start in
+    the right padding or past it. The Python layer sizes every output with it; the kernels
+    read the sizes off their output arrays."""
+    span = size + 2 * padding - dilation * (kernel - 1) - 1
+    if not ceil_mode:
+        return span // stride + 1
+    count = -(-span // stride) + 1
+    return count - 1 if (count - 1) * stride >= size + padding else count
+
+
+def _padded_extent(size, pad, count, kernel, stride, dilation):
+    """The length of an axis padded by ``pad`` before it and enough after it for ``count``
+    windows: ``pad`` when they fit, more when ceil_mode's last window runs past the padding."""
+    reach = (count - 1) * stride + dilation * (kernel - 1) + 1
+    return pad + size + max(pad, reach - size - pad)
+
+
+def _windows(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out_h,
+             out_w, fill=0.0):
+    """Every window of ``x`` (N, C, H, W) as a read-only (N, C, OH, OW, KH, KW) view of a
+    padded copy: ``[n, c, i, j, p, q]`` is ``x[n, c, i*stride_h - pad_h + p*dil_h,
+    j*stride_w - pad_w + q*dil_w]``, and ``fill`` where that is outside the image."""
+    n, c, h, w = x.shape
+    padded = np.full((n, c, _padded_extent(h, pad_h, out_h, kernel_h, stride_h, dil_h),
+                      _padded_extent(w, pad_w, out_w, kernel_w, stride_w, dil_w)), fill, x.dtype)
+    padded[:, :, pad_h:pad_h + h, pad_w:pad_w + w] = x
+    spans = (dil_h * (kernel_h - 1) + 1, dil_w * (kernel_w - 1) + 1)
+    view = np.lib.stride_tricks.sliding_window_view(padded, spans, axis=(2, 3))
+    return view[:, :, :(out_h - 1) * stride_h + 1:stride_h, :(out_w - 1) * stride_w + 1:stride_w,
+                ::dil_h, ::dil_w]
+
+
+def _add_windows(taps, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, grad_x):
+    """col2im, the adjoint of :func:`_windows`: ``grad_x`` (N, C, H, W) overwritten with the
+    sum, over every window and tap, of ``taps`` (broadcast to (N, C, KH, KW, OH, OW)) added
+    at the position the tap reads; positions in the padding are dropped."""
+    n, c, h, w = grad_x.shape
+    kernel_h, kernel_w, out_h, out_w = taps.shape[2:]
+    padded = np.zeros((n, c, _padded_extent(h, pad_h, out_h, kernel_h, stride_h, dil_h),
+                       _padded_extent(w, pad_w, out_w, kernel_w, stride_w, dil_w)), grad_x.dtype)
+    for p in range(kernel_h):
+        rows = slice(p * dil_h, p * dil_h + (out_h - 1) * stride_h + 1, stride_h)
+        for q in range(kernel_w):
+            cols = slice(q * dil_w, q * dil_w + (out_w - 1) * stride_w + 1, stride_w)
+            padded[:, :, rows, cols] += taps[:, :, p, q]
+    np.copyto(grad_x, padded[:, :, pad_h:pad_h + h, pad_w:pad_w + w])
+
+
+def _im2col(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+            out_h, out_w):
+    """The windows of ``x`` as (N, groups, C/groups * KH * KW, OH * OW) columns, rows in
+    (channel, p, q) order: the layout of a weight reshaped to (groups, O/groups, C/groups *
+    KH * KW), so one batched matrix product per group convolves."""
+    n, c = x.shape[:2]
+    windows = _windows(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+                       out_h, out_w)
+    return windows.transpose(0, 1, 4, 5, 2, 3).reshape(
+        n, groups, c // groups * kernel_h * kernel_w, out_h * out_w)
+
+
+#: The geometries the convolution kernels must get right, by label (1x1 and 3x3 and a
+#: non-square kernel, strides 1 and 2, padding 0 and more, dilation 2, groups 2 and depthwise;
+#: asymmetric in height and width where that is free): changes to :func:`_conv_example`'s.
+_CONV_GEOMETRIES = {
+    "3x3": {},
+    "1x1": dict(kernel_h=1, kernel_w=1, pad_h=0, pad_w=0),
+    "1x1-stride2": dict(kernel_h=1, kernel_w=1, pad_h=0, pad_w=0, stride_h=2, stride_w=2),
+    "3x3-stride2": dict(stride_h=2, stride_w=2),
+    "2x3-stride2x1-pad0x2": dict(kernel_h=2, kernel_w=3, stride_h=2, pad_h=0, pad_w=2),
+    "3x3-dilation2-pad2x1": dict(dil_h=2, dil_w=2, pad_h=2),
+    "groups2": dict(groups=2),
+    "depthwise": dict(groups=4),
+    "depthwise-stride2": dict(groups=4, stride_h=2, stride_w=2),
+}
+_CONV_VARIANTS = {label: dict(geometry=label) for label in _CONV_GEOMETRIES}
+
+
+def _conv_example(rng, dtype, size, geometry="3x3"):
+    """x (size, 4, size + 5, size + 4), 8 output channels, weights scaled as layers are
+    initialised; a 3x3 kernel, stride 1, padding 1, unless ``geometry`` (a label of
+    :data:`_CONV_GEOMETRIES`) changes them (4 channels take groups 1, 2 and 4, depthwise)."""
+    return _conv_arguments(rng, dtype, size, **_CONV_GEOMETRIES[geometry])
+
+
+def _conv_arguments(rng, dtype, size, kernel_h=3, kernel_w=3, stride_h=1, stride_w=1, pad_h=1,
+                    pad_w=1, dil_h=1, dil_w=1, groups=1):
+    n, channels, out_channels = size, 4, 8
+    h, w = size + 5, size + 4
+    x = rng.standard_normal((n, channels, h, w)).astype(dtype)
+    fan_in = channels // groups * kernel_h * kernel_w
+    weight = (rng.standard_normal((out_channels, channels // groups, kernel_h, kernel_w))
+              / np.sqrt(fan_in)).astype(dtype)
+    out = np.empty((n, out_channels, conv_output_size(h, kernel_h, stride_h, pad_h, dil_h),
+                    conv_output_size(w, kernel_w, stride_w, pad_w, dil_w)), dtype)
+    return dict(x=x, weight=weight, bias=rng.standard_normal(out_channels).astype(dtype),
+                stride_h=stride_h, stride_w=stride_w, pad_h=pad_h, pad_w=pad_w, dil_h=dil_h,
+                dil_w=dil_w, groups=groups, out=out)
+
+
+@kernel(writes=("out",), example=_conv_example, sizes=(1, 3), bench_sizes=(16, 64),
+        tolerances=_PRODUCT_TOLERANCES,
+        variants=(_CONV_VARIANTS, {"bias": {}, "no-bias": dict(bias=None)}))
+def conv2d_fwd(x, weight, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, out):
+    """2-D cross-correlation (a convolution layer's forward), with zero padding and groups:
+
+    .. math::
+        out_{n,o,i,j} = b_o + \\sum_{c \\in g(o)} \\sum_{p,q} w_{o,c',p,q} \\,
+            x_{n,c,\\,i s_h - p_h + p d_h,\\,j s_w - p_w + q d_w}
+
+    over the C/groups input channels of output channel o's group (c' counts them from 0), x
+    taken as 0 outside the image. Here im2col and one batched product per group.
+
+    Shapes: x (N, C, H, W); weight (O, C/groups, KH, KW); bias (O,) or None; out (N, O, OH,
+    OW), its size as :func:`conv_output_size` gives it; one dtype, C-contiguous. Overwrites
+    ``out``.
+    """
+    n, out_channels, out_h, out_w = out.shape
+    kernel_h, kernel_w = weight.shape[2:]
+    cols = _im2col(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+                   out_h, out_w)
+    np.matmul(weight.reshape(groups, out_channels // groups, cols.shape[2]), cols,
+              out=out.reshape(n, groups, out_channels // groups, out_h * out_w))
+    if bias is not None:
+        out += bias[:, None, None]
+
+
+def _conv_bwd_input_example(rng, dtype, size, geometry="3x3"):
+    args = _conv_example(rng, dtype, size, geometry)
+    out, x = args.pop("out"), args.pop("x")
+    del args["bias"]
+    return dict(args, grad_out=rng.standard_normal(out.shape).astype(dtype),
+                grad_x=np.empty_like(x))
+
+
+@kernel(writes=("grad_x",), example=_conv_bwd_input_example, sizes=(1, 3), bench_sizes=(16, 64),
+        tolerances=_PRODUCT_TOLERANCES, variants=_CONV_VARIANTS)
+def conv2d_bwd_input(grad_out, weight, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+                     grad_x):
+    """The gradient of :func:`conv2d_fwd` with respect to x (also the forward of a transposed
+    convolution): every output gradient spread back over the inputs its window read,
+    weighted by the weights (a product per group, then col2im). Positions no window reads
+    get 0.
+
+    Shapes: grad_out (N, O, OH, OW); weight (O, C/groups, KH, KW); grad_x (N, C, H, W), H and
+    W read off it; one dtype, C-contiguous. Overwrites ``grad_x``.
+    """
+    n, out_channels, out_h, out_w = grad_out.shape
+    channels = grad_x.shape[1]
+    kernel_h, kernel_w = weight.shape[2:]
+    weight = weight.reshape(groups, out_channels // groups, -1)
+    cols = np.matmul(weight.transpose(0, 2, 1),
+                     grad_out.reshape(n, groups, out_channels // groups, out_h * out_w))
+    _add_windows(cols.reshape(n, channels, kernel_h, kernel_w, out_h, out_w), stride_h,
+                 stride_w, pad_h, pad_w, dil_h, dil_w, grad_x)
+
+
+def _conv_bwd_weight_example(rng, dtype, size, geometry="3x3"):
+    args = _conv_example(rng, dtype, size, geometry)
+    out, weight, bias = args.pop("out"), args.pop("weight"), args.pop("bias")
+    return dict(args, grad_out=rng.standard_normal(out.shape).astype(dtype),
+                grad_weight=np.empty_like(weight), grad_bias=np.empty_like(bias))
+
+
+@kernel(writes=("grad_weight", "grad_bias"), example=_conv_bwd_weight_example, sizes=(1, 3),
+        bench_sizes=(16, 64), tolerances=_PRODUCT_TOLERANCES,
+        variants=(_CONV_VARIANTS, {"bias": {}, "no-bias": dict(grad_bias=None)}))
+def conv2d_bwd_weight(grad_out, x, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+                      grad_weight, grad_bias):
+    """The gradients of :func:`conv2d_fwd` with respect to the weight and the bias: each
+    output gradient times the window it came from, summed over the batch and the positions
+    (im2col, a product per group and batch item, then the sum over the batch).
+
+    Shapes: grad_out (N, O, OH, OW); x (N, C, H, W); grad_weight (O, C/groups, KH, KW), the
+    kernel size read off it; grad_bias (O,) or None; one dtype, C-contiguous. Overwrites
+    ``grad_weight`` and ``grad_bias`` (``grad_out`` summed over N, OH and OW).
+    """
+    n, out_channels, out_h, out_w = grad_out.shape
+    kernel_h, kernel_w = grad_weight.shape[2:]
+    cols = _im2col(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+                   out_h, out_w)
+    grad = grad_out.reshape(n, groups, out_channels // groups, out_h * out_w)
+    np.copyto(grad_weight, np.matmul(grad, cols.transpose(0, 1, 3, 2)).sum(axis=0).reshape(
+        grad_weight.shape))
+    if grad_bias is not None:
+        np.sum(grad_out, axis=(0, 2, 3), out=grad_bias)
+
+
+#: The geometries of the pooling kernels, by label: the common 2x2 window of stride 2,
+#: ResNet's 3x3 of stride 2 with padding 1, a non-square window of stride 1 (overlapping,
+#: dilated for max pooling) and ceil_mode's last window clipped at the padded edge; changes to
+#: :func:`_pool_arguments`'s. Then the average's divisors.
+_MAX_POOL_GEOMETRIES = {
+    "2x2-stride2": {},
+    "3x3-stride2-pad1": dict(kernel_h=3, kernel_w=3, pad_h=1, pad_w=1),
+    "3x2-stride1-pad1-dilation2": dict(kernel_h=3, stride_h=1, stride_w=1, pad_h=1, pad_w=1,
+                                       dil_h=2, dil_w=2),
+    "3x3-stride2-pad1-ceil": dict(kernel_h=3, kernel_w=3, pad_h=1, pad_w=1, ceil_mode=True),
+}
+_AVG_POOL_GEOMETRIES = {
+    "2x2-stride2": {},
+    "3x3-stride2-pad1": dict(kernel_h=3, kernel_w=3, pad_h=1, pad_w=1),
+    "3x2-stride1-pad1": dict(kernel_h=3, stride_h=1, stride_w=1, pad_h=1, pad_w=1),
+    "3x3-stride2-pad1-ceil": dict(kernel_h=3, kernel_w=3, pad_h=1, pad_w=1, ceil_mode=True),
+}
+_MAX_POOL_VARIANTS = {label: dict(geometry=label) for label in _MAX_POOL_GEOMETRIES}
+_AVG_POOL_VARIANTS = {label: dict(geometry=label) for label in _AVG_POOL_GEOMETRIES}
+_AVG_POOL_DIVISORS = {"include-pad": {}, "exclude-pad": dict(count_include_pad=False),
+                      "divisor-override": dict(divisor_override=3)}
+
+
+def _pool_arguments(rng, dtype, size, kernel_h=2, kernel_w=2, stride_h=2, stride_w=2, pad_h=0,
+                    pad_w=0, dil_h=1, dil_w=1, ceil_mode=False):
+    """x (size, 4, size + 5, size + 4) of small integers (ties in most windows), and the
+    geometry with its output size."""
+    h, w = size + 5, size + 4
+    x = rng.integers(-4, 5, (size, 4, h, w)).astype(dtype)
+    out_shape = x.shape[:2] + (
+        conv_output_size(h, kernel_h, stride_h, pad_h, dil_h, ceil_mode),
+        conv_output_size(w, kernel_w, stride_w, pad_w, dil_w, ceil_mode))
+    return dict(x=x, kernel_h=kernel_h, kernel_w=kernel_w, stride_h=stride_h,
+                stride_w=stride_w, pad_h=pad_h, pad_w=pad_w, dil_h=dil_h, dil_w=dil_w,
+                out=np.empty(out_shape, dtype))
+
+
+def _max_pool_example(rng, dtype, size, geometry="2x2-stride2"):
+    args = _pool_arguments(rng, dtype, size, **_MAX_POOL_GEOMETRIES[geometry])
+    return dict(args, indices=np.empty(args["out"].shape, np.int64))
+
+
+@kernel(writes=("out", "indices"), example=_max_pool_example, sizes=(1, 3),
+        bench_sizes=(16, 64), variants=_MAX_POOL_VARIANTS)
+def max_pool2d_fwd(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out,
+                   indices):
+    """Max pooling over (dilated) windows, with the position of each maximum, PyTorch's:
+
+    ``out[n, c, i, j]`` is the maximum of the window's elements inside the image (padding is
+    -inf, never picked unless every element is -inf) and ``indices[n, c, i, j]`` its flat
+    position ``h * W + w`` in the (H, W) plane. Ties go to the first in the window's
+    row-major scan; a NaN is the maximum, and of several NaNs the last in the scan (PyTorch's
+    ``val > max || isnan(val)``); a window of -inf gives -inf at its first element inside.
+
+    Shapes: x (N, C, H, W); out (N, C, OH, OW) of x's dtype, sized by
+    :func:`conv_output_size` (ceil_mode's last window clipped at the padded edge); indices
+    (N, C, OH, OW) int64. Overwrites ``out`` and ``indices``.
+    """
+    n, c, out_h, out_w = out.shape
+    h, w = x.shape[2:]
+    taps = kernel_h * kernel_w
+    windows = _windows(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+                       out_h, out_w, fill=-np.inf).reshape(n, c, out_h, out_w, taps)
+    # each tap's row and column in the image, per output position: (OH, KH) and (OW, KW)
+    rows = np.arange(out_h)[:, None] * stride_h - pad_h + np.arange(kernel_h) * dil_h
+    cols = np.arange(out_w)[:, None] * stride_w - pad_w + np.arange(kernel_w) * dil_w
+    inside = (((rows >= 0) & (rows < h))[:, None, :, None]
+              & ((cols >= 0) & (cols < w))[None, :, None, :]).reshape(out_h, out_w, taps)
+    flat = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(out_h, out_w, taps)
+    nan = np.isnan(windows)
+    pick = np.where(nan.any(axis=-1), taps - 1 - np.argmax(nan[..., ::-1], axis=-1),
+                    np.argmax(windows, axis=-1))
+    best = np.take_along_axis(windows, pick[..., None], axis=-1)[..., 0]
+    pick = np.where(best == -np.inf, np.argmax(inside, axis=-1), pick)
+    np.copyto(out, np.take_along_axis(windows, pick[..., None], axis=-1)[..., 0])
+    np.copyto(indices, np.take_along_axis(np.broadcast_to(flat, windows.shape),
+                                          pick[..., None], axis=-1)[..., 0])
+
+
+def _max_pool_bwd_example(rng, dtype, size, geometry="2x2-stride2"):
+    args = _max_pool_example(rng, dtype, size, geometry)
+    max_pool2d_fwd(**args)
+    return dict(grad_out=rng.standard_normal(args["out"].shape).astype(dtype),
+                indices=args["indices"], grad_x=np.empty_like(args["x"]))
+
+
+@kernel(writes=("grad_x",), example=_max_pool_bwd_example, sizes=(1, 3), bench_sizes=(16, 64),
+        variants=_MAX_POOL_VARIANTS)
+def max_pool2d_bwd(grad_out, indices, grad_x):
+    """The gradient of :func:`max_pool2d_fwd`: each output gradient added at its maximum's
+    position, zeros elsewhere (overlapping windows that pick one element sum there).
+
+    Shapes: grad_out (N, C, OH, OW); indices (N, C, OH, OW) int64 as :func:`max_pool2d_fwd`
+    wrote them; grad_x (N, C, H, W) of grad_out's dtype, C-contiguous. Overwrites ``grad_x``.
+    """
+    n, c, h, w = grad_x.shape
+    planes = grad_x.reshape(n * c, h * w)
+    planes.fill(0)
+    positions = indices.shape[2] * indices.shape[3]
+    np.add.at(planes, (np.arange(n * c)[:, None], indices.reshape(n * c, positions)),
+              grad_out.reshape(n * c, positions))
+
+
+def _avg_pool_divisors(h, w, out_h, out_w, kernel_h, kernel_w, stride_h, stride_w, pad_h,
+                       pad_w, count_include_pad, divisor_override):
+    """The (OH, OW) divisors of average pooling, PyTorch's rule: ``divisor_override`` when
+    non-zero; else the window's size clipped to the padded input (ceil_mode's last windows
+    count only up to its edge) with ``count_include_pad``; else its elements in the image."""
+    if divisor_override:
+        return np.full((out_h, out_w), divisor_override)
+
+    def lengths(size, count, kernel, stride, pad):
+        start = np.arange(count) * stride - pad
+        end = np.minimum(start + kernel, size + pad)
+        if count_include_pad:
+            return end - start
+        return np.minimum(end, size) - np.maximum(start, 0)
+    return np.outer(lengths(h, out_h, kernel_h, stride_h, pad_h),
+                    lengths(w, out_w, kernel_w, stride_w, pad_w))
+
+
+def _avg_pool_example(rng, dtype, size, geometry="2x2-stride2"):
+    args = _pool_arguments(rng, dtype, size, **_AVG_POOL_GEOMETRIES[geometry])
+    del args["dil_h"], args["dil_w"]
+    # off the integers: sums that round, so a different order of summation shows
+    args["x"] += rng.uniform(-0.5, 0.5, args["x"].shape).astype(dtype)
+    return dict(args, count_include_pad=True, divisor_override=0)
+
+
+@kernel(writes=("out",), example=_avg_pool_example, sizes=(1, 3), bench_sizes=(16, 64),
+        variants=(_AVG_POOL_VARIANTS, _AVG_POOL_DIVISORS))
+def avg_pool2d_fwd(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, count_include_pad,
+                   divisor_override, out):
+    """Average pooling: each window's sum (zero padding) over its divisor, PyTorch's rule
+    (see :func:`_avg_pool_divisors`; ``divisor_override`` 0 means none).
+
+    Shapes: x (N, C, H, W); out (N, C, OH, OW), sized by :func:`conv_output_size` (ceil_mode's
+    last window clipped at the padded edge); one dtype, C-contiguous. Overwrites ``out``.
+    """
+    out_h, out_w = out.shape[2:]
+    windows = _windows(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, 1, 1, out_h,
+                       out_w)
+    divisors = _avg_pool_divisors(*x.shape[2:], out_h, out_w, kernel_h, kernel_w, stride_h,
+                                  stride_w, pad_h, pad_w, count_include_pad, divisor_override)
+    np.divide(windows.sum(axis=(4, 5)), divisors, out=out, casting="same_kind")
+
+
+def _avg_pool_bwd_example(rng, dtype, size, geometry="2x2-stride2"):
+    args = _avg_pool_example(rng, dtype, size, geometry)
+    out, x = args.pop("out"), args.pop("x")
+    return dict(args, grad_out=rng.standard_normal(out.shape).astype(dtype),
+                grad_x=np.empty_like(x))
+
+
+@kernel(writes=("grad_x",), example=_avg_pool_bwd_example, sizes=(1, 3), bench_sizes=(16, 64),
+        variants=(_AVG_POOL_VARIANTS, _AVG_POOL_DIVISORS))
+def avg_pool2d_bwd(grad_out, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                   count_include_pad, divisor_override, grad_x):
+    """The gradient of :func:`avg_pool2d_fwd`: each output gradient over its window's
+    divisor, added at every element of the window inside the image.
+
+    Shapes: grad_out (N, C, OH, OW); grad_x (N, C, H, W); one dtype, C-contiguous; the
+    arguments as :func:`avg_pool2d_fwd` took them. Overwrites ``grad_x``.
+    """
+    out_h, out_w = grad_out.shape[2:]
+    divisors = _avg_pool_divisors(*grad_x.shape[2:], out_h, out_w, kernel_h, kernel_w,
+                                  stride_h, stride_w, pad_h, pad_w, count_include_pad,
+                                  divisor_override)
+    share = (grad_out / divisors).astype(grad_x.dtype, copy=False)
+    _add_windows(np.broadcast_to(share[:, :, None, None], share.shape[:2] + (
+        kernel_h, kernel_w) + share.shape[2:]), stride_h, stride_w, pad_h, pad_w, 1, 1, grad_x)

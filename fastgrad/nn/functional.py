@@ -3,8 +3,10 @@
 The fused ones run through the kernel registry: :func:`linear` is one ``linear_fwd`` (GEMM,
 bias and activation) and one ``linear_bwd``; :func:`cross_entropy` is log-softmax and NLL in
 one ``cross_entropy_fwd`` pass per row; :func:`batch_norm` in training mode is one
-``batchnorm_fwd`` and one ``batchnorm_bwd``. The other activations and losses are small
-elementwise Functions in NumPy, each in its numerically stable form.
+``batchnorm_fwd`` and one ``batchnorm_bwd``; the convolutions (:func:`conv2d`,
+:func:`conv1d`, :func:`conv_transpose2d`) are the three ``conv2d_*`` kernels, and
+:func:`max_pool2d` and :func:`avg_pool2d` their pooling kernels. The other activations and
+losses are small elementwise Functions in NumPy, each in its numerically stable form.
 
 This module is the home of every layer op's Function, also of those behind Modules that have
 no function here in PyTorch: the recurrent layers (one Function per layer and direction runs
@@ -32,9 +34,10 @@ from .. import dtypes
 from .. import ops
 from .. import random as _random
 from .._checks import (REDUCTIONS, check_broadcast, check_dtype, check_floating,
-                       check_reduction, check_tensor, ieee, normalize_dim, real)
+                       check_reduction, check_tensor, flag, ieee, integer, normalize_dim, real)
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
+from ..backends.numpy_ref import conv_output_size
 from ..shapes import one_hot, pad  # noqa: F401 (torch.nn.functional's names)
 from ..tensor import Tensor
 
@@ -835,6 +838,568 @@ def embedding(input, weight, padding_idx=None, max_norm=None, norm_type=2.0,
         _embedding_renorm(weight, indices, real(max_norm, "max_norm"),
                           real(norm_type, "norm_type"))
     return _Embedding.apply(weight, indices, padding_idx, bool(scale_grad_by_freq))
+
+
+# --------------------------------------------------------------- convolution and pooling
+# Convolutions run through the conv2d kernels: conv1d as a conv2d of height 1, a transposed
+# convolution's forward as a convolution's input gradient (and its backward as a convolution
+# and its weight gradient). Max and average pooling run through their kernels; the adaptive
+# poolings, whose windows vary in size, are NumPy loops over the output positions.
+def _spatial(value, argument, dims, function):
+    """A geometry argument (an int, or a tuple or list of one or ``dims`` ints) as a tuple
+    of ``dims`` ints."""
+    values = tuple(integer(v, argument) for v in (
+        value if isinstance(value, (tuple, list)) else (value,)))
+    if len(values) == 1:
+        return values * dims
+    if len(values) != dims:
+        raise RuntimeError(f"{function}: {argument} must be a single int or a tuple of {dims} "
+                           f"ints, got {argument}={list(values)}")
+    return values
+
+
+def _sizes(values, separator=" x "):
+    """Sizes as PyTorch's messages print them: ``2 x 2``."""
+    return separator.join(map(str, values))
+
+
+def _unbatched(input, dims):
+    """``input`` with a batch of one in front when it has none (``dims`` spatial dimensions),
+    and whether it had one."""
+    if input.ndim == dims + 2:
+        return input, True
+    return input.reshape((1,) + input.shape), False
+
+
+def _conv_padding(padding, kernel, stride, dilation, function):
+    """``padding`` as two tuples, per spatial dimension: before (and after), and the extra
+    after. Ints as given; ``"valid"``, none; ``"same"``, ``dilation * (kernel - 1)`` in all,
+    the odd one after (bottom, right), as in PyTorch."""
+    dims = len(kernel)
+    if isinstance(padding, str):
+        if padding == "valid":
+            return (0,) * dims, (0,) * dims
+        if padding != "same":
+            raise RuntimeError(f"Invalid padding string: {padding!r} (expected 'same', 'valid' "
+                               f"or ints)")
+        if any(s != 1 for s in stride):
+            raise RuntimeError("padding='same' is not supported for strided convolutions")
+        totals = [d * (k - 1) for k, d in zip(kernel, dilation)]
+        return tuple(t // 2 for t in totals), tuple(t % 2 for t in totals)
+    pads = _spatial(padding, "padding", dims, function)
+    if min(pads) < 0:
+        raise RuntimeError("negative padding is not supported")
+    return pads, (0,) * dims
+
+
+def _conv_geometry(function, input, weight, stride, dilation, groups, transposed=False):
+    """The checks every convolution shares, PyTorch's messages: input and weight ranks and
+    dtypes, stride, dilation, groups, and the channel count. Returns stride, dilation and
+    groups as ints (tuples for the first two) and the input shape with its batch."""
+    check_floating(input, "input")
+    check_floating(weight, "weight")
+    dims = weight.ndim - 2
+    if input.ndim not in (dims + 1, dims + 2):
+        raise RuntimeError(f"Expected {dims + 1}D (unbatched) or {dims + 2}D (batched) input to "
+                           f"{function}, but got input of size: {list(input.shape)}")
+    if input.dtype != weight.dtype:
+        raise RuntimeError(f"{function}: input and weight must have the same dtype, got input "
+                           f"{input.dtype} and weight {weight.dtype}")
+    stride = _spatial(stride, "stride", dims, function)
+    dilation = _spatial(dilation, "dilation", dims, function)
+    groups = integer(groups, "groups")
+    if min(stride) <= 0:
+        raise RuntimeError("non-positive stride is not supported")
+    if min(dilation) <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got {list(dilation)}")
+    if groups <= 0:
+        raise RuntimeError("non-positive groups is not supported")
+    if min(weight.shape[2:]) <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got weight of size "
+                           f"{list(weight.shape)}")
+    if weight.shape[0] == 0 or weight.shape[0] % groups:
+        raise RuntimeError(f"Given groups={groups}, expected weight to be divisible by {groups} "
+                           f"at dimension 0, but got weight of size {list(weight.shape)} "
+                           f"instead")
+    shape = input.shape if input.ndim == dims + 2 else (1,) + input.shape
+    channels = weight.shape[0] if transposed else weight.shape[1] * groups
+    if shape[1] != channels:
+        given = "transposed=1, " if transposed else f"groups={groups}, "
+        raise RuntimeError(f"Given {given}weight of size {list(weight.shape)}, expected "
+                           f"input{list(shape)} to have {channels} channels, but got "
+                           f"{shape[1]} channels instead")
+    return stride, dilation, groups, shape
+
+
+def _check_conv_bias(bias, input, weight, out_channels, transposed=False):
+    if bias is None:
+        return
+    check_tensor(bias, "bias")
+    if bias.shape != (out_channels,):
+        given = "transposed=1, " if transposed else ""
+        raise RuntimeError(f"Given {given}weight of size {list(weight.shape)}, expected bias to "
+                           f"be 1-dimensional with {out_channels} elements, but got bias of "
+                           f"size {list(bias.shape)} instead")
+    if bias.dtype != input.dtype:
+        raise RuntimeError(f"Input type ({input.dtype}) and bias type ({bias.dtype}) should be "
+                           f"the same")
+
+
+@ieee
+class _Conv2d(Function):
+    """2-D convolution of (N, C, H, W) through the conv2d kernels; ``geometry`` is the
+    kernels' (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups)."""
+
+    grads_are_fresh = True
+
+    def forward(self, x, weight, bias, geometry):
+        x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+        bias = None if bias is None else np.ascontiguousarray(bias)
+        stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, _ = geometry
+        out_channels, _, kernel_h, kernel_w = weight.shape
+        out = np.empty((x.shape[0], out_channels,
+                        conv_output_size(x.shape[2], kernel_h, stride_h, pad_h, dil_h),
+                        conv_output_size(x.shape[3], kernel_w, stride_w, pad_w, dil_w)), x.dtype)
+        K.conv2d_fwd(x, weight, bias, *geometry, out)
+        self.x, self.weight, self.geometry = x, weight, geometry
+        return out
+
+    def backward(self, grad):
+        needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
+        grad = np.ascontiguousarray(grad)
+        grad_x = grad_weight = grad_bias = None
+        if needs_x:
+            grad_x = np.empty_like(self.x)
+            K.conv2d_bwd_input(grad, self.weight, *self.geometry, grad_x)
+        if needs_bias:
+            grad_bias = np.empty(grad.shape[1], grad.dtype)
+        if needs_weight:
+            grad_weight = np.empty_like(self.weight)
+            K.conv2d_bwd_weight(grad, self.x, *self.geometry, grad_weight, grad_bias)
+        elif needs_bias:  # a frozen weight: the bias gradient alone, without the kernel's GEMM
+            np.sum(grad, axis=(0, 2, 3), out=grad_bias)
+        return grad_x, grad_weight, grad_bias, None
+
+
+def _convolution(function, input, weight, bias, stride, padding, dilation, groups):
+    """conv1d and conv2d: the checks, ``"same"``'s odd padding as an explicit pad of the
+    input (PyTorch's way), the unbatched form and conv1d's height of 1 around :class:`_Conv2d`."""
+    stride, dilation, groups, shape = _conv_geometry(function, input, weight, stride, dilation,
+                                                     groups)
+    kernel = weight.shape[2:]
+    pads, extra = _conv_padding(padding, kernel, stride, dilation, function)
+    _check_conv_bias(bias, input, weight, weight.shape[0])
+    padded = [size + 2 * p + e for size, p, e in zip(shape[2:], pads, extra)]
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    if any(size < span for size, span in zip(padded, spans)):
+        raise RuntimeError(f"Calculated padded input size per channel: ({_sizes(padded)}). "
+                           f"Kernel size: ({_sizes(spans)}). Kernel size can't be greater than "
+                           f"actual input size")
+    x, batched = _unbatched(input, len(kernel))
+    if any(extra):
+        x = pad(x, tuple(size for e in reversed(extra) for size in (0, e)))
+    if len(kernel) == 1:  # conv1d: a conv2d of height 1
+        x = x.reshape(x.shape[:2] + (1,) + x.shape[2:])
+        weight = weight.reshape(weight.shape[:2] + (1,) + weight.shape[2:])
+        stride, pads, dilation = (1,) + stride, (0,) + pads, (1,) + dilation
+    out = _Conv2d.apply(x, weight, bias, (stride[0], stride[1], pads[0], pads[1], dilation[0],
+                                          dilation[1], groups))
+    if len(kernel) == 1:
+        out = out.reshape(out.shape[:2] + out.shape[3:])
+    return out if batched else out.reshape(out.shape[1:])
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D convolution (cross-correlation, as in every deep-learning library) over an
+    (N, C, H, W) or unbatched (C, H, W) input, zero padded:
+
+    .. math::
+        out_{n,o} = b_o + \\sum_{c \\in \\text{group}(o)} w_{o,c} \\star x_{n,c}
+
+    Args:
+        input: (N, C, H, W) or (C, H, W), floating.
+        weight: (O, C / groups, kH, kW), input's dtype.
+        bias: (O,), or None.
+        stride, dilation: an int or a (height, width) pair, each at least 1.
+        padding: an int or a pair, added on both sides; ``"valid"`` (none) or ``"same"``
+            (output size = input size, stride 1 only; an odd total pads one more at the
+            bottom and right, as PyTorch does).
+        groups: split the channels into ``groups`` independent convolutions (C and O must be
+            multiples; ``groups == C`` is a depthwise convolution).
+
+    Shape:
+        output (N, O, H_out, W_out) with
+        ``H_out = floor((H + 2 padding - dilation (kH - 1) - 1) / stride) + 1`` (likewise W).
+
+    Raises:
+        RuntimeError: PyTorch's errors for a bad rank, channel count, bias, geometry or a
+            kernel larger than the padded input.
+    """
+    check_tensor(weight, "weight")
+    if weight.ndim != 4:
+        raise RuntimeError(f"conv2d: expected a 4-D weight (out_channels, in_channels / groups, "
+                           f"kH, kW), but got weight of size {list(weight.shape)}")
+    return _convolution("conv2d", input, weight, bias, stride, padding, dilation, groups)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D convolution over an (N, C, L) or unbatched (C, L) input: :func:`conv2d` on a height
+    of 1, with ``weight`` (O, C / groups, k) and ints (or 1-tuples) for the geometry;
+    ``padding`` also ``"valid"`` or ``"same"``. Output (N, O, L_out), L_out as conv2d's."""
+    check_tensor(weight, "weight")
+    if weight.ndim != 3:
+        raise RuntimeError(f"conv1d: expected a 3-D weight (out_channels, in_channels / groups, "
+                           f"k), but got weight of size {list(weight.shape)}")
+    return _convolution("conv1d", input, weight, bias, stride, padding, dilation, groups)
+
+
+@ieee
+class _ConvTranspose2d(Function):
+    """The transposed 2-D convolution: a convolution's input gradient as the forward, so its
+    backward is a convolution (input) and a convolution's weight gradient with the roles of
+    input and output gradient exchanged (weight). ``geometry`` as :class:`_Conv2d`'s."""
+
+    grads_are_fresh = True
+
+    def forward(self, x, weight, bias, geometry, out_size):
+        x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+        groups = geometry[-1]
+        out = np.empty((x.shape[0], weight.shape[1] * groups) + out_size, x.dtype)
+        K.conv2d_bwd_input(x, weight, *geometry, out)
+        if bias is not None:
+            out += bias[:, None, None]
+        self.x, self.weight, self.geometry = x, weight, geometry
+        return out
+
+    def backward(self, grad):
+        needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
+        grad = np.ascontiguousarray(grad)
+        grad_x = grad_weight = grad_bias = None
+        if needs_x:
+            grad_x = np.empty_like(self.x)
+            K.conv2d_fwd(grad, self.weight, None, *self.geometry, grad_x)
+        if needs_weight:
+            grad_weight = np.empty_like(self.weight)
+            K.conv2d_bwd_weight(self.x, grad, *self.geometry, grad_weight, None)
+        if needs_bias:
+            grad_bias = grad.sum(axis=(0, 2, 3))
+        return grad_x, grad_weight, grad_bias, None, None
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """The transposed 2-D convolution (sometimes called deconvolution): the gradient of
+    :func:`conv2d` with respect to its input, as a layer. It maps a conv2d's output size back
+    to its input size, up-sampling by ``stride``.
+
+    Args:
+        input: (N, C_in, H, W) or (C_in, H, W), floating.
+        weight: (C_in, C_out / groups, kH, kW), input's dtype (conv2d's layout, read the other
+            way round).
+        bias: (C_out,), or None.
+        stride, padding, dilation: those of the conv2d this one transposes (ints or pairs;
+            ``padding`` crops ``dilation (k - 1) - padding`` from each side of the output).
+        output_padding: added to one side of the output, to pick among the input sizes a
+            strided conv2d maps to the same output size; smaller than stride or dilation.
+        groups: as in conv2d.
+
+    Shape:
+        output (N, C_out, H_out, W_out) with
+        ``H_out = (H - 1) stride - 2 padding + dilation (kH - 1) + output_padding + 1``.
+
+    Raises:
+        RuntimeError: PyTorch's errors for bad ranks, channels, bias, geometry or an output
+            size below 1.
+    """
+    check_tensor(weight, "weight")
+    if weight.ndim != 4:
+        raise RuntimeError(f"conv_transpose2d: expected a 4-D weight (in_channels, "
+                           f"out_channels / groups, kH, kW), but got weight of size "
+                           f"{list(weight.shape)}")
+    if isinstance(padding, str):
+        raise TypeError(f"conv_transpose2d(): argument 'padding' must be tuple of ints, not str "
+                        f"({padding!r})")
+    stride, dilation, groups, shape = _conv_geometry("conv_transpose2d", input, weight, stride,
+                                                     dilation, groups, transposed=True)
+    pads = _spatial(padding, "padding", 2, "conv_transpose2d")
+    extra = _spatial(output_padding, "output_padding", 2, "conv_transpose2d")
+    if min(pads) < 0:
+        raise RuntimeError("negative padding is not supported")
+    if min(extra) < 0:
+        raise RuntimeError("negative output_padding is not supported")
+    if any(e >= max(s, d) for e, s, d in zip(extra, stride, dilation)):
+        raise RuntimeError(f"output padding must be smaller than either stride or dilation, but "
+                           f"got output_padding_height: {extra[0]} output_padding_width: "
+                           f"{extra[1]} stride_height: {stride[0]} stride_width: {stride[1]} "
+                           f"dilation_height: {dilation[0]} dilation_width: {dilation[1]}")
+    _check_conv_bias(bias, input, weight, weight.shape[1] * groups, transposed=True)
+    out_size = tuple((size - 1) * s - 2 * p + d * (k - 1) + e + 1 for size, s, p, d, k, e in zip(
+        shape[2:], stride, pads, dilation, weight.shape[2:], extra))
+    if min(out_size) < 1:
+        raise RuntimeError(f"Given input size per channel: ({_sizes(shape[2:])}). Calculated "
+                           f"output size per channel: ({_sizes(out_size)}). Output size is too "
+                           f"small")
+    x, batched = _unbatched(input, 2)
+    out = _ConvTranspose2d.apply(x, weight, bias, (stride[0], stride[1], pads[0], pads[1],
+                                                   dilation[0], dilation[1], groups), out_size)
+    return out if batched else out.reshape(out.shape[1:])
+
+
+def _pool_input(input, function):
+    """PyTorch's check of a pooling input: floating, (N, C, H, W) or (C, H, W) with C, H and W
+    non-zero (an empty batch is allowed)."""
+    check_floating(input, "input")
+    if input.ndim not in (3, 4) or 0 in input.shape[-3:]:
+        raise RuntimeError(f"{function}: expected a 3D or 4D (batch mode) input with non-zero "
+                           f"channels, height and width (an empty batch is allowed), but got "
+                           f"input of size {list(input.shape)}")
+
+
+def _pool_geometry(function, input, kernel_size, stride, padding, dilation, ceil_mode):
+    """The checks of max and average pooling (PyTorch's messages) and the output size.
+    Returns (kernel, stride, padding, dilation), each a (height, width) pair, and (OH, OW)."""
+    _pool_input(input, function)
+    kernel = _spatial(kernel_size, "kernel_size", 2, function)
+    stride = kernel if stride is None or (isinstance(stride, (tuple, list)) and not stride) \
+        else _spatial(stride, "stride", 2, function)
+    pads = _spatial(padding, "padding", 2, function)
+    dilation = _spatial(dilation, "dilation", 2, function)
+    ceil_mode = flag(ceil_mode, "ceil_mode")
+    if min(kernel) <= 0:
+        raise RuntimeError(f"kernel size should be greater than zero, but got kH: {kernel[0]} "
+                           f"kW: {kernel[1]}")
+    if min(stride) <= 0:
+        raise RuntimeError(f"stride should be greater than zero, but got dH: {stride[0]} dW: "
+                           f"{stride[1]}")
+    if min(dilation) <= 0:
+        raise RuntimeError(f"dilation should be greater than zero, but got dilationH: "
+                           f"{dilation[0]} dilationW: {dilation[1]}")
+    if min(pads) < 0:
+        raise RuntimeError(f"pad must be non-negative, but got pad: {min(pads)}")
+    if any(p > k // 2 for p, k in zip(pads, kernel)):
+        raise RuntimeError(f"pad should be smaller than or equal to half of kernel size, but got "
+                           f"padW = {pads[1]}, padH = {pads[0]}, kW = {kernel[1]}, kH = "
+                           f"{kernel[0]}")
+    size = tuple(conv_output_size(n, k, s, p, d, ceil_mode) for n, k, s, p, d in zip(
+        input.shape[-2:], kernel, stride, pads, dilation))
+    if min(size) < 1:
+        channels = input.shape[-3]
+        raise RuntimeError(f"Given input size: ({_sizes((channels,) + input.shape[-2:], 'x')}). "
+                           f"Calculated output size: ({_sizes((channels,) + size, 'x')}). "
+                           f"Output size is too small")
+    return kernel, stride, pads, dilation, size
+
+
+@ieee
+class _MaxPool2d(Function):
+    """Max pooling of (N, C, H, W) through the max_pool2d kernels; returns the output and the
+    int64 positions of the maxima, which the backward scatters the gradient to."""
+
+    grads_are_fresh = True
+
+    def forward(self, x, geometry, out_size):
+        shape = x.shape[:2] + out_size
+        out, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+        K.max_pool2d_fwd(np.ascontiguousarray(x), *geometry, out, indices)
+        self.x_shape, self.indices = x.shape, indices
+        return out, indices
+
+    def backward(self, grad, grad_indices):
+        grad_x = np.empty(self.x_shape, grad.dtype)
+        K.max_pool2d_bwd(np.ascontiguousarray(grad), self.indices, grad_x)
+        return grad_x, None, None
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling: the maximum of each (dilated) window, padding never picked.
+
+    Args:
+        input: (N, C, H, W) or (C, H, W), floating.
+        kernel_size: the window, an int or a (height, width) pair.
+        stride: the step between windows (default: ``kernel_size``).
+        padding: implicit -inf padding on both sides, at most half the window.
+        dilation: the step between a window's elements.
+        ceil_mode: round the output size up, keeping a last window that runs past the
+            padded edge (clipped to it) if it starts inside the input or its left padding.
+        return_indices: also return the position of each maximum, its flat index ``h * W +
+            w`` in its (H, W) plane (int64), as ``max_unpool2d`` takes them.
+
+    Ties go to the first maximum in the window (row-major); a NaN is the maximum, as in
+    PyTorch. The gradient goes to the maximum's position only.
+
+    Shape:
+        output (N, C, H_out, W_out) with
+        ``H_out = floor((H + 2 padding - dilation (kH - 1) - 1) / stride) + 1``
+        (ceil with ``ceil_mode``).
+    """
+    kernel, stride, pads, dilation, size = _pool_geometry(
+        "max_pool2d", input, kernel_size, stride, padding, dilation, ceil_mode)
+    return_indices = flag(return_indices, "return_indices")
+    x, batched = _unbatched(input, 2)
+    out, indices = _MaxPool2d.apply(x, kernel + stride + pads + dilation, size)
+    if not batched:
+        out, indices = out.reshape(out.shape[1:]), indices.reshape(indices.shape[1:])
+    return (out, indices) if return_indices else out
+
+
+@ieee
+class _AvgPool2d(Function):
+    """Average pooling of (N, C, H, W) through the avg_pool2d kernels; ``geometry`` is their
+    (kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, count_include_pad,
+    divisor_override)."""
+
+    grads_are_fresh = True
+
+    def forward(self, x, geometry, out_size):
+        out = np.empty(x.shape[:2] + out_size, x.dtype)
+        K.avg_pool2d_fwd(np.ascontiguousarray(x), *geometry, out)
+        self.x_shape, self.geometry = x.shape, geometry
+        return out
+
+    def backward(self, grad):
+        grad_x = np.empty(self.x_shape, grad.dtype)
+        K.avg_pool2d_bwd(np.ascontiguousarray(grad), *self.geometry, grad_x)
+        return grad_x, None, None
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling: each window's mean, zero padded.
+
+    Args:
+        input: (N, C, H, W) or (C, H, W), floating.
+        kernel_size, stride, padding, ceil_mode: as in :func:`max_pool2d` (no dilation).
+        count_include_pad: divide by the window's size including the zero padding (clipped
+            at the padded edge under ``ceil_mode``); False: by its elements in the input.
+        divisor_override: a non-zero int to divide every sum by instead.
+
+    Shape:
+        output (N, C, H_out, W_out), H_out as :func:`max_pool2d`'s.
+    """
+    kernel, stride, pads, _, size = _pool_geometry("avg_pool2d", input, kernel_size, stride,
+                                                   padding, 1, ceil_mode)
+    count_include_pad = flag(count_include_pad, "count_include_pad")
+    if divisor_override is not None:
+        divisor_override = integer(divisor_override, "divisor_override")
+        if divisor_override == 0:
+            raise RuntimeError("divisor must be not zero")
+    x, batched = _unbatched(input, 2)
+    out = _AvgPool2d.apply(x, kernel + stride + pads + (count_include_pad,
+                                                         divisor_override or 0), size)
+    return out if batched else out.reshape(out.shape[1:])
+
+
+def _adaptive_windows(size, count):
+    """PyTorch's adaptive windows along an axis of ``size``: window i spans
+    ``[floor(i size / count), ceil((i + 1) size / count))``, as (start, end) pairs."""
+    return [((i * size) // count, -(-(i + 1) * size // count)) for i in range(count)]
+
+
+def _adaptive_geometry(function, input, output_size):
+    """The checks of adaptive pooling (PyTorch's messages); returns the windows along the
+    height and along the width."""
+    check_floating(input, "input")
+    if input.ndim not in (3, 4):
+        raise RuntimeError(f"{function}(): Expected 3D or 4D tensor, but got "
+                           f"{list(input.shape)}")
+    for dim in range(input.ndim - 3, input.ndim):
+        if input.shape[dim] == 0:
+            raise RuntimeError(f"{function}(): Expected input to have non-zero size for "
+                               f"non-batch dimensions, but input has sizes "
+                               f"{list(input.shape)} with dimension {dim} being empty")
+    sizes = tuple(output_size) if isinstance(output_size, (tuple, list)) else (output_size,) * 2
+    if len(sizes) != 2:
+        raise RuntimeError(f"{function}: output_size must be 2, got {output_size!r}")
+    sizes = tuple(input.shape[-2 + i] if s is None else integer(s, "output_size")
+                  for i, s in enumerate(sizes))
+    if min(sizes) < 0:
+        raise RuntimeError(f"{function}: elements of output_size must be greater than or equal "
+                           f"to 0 but received {list(sizes)}")
+    return (_adaptive_windows(input.shape[-2], sizes[0]),
+            _adaptive_windows(input.shape[-1], sizes[1]))
+
+
+@ieee
+class _AdaptiveAvgPool2d(Function):
+    grads_are_fresh = True
+
+    def forward(self, x, rows, cols):
+        self.x_shape, self.rows, self.cols = x.shape, rows, cols
+        out = np.empty(x.shape[:-2] + (len(rows), len(cols)), x.dtype)
+        for i, (top, bottom) in enumerate(rows):
+            for j, (left, right) in enumerate(cols):
+                out[..., i, j] = x[..., top:bottom, left:right].mean(axis=(-2, -1))
+        return out
+
+    def backward(self, grad):
+        grad_x = np.zeros(self.x_shape, grad.dtype)
+        for i, (top, bottom) in enumerate(self.rows):
+            for j, (left, right) in enumerate(self.cols):
+                share = grad[..., i, j] / ((bottom - top) * (right - left))
+                grad_x[..., top:bottom, left:right] += share[..., None, None]
+        return grad_x, None, None
+
+
+def adaptive_avg_pool2d(input, output_size):
+    """2-D average pooling to a given output size: output position (i, j) averages the input
+    rows ``floor(i H / H_out)`` to ``ceil((i + 1) H / H_out)`` (exclusive) and likewise the
+    columns, PyTorch's windows (they overlap when H_out does not divide H).
+
+    Args:
+        input: (N, C, H, W) or (C, H, W), floating, C, H and W non-zero.
+        output_size: an int or an (H_out, W_out) pair; None in the pair keeps that input size.
+    """
+    rows, cols = _adaptive_geometry("adaptive_avg_pool2d", input, output_size)
+    return _AdaptiveAvgPool2d.apply(input, rows, cols)
+
+
+def _window_argmax(values):
+    """The position of each maximum along the last axis, PyTorch's choice: the first maximum,
+    or the last NaN where there is one (its ``val > max || isnan(val)`` scan)."""
+    nan = np.isnan(values)
+    last_nan = values.shape[-1] - 1 - np.argmax(nan[..., ::-1], axis=-1)
+    return np.where(nan.any(axis=-1), last_nan, np.argmax(values, axis=-1))
+
+
+@ieee
+class _AdaptiveMaxPool2d(Function):
+    """Adaptive max pooling of (N, C, H, W): the maxima and their int64 flat positions
+    ``h * W + w``; the backward scatters the gradient there with the max_pool2d_bwd kernel."""
+
+    grads_are_fresh = True
+
+    def forward(self, x, rows, cols):
+        width = x.shape[3]
+        shape = x.shape[:2] + (len(rows), len(cols))
+        out, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+        for i, (top, bottom) in enumerate(rows):
+            for j, (left, right) in enumerate(cols):
+                window = x[:, :, top:bottom, left:right].reshape(x.shape[:2] + (-1,))
+                pick = _window_argmax(window)
+                out[:, :, i, j] = np.take_along_axis(window, pick[..., None], axis=-1)[..., 0]
+                indices[:, :, i, j] = (top + pick // (right - left)) * width + left \
+                    + pick % (right - left)
+        self.x_shape, self.indices = x.shape, indices
+        return out, indices
+
+    def backward(self, grad, grad_indices):
+        grad_x = np.empty(self.x_shape, grad.dtype)
+        K.max_pool2d_bwd(np.ascontiguousarray(grad), self.indices, grad_x)
+        return grad_x, None, None
+
+
+def adaptive_max_pool2d(input, output_size, return_indices=False):
+    """2-D max pooling to a given output size, over :func:`adaptive_avg_pool2d`'s windows.
+    Ties and NaN as :func:`max_pool2d`; ``return_indices`` also returns the int64 flat
+    position ``h * W + w`` of each maximum."""
+    rows, cols = _adaptive_geometry("adaptive_max_pool2d", input, output_size)
+    return_indices = flag(return_indices, "return_indices")
+    x, batched = _unbatched(input, 2)
+    out, indices = _AdaptiveMaxPool2d.apply(x, rows, cols)
+    if not batched:
+        out, indices = out.reshape(out.shape[1:]), indices.reshape(indices.shape[1:])
+    return (out, indices) if return_indices else out
 
 
 # ------------------------------------------------------------------------ recurrent layers
