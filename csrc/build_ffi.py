@@ -27,10 +27,10 @@ from cffi import FFI
 HERE = pathlib.Path(__file__).resolve().parent
 HEADER = HERE / "fastgrad.h"
 # paths relative to the project root (setup.py's directory), as setuptools wants them
-SOURCES = ["csrc/arena.c", "csrc/layers.c", "csrc/gemm.c"]
+SOURCES = ["csrc/arena.c", "csrc/layers.c", "csrc/gemm.c", "csrc/conv.c"]
 # the build script itself too: a change of flags rebuilds, and the sdist carries it
 DEPENDS = ["csrc/fastgrad.h", "csrc/fg_internal.h", "csrc/arena.inc", "csrc/layers.inc",
-           "csrc/gemm.inc", "csrc/build_ffi.py"]
+           "csrc/gemm.inc", "csrc/conv.inc", "csrc/build_ffi.py"]
 
 
 def declarations(header=HEADER):

@@ -19,14 +19,15 @@
  * No global state; kernels are reentrant. Built with OpenMP, large calls run in parallel with
  * the current OpenMP thread count (omp_set_num_threads / OMP_NUM_THREADS).
  *
- * Build: cc -O3 -std=c11 [-fopenmp] -Icsrc yourprog.c csrc/arena.c csrc/layers.c csrc/gemm.c -lm
+ * Build: cc -O3 -std=c11 [-fopenmp] -Icsrc yourprog.c csrc/arena.c csrc/layers.c csrc/gemm.c \
+ *        csrc/conv.c -lm
  */
 #ifndef FASTGRAD_H
 #define FASTGRAD_H
 
 #include <stdint.h>
 
-#define FG_ABI_VERSION 4
+#define FG_ABI_VERSION 5
 
 /* activation codes (fastgrad.backends.ACTIVATIONS; tests/test_constants.py checks they agree) */
 #define FG_NONE 0
@@ -41,13 +42,15 @@
 #define FG_ERR_BLAS (-3)     /* fg_blas unusable: no gemm, int_bits not 32 or 64, or a size
                               * beyond a 32-bit BLAS's integers */
 #define FG_ERR_ACTIVATION (-4) /* an activation code the kernels do not implement */
+#define FG_ERR_GEOMETRY (-5)   /* a convolution's or pooling's window outside what the
+                                * kernels take (see "convolution and pooling") */
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 /* The text between the cffi markers is what the Python binding declares: integer constants,
- * one struct and plain prototypes. */
+ * structs and plain prototypes. */
 /* cffi-begin */
 /* ---- parallel thresholds (parallel_min), in elements; decimal, as cffi reads them ----
  * FG_PAR_<kernel>: for a program whose matrix products run on the same OpenMP threads as the
@@ -80,6 +83,7 @@ extern "C" {
 #define FG_PAR_ADADELTA 32768                   /* 2**15 */
 #define FG_PAR_ADAMAX 32768                     /* 2**15 */
 #define FG_PAR_NADAM 32768                      /* 2**15 */
+#define FG_PAR_POOL 16384                       /* pooling (planes, not pieces): 2**14 */
 #define FG_PAR_ACTIVATION_SPINNING 134217728    /* 2**27 */
 #define FG_PAR_ACTIVATION_EXP_SPINNING 33554432 /* 2**25 */
 #define FG_PAR_LINEAR_GRAD_SPINNING 67108864    /* 2**26 */
@@ -99,6 +103,7 @@ extern "C" {
 #define FG_PAR_ADADELTA_SPINNING 16777216       /* 2**24 */
 #define FG_PAR_ADAMAX_SPINNING 16777216         /* 2**24 */
 #define FG_PAR_NADAM_SPINNING 16777216          /* 2**24 */
+#define FG_PAR_POOL_SPINNING 16777216           /* 2**24 */
 
 int fg_abi_version(void);
 int fg_openmp(void);           /* 1 when built with OpenMP */
@@ -319,6 +324,92 @@ void fg_lstm_cell_bwd_f32(const float *grad_h, const float *grad_c, const float 
 void fg_lstm_cell_bwd_f64(const double *grad_h, const double *grad_c, const double *c_prev,
                           const double *c, const double *gates_act, int64_t rows,
                           int64_t hidden, double *grad_gates, double *grad_c_prev,
+                          int64_t parallel_min);
+
+/* ---- convolution and pooling over NCHW images ----
+ * A sliding window over x (batch, channels, height, width) with out_height x out_width
+ * positions: position (i, j) covers the rows i stride_h - pad_h + p dil_h (p < kernel_h) and
+ * the columns j stride_w - pad_w + q dil_w (q < kernel_w); those outside the image are
+ * padding, which no kernel reads (zeros for a convolution, never the maximum of a max
+ * pooling). Every kernel takes any out_height and out_width (each access is checked against
+ * the image) and returns FG_ERR_GEOMETRY, with nothing written, for a window outside these
+ * rules: sizes >= 0, kernel sizes, strides and dilations >= 1, paddings >= 0. */
+typedef struct fg_window2d {
+    int64_t batch, channels, height, width, out_height, out_width, kernel_h, kernel_w;
+    int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
+} fg_window2d;
+
+/* Convolution (the reference's conv2d_*): x and grad_x (batch, channels, height, width),
+ * weight and grad_weight (out_channels, channels / groups, kernel_h, kernel_w), bias and
+ * grad_bias (out_channels,) or NULL, out and grad_out (batch, out_channels, out_height,
+ * out_width); groups >= 1 divides both channel counts (else FG_ERR_GEOMETRY). Overwrite their
+ * outputs.
+ * Each batch item's columns (channels kernel_h kernel_w, out_height out_width) in a buffer of
+ * the thread's own (none for a 1x1 kernel of stride 1 and no padding: the image is its
+ * columns) and one single-threaded BLAS product per group (as fg_gemm's blocks), the items in
+ * parallel on the OpenMP threads once the convolution has the multiply-adds of two
+ * FG_GEMM_MIN_BLOCK_WORK blocks; a single item runs its products in fg_gemm's blocks. The
+ * input gradient is the products to columns, then the columns added back into the image. The
+ * weight and bias gradients sum the batch in min(batch, FG_CONV_PIECES) pieces of consecutive
+ * items, each summed in order, the pieces added in order (the bias's in double).
+ * Depthwise (one input and one output channel per group, channels == out_channels == groups):
+ * direct loops over the planes, in parallel from the same work; the weight and bias gradients
+ * per channel in double. blas is then not used and may be NULL.
+ * Results are bit-identical for any thread count. Returns FG_OK, FG_ERR_GEOMETRY,
+ * FG_ERR_MEMORY or FG_ERR_BLAS (fg_blas unusable for these sizes). */
+#define FG_CONV_PIECES 8
+int fg_conv2d_fwd_f32(const float *x, const float *weight, const float *bias,
+                      const fg_window2d *window, int64_t out_channels, int64_t groups,
+                      float *out, const fg_blas *blas);
+int fg_conv2d_fwd_f64(const double *x, const double *weight, const double *bias,
+                      const fg_window2d *window, int64_t out_channels, int64_t groups,
+                      double *out, const fg_blas *blas);
+int fg_conv2d_bwd_input_f32(const float *grad_out, const float *weight,
+                            const fg_window2d *window, int64_t out_channels, int64_t groups,
+                            float *grad_x, const fg_blas *blas);
+int fg_conv2d_bwd_input_f64(const double *grad_out, const double *weight,
+                            const fg_window2d *window, int64_t out_channels, int64_t groups,
+                            double *grad_x, const fg_blas *blas);
+int fg_conv2d_bwd_weight_f32(const float *grad_out, const float *x, const fg_window2d *window,
+                             int64_t out_channels, int64_t groups, float *grad_weight,
+                             float *grad_bias, const fg_blas *blas);
+int fg_conv2d_bwd_weight_f64(const double *grad_out, const double *x,
+                             const fg_window2d *window, int64_t out_channels, int64_t groups,
+                             double *grad_weight, double *grad_bias, const fg_blas *blas);
+
+/* Pooling, per (item, channel) plane, planes in parallel from parallel_min (elements of the
+ * larger of x and out). out (batch, channels, out_height, out_width).
+ * max_pool2d_fwd: out the window's maximum and indices (int64) its flat position h width + w
+ * in the plane; ties keep the first in the order (p, q), a NaN is the maximum (the last NaN
+ * of the window), as PyTorch; a window of padding only gives -inf at its first position
+ * (PyTorch's). Returns FG_OK or FG_ERR_GEOMETRY. */
+int fg_max_pool2d_fwd_f32(const float *x, const fg_window2d *window, float *out,
+                          int64_t *indices, int64_t parallel_min);
+int fg_max_pool2d_fwd_f64(const double *x, const fg_window2d *window, double *out,
+                          int64_t *indices, int64_t parallel_min);
+/* grad_x (planes, plane) = zeros, then grad_x[u][indices[u][k]] += grad_out[u][k] over the
+ * `positions` entries of each plane u; returns how many indices were outside [0, plane)
+ * (skipped), or FG_ERR_GEOMETRY for a negative size. */
+int64_t fg_max_pool2d_bwd_f32(const float *grad_out, const int64_t *indices, int64_t planes,
+                              int64_t plane, int64_t positions, float *grad_x,
+                              int64_t parallel_min);
+int64_t fg_max_pool2d_bwd_f64(const double *grad_out, const int64_t *indices, int64_t planes,
+                              int64_t plane, int64_t positions, double *grad_x,
+                              int64_t parallel_min);
+/* avg_pool2d_fwd: out the window's sum (in the order (p, q)) over a divisor: divisor_override
+ * unless 0, else with count_include_pad the window's size within the padded image, else its
+ * count of real elements; a window without real elements gives 0 (PyTorch's rule). The window
+ * has no dilation: dil_h and dil_w must be 1. avg_pool2d_bwd: grad_x = zeros, then each
+ * window's real elements += its grad_out over its divisor. Return FG_OK or FG_ERR_GEOMETRY. */
+int fg_avg_pool2d_fwd_f32(const float *x, const fg_window2d *window, int count_include_pad,
+                          int64_t divisor_override, float *out, int64_t parallel_min);
+int fg_avg_pool2d_fwd_f64(const double *x, const fg_window2d *window, int count_include_pad,
+                          int64_t divisor_override, double *out, int64_t parallel_min);
+int fg_avg_pool2d_bwd_f32(const float *grad_out, const fg_window2d *window,
+                          int count_include_pad, int64_t divisor_override, float *grad_x,
+                          int64_t parallel_min);
+int fg_avg_pool2d_bwd_f64(const double *grad_out, const fg_window2d *window,
+                          int count_include_pad, int64_t divisor_override, double *grad_x,
                           int64_t parallel_min);
 /* cffi-end */
 

@@ -94,6 +94,7 @@ SHARED = [
     ("FG_ERR_MEMORY", "c.py", "_ERR_MEMORY"),
     ("FG_ERR_BLAS", "c.py", "_ERR_BLAS"),
     ("FG_ERR_ACTIVATION", "c.py", "_ERR_ACTIVATION"),
+    ("FG_ERR_GEOMETRY", "c.py", "_ERR_GEOMETRY"),
     ("FG_CHUNK", "numba_cpu/_layers.py", "CHUNK"),
     ("FG_CHUNK", "numba_cpu/_arena.py", "CHUNK"),
     ("FG_MAX_PIECES", "numba_cpu/_layers.py", "MAX_PIECES"),

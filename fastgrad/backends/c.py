@@ -6,7 +6,10 @@ not Numba. Matrix products (:func:`gemm`, and those inside :func:`linear_fwd` an
 :func:`linear_bwd`) run on the C kernels' own OpenMP threads, cut into blocks fixed by the
 shapes, each block one single-threaded call of the BLAS NumPy loaded (one pool, see
 :mod:`fastgrad.backends.blas`); the linear layer's bias and activation run on each block right
-after its product. The C kernels fuse what surrounds the products (bias, activation,
+after its product. Convolutions run the same way: each batch item's columns (im2col) and one
+single-threaded BLAS product per group, the items in parallel on these threads (direct loops
+for depthwise convolutions); pooling is direct loops over the planes. The C kernels
+fuse what surrounds the products (bias, activation,
 derivative, bias gradient) and everything memory-bound (norms, clipping, optimiser steps,
 batchnorm, the LSTM cell, cross-entropy), in one pass each. Reductions sum fixed pieces in
 double and combine them in order, and the products' blocks depend on the shapes only: results
@@ -48,7 +51,7 @@ except ImportError as error:
         f"a C compiler, e.g. `pip install -e .` ({error})") from error
 
 #: The version of csrc/fastgrad.h these wrappers are written for (its FG_ABI_VERSION).
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 if _lib.fg_abi_version() != ABI_VERSION:
     raise ImportError(f"the compiled C kernels implement ABI version {_lib.fg_abi_version()}, "
@@ -59,7 +62,9 @@ __all__ = ["gemm", "activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd
            "cross_entropy_fwd", "cross_entropy_bwd", "fill", "segment_norms", "monitor_norms",
            "clip_grad_norm", "clip_grad_range", "scale", "axpy", "grad_window_mean", "sgd_step",
            "adam_step", "rmsprop_step", "adagrad_step", "adadelta_step", "adamax_step",
-           "nadam_step", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd", "lstm_cell_bwd"]
+           "nadam_step", "batchnorm_fwd", "batchnorm_bwd", "lstm_cell_fwd", "lstm_cell_bwd",
+           "conv2d_fwd", "conv2d_bwd_input", "conv2d_bwd_weight", "max_pool2d_fwd",
+           "max_pool2d_bwd", "avg_pool2d_fwd", "avg_pool2d_bwd"]
 
 #: True when the kernels were compiled with OpenMP (False: they all run serially).
 OPENMP = bool(_lib.fg_openmp())
@@ -72,12 +77,14 @@ _C_NAMES = ("fill", "scale", "clip_grad_range", "axpy", "grad_window_mean", "seg
             "adagrad_step", "adadelta_step", "adamax_step", "nadam_step", "gemm",
             "activation_fwd", "activation_bwd", "linear_fwd", "linear_epilogue", "linear_grad",
             "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd",
-            "lstm_cell_fwd", "lstm_cell_bwd")
+            "lstm_cell_fwd", "lstm_cell_bwd", "conv2d_fwd", "conv2d_bwd_input",
+            "conv2d_bwd_weight", "max_pool2d_fwd", "max_pool2d_bwd", "avg_pool2d_fwd",
+            "avg_pool2d_bwd")
 #: The C function of each kernel, by dtype and name: ``_C[dtype][name]``.
 _C = {dtype: {name: getattr(_lib, f"fg_{name}_{suffix}") for name in _C_NAMES}
       for dtype, suffix in _SUFFIX.items()}
 _NULL = _ffi.NULL
-_ERR_OFFSETS, _ERR_MEMORY, _ERR_BLAS, _ERR_ACTIVATION = -1, -2, -3, -4
+_ERR_OFFSETS, _ERR_MEMORY, _ERR_BLAS, _ERR_ACTIVATION, _ERR_GEOMETRY = -1, -2, -3, -4, -5
 _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 #: The BLAS the products call (its addresses from :mod:`~fastgrad.backends.blas`), or None
@@ -96,7 +103,7 @@ PARALLEL_MIN = {
     group: getattr(_lib, f"FG_PAR_{group.upper()}" + ("" if blas.AVAILABLE else "_SPINNING"))
     for group in ("activation", "activation_exp", "linear_grad", "cross_entropy", "batchnorm",
                   "lstm", "fill", "norms", "scale", "clip", "axpy", "window", "sgd", "adam",
-                  "rmsprop", "adagrad", "adadelta", "adamax", "nadam")}
+                  "rmsprop", "adagrad", "adadelta", "adamax", "nadam", "pool")}
 
 
 def set_num_threads(n):
@@ -629,3 +636,189 @@ def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev)
     kernels["lstm_cell_bwd"](_in(grad_h), _in(grad_c), _in(c_prev), _in(c), _in(gates_act),
                              rows, hidden, _out(grad_gates), _opt(grad_c_prev),
                              PARALLEL_MIN["lstm"])
+
+
+# ------------------------------------------------------------------- convolution and pooling
+def _geometry_fits(values, least):
+    """True when each value is an int (Python's or NumPy's) in [its least, int64's max]."""
+    for value, low in zip(values, least):
+        if not isinstance(value, (int, np.integer)) or not low <= value <= _INT64[1]:
+            return False
+    return True
+
+
+def _window(x, out, kernel, stride, padding, dilation):
+    """The ``fg_window2d`` of a window over x (N, C, H, W) with out's (.., OH, OW) positions,
+    or None when a geometry value is outside what the C code takes (kernel, stride and
+    dilation ints >= 1, padding ints >= 0)."""
+    geometry = kernel + stride + padding + dilation
+    if not _geometry_fits(geometry, (1, 1, 1, 1, 0, 0, 1, 1)):
+        return None
+    names = ("kernel_h", "kernel_w", "stride_h", "stride_w", "pad_h", "pad_w", "dil_h", "dil_w")
+    fields = dict(zip(names, map(int, geometry)))
+    fields.update(zip(("batch", "channels", "height", "width"), x.shape))
+    fields.update(out_height=out.shape[2], out_width=out.shape[3])
+    return _ffi.new("fg_window2d *", fields)
+
+
+def _check_window(status):
+    """Raise for a convolution or pooling kernel's status (FG_OK: nothing)."""
+    if status == _ERR_MEMORY:
+        raise MemoryError("the C kernel could not allocate its work buffer")
+    _check_blas(status)
+    if status == _ERR_GEOMETRY:  # the wrappers check the geometry first: a bug, not bad input
+        raise RuntimeError("the C kernel rejected a window geometry its wrapper accepted")
+
+
+def _conv_call(x, weight, out, bias, geometry, groups):
+    """``(C functions, window, BLAS or NULL)`` for a convolution between x (N, C, H, W),
+    weight (O, C / groups, KH, KW) and out (N, O, OH, OW), bias (O,) or None, all of one dtype
+    and C-contiguous, ``geometry`` (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w);
+    ``(None, reason)`` when the C code does not take them (reason None: the default)."""
+    c = _native(x.dtype, x, weight, out, bias)
+    if (c is None or x.ndim != 4 or weight.ndim != 4 or out.ndim != 4
+            or not _geometry_fits((groups,), (1,))):
+        return None, None
+    batch, channels = x.shape[:2]
+    out_channels, group_channels = weight.shape[:2]
+    if (out.shape[:2] != (batch, out_channels) or group_channels * groups != channels
+            or out_channels % groups or (bias is not None and bias.shape != (out_channels,))):
+        return None, None
+    window = _window(x, out, weight.shape[2:], geometry[0:2], geometry[2:4], geometry[4:6])
+    if window is None:
+        return None, None
+    if group_channels == 1 and out_channels == groups:  # depthwise: direct loops, no product
+        return (c, window, _NULL), None
+    depth = group_channels * weight.shape[2] * weight.shape[3]
+    if not _fits_blas(out_channels // groups, out.shape[2] * out.shape[3], depth):
+        return None, ("sizes beyond the BLAS's integers" if blas.AVAILABLE
+                      else "no usable BLAS")
+    return (c, window, _BLAS), None
+
+
+def conv2d_fwd(x, weight, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups, out):
+    """2-D convolution (cross-correlation) into ``out``: see
+    :func:`fastgrad.backends.numpy_ref.conv2d_fwd`. Per batch item, its columns (im2col) in a
+    thread's own buffer and one single-threaded BLAS product per group, the items in parallel
+    (a single item: the product in :func:`gemm`'s blocks); direct loops over the planes for a
+    depthwise convolution. Bit-identical for any thread count."""
+    geometry = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
+    call, reason = _conv_call(x, weight, out, bias, geometry, groups)
+    if call is None:
+        return _fallback("conv2d_fwd", x, weight, bias, *geometry, groups, out, reason=reason)
+    c, window, products = call
+    _check_window(c["conv2d_fwd"](_in(x), _in(weight), _NULL if bias is None else _in(bias),
+                                  window, weight.shape[0], groups, _out(out), products))
+
+
+def conv2d_bwd_input(grad_out, weight, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+                     grad_x):
+    """Input gradient of :func:`conv2d_fwd` (conv_transpose2d's forward): see
+    :func:`fastgrad.backends.numpy_ref.conv2d_bwd_input`. Per batch item, the products to
+    columns, then the columns added back into the image (col2im); direct loops for a
+    depthwise convolution."""
+    geometry = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
+    call, reason = _conv_call(grad_x, weight, grad_out, None, geometry, groups)
+    if call is None:
+        return _fallback("conv2d_bwd_input", grad_out, weight, *geometry, groups, grad_x,
+                         reason=reason)
+    c, window, products = call
+    _check_window(c["conv2d_bwd_input"](_in(grad_out), _in(weight), window, weight.shape[0],
+                                        groups, _out(grad_x), products))
+
+
+def conv2d_bwd_weight(grad_out, x, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups,
+                      grad_weight, grad_bias):
+    """Weight and bias gradients of :func:`conv2d_fwd`: see
+    :func:`fastgrad.backends.numpy_ref.conv2d_bwd_weight`. The batch summed in fixed pieces
+    (csrc/fastgrad.h's FG_CONV_PIECES) of items, each piece one thread's products in order,
+    the pieces added in order: bit-identical for any thread count."""
+    geometry = (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w)
+    call, reason = _conv_call(x, grad_weight, grad_out, grad_bias, geometry, groups)
+    if call is None:
+        return _fallback("conv2d_bwd_weight", grad_out, x, *geometry, groups, grad_weight,
+                         grad_bias, reason=reason)
+    c, window, products = call
+    _check_window(c["conv2d_bwd_weight"](_in(grad_out), _in(x), window, grad_weight.shape[0],
+                                         groups, _out(grad_weight), _opt(grad_bias), products))
+
+
+def _planes_native(x, out, *more):
+    """The C functions when x (N, C, H, W) and out (N, C, OH, OW) fit together, of one dtype
+    with every other float array (None skipped), all C-contiguous; else None."""
+    if x.ndim != 4 or out.ndim != 4 or out.shape[:2] != x.shape[:2]:
+        return None
+    return _native(x.dtype, x, out, *more)
+
+
+def max_pool2d_fwd(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out,
+                   indices):
+    """Max pooling with the maxima's flat indices: see
+    :func:`fastgrad.backends.numpy_ref.max_pool2d_fwd`. Direct loops, planes in parallel."""
+    args = (x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, out,
+            indices)
+    c = _planes_native(x, out)
+    window = None
+    if c is not None and indices.shape == out.shape and _contiguous(_I64, indices):
+        window = _window(x, out, (kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w),
+                         (dil_h, dil_w))
+    if window is None:
+        return _fallback("max_pool2d_fwd", *args)
+    _check_window(c["max_pool2d_fwd"](_in(x), window, _out(out), _out(indices),
+                                      PARALLEL_MIN["pool"]))
+
+
+def max_pool2d_bwd(grad_out, indices, grad_x):
+    """Gradient of :func:`max_pool2d_fwd`: see
+    :func:`fastgrad.backends.numpy_ref.max_pool2d_bwd`. Direct loops, planes in parallel; an
+    index outside its plane (which the forward never gives) runs the reference, which says
+    what it does with it."""
+    c = _planes_native(grad_x, grad_out)
+    if c is None or indices.shape != grad_out.shape or not _contiguous(_I64, indices):
+        return _fallback("max_pool2d_bwd", grad_out, indices, grad_x)
+    batch, channels, height, width = grad_x.shape
+    bad = c["max_pool2d_bwd"](_in(grad_out), _in(indices), batch * channels, height * width,
+                              grad_out.shape[2] * grad_out.shape[3], _out(grad_x),
+                              PARALLEL_MIN["pool"])
+    if bad:
+        return _fallback("max_pool2d_bwd", grad_out, indices, grad_x,
+                         reason="indices outside their plane")
+
+
+def _avg_window(x, out, kernel, stride, padding, divisor_override):
+    """The window of an average pooling (no dilation), or None when the C code does not take
+    it."""
+    if not _geometry_fits((divisor_override,), (_INT64[0],)):
+        return None
+    return _window(x, out, kernel, stride, padding, (1, 1))
+
+
+def avg_pool2d_fwd(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, count_include_pad,
+                   divisor_override, out):
+    """Average pooling with PyTorch's divisor rule: see
+    :func:`fastgrad.backends.numpy_ref.avg_pool2d_fwd`. Direct loops, planes in parallel."""
+    c = _planes_native(x, out)
+    window = None if c is None else _avg_window(x, out, (kernel_h, kernel_w),
+                                                (stride_h, stride_w), (pad_h, pad_w),
+                                                divisor_override)
+    if window is None:
+        return _fallback("avg_pool2d_fwd", x, kernel_h, kernel_w, stride_h, stride_w, pad_h,
+                         pad_w, count_include_pad, divisor_override, out)
+    _check_window(c["avg_pool2d_fwd"](_in(x), window, bool(count_include_pad),
+                                      int(divisor_override), _out(out), PARALLEL_MIN["pool"]))
+
+
+def avg_pool2d_bwd(grad_out, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                   count_include_pad, divisor_override, grad_x):
+    """Gradient of :func:`avg_pool2d_fwd`: see
+    :func:`fastgrad.backends.numpy_ref.avg_pool2d_bwd`. Direct loops, planes in parallel."""
+    c = _planes_native(grad_x, grad_out)
+    window = None if c is None else _avg_window(grad_x, grad_out, (kernel_h, kernel_w),
+                                                (stride_h, stride_w), (pad_h, pad_w),
+                                                divisor_override)
+    if window is None:
+        return _fallback("avg_pool2d_bwd", grad_out, kernel_h, kernel_w, stride_h, stride_w,
+                         pad_h, pad_w, count_include_pad, divisor_override, grad_x)
+    _check_window(c["avg_pool2d_bwd"](_in(grad_out), window, bool(count_include_pad),
+                                      int(divisor_override), _out(grad_x),
+                                      PARALLEL_MIN["pool"]))
