@@ -19,7 +19,8 @@ import numba  # noqa: E402
 
 from ._layers import *  # noqa: E402,F401,F403  (each module's __all__ lists its kernels)
 from ._arena import *  # noqa: E402,F401,F403
-from ._layers import FALLBACKS  # noqa: E402,F401  (the backend's fallbacks, both modules')
+from ._conv import *  # noqa: E402,F401,F403
+from ._layers import FALLBACKS  # noqa: E402,F401  (the backend's fallbacks, every module's)
 
 #: The most threads :func:`set_num_threads` takes, and what fixes that number.
 THREAD_LIMIT = (numba.config.NUMBA_NUM_THREADS,
