@@ -210,8 +210,10 @@ def div(input, other):
     return Div.apply(a, b)
 
 
-def cast_operand(value, dtype=dtypes.default_float):
-    """A Tensor or array operand cast to ``dtype``."""
+def cast_operand(value, dtype=None):
+    """A Tensor or array operand cast to ``dtype`` (the default float dtype, read now: it
+    follows :func:`fastgrad.set_default_dtype`, when None)."""
+    dtype = dtypes.default_float if dtype is None else dtype
     return cast(value, dtype) if is_tensor(value) else value.astype(dtype)
 
 

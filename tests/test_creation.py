@@ -345,6 +345,7 @@ def test_set_default_dtype_is_honoured(restore_default_dtype):
     assert fg.normal(0.0, 1.0, (2,)).dtype == fg.float64
     assert fg.nn.Linear(2, 2).weight.dtype == fg.float64
     assert (fg.ones(2, dtype=fg.int64) * 0.5).dtype == fg.float64
+    assert (fg.ones(2, dtype=fg.int64) / fg.ones(2, dtype=fg.int64)).dtype == fg.float64
     fg.set_default_dtype(fg.float32)
     assert fg.tensor([1.5]).dtype == fg.float32 and fg.nn.Linear(2, 2).weight.dtype == fg.float32
     for bad in (fg.int64, fg.float16, "int32"):
