@@ -344,3 +344,14 @@ def test_container_model_matches_pytorch_outputs_and_gradients(rng):
     for name, param in ours.named_parameters():
         np.testing.assert_allclose(param.grad.numpy(), grads_t[name].grad.numpy(), rtol=1e-5,
                                    atol=1e-6, err_msg=name)
+
+
+def test_reassigning_a_child_module_keeps_its_place():
+    # PyTorch's rule: replacing a registered child keeps its position in the module order
+    model = nn.Sequential(nn.Linear(2, 2), nn.ReLU(), nn.Linear(2, 2))
+    model.__setattr__("0", nn.Tanh())
+    assert [type(m).__name__ for m in model] == ["Tanh", "ReLU", "Linear"]
+    model.first = nn.Linear(1, 1)
+    model.first = nn.Parameter(fg.zeros(1))
+    model.first = nn.ReLU()
+    assert list(model._modules) == ["0", "1", "2", "first"] and "first" not in model._parameters
