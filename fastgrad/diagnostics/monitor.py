@@ -1,5 +1,7 @@
 """The gradient monitor: per-step gradient, parameter and update norms, per parameter and per
-layer in forward order, from one fused pass per arena."""
+layer in forward order, from one fused pass per arena; for recurrent layers, the gradient norm
+at every time step, from their backward loops."""
+import functools
 import math
 import numbers
 
@@ -11,6 +13,9 @@ from ..arena import arena_of, clip_count
 from ..backends import K
 from . import reports
 from .verdicts import Checker, ModelTraits, Thresholds
+
+#: The modules whose gradient through time the monitor records (see ``record_time_grads``).
+_RECURRENT = (nn.RNN, nn.LSTM, nn.GRU)
 
 #: Activation modules whose outputs the monitor can describe: bounds for saturation (or None),
 #: and whether dead units are counted.
@@ -29,12 +34,28 @@ def _activation_kind(module):
     return None
 
 
+def _time_keys(name, module):
+    """The history keys of a recurrent module: one per layer and direction (``"rnn.l0"``,
+    ``"rnn.l0_reverse"``), each followed by its cell-state key (``"rnn.l0.cell"``) for LSTM."""
+    keys = []
+    for layer in range(module.num_layers):
+        for suffix in ("", "_reverse")[:2 if module.bidirectional else 1]:
+            keys.append(f"{name}.l{layer}{suffix}")
+            if isinstance(module, nn.LSTM):
+                keys.append(f"{name}.l{layer}{suffix}.cell")
+    return keys
+
+
 class _Rows:
     """A growing (steps, width) float64 table that hands out its next row for writing."""
 
-    def __init__(self, width):
+    def __init__(self, width, data=None):
         self._data = np.empty((64, width))
         self.count = 0
+        if data is not None:
+            self._data = np.empty((max(64, len(data)), width))
+            self._data[:len(data)] = data
+            self.count = len(data)
 
     def next(self):
         if self.count == len(self._data):
@@ -131,6 +152,17 @@ class GradientMonitor:
     :class:`~fastgrad.diagnostics.Verdict` (vanishing, exploding, non-finite, saturation,
     dead units), each naming layers, step, figure and a remedy for this model.
 
+    Through time: when the model has nn.RNN, nn.LSTM or nn.GRU modules, the monitor also
+    records, for each layer and direction, the gradient norm at every time step,
+    :math:`\\lVert \\partial L / \\partial h_t \\rVert` for t = 1..T (over batch and units;
+    for LSTM also :math:`\\lVert \\partial L / \\partial c_t \\rVert`), taken by the layer's
+    own backward loop (:meth:`fastgrad.nn.RNN.record_time_grads`) on recorded steps only, and
+    issues ``"vanishing-in-time"`` or ``"exploding-in-time"`` when the first step's norm over
+    the last step's crosses :attr:`Thresholds.time_vanishing_ratio` or
+    :attr:`Thresholds.time_exploding_ratio` (see there for what the ratio measures). Several
+    backward passes before one :meth:`step` (gradient accumulation) are combined as one
+    batch: the square root of the sum of their squared norms.
+
     The cost is one fused pass per parameter arena (the ``monitor_norms`` kernel): gradient,
     parameter and update norms together, the update measured against a copy of the
     parameters the pass itself refreshes (the monitor's only buffer, the parameters' size).
@@ -140,7 +172,14 @@ class GradientMonitor:
     smallest parameter).
     Forward order is learnt from forward hooks during the first forward pass, which are then
     removed (so fused Linear+activation pairs run fused again). Measured on the digits MLP of
-    ``fastgrad train``: see bench/test_monitor_overhead.py.
+    ``fastgrad train``: see bench/test_monitor_overhead.py. Recording a recurrent layer's
+    norms through time keeps each step's gradient with respect to h_t during its backward (one
+    more (T, N, H) array) and sums their squares once after the loop.
+
+    The monitor's state (its history and what decides its next verdicts) goes into a
+    checkpoint through :meth:`state_dict` and :meth:`load_state_dict`, e.g.
+    ``fastgrad.train.Checkpointer(path, every, model=model, optimizer=optimizer,
+    monitor=monitor)``: a resumed run then reports what an uninterrupted one would.
 
     Args:
         model: the Module to watch.
@@ -192,6 +231,14 @@ class GradientMonitor:
                                         for name, m in model.named_modules()
                                         if _activation_kind(m) is not None]
             self._arm_activations(True)
+        self._recurrent = [(name or type(m).__name__, m) for name, m in model.named_modules()
+                           if isinstance(m, _RECURRENT)]
+        #: the keys of ``history()["time_grad_norms"]``, in module, layer and direction order
+        self.time_keys = [key for name, m in self._recurrent for key in _time_keys(name, m)]
+        self._time_records = {}   # key -> ([recorded-step index], [norms])
+        self._pending_time = {}   # key -> [norms of each backward since the last step]
+        self._arm_time(True)
+        self._tensorboard = {}    # log directory -> recorded steps and verdicts written there
         self._layout_key = None
         self._sources = []
         # the clip count (fastgrad.arena.clip_count) at the end of the previous step: a step
@@ -286,6 +333,35 @@ class GradientMonitor:
                                                dead)
         return hook
 
+    # -------------------------------------------------------------------------- through time
+    def _arm_time(self, on):
+        for name, module in self._recurrent:
+            module.record_time_grads(functools.partial(self._on_time_grads, name) if on
+                                     else None)
+
+    def _on_time_grads(self, name, layer, direction, hidden, cell):
+        """The recorder a recurrent module's backward calls (see ``record_time_grads``)."""
+        key = f"{name}.l{layer}{'_reverse' if direction else ''}"
+        self._pending_time.setdefault(key, []).append(hidden)
+        if cell is not None:
+            self._pending_time.setdefault(key + ".cell", []).append(cell)
+
+    def _take_time(self, index):
+        """Move the pending norms into the records of recorded step ``index``; return the
+        profiles the checker judges: ``{layer key: norms in the recurrence's order}``."""
+        pending, self._pending_time = self._pending_time, {}
+        profiles = {}
+        for key, parts in pending.items():
+            # a sequence length that changed between backward passes: the last one counts
+            parts = [p for p in parts if p.shape == parts[-1].shape]
+            norms = parts[0] if len(parts) == 1 else np.sqrt(sum(p * p for p in parts))
+            indices, rows = self._time_records.setdefault(key, ([], []))
+            indices.append(index)
+            rows.append(norms)
+            if not key.endswith(".cell"):
+                profiles[key] = norms[::-1] if key.endswith("_reverse") else norms
+        return profiles
+
     # ---------------------------------------------------------------------------- arenas
     def _arenas(self):
         if self.optimizer is not None:
@@ -344,6 +420,8 @@ class GradientMonitor:
                 self._snapshot()
             if self._activation_modules:
                 self._arm_activations(upcoming)
+            if self._recurrent:
+                self._arm_time(upcoming)
         return new
 
     def _record(self, step):
@@ -379,8 +457,11 @@ class GradientMonitor:
             self.traits.lr = self.optimizer.param_groups[0]["lr"]
         layer_grad, layer_present = self._layer_norms(grad, present)
         activations = self._take_activations(step) if self._pending_activations else {}
-        return self._checker.check(step, layer_grad, layer_present, total, clipped,
-                                   activations)
+        new = self._checker.check(step, layer_grad, layer_present, total, clipped, activations)
+        if self._recurrent:
+            profiles = self._take_time(len(self._recorded_steps) - 1)
+            new += self._checker.check_time(step, profiles, clipped)
+        return new
 
     def _layer_norms(self, per_param, present):
         """Per-layer norms (a list, forward order) from per-parameter ones, and which layers
@@ -422,9 +503,17 @@ class GradientMonitor:
             ``grad_norm``, ``param_norm``, ``update_ratio`` (S, L) per layer,
             ``parameter_grad_norm``, ``parameter_norm``, ``parameter_update_ratio`` (S, P),
             ``global_norm`` (S,) before clipping, ``clipped_norm`` (S,) after it,
-            ``clip_coef`` (S,) (NaN where clipping did not run) and ``activations``:
+            ``clip_coef`` (S,) (NaN where clipping did not run), ``activations``:
             ``{layer: {"kind", "step", "mean", "std", "saturated", "dead"}}`` (NaN where not
-            applicable).
+            applicable), and ``time_grad_norms``: ``{key: (S, T)}`` for each recurrent layer
+            and direction recorded at least once, keyed by its dotted module name, layer
+            index and direction (``"rnn.l0"``, ``"rnn.l1_reverse"``): row s holds
+            :math:`\\lVert \\partial L / \\partial h_t \\rVert` for t = 1..T (the input's time
+            order, also for a reverse direction) at recorded step s; for LSTM, the key plus
+            ``".cell"`` (``"rnn.l0.cell"``) holds :math:`\\lVert \\partial L / \\partial c_t
+            \\rVert` along the cell path: the gradient c_t receives from step t + 1 (from
+            c_n at t = T, so 0 there when c_n is unused). Rows are NaN where a layer had no
+            backward at that step, and past a row's own T when sequence lengths vary.
         """
         table, count = self._table.array(), len(self._params)
         grad, param = table[:, :count], table[:, count:2 * count]
@@ -444,7 +533,20 @@ class GradientMonitor:
                 "clip_coef": table[:, -1],
                 "activations": {name: {k: (v if k == "kind" else np.array(v, np.float64))
                                        for k, v in rows.items()}
-                                for name, rows in self._activation_records.items()}}
+                                for name, rows in self._activation_records.items()},
+                "time_grad_norms": self._time_table()}
+
+    def _time_table(self):
+        count, table = len(self._recorded_steps), {}
+        for key in self.time_keys:
+            if key not in self._time_records:
+                continue
+            indices, rows = self._time_records[key]
+            norms = np.full((count, max(len(r) for r in rows)), np.nan)
+            for index, row in zip(indices, rows):
+                norms[index, :len(row)] = row
+            table[key] = norms
+        return table
 
     def _by_layer(self, per_param):
         """(S, P) per-parameter norms -> (S, L) per-layer norms in forward order."""
@@ -455,28 +557,122 @@ class GradientMonitor:
     def summary(self):
         """A text table: per layer in forward order, its shape, gradient norm at the first
         and last recorded steps and its median, the median ratio of its gradient norm to the
-        output (latest) layer's, the median update-to-parameter ratio and its verdicts; then
-        the global norm and every verdict with its remedy."""
+        output (latest) layer's, the median update-to-parameter ratio and its verdicts; for
+        recurrent layers, the gradient through time (first step over last step, effective
+        horizon); then the global norm and every verdict with its remedy."""
         return reports.summary(self)
 
     def to_csv(self, path):
         """Write the history to ``path`` as CSV, one row per recorded step and layer (and per
-        activation layer when recorded)."""
+        activation layer when recorded, and per recurrent layer key and time step, with the
+        columns ``time_step`` (from 1) and ``time_grad_norm``)."""
         reports.to_csv(self, path)
 
     def plot(self, path):
         """Write a PNG to ``path``: gradient norm per layer against depth at a few steps, and
-        the global norm against step, both on a log scale. Needs matplotlib
-        (``pip install fastgrad[plot]``)."""
+        the global norm against step, both on a log scale; with recurrent layers, also the
+        gradient norm against time step at a few recorded steps (of the layer whose gradient
+        vanishes most through time). Needs matplotlib (``pip install fastgrad[plot]``)."""
         reports.plot(self, path)
 
+    def to_tensorboard(self, logdir):
+        """Write the history to TensorBoard event files in ``logdir`` (through tensorboardX:
+        ``pip install fastgrad[tensorboard]``); each call adds the recorded steps and verdicts
+        not yet written to that directory, so it can run every few steps or once at the end.
+
+        Written, at each recorded step: scalars ``grad_norm/<layer>`` and
+        ``update_ratio/<layer>`` (forward order), ``global_norm`` and ``clipped_norm``; per
+        recurrent layer key, scalars ``time/<key>/first_over_last`` and ``time/<key>/horizon``
+        and a histogram ``time/<key>`` whose bucket t (t = 1..T) holds
+        :math:`\\lVert \\partial L / \\partial h_t \\rVert`, so TensorBoard's histogram tab
+        draws the norm against time step at every recorded step. Each verdict is a text
+        ``verdicts`` (tag ``verdicts/text_summary``) at its step and a scalar
+        ``verdicts/<kind>`` (1 at the step it appeared).
+
+        Args:
+            logdir: the log directory (str or ``os.PathLike``), created when missing.
+
+        Returns:
+            The number of recorded steps written by this call.
+        """
+        from . import tensorboard
+        return tensorboard.write(self, logdir)
+
+    def state_dict(self):
+        """The monitor's state for a checkpoint, in the types :func:`fastgrad.save` stores:
+        its history, the forward order of the layers, and what decides its next verdicts
+        (which were issued, patience counters, the recent global norms). The parameters'
+        snapshot for the next update ratio is not saved: :meth:`load_state_dict` takes it
+        from the model, so restore the model first (name it before the monitor in a
+        :class:`~fastgrad.train.Checkpointer`).
+        """
+        return {"parameters": list(self.parameter_names), "every": self.every,
+                "steps": self.steps,
+                "recorded_steps": np.array(self._recorded_steps, np.int64),
+                "table": self._table.array(),
+                "order": list(self._order_list) if self.steps else None,
+                "activations": [[name, rows["kind"], np.array(rows["step"], np.int64)]
+                                + [np.array(rows[k], np.float64)
+                                   for k in ("mean", "std", "saturated", "dead")]
+                                for name, rows in self._activation_records.items()],
+                "time_grad_norms": [
+                    [key, np.array(indices, np.int64), np.array([len(r) for r in rows], np.int64),
+                     np.concatenate(rows)]
+                    for key, (indices, rows) in self._time_records.items()],
+                "checker": self._checker.state_dict()}
+
+    def load_state_dict(self, state_dict):
+        """Restore :meth:`state_dict`, from a monitor of the same model and ``every``.
+
+        Raises:
+            ValueError: the state comes from a model with other parameters or layers, or a
+                monitor with another ``every``.
+        """
+        if list(state_dict["parameters"]) != self.parameter_names:
+            raise ValueError("the monitor state was saved for a model with other parameters "
+                             f"({len(state_dict['parameters'])}, this model has "
+                             f"{len(self.parameter_names)})")
+        if state_dict["every"] != self.every:
+            raise ValueError(f"the monitor state was saved with every={state_dict['every']}, this "
+                             f"monitor has every={self.every}")
+        unknown = [key for key, *_ in state_dict["time_grad_norms"] if key not in self.time_keys]
+        if unknown:
+            raise ValueError(f"the monitor state has recurrent layers {unknown} this model "
+                             f"lacks (it has {self.time_keys})")
+        if state_dict["order"] is not None:
+            self._seen = list(state_dict["order"])
+            self._finish_order()
+        self._checker.load_state_dict(state_dict["checker"])
+        self.steps = int(state_dict["steps"])
+        self._recorded_steps = [int(s) for s in state_dict["recorded_steps"]]
+        self._table = _Rows(3 * len(self._params) + 3, state_dict["table"])
+        self._activation_records = {
+            name: {"kind": kind, "step": [int(s) for s in steps],
+                   **{k: list(map(float, v)) for k, v in zip(
+                       ("mean", "std", "saturated", "dead"), values)}}
+            for name, kind, steps, *values in state_dict["activations"]}
+        self._time_records = {}
+        for key, indices, lengths, norms in state_dict["time_grad_norms"]:
+            rows = np.split(np.asarray(norms, np.float64), np.cumsum(lengths)[:-1])
+            self._time_records[key] = ([int(i) for i in indices], rows)
+        self._pending_activations, self._pending_time = {}, {}
+        self._clips_seen = clip_count()
+        upcoming = self.steps % self.every == 0
+        if self._activation_modules:
+            self._arm_activations(upcoming)
+        if self._recurrent:
+            self._arm_time(upcoming)
+        self._snapshot()
+
     def close(self):
-        """Remove every hook the monitor registered on the model."""
+        """Remove every hook and recorder the monitor registered on the model."""
         for handle in self._order_handles:
             handle.remove()
         self._order_handles = []
         self._arm_activations(False)
         self._activation_modules = []
+        self._arm_time(False)
+        self._recurrent = []
 
 
 def _clip_coefficient(source, before):

@@ -5,7 +5,7 @@ import math
 
 import numpy as np
 
-from .verdicts import KINDS
+from .verdicts import KINDS, through_time
 
 _PLOT_HINT = "plotting needs matplotlib: pip install fastgrad[plot]"
 
@@ -47,6 +47,39 @@ def layer_ratios(history):
         return grad[:, 0] / grad[:, -1]
 
 
+def time_profiles(history, fraction=1e-3):
+    """Per recurrent layer key of ``history["time_grad_norms"]`` (the hidden-state keys, not
+    the ``.cell`` ones), per recorded step: the gradient norm at the first step the recurrence
+    runs through over that at its last (:math:`\\lVert \\partial L / \\partial h_1 \\rVert
+    / \\lVert \\partial L / \\partial h_T \\rVert`, the other way round for a reverse
+    direction) and the effective horizon (see :func:`.verdicts.through_time`; ``fraction`` is
+    its threshold, the monitor's ``thresholds.time_vanishing_ratio``).
+
+    Returns:
+        ``{key: (ratio, horizon, length)}``, three (S,) float64 arrays (NaN at the recorded
+        steps where the layer had no backward; ``length`` is each row's T).
+    """
+    profiles = {}
+    for key, norms in history["time_grad_norms"].items():
+        if key.endswith(".cell"):
+            continue
+        ratio, horizon, length = (np.full(len(norms), math.nan) for _ in range(3))
+        for s, row in enumerate(norms):
+            row = row[:_row_length(row)]
+            if row.size:
+                row = row[::-1] if key.endswith("_reverse") else row
+                ratio[s], horizon[s] = through_time(row, fraction)
+                length[s] = row.size
+        profiles[key] = (ratio, horizon, length)
+    return profiles
+
+
+def _row_length(row):
+    """The length of a NaN-padded row of ``time_grad_norms`` (its last non-NaN entry + 1)."""
+    present = np.flatnonzero(~np.isnan(row))
+    return int(present[-1]) + 1 if present.size else 0
+
+
 def summary(monitor):
     history = monitor.history()
     steps = history["step"]
@@ -85,6 +118,22 @@ def summary(monitor):
         line += (f"; clipping ran at {int(np.isfinite(history['clip_coef']).sum())} recorded "
                  f"step(s), scaling {scaled} (median after clipping {fmt(median(clipped))})")
     lines.append(line)
+    profiles = time_profiles(history, monitor.thresholds.time_vanishing_ratio)
+    if profiles:
+        rows = []
+        for key, (ratio, horizon, length) in profiles.items():
+            last = np.flatnonzero(np.isfinite(length))
+            last = last[-1] if last.size else None
+            rows.append([key, fmt(length[last], ".0f") if last is not None else "-",
+                         fmt(ratio[last]) if last is not None else "-", fmt(median(ratio)),
+                         fmt(horizon[last], ".0f") if last is not None else "-",
+                         ", ".join(kind for kind in flagged.get(key, [])) or "-"])
+        lines.append("gradient through time, ||dL/dh_t||: ratio of the first step's to the "
+                     "last step's (as the recurrence runs);\nhorizon: for how many of the last "
+                     f"steps it stays above {monitor.thresholds.time_vanishing_ratio:g} of the "
+                     "last step's")
+        lines.append(table(["layer", "T", "ratio last", "ratio median", "horizon last",
+                            "verdict"], rows, "<>>>><"))
     activations = history["activations"]
     if activations:
         rows = []
@@ -106,7 +155,8 @@ def summary(monitor):
 def to_csv(monitor, path):
     history = monitor.history()
     columns = ["step", "layer", "type", "grad_norm", "param_norm", "update_ratio",
-               "global_norm", "clipped_norm", "act_mean", "act_std", "saturated", "dead"]
+               "global_norm", "clipped_norm", "act_mean", "act_std", "saturated", "dead",
+               "time_step", "time_grad_norm"]
     with open(path, "w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(columns)
@@ -116,12 +166,21 @@ def to_csv(monitor, path):
                                  repr(float(history["param_norm"][s, j])),
                                  repr(float(history["update_ratio"][s, j])),
                                  repr(float(history["global_norm"][s])),
-                                 repr(float(history["clipped_norm"][s])), "", "", "", ""])
+                                 repr(float(history["clipped_norm"][s])), "", "", "", "",
+                                 "", ""])
         for name, rec in history["activations"].items():
             for a, step in enumerate(rec["step"]):
                 writer.writerow([int(step), name, rec["kind"], "", "", "", "", ""]
                                 + [repr(float(rec[k][a]))
-                                   for k in ("mean", "std", "saturated", "dead")])
+                                   for k in ("mean", "std", "saturated", "dead")] + ["", ""])
+        # through time: type dL/dh (or dL/dc for an LSTM's cell state), one row per time step
+        for key, norms in history["time_grad_norms"].items():
+            kind = "dL/dc" if key.endswith(".cell") else "dL/dh"
+            for s, step in enumerate(history["step"]):
+                row = norms[s, :_row_length(norms[s])]
+                for t, value in enumerate(row, 1):
+                    writer.writerow([int(step), key, kind] + [""] * 9
+                                    + [t, repr(float(value))])
 
 
 # ------------------------------------------------------------------------------------ plots
@@ -173,6 +232,37 @@ def plot_steps(axis, series, title):
     axis.legend(fontsize=7)
 
 
+def plot_time(axis, curves, title):
+    """Gradient norm against time step (1 = first step of the sequence): ``curves`` is a list
+    of ``(norms, label)``, one line each, on a log scale."""
+    for norms, label in curves:
+        axis.plot(np.arange(1, len(norms) + 1), _positive(norms), linewidth=1.0, label=label)
+    axis.set_yscale("log")
+    axis.xaxis.get_major_locator().set_params(integer=True)
+    axis.set_xlabel("time step t")
+    axis.set_ylabel("||dL/dh_t||")
+    axis.set_title(title)
+    axis.grid(True, which="major", alpha=0.3)
+    axis.legend(fontsize=7)
+
+
+def time_curves(history, fraction=1e-3, wanted=4):
+    """What :func:`plot` draws through time: the recurrent layer key whose median ratio (see
+    :func:`time_profiles`) is smallest, and up to ``wanted`` of its recorded rows, evenly
+    spread over training: ``(key, [(norms, label), ...])``, or None without recurrent layers.
+    """
+    profiles = time_profiles(history, fraction)
+    if not profiles:
+        return None
+    key = min(profiles, key=lambda k: (np.nan_to_num(median(profiles[k][0]), nan=np.inf), k))
+    norms = history["time_grad_norms"][key]
+    recorded = [s for s in range(len(norms)) if _row_length(norms[s])]
+    curves = [(norms[recorded[i], :_row_length(norms[recorded[i]])],
+               f"step {history['step'][recorded[i]]}")
+              for i in snapshot_rows(len(recorded), wanted)]
+    return key, curves
+
+
 def snapshot_rows(count, wanted=4):
     """Up to ``wanted`` evenly spread row indices out of ``count`` (first and last kept)."""
     if count <= wanted:
@@ -185,7 +275,13 @@ def plot(monitor, path):
     if not len(history["step"]):
         raise ValueError("nothing recorded yet: call monitor.step() after each "
                          "optimizer.step() before plotting")
-    figure, (left, right) = new_figure()
+    through = time_curves(history, monitor.thresholds.time_vanishing_ratio)
+    if through is None:
+        figure, (left, right) = new_figure()
+    else:
+        figure, (left, right, third) = new_figure(width=16.0, panels=3)
+        key, curves = through
+        plot_time(third, curves, f"gradient through time: {key}")
     rows = snapshot_rows(len(history["step"]))
     plot_depth(left, history["grad_norm"][rows],
                [f"step {history['step'][i]}" for i in rows], "gradient norm per layer")

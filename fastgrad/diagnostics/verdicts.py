@@ -4,6 +4,10 @@ A :class:`Checker` looks at each step the monitor records and issues a :class:`V
 first time a problem appears; while it persists, the verdict's ``last_step`` and ``worst``
 follow it. Every threshold is a field of :class:`Thresholds`, with the value used by default
 and the reason for it.
+
+Through time (recurrent layers): :func:`through_time` turns the per-step gradient norms
+:math:`\\lVert \\partial L / \\partial h_t \\rVert` of one layer and direction into the ratio and
+the effective horizon that ``"vanishing-in-time"`` and ``"exploding-in-time"`` judge.
 """
 import dataclasses
 import math
@@ -14,7 +18,8 @@ import numpy as np
 from .. import nn
 
 #: Verdict kinds, in the order reports list them.
-KINDS = ("non-finite", "exploding", "vanishing", "saturation", "dead-units")
+KINDS = ("non-finite", "exploding", "vanishing", "exploding-in-time", "vanishing-in-time",
+         "saturation", "dead-units")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,6 +49,23 @@ class Thresholds:
             saturated (0.5).
         dead_fraction: dead units when more than this fraction of a ReLU layer's units output
             0 for every example of the batch (0.5).
+        time_vanishing_ratio: vanishing in time when, in a recurrent layer (each layer and
+            direction of nn.RNN, nn.LSTM, nn.GRU), the gradient norm at the first step the
+            recurrence runs through divided by that at its last step,
+            :math:`\\lVert \\partial L / \\partial h_1 \\rVert / \\lVert \\partial L / \\partial
+            h_T \\rVert` (reversed for a reverse direction), stays below this for ``patience``
+            recorded steps (1e-3: what reaches step 1 is then lost in float32 round-off next to
+            what reaches step T; a plain tanh RNN shrinks the gradient by about its recurrent
+            weights' spectral radius per step). The same fraction of the norm at T defines the
+            effective horizon, the number of last steps over which the gradient stays above it.
+            With a loss on the last output only (sequence classification, regression), the
+            ratio is the product of the step Jacobians, the classic measure of Bengio et al.
+            (1994) and Pascanu et al. (2013). With a loss on every output, each h_t also has a
+            gradient of its own from its output, so the ratio stays near 1 even when nothing
+            from step T reaches step 1: the verdict then does not fire, and the ratio only says
+            how evenly the loss spreads over time.
+        time_exploding_ratio: exploding in time when that ratio stays above this (1e3) for
+            ``patience`` recorded steps: the gradient grows as it goes back in time.
     """
 
     vanishing_ratio: float = 1e-3
@@ -55,10 +77,13 @@ class Thresholds:
     saturation_tol: float = 1e-2
     saturated_fraction: float = 0.5
     dead_fraction: float = 0.5
+    time_vanishing_ratio: float = 1e-3
+    time_exploding_ratio: float = 1e3
 
     def __post_init__(self):
         for name in ("vanishing_ratio", "exploding_ratio", "floor", "growth", "saturation_tol",
-                     "saturated_fraction", "dead_fraction"):
+                     "saturated_fraction", "dead_fraction", "time_vanishing_ratio",
+                     "time_exploding_ratio"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) \
                     or not value > 0 or not math.isfinite(value):
@@ -91,10 +116,12 @@ class Verdict:
     """One gradient-health problem, as first detected.
 
     Attributes:
-        kind: one of ``"non-finite"``, ``"exploding"``, ``"vanishing"``, ``"saturation"``,
-            ``"dead-units"``.
+        kind: one of ``"non-finite"``, ``"exploding"``, ``"vanishing"``,
+            ``"exploding-in-time"``, ``"vanishing-in-time"``, ``"saturation"``,
+            ``"dead-units"`` (:data:`KINDS`).
         step: the recorded step where it appeared.
-        layers: the names of the layers concerned (dotted module names).
+        layers: the names of the layers concerned (dotted module names; for the verdicts in
+            time, a recurrent layer and direction, e.g. ``"rnn.l0"``, ``"rnn.l1_reverse"``).
         figure: the number that crossed its threshold at ``step``.
         finding: what was seen, in one sentence.
         remedy: what to do about it, for this model.
@@ -119,11 +146,21 @@ class Verdict:
         until = f" (still at step {self.last_step})" if self.last_step != self.step else ""
         return f"step {self.step}: {self.kind}: {self.finding}{until}. Remedy: {self.remedy}."
 
+    def state(self):
+        """The verdict as plain values (for a checkpoint); ``Verdict(*state)`` rebuilds it."""
+        return [self.kind, self.step, list(self.layers), self.figure, self.finding, self.remedy,
+                self.last_step, self.worst]
+
 
 # ------------------------------------------------------------------------------ the model
 @dataclasses.dataclass
 class ModelTraits:
-    """What the remedies need to know about a model, read once from its modules."""
+    """What the remedies need to know about a model, read once from its modules.
+
+    ``recurrent`` lists the model's nn.RNN, nn.LSTM and nn.GRU modules as ``(dotted name,
+    class name, hidden_size, num_layers, nonlinearity)`` (nonlinearity None but for nn.RNN),
+    so remedies can name their parameters.
+    """
 
     activations: set
     batchnorm: bool
@@ -133,6 +170,8 @@ class ModelTraits:
     depth: int
     init_gain: float
     lr: float = None
+    gru: bool = False
+    recurrent: tuple = ()
 
     @classmethod
     def of(cls, model, optimizer=None):
@@ -145,12 +184,18 @@ class ModelTraits:
         lr = None
         if optimizer is not None and optimizer.param_groups:
             lr = optimizer.param_groups[0].get("lr")
+        recurrent = tuple((name or type(m).__name__, type(m).__name__, m.hidden_size,
+                           m.num_layers, getattr(m, "nonlinearity", None) if isinstance(
+                               m, nn.RNN) else None)
+                          for name, m in model.named_modules()
+                          if isinstance(m, (nn.RNN, nn.LSTM, nn.GRU)))
         return cls(activations={names[t] for t in types if t in names},
                    batchnorm=any(issubclass(t, nn.BatchNorm1d) or issubclass(t, nn.BatchNorm2d)
                                  for t in types),
                    residual=nn.Residual in types, rnn=nn.RNN in types or nn.RNNCell in types,
                    lstm=nn.LSTM in types or nn.LSTMCell in types, depth=len(linears),
-                   init_gain=float(np.median(gains)) if gains else math.nan, lr=lr)
+                   init_gain=float(np.median(gains)) if gains else math.nan, lr=lr,
+                   gru=nn.GRU in types or nn.GRUCell in types, recurrent=recurrent)
 
 
 def _join(options):
@@ -208,6 +253,92 @@ def remedy_exploding(traits, clipped):
     return _join(options)
 
 
+def _recurrent_of(traits, layers, kind):
+    """The ``traits.recurrent`` entries of class ``kind`` that ``layers`` (keys such as
+    ``"rnn.l0"``) name, or all of that class when none is named."""
+    named = {layer.rsplit(".l", 1)[0] for layer in layers}
+    found = [r for r in traits.recurrent if r[1] == kind]
+    return [r for r in found if r[0] in named] or found
+
+
+def remedy_vanishing_in_time(traits, layers, horizon, length):
+    """Remedies for a gradient that vanishes going back in time through a recurrent layer.
+
+    Args:
+        traits: the model's :class:`ModelTraits`.
+        layers: the layer keys concerned (``"rnn.l0"``, ...).
+        horizon: the effective horizon in steps; ``length``: the sequence length T.
+    """
+    options = []
+    plain = _recurrent_of(traits, layers, "RNN")
+    if plain:
+        options.append("use nn.LSTM or nn.GRU instead of nn.RNN: the LSTM's cell state (and "
+                       "the GRU's update gate) carries the gradient across time steps")
+        name, _, hidden, _, nonlinearity = plain[0]
+        if nonlinearity == "relu":
+            options.append(f"initialise {name}.weight_hh_l0 as the {hidden}x{hidden} identity "
+                           f"(the IRNN of Le et al. 2015) or orthogonally "
+                           f"(nn.init.orthogonal_({name}.weight_hh_l0))")
+        else:
+            options.append(f"initialise the recurrent weights orthogonally "
+                           f"(nn.init.orthogonal_({name}.weight_hh_l0), for every layer), so "
+                           "each step keeps the gradient's norm instead of shrinking it")
+    for name, _, hidden, _, _ in _recurrent_of(traits, layers, "LSTM")[:1]:
+        options.append(f"initialise the forget-gate biases to 1 ({name}.bias_ih_l0"
+                       f"[{hidden}:{2 * hidden}] = 1 and bias_hh_l0[{hidden}:{2 * hidden}] = 0, "
+                       "for every layer) so the cell keeps its memory from the start")
+    for name, _, hidden, _, _ in _recurrent_of(traits, layers, "GRU")[:1]:
+        options.append(f"initialise the update-gate biases to 1 ({name}.bias_hh_l0"
+                       f"[{hidden}:{2 * hidden}] = 1) so h_t starts by carrying h_(t-1) over")
+    if 2 * horizon <= length:
+        options.append(f"nothing beyond about {horizon} steps back reaches the weights, so "
+                       f"truncated backpropagation through time of about {horizon} steps "
+                       f"(instead of {length}) loses nothing measurable at a fraction of the "
+                       "cost, while dependencies longer than that need the remedies above")
+    return _join(options)
+
+
+def remedy_exploding_in_time(traits, layers, clipped):
+    """Remedies for a gradient that grows going back in time through a recurrent layer."""
+    options = []
+    plain = _recurrent_of(traits, layers, "RNN")
+    if plain:
+        options.append("use nn.LSTM or nn.GRU instead of nn.RNN")
+        options.append(f"initialise the recurrent weights orthogonally "
+                       f"(nn.init.orthogonal_({plain[0][0]}.weight_hh_l0)) or scale them to a "
+                       "spectral radius below 1")
+    if not clipped:
+        options.append("clip by global norm before each step "
+                       "(nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0))")
+    options.append("truncate backpropagation through time to fewer steps (run the sequence in "
+                   "chunks and detach the hidden state between them)")
+    options.append(_lr_text(traits))
+    return _join(options)
+
+
+def through_time(norms, fraction):
+    """The ratio and the effective horizon of one layer's gradient through time.
+
+    Args:
+        norms: :math:`\\lVert \\partial L / \\partial h_t \\rVert` in the order the recurrence
+            runs (t = 1..T for a forward direction; reversed for a reverse one), so the
+            gradient flows from the last entry back to the first.
+        fraction: the horizon's threshold (:attr:`Thresholds.time_vanishing_ratio`).
+
+    Returns:
+        ``(ratio, horizon)``: the first entry over the last (NaN when the last is 0 or either
+        is not finite), and how many of the last steps in a row (T included) keep a norm of
+        at least ``fraction`` times the last one (T: the gradient reaches the first step;
+        0 when the ratio is NaN).
+    """
+    norms = np.asarray(norms, np.float64)
+    first, last = norms[0], norms[-1]
+    if not (np.isfinite(first) and np.isfinite(last) and last > 0):
+        return math.nan, 0
+    below = np.flatnonzero(~(norms[::-1] >= fraction * last))
+    return float(first / last), int(below[0]) if below.size else len(norms)
+
+
 def remedy_nonfinite(traits, clipped):
     """Remedies for NaN or inf gradients."""
     options = ["check the inputs and the loss for NaN and inf",
@@ -250,9 +381,29 @@ class Checker:
         self.traits = traits
         self.verdicts = []
         self._issued = {}        # key -> Verdict
-        self._streaks = {}       # activation key -> consecutive recorded steps over threshold
+        self._streaks = {}       # (kind, name) -> consecutive recorded steps over threshold
         self._norms = []         # the latest recorded global norms (pre-clip)
         self.set_layers(layer_names)
+
+    def state_dict(self):
+        """Everything that decides the next verdicts, as plain values (for a checkpoint)."""
+        index = {id(v): i for i, v in enumerate(self.verdicts)}
+        return {"verdicts": [v.state() for v in self.verdicts],
+                "issued": [[key, index[id(v)]] for key, v in self._issued.items()],
+                "streaks": [[list(key), count] for key, count in self._streaks.items()],
+                "norms": [float(n) for n in self._norms], "below": list(self._below)}
+
+    def load_state_dict(self, state):
+        """Restore :meth:`state_dict` (after :meth:`set_layers`, whose counters it sets)."""
+        if len(state["below"]) != len(self.layer_names):
+            raise ValueError(f"the saved checker has {len(state['below'])} layer counters, "
+                             f"this model {len(self.layer_names)} layers")
+        self.verdicts = [Verdict(kind, step, tuple(layers), *rest)
+                         for kind, step, layers, *rest in state["verdicts"]]
+        self._issued = {key: self.verdicts[i] for key, i in state["issued"]}
+        self._streaks = {tuple(key): count for key, count in state["streaks"]}
+        self._norms = list(state["norms"])
+        self._below = list(state["below"])
 
     def set_layers(self, layer_names):
         """Use these layer names (in forward order) from now on; resets per-layer counters."""
@@ -273,7 +424,7 @@ class Checker:
             new.append(verdict)
             return
         verdict.last_step = step
-        smaller = kind == "vanishing"
+        smaller = kind.startswith("vanishing")
         if (figure < verdict.worst) if smaller else (figure > verdict.worst):
             verdict.worst = float(figure)
 
@@ -364,6 +515,61 @@ class Checker:
                 f"the global gradient norm grew {recent / before:.0f}x, from a median of "
                 f"{before:.2g} over {t.window} recorded steps to {recent:.2g} over the last "
                 f"{t.patience}", remedy_exploding(self.traits, clipped)), new)
+
+    def check_time(self, step, profiles, clipped):
+        """The verdicts in time that appear at ``step``.
+
+        Args:
+            step: the step index.
+            profiles: ``{layer key: norms}``: each recurrent layer's and direction's gradient
+                norms at every time step, in the order the recurrence runs (see
+                :func:`through_time`), for those recorded at this step.
+            clipped: whether clipping ran at this step.
+
+        Returns:
+            The list of new verdicts. One verdict per kind names every layer over its
+            threshold for ``patience`` recorded steps in a row; a layer not recorded at a step
+            starts its count again.
+        """
+        t, new = self.t, []
+        flagged = {"vanishing-in-time": [], "exploding-in-time": []}
+        seen = set()
+        for key, norms in profiles.items():
+            ratio, horizon = through_time(norms, t.time_vanishing_ratio)
+            kind = "vanishing-in-time" if ratio < t.time_vanishing_ratio else \
+                "exploding-in-time" if ratio > t.time_exploding_ratio else None
+            if kind is None:
+                continue
+            seen.add((kind, key))
+            streak = self._streaks[kind, key] = self._streaks.get((kind, key), 0) + 1
+            if streak >= t.patience:
+                flagged[kind].append((ratio, key, horizon, len(norms)))
+        for key in [k for k in self._streaks if k[0] in flagged and k not in seen]:
+            del self._streaks[key]
+        for kind, found in flagged.items():
+            if found:
+                worst = (min if kind == "vanishing-in-time" else max)(found)
+                self._issue(kind, step, kind, [key for _, key, _, _ in found], worst[0],
+                            lambda kind=kind, found=found, worst=worst: self._time_texts(
+                                kind, found, worst, clipped), new)
+        return new
+
+    def _time_texts(self, kind, found, worst, clipped):
+        ratio, key, horizon, length = worst
+        layers = [k for _, k, _, _ in found]
+        others = f" (and {_list(layers[1:])})" if len(layers) > 1 else ""
+        if kind == "vanishing-in-time":
+            threshold = self.t.time_vanishing_ratio
+            finding = (f"in {key}{others} the gradient reaching the first time step is "
+                       f"{ratio:.1e} times the one at the last (threshold {threshold:g}, for "
+                       f"{self.t.patience} recorded steps): it stays above {threshold:g} of its "
+                       f"value at the last step for {horizon} of {length} steps (effective "
+                       f"horizon {horizon})")
+            return finding, remedy_vanishing_in_time(self.traits, layers, horizon, length)
+        finding = (f"in {key}{others} the gradient reaching the first time step is {ratio:.1e} "
+                   f"times the one at the last (threshold {self.t.time_exploding_ratio:g}, for "
+                   f"{self.t.patience} recorded steps): it grows going back in time")
+        return finding, remedy_exploding_in_time(self.traits, layers, clipped)
 
     def _check_activations(self, step, activations, new):
         """Saturation and dead units: one verdict per kind, naming every activation layer

@@ -1433,6 +1433,35 @@ def _zeros_or(state, batch, hidden, dtype):
     return np.zeros((batch, hidden), dtype) if state is None else np.ascontiguousarray(state)
 
 
+# Per-step gradient norms (fastgrad's addition, for fastgrad.diagnostics): a layer Function
+# given ``record`` (a callable) keeps the total gradient with respect to every step's hidden
+# state, d(loss)/dh_t (the sum the backward loop forms anyway), in a (T, N, H) array instead
+# of one reused (N, H) buffer, and after the loop calls ``record(hidden, cell)`` with their L2
+# norms over batch and units: float64 arrays of length T in the caller's time order. ``cell``
+# is the LSTM's d(loss)/dc_t along the cell path: what c_t receives from step t + 1 (from c_n
+# at t = T), the gradient the forget gates carry back; h_t's own use of c_t is inside step t
+# (its total would need tanh(c_t) again, several passes over (T, N, H)). None for the others.
+# Without ``record`` the loop is unchanged.
+def _step_grads(record, like, steps):
+    """Where backward writes d(loss)/dh_t, indexed by step: one buffer shaped like ``like``
+    for every step, or a (T, N, H) array keeping each step's when ``record`` is given."""
+    if record is None:
+        return (np.empty_like(like),) * steps
+    return np.empty((steps,) + like.shape, like.dtype)
+
+
+def _step_norms(rows, reverse):
+    """The L2 norm of each step's (N, H) slice of ``rows`` (T, N, H; C-contiguous), in the
+    caller's time order: one ``segment_norms`` pass, which sums the squares in float64 (where
+    those of float32 values are exact: a vanished gradient of 1e-30 keeps its norm) in chunks
+    of fixed size, so the norms depend on nothing but the values."""
+    steps, width = rows.shape[0], rows[0].size
+    norms = np.empty(steps)
+    K.segment_norms(rows.reshape(-1), np.arange(0, (steps + 1) * width, width, dtype=np.int64),
+                    2.0, norms)
+    return np.ascontiguousarray(norms[::-1]) if reverse else norms
+
+
 def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
     """The gradients of input, W_ih, W_hh and both biases from the pre-activation gradients.
 
@@ -1468,12 +1497,25 @@ def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
     return grad_x, grad_w_ih, grad_w_hh, grad_b_ih if needs_b_ih else None, grad_b_hh
 
 
+def _carried_cells(record, grad_c_n, steps, dtype):
+    """The LSTM's d(loss)/dc along the cell path, indexed 0..T: step t reads entry t + 1 (from
+    step t + 1; entry T is c_n's gradient) and writes entry t (entry 0 is c_0's gradient).
+    Two buffers taken in turn, or a (T + 1, N, H) array keeping them all when ``record`` is
+    given."""
+    if record is None:
+        pair = (np.array(grad_c_n, dtype=dtype, order="C"), np.empty(grad_c_n.shape, dtype))
+        return [pair[(steps - t) % 2] for t in range(steps + 1)]
+    grads = np.empty((steps + 1,) + grad_c_n.shape, dtype)
+    grads[steps] = grad_c_n
+    return grads
+
+
 @ieee
 class _LSTMLayer(Function):
     """One LSTM layer over a time-major sequence; returns ``(output, h_n, c_n)``. ``reverse``
     runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
 
-    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+    def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False, record=None):
         x = _time_order(x, reverse)
         steps, batch = x.shape[:2]
         hidden = w_hh.shape[1]
@@ -1490,23 +1532,26 @@ class _LSTMLayer(Function):
             K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the gates, in place
             K.lstm_cell_fwd(pre[t], c_prev, gates_act[t], out[t], cells[t])
             h_prev, c_prev = out[t], cells[t]
-        self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse)
+        self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse, record)
         return _time_order(out, reverse), out[-1].copy(), cells[-1].copy()
 
     def backward(self, grad_out, grad_h_n, grad_c_n):
-        x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse = self.saved
+        x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse, record = self.saved
         grad_out = _time_order(grad_out, reverse)
+        steps = out.shape[0]
         grad_gates = np.empty_like(gates_act)
         grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
-        grad_c = np.array(grad_c_n, dtype=out.dtype, order="C")
-        grad_c_prev = np.empty_like(grad_c)
-        grad_h_step = np.empty_like(grad_h)
-        for t in range(out.shape[0] - 1, -1, -1):
+        grad_steps = _step_grads(record, grad_h, steps)
+        grad_cells = _carried_cells(record, grad_c_n, steps, out.dtype)
+        for t in range(steps - 1, -1, -1):
+            grad_h_step = grad_steps[t]
             np.add(grad_out[t], grad_h, out=grad_h_step)
-            K.lstm_cell_bwd(grad_h_step, grad_c, cells[t - 1] if t else c0, cells[t],
-                            gates_act[t], grad_gates[t], grad_c_prev)
+            K.lstm_cell_bwd(grad_h_step, grad_cells[t + 1], cells[t - 1] if t else c0,
+                            cells[t], gates_act[t], grad_gates[t], grad_cells[t])
             K.gemm(grad_gates[t], w_hh, False, False, False, grad_h)
-            grad_c, grad_c_prev = grad_c_prev, grad_c
+        grad_c = grad_cells[0]
+        if record is not None:
+            record(_step_norms(grad_steps, reverse), _step_norms(grad_cells[1:], reverse))
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
             (needs[0],) + tuple(needs[3:7]), grad_gates, h0, out, x2, w_ih)
@@ -1519,7 +1564,7 @@ class _RNNLayer(Function):
     """One Elman RNN layer over a time-major sequence; returns ``(output, h_n)``. ``reverse``
     runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
 
-    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, activation, reverse=False):
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, activation, reverse=False, record=None):
         x = _time_order(x, reverse)
         steps, batch = x.shape[:2]
         hidden = w_hh.shape[1]
@@ -1533,19 +1578,22 @@ class _RNNLayer(Function):
             K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the pre-activation, in place
             K.activation_fwd(pre[t], activation, out[t])
             h_prev = out[t]
-        self.saved = (x2, h0, w_ih, w_hh, out, activation, reverse)
+        self.saved = (x2, h0, w_ih, w_hh, out, activation, reverse, record)
         return _time_order(out, reverse), out[-1].copy()
 
     def backward(self, grad_out, grad_h_n):
-        x2, h0, w_ih, w_hh, out, activation, reverse = self.saved
+        x2, h0, w_ih, w_hh, out, activation, reverse, record = self.saved
         grad_out = _time_order(grad_out, reverse)
         grad_pre = np.empty_like(out)
         grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
-        grad_h_step = np.empty_like(grad_h)
+        grad_steps = _step_grads(record, grad_h, out.shape[0])
         for t in range(out.shape[0] - 1, -1, -1):
+            grad_h_step = grad_steps[t]
             np.add(grad_out[t], grad_h, out=grad_h_step)
             K.activation_bwd(grad_h_step, out[t], activation, grad_pre[t])
             K.gemm(grad_pre[t], w_hh, False, False, False, grad_h)
+        if record is not None:
+            record(_step_norms(grad_steps, reverse), None)
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
             (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih)
@@ -1564,7 +1612,7 @@ class _GRULayer(Function):
     ``hh_n + b_hn`` and the output.
     """
 
-    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False):
+    def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, record=None):
         x = _time_order(x, reverse)
         steps, batch = x.shape[:2]
         hidden = w_hh.shape[1]
@@ -1600,21 +1648,22 @@ class _GRULayer(Function):
             out[t] *= rz[t, :, hidden:]
             out[t] += n[t]
             h_prev = out[t]
-        self.saved = (x2, h0, w_ih, w_hh, rz, n, hn, out, reverse)
+        self.saved = (x2, h0, w_ih, w_hh, rz, n, hn, out, reverse, record)
         return _time_order(out, reverse), out[-1].copy()
 
     def backward(self, grad_out, grad_h_n):
-        x2, h0, w_ih, w_hh, rz, n, hn, out, reverse = self.saved
+        x2, h0, w_ih, w_hh, rz, n, hn, out, reverse, record = self.saved
         grad_out = _time_order(grad_out, reverse)
         steps, batch, hidden = out.shape
         # d(loss)/d(h_{t-1} W_hh^T + b_hh); the input projection's differs only in the n third
         grad_hidden = np.empty((steps, batch, 3 * hidden), out.dtype)
         grad_n_pre = np.empty_like(out)
         grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
-        grad_h_step = np.empty_like(grad_h)
+        grad_steps = _step_grads(record, grad_h, steps)
         for t in range(steps - 1, -1, -1):
             r, z = rz[t, :, :hidden], rz[t, :, hidden:]
             h_prev = out[t - 1] if t else h0
+            grad_h_step = grad_steps[t]
             np.add(grad_out[t], grad_h, out=grad_h_step)
             np.multiply(grad_h_step, 1 - z, out=grad_n_pre[t])
             grad_n_pre[t] *= 1 - n[t] * n[t]
@@ -1625,6 +1674,8 @@ class _GRULayer(Function):
                         out=grad[:, hidden:2 * hidden])
             np.multiply(grad_h_step, z, out=grad_h)
             K.gemm(grad, w_hh, False, False, True, grad_h)
+        if record is not None:
+            record(_step_norms(grad_steps, reverse), None)
         grad_pre = grad_hidden.copy()
         grad_pre[:, :, 2 * hidden:] = grad_n_pre
         needs = self.needs_input_grad

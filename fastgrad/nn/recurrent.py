@@ -17,8 +17,13 @@ sequence length (per step only the activated gates, the cell state and the outpu
 A cell is the same Function over one step. The reverse direction of a bidirectional layer is
 the same Function over the time-reversed sequence.
 
+fastgrad's addition: :meth:`RNN.record_time_grads` (and LSTM's, GRU's) has backward report the
+gradient norm at every time step, which :class:`fastgrad.diagnostics.GradientMonitor` uses to see
+a gradient vanish or explode through time.
+
 Not supported (PyTorch has them): ``proj_size`` and packed sequences.
 """
+import functools
 import math
 import numbers
 import warnings
@@ -272,7 +277,8 @@ class GRUCell(_CellBase):
 class _RNNBase(Module):
     """Parameters, initialisation, input checks and the layer loop shared by :class:`RNN`,
     :class:`LSTM` and :class:`GRU`; a subclass gives its gate count, its number of states and
-    ``_layer``, one layer and direction over a time-major sequence."""
+    ``_layer``, one layer and direction over a time-major sequence (with the per-step norm
+    ``record`` callable of :meth:`record_time_grads`, or None)."""
 
     _gates = 1
     _states = 1
@@ -308,11 +314,37 @@ class _RNNBase(Module):
                 if self.bias:
                     setattr(self, f"bias_ih_l{layer}{suffix}", Parameter(np.empty(width, dtype)))
                     setattr(self, f"bias_hh_l{layer}{suffix}", Parameter(np.empty(width, dtype)))
+        self._time_grad_recorder = None
         self.reset_parameters()
 
     @property
     def _directions(self):
         return 2 if self.bidirectional else 1
+
+    def record_time_grads(self, recorder):
+        """Have each backward through this module report its gradient norm at every time step
+        (fastgrad's addition; :class:`fastgrad.diagnostics.GradientMonitor` sets it).
+
+        From the next forward pass on, the backward of every layer and direction calls
+        ``recorder(layer, direction, hidden, cell)``: ``layer`` counts from 0, ``direction``
+        is 0 (forward) or 1 (reverse); ``hidden`` holds :math:`\\lVert \\partial L /
+        \\partial h_t \\rVert` for t = 1..T, the total gradient of the loss with respect to
+        the layer's hidden state at step t (through the output at step t and through the
+        steps after it), its L2 norm over batch and units, as a float64 NumPy array in the
+        input's time order (also for the reverse direction); ``cell`` is the same for the
+        LSTM's cell state along the cell path, :math:`\\lVert \\partial L / \\partial c_t
+        \\rVert` as c_t is passed on: the gradient it receives from step t + 1 (from c_n at
+        t = T, so 0 there when c_n is not used), what the forget gates carry back; None for
+        RNN and GRU. The norms come from the backward loop itself (no second pass through the
+        recurrence); recording keeps one more (T, N, H) array per layer and direction (two
+        for the LSTM) during backward, and sums its squares in float64 in one pass.
+
+        Args:
+            recorder: the callable, or None to stop recording (then backward is unchanged).
+        """
+        if recorder is not None and not callable(recorder):
+            raise TypeError(f"recorder must be callable or None, got {type(recorder).__name__}")
+        self._time_grad_recorder = recorder
 
     def reset_parameters(self):
         """Every weight and bias from U(-1/sqrt(hidden_size), 1/sqrt(hidden_size)), as
@@ -386,13 +418,16 @@ class _RNNBase(Module):
             if not batched:
                 states = tuple(s.unsqueeze(1) for s in states)
         finals = [[] for _ in range(self._states)]
+        recorder = self._time_grad_recorder
         for layer in range(self.num_layers):
             outputs = []
             for direction in range(self._directions):
                 index = layer * self._directions + direction  # PyTorch's order of h_n's rows
                 initial = [None] * self._states if states is None else [s[index] for s in states]
+                record = None if recorder is None else functools.partial(recorder, layer,
+                                                                         direction)
                 results = self._layer(x, initial, self._layer_weights(layer, direction),
-                                      direction == 1)
+                                      direction == 1, record)
                 outputs.append(results[0])
                 for final, state in zip(finals, results[1:]):
                     final.append(state)
@@ -466,9 +501,9 @@ class RNN(_RNNBase):
                          bidirectional, dtype)
         self.nonlinearity = nonlinearity
 
-    def _layer(self, x, initial, weights, reverse):
+    def _layer(self, x, initial, weights, reverse, record):
         return _RNNLayer.apply(x, initial[0], *weights, ACTIVATIONS[self.nonlinearity],
-                               reverse=reverse)
+                               reverse=reverse, record=record)
 
     def forward(self, input, hx=None):
         output, (h_n,) = self._run(input, None if hx is None else (hx,))
@@ -517,8 +552,8 @@ class LSTM(_RNNBase):
 
     Each layer's (and direction's) whole time loop is one graph node: one GEMM for the inputs
     of all steps, then per step one GEMM with ``weight_hh`` and the fused ``lstm_cell_fwd``
-    kernel; backward mirrors it with ``lstm_cell_bwd``. Memory is linear in T, and 1,000-step sequences cost
-    no recursion.
+    kernel; backward mirrors it with ``lstm_cell_bwd``. Memory is linear in T, and 1,000-step
+    sequences cost no recursion.
 
     References: Hochreiter & Schmidhuber, "Long short-term memory", Neural Computation 1997;
     Gers, Schmidhuber & Cummins, "Learning to forget", Neural Computation 2000.
@@ -532,8 +567,9 @@ class LSTM(_RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype)
 
-    def _layer(self, x, initial, weights, reverse):
-        return _LSTMLayer.apply(x, initial[0], initial[1], *weights, reverse=reverse)
+    def _layer(self, x, initial, weights, reverse, record):
+        return _LSTMLayer.apply(x, initial[0], initial[1], *weights, reverse=reverse,
+                                record=record)
 
     def forward(self, input, hx=None):
         if hx is not None:
@@ -595,8 +631,8 @@ class GRU(_RNNBase):
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, dtype)
 
-    def _layer(self, x, initial, weights, reverse):
-        return _GRULayer.apply(x, initial[0], *weights, reverse=reverse)
+    def _layer(self, x, initial, weights, reverse, record):
+        return _GRULayer.apply(x, initial[0], *weights, reverse=reverse, record=record)
 
     def forward(self, input, hx=None):
         output, (h_n,) = self._run(input, None if hx is None else (hx,))
