@@ -38,7 +38,7 @@ __version__ = "0.1.0"
 
 #: Submodules imported on first access (``fastgrad.diagnostics``), so ``import fastgrad``
 #: does not pay for what a run may never use.
-_LAZY = ("diagnostics",)
+_LAZY = ("diagnostics", "distributed")
 
 
 def __getattr__(name):

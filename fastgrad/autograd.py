@@ -12,7 +12,9 @@ several times before its node runs.
 Hooks (:meth:`Tensor.register_hook <fastgrad.Tensor.register_hook>`) see a tensor's gradient
 once it is complete, the sum over every use, and may replace it: a non-leaf's hooks run when
 its node is reached, a leaf's after the walk, before the gradient is accumulated into
-``.grad``.
+``.grad``. A leaf's post-accumulate-grad hooks run once its ``.grad`` holds the whole
+gradient of the backward; callbacks queued during a backward (:func:`queue_callback`) run when
+it ends.
 """
 import functools
 import itertools
@@ -354,7 +356,99 @@ def _accumulate_into_grad(leaf, gradient, fresh=False):
         leaf._grad._data += gradient
 
 
+class _Callbacks(threading.local):
+    """The callbacks queued for the end of each backward in progress (a stack: a hook may run
+    a backward of its own)."""
+
+    def __init__(self):
+        self.stack = []
+
+
+_callbacks = _Callbacks()
+
+
+def queue_callback(callback):
+    """Run ``callback()`` once the backward in progress has finished: every gradient is in
+    ``.grad`` and every hook has run (PyTorch's ``Variable._execution_engine.queue_callback``).
+
+    Hooks use it to finish work they started during the backward; distributed data-parallel
+    training waits for its last gradient all-reduce this way. Callbacks run in the order they
+    were queued; one may queue another.
+
+    Raises:
+        RuntimeError: no backward is in progress on this thread.
+    """
+    if not callable(callback):
+        raise TypeError(f"callback must be callable, got {type(callback).__name__}")
+    if not _callbacks.stack:
+        raise RuntimeError("queue_callback() can only be called during the backward pass")
+    _callbacks.stack[-1].append(callback)
+
+
+class _PostAccumulateHooks:
+    """Runs the post-accumulate-grad hooks of one backward (see
+    :meth:`fastgrad.Tensor.register_post_accumulate_grad_hook`).
+
+    A leaf used by several nodes receives a gradient from each; its hooks run once, after the
+    last of those nodes in the walk's order (the same order on every run of the same graph),
+    and only when it received a gradient. A leaf with tensor hooks, or a root, accumulates
+    after the walk: its post-accumulate hooks run then.
+    """
+
+    def __init__(self):
+        self.touched = {}   # id(leaf) -> leaf: leaves with such hooks that received a gradient
+        self.last_use = {}  # node -> the hooked leaves whose last use it is
+
+    def plan(self, order):
+        last = {}
+        for node in order:
+            for tensor in node.inputs or ():
+                if tensor is not None and tensor.grad_fn is None and tensor._post_hooks \
+                        and not tensor._hooks:
+                    last[id(tensor)] = (node, tensor)
+        for node, tensor in last.values():
+            self.last_use.setdefault(node, []).append(tensor)
+
+    def delivered(self, tensor):
+        if tensor.grad_fn is None and tensor._post_hooks:
+            self.touched[id(tensor)] = tensor
+
+    def node_done(self, node):
+        for leaf in self.last_use.pop(node, ()):
+            if self.touched.pop(id(leaf), None) is not None:
+                _call_post_hooks(leaf)
+
+    def finish(self):
+        for leaf in self.touched.values():
+            _call_post_hooks(leaf)
+
+
+#: Handle ids of the post-accumulate-grad hooks registered and not removed: backward plans
+#: for them only while there are some.
+_post_hook_ids = {}
+
+
+def _call_post_hooks(leaf):
+    for hook in tuple(leaf._post_hooks.values()):
+        hook(leaf)
+
+
 def _run_backward(roots, gradients, retain_graph, capture=None):
+    """Propagate ``gradients`` from ``roots`` through the graph (see :func:`_walk`), then run
+    the callbacks queued during it (:func:`queue_callback`)."""
+    queued = []
+    _callbacks.stack.append(queued)
+    try:
+        _walk(roots, gradients, retain_graph, capture)
+        position = 0
+        while position < len(queued):  # a callback may queue another
+            queued[position]()
+            position += 1
+    finally:
+        _callbacks.stack.pop()
+
+
+def _walk(roots, gradients, retain_graph, capture=None):
     """Propagate ``gradients`` from ``roots`` through the graph.
 
     Leaves receive their gradient in ``.grad``; or, when ``capture`` is a dict mapping
@@ -363,16 +457,24 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
     """
     pending = {}
     hooked_leaves = {}   # id(leaf) -> [leaf, summed gradient]: hooks run on the total
+    post = _PostAccumulateHooks() if capture is None and _post_hook_ids else None
     for position, (root, gradient) in enumerate(zip(roots, gradients)):
         if not root._requires_grad:
             raise RuntimeError(f"output {position} does not require grad and has no grad_fn: "
                                "nothing to differentiate")
         _deliver(root, _root_gradient(root, gradient, position), pending, capture,
                  hooked_leaves)
+        if post is not None:
+            post.delivered(root)
     nodes = [r.grad_fn for r in roots if r.grad_fn is not None]
-    for node in _topological_order(nodes):
+    order = _topological_order(nodes)
+    if post is not None:
+        post.plan(order)
+    for node in order:
         grad_outputs = pending.pop(node, None)
         if grad_outputs is None:
+            if post is not None:
+                post.node_done(node)
             continue
         if node.inputs is None:
             raise RuntimeError("trying to backward through the graph a second time; its saved "
@@ -395,8 +497,12 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
             if gradient is not None and tensor is not None and tensor._requires_grad:
                 _deliver(tensor, gradient, pending, capture, hooked_leaves,
                          node.grads_are_fresh)
+                if post is not None:
+                    post.delivered(tensor)
         if not retain_graph:
             node._release()
+        if post is not None:
+            post.node_done(node)
     for leaf, gradient in hooked_leaves.values():
         if leaf._hooks:
             gradient = _call_tensor_hooks(leaf._hooks, gradient)
@@ -404,6 +510,8 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
             _accumulate_into_grad(leaf, gradient)
         else:
             capture[id(leaf)][1] = gradient
+    if post is not None:
+        post.finish()
 
 
 def _capture_outputs(node, grad_outputs, capture):

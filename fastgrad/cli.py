@@ -12,7 +12,10 @@ from . import backends
 
 # ------------------------------------------------------------------------------------- train
 def _train(args):
+    from . import distributed
     from .train import TrainingDiverged, train_digits
+    if distributed.launched_world_size() is not None and not distributed.is_initialized():
+        distributed.init_process_group()  # started by mpiexec: train data-parallel
     try:
         history = train_digits(epochs=args.epochs, hidden=args.hidden, lr=args.lr,
                                momentum=args.momentum, batch_size=args.batch_size,
@@ -27,12 +30,17 @@ def _train(args):
 
 
 def _add_train(commands):
-    train = commands.add_parser("train", help="train an MLP on the shipped 8x8 digits")
+    train = commands.add_parser(
+        "train", help="train an MLP on the shipped 8x8 digits",
+        description="Train an MLP on the shipped 8x8 digits. Launched with mpiexec (mpiexec -n "
+                    "4 fastgrad train), it trains data-parallel: one replica per process, "
+                    "--batch-size rows per step over all processes together.")
     train.add_argument("--epochs", type=int, default=30)
     train.add_argument("--hidden", type=int, default=128)
     train.add_argument("--lr", type=float, default=0.05)
     train.add_argument("--momentum", type=float, default=0.9)
-    train.add_argument("--batch-size", type=int, default=32)
+    train.add_argument("--batch-size", type=int, default=32,
+                       help="rows per step, over all processes of a data-parallel run")
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--monitor", action="store_true",
                        help="watch the gradients: print verdicts as they appear and a summary "

@@ -30,7 +30,7 @@ class Tensor:
     """
 
     __slots__ = ("_data", "_requires_grad", "_grad", "grad_fn", "_output_nr", "_version",
-                 "_arena", "_grad_view", "_hooks", "__weakref__")
+                 "_arena", "_grad_view", "_hooks", "_post_hooks", "__weakref__")
     # Let NumPy defer to Tensor's reflected operators (ndarray + Tensor -> Tensor.__radd__).
     __array_priority__ = 1000
 
@@ -51,6 +51,7 @@ class Tensor:
         self._arena = None
         self._grad_view = None
         self._hooks = None       # register_hook's hooks by handle id, once there is one
+        self._post_hooks = None  # register_post_accumulate_grad_hook's, likewise
         self._requires_grad = False
         if requires_grad:
             self.requires_grad = True
@@ -392,6 +393,41 @@ class Tensor:
                 node.tensor_hooks[self._output_nr] = self._hooks
         handle = autograd.RemovableHandle(self._hooks)
         self._hooks[handle.id] = hook
+        return handle
+
+    def register_post_accumulate_grad_hook(self, hook):
+        """Call ``hook(self)`` each time a backward has finished accumulating this leaf's
+        gradient into ``.grad``.
+
+        PyTorch's semantics: once per backward that gives the leaf a gradient, after the sum
+        over all its uses is in ``.grad`` (and after its tensor hooks); the hook reads or
+        changes ``self.grad`` in place and returns None. Not called by
+        :func:`fastgrad.autograd.grad`, which accumulates nothing. Distributed data-parallel
+        training uses it to start all-reducing a bucket of gradients as soon as the bucket is
+        complete, while the backward goes on.
+
+        Args:
+            hook: a callable ``hook(tensor) -> None``.
+
+        Returns:
+            A :class:`~fastgrad.autograd.RemovableHandle`.
+
+        Raises:
+            RuntimeError: the tensor is not a leaf, or does not require gradients.
+        """
+        if not callable(hook):
+            raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        if self.grad_fn is not None:
+            raise RuntimeError("post accumulate grad hooks cannot be registered on non-leaf "
+                               "tensors")
+        if not self._requires_grad:
+            raise RuntimeError("cannot register a hook on a tensor that doesn't require "
+                               "gradient")
+        if self._post_hooks is None:
+            self._post_hooks = {}
+        handle = autograd.RemovableHandle(self._post_hooks, autograd._post_hook_ids)
+        self._post_hooks[handle.id] = hook
+        autograd._post_hook_ids[handle.id] = True
         return handle
 
     # ------------------------------------------------------------------------------ in place

@@ -1,8 +1,10 @@
 """The main job: train a multilayer perceptron on the shipped 8x8 digits.
 
 ``fastgrad train`` runs :func:`train_digits`; it is also the smallest complete example of a
-fastgrad training loop (data loader, model, loss, optimiser, evaluation), and of one that
-survives being killed: :class:`Checkpointer` saves it every N steps and resumes it exactly.
+fastgrad training loop (data loader, model, loss, optimiser, evaluation), of one that
+survives being killed (:class:`Checkpointer` saves it every N steps and resumes it exactly),
+and of data-parallel training: launched as ``mpiexec -n 4 fastgrad train``, it trains one
+replica per process with :class:`~fastgrad.distributed.DistributedDataParallel`.
 """
 import math
 import os
@@ -13,6 +15,7 @@ import numpy as np
 from . import autograd
 from . import backends
 from . import data
+from . import distributed
 from . import nn
 from . import optim
 from . import random as _random
@@ -20,6 +23,7 @@ from .diagnostics import GradientMonitor
 from .serialization import load as _load
 from .serialization import save as _save
 from .tensor import Tensor
+from .utils.data import DistributedSampler
 
 
 class TrainingDiverged(RuntimeError):
@@ -36,7 +40,10 @@ class Checkpointer:
     the state of fastgrad's default generator (weight initialisation, dropout, and shuffling
     without a generator of its own draw from it) under ``"rng"``; and the keyword arguments of
     :meth:`save` (the step, the epoch, partial statistics: anything :func:`fastgrad.save`
-    takes). The pattern for your own loop::
+    takes). In a data-parallel job (:mod:`fastgrad.distributed` initialised) only rank 0
+    writes, and every rank restores the same file: checkpoint what is the same on every rank
+    (the model inside the ``DistributedDataParallel`` wrapper, the optimiser). The pattern for
+    your own loop::
 
         model = build_model()                 # built as in the first run
         optimizer = fastgrad.optim.Adam(model.parameters(), lr=1e-3)
@@ -91,10 +98,13 @@ class Checkpointer:
         return self.every is not None and step % self.every == 0
 
     def save(self, **progress):
-        """Write the checkpoint now, with ``progress`` (e.g. ``step=..., epoch=...``)."""
+        """Write the checkpoint now, with ``progress`` (e.g. ``step=..., epoch=...``); on
+        rank 0 only in a data-parallel job."""
         taken = sorted(set(progress) & (set(self.objects) | {"rng"}))
         if taken:
             raise ValueError(f"progress names {taken} are taken by the checkpointed objects")
+        if distributed.is_initialized() and distributed.get_rank() != 0:
+            return
         _save({**{name: obj.state_dict() for name, obj in self.objects.items()},
                "rng": _random.default_generator.get_state(), **progress}, self.path)
 
@@ -132,6 +142,42 @@ class Checkpointer:
         return checkpoint
 
 
+class ShardedLoaderState:
+    """The position of a DataLoader over a :class:`DistributedSampler`, for a
+    :class:`Checkpointer` in a data-parallel job: the epoch in progress and the batches
+    taken, which are the same on every rank (each rank's own order follows from them), so
+    rank 0's checkpoint restores every rank exactly. The loader's own ``state_dict`` holds its
+    rank's order, the wrong one for the other ranks::
+
+        checkpoints = Checkpointer(path, every=100, model=ddp.module, optimizer=optimizer,
+                                   loader=ShardedLoaderState(loader, sampler))
+
+    Args:
+        loader: the DataLoader.
+        sampler: its DistributedSampler (call ``sampler.set_epoch(epoch)`` before each epoch).
+    """
+
+    def __init__(self, loader, sampler):
+        self.loader, self.sampler = loader, sampler
+
+    def state_dict(self):
+        state = self.loader.state_dict()
+        in_epoch = state["order"] is not None
+        return {"epoch": self.sampler.epoch if in_epoch else None,
+                "batches_taken": state["batches_taken"]}
+
+    def load_state_dict(self, state):
+        if not isinstance(state, dict) or set(state) != {"epoch", "batches_taken"}:
+            raise ValueError(f"the loader state must be a dict with keys 'epoch' and "
+                             f"'batches_taken', got {state!r:.200}")
+        order = None
+        if state["epoch"] is not None:
+            self.sampler.set_epoch(state["epoch"])
+            order = self.sampler._indices()
+        self.loader.load_state_dict({"order": order, "batches_taken": state["batches_taken"],
+                                     "generator": None})
+
+
 def accuracy(model, x, y, batch_size=512):
     """The fraction of rows of ``x`` that ``model`` classifies as ``y`` (eval mode, no grad)."""
     model.eval()
@@ -149,13 +195,23 @@ def train_digits(epochs=30, hidden=128, lr=0.05, momentum=0.9, batch_size=32, se
                  save=None):
     """Train ``64 -> hidden -> ReLU -> 10`` with SGD and cross-entropy on the digits.
 
+    In a data-parallel job (:func:`fastgrad.distributed.init_process_group` has run with
+    several processes, as ``mpiexec -n P fastgrad train`` does) each rank trains a replica
+    under :class:`~fastgrad.distributed.DistributedDataParallel` on ``batch_size / P`` rows of
+    every batch (a :class:`DistributedSampler` shares out each epoch's order): the result is a
+    single process's with the same ``batch_size`` up to float32 rounding, when the training
+    set (1438 rows) and its last batch divide evenly among the ranks. Rank 0 alone logs,
+    checkpoints and saves; the logged losses are the means over all ranks.
+
     Args:
-        epochs, hidden, lr, momentum, batch_size: the usual knobs.
+        epochs, hidden, lr, momentum: the usual knobs.
+        batch_size: the global batch: rows per step over all ranks together (a multiple of
+            the number of ranks).
         seed: seeds the weights, the shuffling and the train/test split.
         log: called with one line per epoch (``print`` by default; None for silence).
         monitor: attach a :class:`~fastgrad.diagnostics.GradientMonitor`: each verdict is
-            logged when it appears, and the monitor's summary at the end (after a resume, it
-            covers the resumed part only).
+            logged when it appears, and the monitor's summary at the end (its state is in
+            the checkpoint, so after a resume it covers the whole run).
         checkpoint: a file to checkpoint the run in (see :class:`Checkpointer`): every
             ``checkpoint_every`` steps, and at the end.
         checkpoint_every: steps between checkpoints; None: at the end of each epoch.
@@ -184,18 +240,30 @@ def train_digits(epochs=30, hidden=128, lr=0.05, momentum=0.9, batch_size=32, se
     if (resume or checkpoint_every is not None) and checkpoint is None:
         raise ValueError("resume and checkpoint_every need a checkpoint path, got "
                          "checkpoint=None")
+    group = distributed._world if distributed.is_initialized() else None
+    rank, ranks = (group.rank(), group.size()) if group is not None else (0, 1)
+    if batch_size % ranks:
+        raise ValueError(f"batch_size must be a multiple of the number of processes ({ranks}), "
+                         f"got {batch_size}")
+    if rank != 0:
+        log = None
     (x_train, y_train), (x_test, y_test) = data.load_digits(seed=seed)
     _random.manual_seed(seed)
     model = nn.Sequential(nn.Linear(64, hidden), nn.ReLU(), nn.Linear(hidden, 10))
     optimizer = optim.SGD(model.parameters(), lr=lr, momentum=momentum)
+    replica = distributed.DistributedDataParallel(model) if ranks > 1 else model
     criterion = nn.CrossEntropyLoss()
-    loader = data.DataLoader(data.TensorDataset(x_train, y_train), batch_size=batch_size,
-                             shuffle=True, generator=_random.Generator(seed))
+    dataset = data.TensorDataset(x_train, y_train)
+    sampler = DistributedSampler(dataset, num_replicas=ranks, rank=rank, seed=seed)
+    loader = data.DataLoader(dataset, batch_size=batch_size // ranks, sampler=sampler)
     settings = {"hidden": hidden, "lr": float(lr), "momentum": float(momentum),
                 "batch_size": batch_size, "seed": seed}
+    watcher = GradientMonitor(model, optimizer) if monitor else None
+    # the monitor after the model: restoring it reads the restored parameters
     checkpoints = None if checkpoint is None else Checkpointer(
         checkpoint, checkpoint_every or len(loader), model=model, optimizer=optimizer,
-        loader=loader)
+        loader=ShardedLoaderState(loader, sampler),
+        **({} if watcher is None else {"monitor": watcher}))
     history = {"loss": [], "grad_norm": [], "train_accuracy": [], "test_accuracy": []}
     first_epoch, step, losses, norms = 1, 0, [], []
     progress = checkpoints.restore(**settings) if resume else None
@@ -211,28 +279,35 @@ def train_digits(epochs=30, hidden=128, lr=0.05, momentum=0.9, batch_size=32, se
         checkpoints.save(**settings, epoch=epoch, step=step, history=history,
                          epoch_loss=losses, epoch_grad_norm=norms)
 
-    watcher = GradientMonitor(model, optimizer) if monitor else None
     started = time.perf_counter()
     for epoch in range(first_epoch, epochs + 1):
+        sampler.set_epoch(epoch)
         for x, y in loader:
-            loss = criterion(model(x), y)
-            value = loss.item()
+            loss = criterion(replica(x), y)
+            value = np.array([loss.item()])
+            # the mean loss over the ranks travels during the backward; every rank then
+            # takes the same decision on it
+            mean_loss = None if group is None else group.iallreduce(value)
+            optimizer.zero_grad()
+            loss.backward()
+            if mean_loss is not None:
+                mean_loss.wait()
+                value /= ranks
+            value = float(value[0])
             if not math.isfinite(value):
                 raise TrainingDiverged(f"loss is {value} at epoch {epoch}, step "
                                        f"{len(losses) + 1}: lower the learning rate or clip "
                                        "the gradients")
-            optimizer.zero_grad()
-            loss.backward()
             norms.append(optimizer.grad_norm())
             optimizer.step()
             losses.append(value)
             step += 1
-            if checkpoints is not None and checkpoints.due(step):
-                write_checkpoint(epoch)
-            if watcher is not None:
+            if watcher is not None:   # before the checkpoint, so that it holds this step
                 for verdict in watcher.step():
                     if log is not None:
                         log(f"epoch {epoch}, {verdict}")
+            if checkpoints is not None and checkpoints.due(step):
+                write_checkpoint(epoch)
         history["loss"].append(float(np.mean(losses)))
         history["grad_norm"].append(float(np.mean(norms)))
         history["train_accuracy"].append(accuracy(model, x_train, y_train))
@@ -246,12 +321,13 @@ def train_digits(epochs=30, hidden=128, lr=0.05, momentum=0.9, batch_size=32, se
                 f"{time.perf_counter() - started:.2f}s")
     if checkpoints is not None:
         write_checkpoint(epochs + 1)
-    if save is not None:
+    if save is not None and rank == 0:
         _save(model.state_dict(), save)
     history["seconds"] = time.perf_counter() - started
     if log is not None:
+        processes = f", {ranks} processes" if ranks > 1 else ""
         log(f"test accuracy {100 * history['test_accuracy'][-1]:.1f}% after {epochs} epochs "
-            f"in {history['seconds']:.1f} s (backend: {backends.current()})")
+            f"in {history['seconds']:.1f} s (backend: {backends.current()}{processes})")
     if watcher is not None:
         watcher.close()
         history["monitor"] = watcher

@@ -229,6 +229,19 @@ def test_train_digits_resumes_from_its_final_checkpoint_to_train_further(tmp_pat
     assert fg.load(path)["epoch"] == 4  # the next epoch to run
 
 
+def test_train_digits_with_a_monitor_reports_the_whole_run_after_a_resume(tmp_path):
+    path, options = tmp_path / "run.safetensors", dict(hidden=8, batch_size=128, log=None,
+                                                       monitor=True)
+    straight = train_digits(epochs=3, **options)["monitor"]
+    train_digits(epochs=2, checkpoint=path, **options)
+    resumed = train_digits(epochs=3, checkpoint=path, resume=True, **options)["monitor"]
+    assert resumed.summary() == straight.summary()
+    a, b = straight.history(), resumed.history()
+    assert len(a["step"]) == 3 * 12  # 1437 training rows, 128 per step, last batch kept
+    for key in ("step", "grad_norm", "param_norm", "update_ratio", "global_norm"):
+        assert np.array_equal(a[key], b[key]), key
+
+
 def test_train_digits_refuses_a_checkpoint_of_other_settings(tmp_path):
     path = tmp_path / "run.safetensors"
     train_digits(epochs=2, hidden=8, batch_size=128, checkpoint=path, log=None)

@@ -12,7 +12,7 @@ from .linear import Linear
 from .loss import (BCELoss, BCEWithLogitsLoss, CrossEntropyLoss, HuberLoss, KLDivLoss, L1Loss,
                    MSELoss, NLLLoss, SmoothL1Loss)
 from .module import Module, Parameter
-from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm
+from .normalization import BatchNorm1d, BatchNorm2d, LayerNorm, SyncBatchNorm
 from .pooling import AdaptiveAvgPool2d, AdaptiveMaxPool2d, AvgPool2d, MaxPool2d
 from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .residual import Residual
@@ -21,7 +21,7 @@ from .sparse import Embedding
 __all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "Linear", "ReLU",
            "Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", "Softplus", "Identity", "Flatten",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "Residual", "RNNCell", "RNN", "LSTMCell",
-           "LSTM", "GRUCell", "GRU", "MSELoss", "L1Loss",
+           "LSTM", "GRUCell", "GRU", "MSELoss", "L1Loss", "SyncBatchNorm",
            "HuberLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
            "ModuleList", "ModuleDict", "ParameterList", "ParameterDict", "Hardtanh", "ReLU6",
            "SiLU", "Mish", "Softmax", "LogSoftmax", "Softmax2d", "Unflatten",

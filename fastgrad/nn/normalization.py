@@ -1,9 +1,11 @@
 """Batch and layer normalisation layers."""
+import math
 import numbers
 
 import numpy as np
 
 from .._checks import check_dtype, check_tensor, real
+from ..autograd import Function
 from ..tensor import Tensor
 from . import functional as F
 from . import init
@@ -137,6 +139,163 @@ class BatchNorm2d(_BatchNorm):
     def _check_input_dim(self, input):
         if input.ndim != 4:
             raise ValueError(f"expected 4D input (got {input.ndim}D input)")
+
+
+class SyncBatchNorm(_BatchNorm):
+    """Batch normalisation whose training statistics cover the whole data-parallel batch: the
+    mean and variance over every process's batch (PyTorch's ``torch.nn.SyncBatchNorm``).
+
+    With :class:`~fastgrad.distributed.DistributedDataParallel` each process normalises its
+    own batch; a plain :class:`BatchNorm1d`/:class:`BatchNorm2d` then uses per-process
+    statistics (PyTorch's default too), which differ from one process's batch to the next
+    and are noisy for small per-process batches. This layer all-gathers each process's count,
+    mean and sum of squared deviations in training, combines them in rank order (Chan et
+    al.'s pairwise update, in float64: the same statistics on every rank), and in the
+    backward all-reduces the two per-channel sums the input gradient needs, so that the
+    result is the gradient of batch normalisation over the concatenated batch. The running
+    statistics get the global mean and unbiased variance. Evaluation mode, and a world of one
+    process, are exactly :class:`BatchNorm1d`'s computation.
+
+    Args:
+        num_features, eps, momentum, affine, track_running_stats, dtype: as
+            :class:`BatchNorm1d`.
+        process_group: the :class:`~fastgrad.distributed.ProcessGroup` to synchronise over
+            (None: the default group when it is initialised, else none).
+
+    Shape:
+        input (N, C, *): any rank from 2; output the same. Ranks may have different N.
+
+    PyTorch's SyncBatchNorm runs on GPUs only; this one runs on the CPU, over MPI.
+    """
+
+    def __init__(self, num_features, eps=1e-5, momentum=0.1, affine=True,
+                 track_running_stats=True, process_group=None, dtype=None):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, dtype)
+        self.process_group = process_group
+
+    def _check_input_dim(self, input):
+        if input.ndim < 2:
+            raise ValueError(f"expected at least 2D input (got {input.ndim}D input)")
+
+    def _group(self):
+        """The group to synchronise over, or None for a world of one."""
+        group = self.process_group
+        if group is None:
+            from .. import distributed
+            group = distributed._world
+        return group if group is not None and group.size() > 1 else None
+
+    def forward(self, input):
+        group = self._group() if self.training else None
+        if group is None:
+            return super().forward(input)
+        check_tensor(input, "input")
+        self._check_input_dim(input)
+        if input.shape[1] != self.num_features:
+            raise RuntimeError(f"SyncBatchNorm: input of shape {input.shape} has "
+                               f"{input.shape[1]} channels (dim 1), expected num_features="
+                               f"{self.num_features}")
+        for name in ("weight", "running_mean"):
+            value = getattr(self, name)
+            if value is not None and value.dtype != input.dtype:
+                raise RuntimeError(f"SyncBatchNorm: {name} and input must have the same dtype, "
+                                   f"got {name} {value.dtype} and input {input.dtype}")
+        out, mean, var, count = _SyncBatchNormTraining.apply(input, self.weight, self.bias,
+                                                             self.eps, group)
+        if self.track_running_stats:
+            seen = int(self.num_batches_tracked) + 1
+            momentum = 1.0 / seen if self.momentum is None else self.momentum
+            F._update_running_stats(self.running_mean, self.running_var, mean._data, var._data,
+                                    momentum, int(count.item()))
+            self.num_batches_tracked.fill_(seen)
+        return out
+
+    @classmethod
+    def convert_sync_batchnorm(cls, module, process_group=None):
+        """``module`` with every BatchNorm layer in it replaced by a SyncBatchNorm that takes
+        over its parameters, buffers and mode (``module`` itself when it is one).
+
+        Args:
+            module: a Module.
+            process_group: the group for the new layers (None: the default group).
+        """
+        if isinstance(module, _BatchNorm) and not isinstance(module, SyncBatchNorm):
+            # the new layer's own tensors are replaced by the old layer's just below
+            converted = cls(module.num_features, module.eps, module.momentum, module.affine,
+                            module.track_running_stats, process_group)
+            if module.affine:
+                converted.weight, converted.bias = module.weight, module.bias
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                setattr(converted, name, getattr(module, name))
+            converted.train(module.training)
+            return converted
+        for name, child in list(module.named_children()):
+            replacement = cls.convert_sync_batchnorm(child, process_group)
+            if replacement is not child:
+                # in place in the registry, keeping the children's order (and a Sequential's
+                # indices); setattr would move the child to the end
+                module._modules[name] = replacement
+        return module
+
+
+class _SyncBatchNormTraining(Function):
+    """Training-mode batch normalisation of (N, C, *) with statistics over every rank of
+    ``group``. Extra outputs (no gradient flows back through them): the global mean, biased
+    variance and value count per channel, for the running statistics."""
+
+    def forward(self, x, weight, bias, eps, group):
+        self.shape, channels = x.shape, x.shape[1]
+        x3 = x.reshape(x.shape[0], channels, math.prod(x.shape[2:]))
+        count = x3.shape[0] * x3.shape[2]
+        local = np.zeros(1 + 2 * channels, np.float64)
+        local[0] = count
+        if count:
+            mean = x3.mean(axis=(0, 2), dtype=np.float64)
+            local[1:1 + channels] = mean
+            # sum of squared deviations from the local mean: no E[x^2] - E[x]^2 cancellation
+            local[1 + channels:] = np.square(x3 - mean[:, None]).sum(axis=(0, 2))
+        total, mean, m2 = 0.0, np.zeros(channels), np.zeros(channels)
+        for row in group.allgather(local):  # in rank order: the same sums on every rank
+            rank_count, rank_mean, rank_m2 = row[0], row[1:1 + channels], row[1 + channels:]
+            if rank_count == 0:
+                continue
+            merged = total + rank_count
+            delta = rank_mean - mean
+            mean = mean + delta * (rank_count / merged)
+            m2 = m2 + rank_m2 + delta * delta * (total * rank_count / merged)
+            total = merged
+        if total <= 1:
+            raise ValueError(f"Expected more than 1 value per channel when training, got "
+                             f"{int(total)} over all ranks (input size {x.shape} here)")
+        var = m2 / total
+        invstd = 1.0 / np.sqrt(var + eps)
+        xhat = (x3 - mean[:, None]) * invstd[:, None]
+        out = xhat * (1.0 if weight is None else weight[:, None]) \
+            + (0.0 if bias is None else bias[:, None])
+        self.xhat, self.invstd, self.weight, self.total, self.group = \
+            xhat, invstd, weight, total, group
+        return (out.astype(x.dtype).reshape(self.shape), mean, var,
+                np.array(total, np.float64))
+
+    def backward(self, grad_out, grad_mean, grad_var, grad_count):
+        needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
+        xhat, channels = self.xhat, self.xhat.shape[1]
+        dy = grad_out.reshape(xhat.shape)
+        sums = np.empty(2 * channels, np.float64)
+        sums[:channels] = dy.sum(axis=(0, 2), dtype=np.float64)
+        sums[channels:] = (dy * xhat).sum(axis=(0, 2))
+        dtype = grad_out.dtype
+        grad_weight = sums[channels:].astype(dtype) if needs_weight else None
+        grad_bias = sums[:channels].astype(dtype) if needs_bias else None
+        # the input gradient needs both sums over the whole batch: every rank reduces them
+        self.group.allreduce(sums)
+        grad_x = None
+        if needs_x:
+            scale = self.invstd * (1.0 if self.weight is None else self.weight)
+            grad_x = (dy - (sums[:channels] / self.total)[:, None]
+                      - xhat * (sums[channels:] / self.total)[:, None]) * scale[:, None]
+            grad_x = grad_x.astype(dtype).reshape(self.shape)
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 class LayerNorm(Module):

@@ -16,6 +16,7 @@ from .dataset import IterableDataset
 from .dataset import Subset
 from .dataset import TensorDataset
 from .dataset import random_split
+from .distributed import DistributedSampler
 from .sampler import BatchSampler
 from .sampler import RandomSampler
 from .sampler import Sampler
@@ -26,6 +27,6 @@ from .sampler import WeightedRandomSampler
 __all__ = [
     "Dataset", "IterableDataset", "TensorDataset", "ConcatDataset", "ChainDataset", "Subset",
     "random_split", "Sampler", "SequentialSampler", "RandomSampler", "SubsetRandomSampler",
-    "WeightedRandomSampler", "BatchSampler", "DataLoader", "default_collate",
+    "WeightedRandomSampler", "BatchSampler", "DistributedSampler", "DataLoader", "default_collate",
     "default_convert", "get_worker_info",
 ]
