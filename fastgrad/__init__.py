@@ -38,7 +38,7 @@ __version__ = "0.1.0"
 
 #: Submodules imported on first access (``fastgrad.diagnostics``), so ``import fastgrad``
 #: does not pay for what a run may never use.
-_LAZY = ("diagnostics", "distributed")
+_LAZY = ("diagnostics", "distributed", "models")
 
 
 def __getattr__(name):
@@ -48,7 +48,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'fastgrad' has no attribute {name!r}")
 
 __all__ = [
-    "autograd", "backends", "cuda", "data", "diagnostics", "linalg", "nn", "optim", "runtime",
+    "autograd", "backends", "cuda", "data", "diagnostics", "distributed", "linalg", "models",
+    "nn", "optim", "runtime",
     "utils",
     "save", "load", "export",
     "Tensor", "tensor", "from_numpy", "is_tensor", "is_floating_point", "numel",
