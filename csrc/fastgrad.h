@@ -333,7 +333,12 @@ void fg_lstm_cell_bwd_f64(const double *grad_h, const double *grad_c, const doub
  * padding, which no kernel reads (zeros for a convolution, never the maximum of a max
  * pooling). Every kernel takes any out_height and out_width (each access is checked against
  * the image) and returns FG_ERR_GEOMETRY, with nothing written, for a window outside these
- * rules: sizes >= 0, kernel sizes, strides and dilations >= 1, paddings >= 0. */
+ * rules: sizes >= 0, kernel sizes, strides and dilations >= 1, paddings >= 0.
+ * pad_h and pad_w are the top and left padding; the bottom and right padding is what the
+ * output size implies, so an asymmetric one is an out_height (out_width) counted with it:
+ * (height + top + bottom - dil_h (kernel_h - 1) - 1) / stride_h + 1. That is how a C caller
+ * runs padding "same" with an even dil (kernel - 1) (PyTorch's odd padding at the bottom and
+ * right) and a pooling's ceil_mode (the caller's rounded-up count of windows). */
 typedef struct fg_window2d {
     int64_t batch, channels, height, width, out_height, out_width, kernel_h, kernel_w;
     int64_t stride_h, stride_w, pad_h, pad_w, dil_h, dil_w;
@@ -379,8 +384,8 @@ int fg_conv2d_bwd_weight_f64(const double *grad_out, const double *x,
 
 /* Pooling, per (item, channel) plane, planes in parallel from parallel_min (elements of the
  * larger of x and out). out (batch, channels, out_height, out_width).
- * max_pool2d_fwd: out the window's maximum and indices (int64) its flat position h width + w
- * in the plane; ties keep the first in the order (p, q), a NaN is the maximum (the last NaN
+ * max_pool2d_fwd: out the window's maximum and indices (int64, not NULL: a caller that needs
+ * the maxima alone passes a scratch buffer) its flat position h width + w in the plane; ties keep the first in the order (p, q), a NaN is the maximum (the last NaN
  * of the window), as PyTorch; a window of padding only gives -inf at its first position
  * (PyTorch's). Returns FG_OK or FG_ERR_GEOMETRY. */
 int fg_max_pool2d_fwd_f32(const float *x, const fg_window2d *window, float *out,
@@ -412,6 +417,31 @@ int fg_avg_pool2d_bwd_f64(const double *grad_out, const fg_window2d *window,
                           int count_include_pad, int64_t divisor_override, double *grad_x,
                           int64_t parallel_min);
 /* cffi-end */
+
+/* ---- running a network exported by fastgrad.export from C ----
+ * The exported .safetensors file holds the weights (little-endian float32 or float64 after
+ * an 8-byte header length and a JSON header of dtype, shape and data_offsets per key) and,
+ * in the header's "__metadata__", the graph under "fastgrad.graph" (JSON; its node types are
+ * in fastgrad/runtime.py's docstring). Each node is a call of the kernels above on NCHW
+ * buffers, in the exported dtype:
+ *   conv2d       fg_conv2d_fwd_*: the weight and bias as stored (BatchNorm2d is already
+ *                folded into them); pad_h, pad_w the padding's first (top, left) entries,
+ *                out_height and out_width counted with both (see fg_window2d); a BLAS in
+ *                fg_blas unless depthwise
+ *   max_pool2d   fg_max_pool2d_fwd_*, out_height and out_width by PyTorch's rule
+ *                (fastgrad.backends.numpy_ref.conv_output_size, ceil_mode included)
+ *   avg_pool2d   fg_avg_pool2d_fwd_* with count_include_pad and divisor_override (0: none)
+ *   adaptive_avg_pool2d  to an output size dividing the input's (1 for global pooling):
+ *                fg_avg_pool2d_fwd_* with kernel = stride = input / output, no padding;
+ *                other sizes (overlapping windows) and adaptive_max_pool2d have no kernel
+ *   linear       fg_linear_fwd_* (FG_NONE, or the activation that follows fused)
+ *   relu, sigmoid, tanh  fg_activation_fwd_*; the other activations have no kernel
+ *   residual     the block's output, then fg_axpy_* (alpha 1) of the shortcut's (or input)
+ *   flatten      nothing: the buffer is already contiguous
+ *   batch_norm   (one not folded) x * scale + shift per channel of dimension 1: no kernel
+ *                (fg_batchnorm_fwd_* is the training-mode one)
+ * tests/test_export_conv.py generates such a program for an exported network and checks it
+ * against fastgrad.runtime. */
 
 #ifdef __cplusplus
 }

@@ -8,21 +8,29 @@ with NumPy: ``fastgrad/runtime.py`` is a single file that imports nothing else.
 
 The graph is built by walking the module tree, not by tracing, so what is exported is what
 the layers are, in evaluation mode: Dropout disappears, Identity too, each BatchNorm uses its
-running statistics and is folded into the Linear before it (``W' = s W``, ``b' = s (b - mean)
-+ beta`` with ``s = gamma / sqrt(var + eps)``, computed in float64) when that Linear's output
-is 2-D; otherwise it becomes a per-channel scale and shift. Supported modules: Sequential,
-Residual, Linear, BatchNorm1d, BatchNorm2d (with running statistics), Dropout, Identity,
-Flatten, ReLU, Sigmoid, Tanh, LeakyReLU, ELU, GELU, Softplus, LSTM and RNN (any number of
-layers, ``batch_first`` either way, zero initial states), and subclasses of these that do not
-override ``forward``. A Module with its own ``forward`` cannot be walked: compose the layers
-with Sequential and Residual instead.
+running statistics and is folded into the layer just before it (``W' = s W``, ``b' = s (b -
+mean) + beta`` with ``s = gamma / sqrt(var + eps)`` per output channel, computed in float64):
+into a Linear whose output is 2-D (BatchNorm1d over features) or a Conv2d whose output is 4-D
+(BatchNorm2d over channels); otherwise it stays a per-channel scale and shift. Supported
+modules: Sequential, Residual, Linear, Conv2d (any stride, padding including ``"same"`` and
+``"valid"``, dilation, groups, bias; zero padding), MaxPool2d and AdaptiveMaxPool2d (without
+``return_indices``), AvgPool2d, AdaptiveAvgPool2d, BatchNorm1d, BatchNorm2d (with running
+statistics), Dropout, Identity, Flatten, ReLU, Sigmoid, Tanh, LeakyReLU, ELU, GELU, Softplus,
+LSTM and RNN (any number of layers, ``batch_first`` either way, zero initial states),
+:class:`fastgrad.models.BasicBlock` (a residual node and a ReLU, or its layers alone with
+``residual=False``) and :class:`fastgrad.models.ResNet` (its forward's ``flatten(x, 1)`` a
+flatten node), and subclasses of these that do not override ``forward``. A Module with its
+own ``forward`` cannot be walked: compose the layers with Sequential and Residual instead
+(and flatten with :class:`~fastgrad.nn.Flatten`, not :func:`fastgrad.flatten`).
 """
 import json
+import sys
 
 import numpy as np
 
 from . import autograd
-from .nn import activation, container, dropout, linear, normalization, recurrent, residual
+from .nn import (activation, container, conv, dropout, linear, normalization, pooling,
+                 recurrent, residual)
 from .nn.module import Module
 from .runtime import GRAPH_KEY, Model, relative_error, tolerance
 from .serialization import write_safetensors
@@ -37,9 +45,15 @@ _ACTIVATIONS = {
     activation.ELU: ("elu", ("alpha",)), activation.GELU: ("gelu", ("approximate",)),
     activation.Softplus: ("softplus", ("beta", "threshold")),
 }
-_SUPPORTED = (container.Sequential, residual.Residual, linear.Linear, normalization.BatchNorm1d,
-              normalization.BatchNorm2d, dropout.Dropout, activation.Identity,
-              activation.Flatten, recurrent.LSTM, recurrent.RNN, *_ACTIVATIONS)
+_POOLS = {pooling.MaxPool2d: "max_pool2d", pooling.AvgPool2d: "avg_pool2d",
+          pooling.AdaptiveAvgPool2d: "adaptive_avg_pool2d",
+          pooling.AdaptiveMaxPool2d: "adaptive_max_pool2d"}
+_SUPPORTED = (container.Sequential, residual.Residual, linear.Linear, conv.Conv2d, *_POOLS,
+              normalization.BatchNorm1d, normalization.BatchNorm2d, dropout.Dropout,
+              activation.Identity, activation.Flatten, recurrent.LSTM, recurrent.RNN,
+              *_ACTIVATIONS)
+#: The output rank at which a BatchNorm folds into the layer before it, by that layer's op.
+_FOLDS_AT = {"linear": 2, "conv2d": 4}
 
 
 def _label(name):
@@ -50,16 +64,31 @@ def _join(prefix, name):
     return f"{prefix}.{name}" if prefix else name
 
 
+def _model_walks():
+    """The walks of :mod:`fastgrad.models`' networks (whose forwards are written out), by
+    class: looked up, not imported, so that export works without that module and does not
+    load it; none while nothing has imported it (then no module can be one)."""
+    models = sys.modules.get("fastgrad.models")
+    walks = {}
+    for class_name, walk in (("BasicBlock", _walk_basic_block), ("ResNet", _walk_resnet)):
+        cls = getattr(models, class_name, None)
+        if cls is not None:
+            walks[cls] = walk
+    return walks
+
+
 def _kind(module, name):
     """The supported class ``module`` behaves as, or a TypeError naming it."""
+    walks = _model_walks()
     for base in type(module).__mro__:
-        if base in _SUPPORTED:
+        if base in _SUPPORTED or base in walks:
             if type(module).forward is not base.forward:
                 raise TypeError(f"export: {_label(name)} ({type(module).__name__}) overrides "
                                 f"{base.__name__}.forward, which export cannot follow (it "
                                 "walks the module tree, it does not trace)")
             return base
-    supported = ", ".join(sorted(cls.__name__ for cls in _SUPPORTED))
+    supported = ", ".join(sorted([cls.__name__ for cls in _SUPPORTED]
+                                + ["BasicBlock", "ResNet"]))
     raise TypeError(f"export: {_label(name)} of type {type(module).__name__} is not supported "
                     f"(supported: {supported}; compose them with Sequential and Residual "
                     "instead of a custom forward)")
@@ -70,17 +99,19 @@ def _sequence(nodes, name):
 
 
 def _fold(nodes):
-    """Fold each foldable batch_norm node into the linear node just before it."""
+    """Fold each batch_norm node into the linear or conv2d node just before it when it
+    normalises that layer's output channels: a linear's 2-D output, a conv2d's 4-D one."""
     folded = []
     for node in nodes:
         previous = folded[-1] if folded else None
-        if node["op"] == "batch_norm" and node["foldable"] and previous is not None \
-                and previous["op"] == "linear" \
+        if node["op"] == "batch_norm" and previous is not None \
+                and _FOLDS_AT.get(previous["op"]) == node["ndim"] \
                 and previous["weight"].shape[0] == node["scale"].shape[0]:
             scale, shift = node["scale"], node["shift"]
             weight = previous["weight"]
             bias = np.zeros(weight.shape[0]) if previous["bias"] is None else previous["bias"]
-            previous["weight"] = (scale[:, None] * weight.astype(np.float64)).astype(weight.dtype)
+            scale_rows = scale.reshape((-1,) + (1,) * (weight.ndim - 1))
+            previous["weight"] = (scale_rows * weight.astype(np.float64)).astype(weight.dtype)
             previous["bias"] = (scale * bias.astype(np.float64) + shift).astype(weight.dtype)
             previous["folded"] = node["name"]
         else:
@@ -88,16 +119,86 @@ def _fold(nodes):
     return folded
 
 
+def _pair(value):
+    """A pooling or convolution argument (an int or a pair) as a list of two ints."""
+    return [int(v) for v in value] if isinstance(value, (tuple, list)) else [int(value)] * 2
+
+
+def _conv_padding(module):
+    """A Conv2d's zero padding as ``[[top, bottom], [left, right]]``: ``"valid"`` none,
+    ``"same"`` ``dilation (kernel - 1)`` in all with the odd one at the bottom and right, as
+    PyTorch pads."""
+    if module.padding == "valid":
+        return [[0, 0], [0, 0]]
+    if module.padding == "same":
+        totals = [d * (k - 1) for k, d in zip(module.kernel_size, module.dilation)]
+        return [[t // 2, t - t // 2] for t in totals]
+    return [[p, p] for p in module.padding]
+
+
+def _pool_node(module, kind, name):
+    """The graph node of a pooling layer, its geometry as lists of two ints (an empty
+    stride is the window, as in the layer; None in an adaptive size is kept, as null)."""
+    node = {"op": _POOLS[kind], "name": name}
+    if kind in (pooling.AdaptiveAvgPool2d, pooling.AdaptiveMaxPool2d):
+        size = module.output_size
+        size = list(size) if isinstance(size, (tuple, list)) else [size] * 2
+        node["output_size"] = [None if s is None else int(s) for s in size]
+        return node
+    node.update(kernel_size=_pair(module.kernel_size),
+                stride=_pair(module.stride or module.kernel_size),
+                padding=_pair(module.padding), ceil_mode=bool(module.ceil_mode))
+    if kind is pooling.MaxPool2d:
+        node["dilation"] = _pair(module.dilation)
+    else:
+        node.update(count_include_pad=bool(module.count_include_pad),
+                    divisor_override=None if module.divisor_override is None
+                    else int(module.divisor_override))
+    return node
+
+
+def _walk_layers(children, prefix, x):
+    """The nodes of ``children`` (name, module) applied in order, folded, and the output."""
+    nodes = []
+    for child_name, child in children:
+        child_nodes, x = _walk(child, _join(prefix, child_name), x)
+        nodes.extend(child_nodes)
+    return _fold(nodes), x
+
+
+def _walk_basic_block(module, name, x):
+    """A BasicBlock, following its forward ``relu(bn2(conv2(relu(bn1(conv1(x))))) +
+    shortcut(x))``: a residual node (its shortcut ``downsample``, or the identity) and the
+    ReLU; with ``residual=False``, the layers alone."""
+    layers = [(attribute, getattr(module, attribute))
+              for attribute in ("conv1", "bn1", "relu", "conv2", "bn2")]
+    block, out = _walk_layers(layers, name, x)
+    if module.residual:
+        shortcut, skip = None, x
+        if module.downsample is not None:
+            nodes, skip = _walk(module.downsample, _join(name, "downsample"), x)
+            shortcut = _sequence(nodes, _join(name, "downsample"))
+        block, out = [{"op": "residual", "name": name, "block": _sequence(block, name),
+                       "shortcut": shortcut}], out + skip
+    nodes, out = _walk(module.relu, _join(name, "relu"), out)
+    return block + nodes, out
+
+
+def _walk_resnet(module, name, x):
+    """A ResNet as its forward: the stem, the three stages, the pooling, ``flatten(x, 1)``
+    (a flatten node) and the classifier."""
+    layers = [(attribute, getattr(module, attribute)) for attribute in (
+        "conv1", "bn1", "relu", "layer1", "layer2", "layer3", "avgpool")]
+    return _walk_layers(layers + [("flatten", activation.Flatten(1)), ("fc", module.fc)],
+                        name, x)
+
+
 def _walk(module, name, x):
     """The graph nodes of ``module`` (a list: a Sequential's layers are spliced into its
     parent's) and its output on ``x``, computed layer by layer in evaluation mode."""
     kind = _kind(module, name)
     if kind is container.Sequential:
-        nodes = []
-        for child_name, child in module.named_children():
-            child_nodes, x = _walk(child, _join(name, child_name), x)
-            nodes.extend(child_nodes)
-        return _fold(nodes), x
+        return _walk_layers(module.named_children(), name, x)
     if kind is residual.Residual:
         block, out = _walk(module.block, _join(name, "block"), x)
         shortcut, skip = None, x
@@ -106,13 +207,26 @@ def _walk(module, name, x):
             shortcut = _sequence(nodes, _join(name, "shortcut"))
         return [{"op": "residual", "name": name, "block": _sequence(block, _join(name, "block")),
                  "shortcut": shortcut}], out + skip
+    walk = _model_walks().get(kind)
+    if walk is not None:
+        return walk(module, name, x)
     if kind in (dropout.Dropout, activation.Identity):
         return [], x
+    if kind in (pooling.MaxPool2d, pooling.AdaptiveMaxPool2d) and module.return_indices:
+        raise TypeError(f"export: {_label(name)} ({type(module).__name__}) has "
+                        "return_indices=True; the runtime's layers pass one array on")
     y = module(x)
-    if kind is linear.Linear:
+    if kind in (linear.Linear, conv.Conv2d):
         bias = None if module.bias is None else module.bias.numpy().copy()
-        return [{"op": "linear", "name": name, "weight": module.weight.numpy().copy(),
-                 "bias": bias}], y
+        node = {"op": "linear", "name": name, "weight": module.weight.numpy().copy(),
+                "bias": bias}
+        if kind is conv.Conv2d:
+            node.update(op="conv2d", stride=list(module.stride),
+                        padding=_conv_padding(module), dilation=list(module.dilation),
+                        groups=module.groups)
+        return [node], y
+    if kind in _POOLS:
+        return [_pool_node(module, kind, name)], y
     if kind in (normalization.BatchNorm1d, normalization.BatchNorm2d):
         if module.running_mean is None or module.running_var is None:
             raise TypeError(f"export: {_label(name)} ({type(module).__name__}) has no running "
@@ -126,7 +240,7 @@ def _walk(module, name, x):
             scale = scale * module.weight.numpy()
             shift = shift * module.weight.numpy() + module.bias.numpy()
         return [{"op": "batch_norm", "name": name, "scale": scale, "shift": shift,
-                 "dtype": y.dtype, "foldable": x.ndim == 2}], y
+                 "dtype": y.dtype, "ndim": x.ndim}], y
     if kind is activation.Flatten:
         return [{"op": "flatten", "name": name, "start_dim": module.start_dim,
                  "end_dim": module.end_dim}], y
@@ -162,13 +276,13 @@ class _Weights:
     def node(self, node):
         """``node`` as JSON: arrays replaced by their keys, export-only fields dropped."""
         op, name = node["op"], node["name"]
-        out = {k: v for k, v in node.items() if k not in ("foldable", "dtype")}
+        out = {k: v for k, v in node.items() if k not in ("ndim", "dtype")}
         if op == "sequential":
             out["layers"] = [self.node(layer) for layer in node["layers"]]
         elif op == "residual":
             out["block"] = self.node(node["block"])
             out["shortcut"] = None if node["shortcut"] is None else self.node(node["shortcut"])
-        elif op == "linear":
+        elif op in ("linear", "conv2d"):
             out["weight"] = self.add(_join(name, "weight"), node["weight"])
             out["bias"] = None if node["bias"] is None else \
                 self.add(_join(name, "bias"), node["bias"])

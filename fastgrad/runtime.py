@@ -13,7 +13,9 @@ model's layers and the keys of an example input with its expected output; :func:
 verifies the file's checksum, checks the graph and, by default, runs the example and compares
 (:meth:`Model.self_test`). The model computes in the dtype it was exported in, in evaluation
 mode (Dropout is gone, BatchNorm uses its running statistics, folded into the preceding Linear
-where there is one).
+or Conv2d where there is one). Convolutions and poolings run as views of every window
+(``numpy.lib.stride_tricks.sliding_window_view``), a convolution's copied once into columns
+for one batched matrix product over its groups.
 
 The module also holds fastgrad's one safetensors reader, :func:`read_safetensors`, which
 :func:`fastgrad.load` uses too: a weights file is parsed and validated in one place.
@@ -21,19 +23,36 @@ The module also holds fastgrad's one safetensors reader, :func:`read_safetensors
 Graph nodes (JSON objects, ``"op"`` says which; ``"name"`` is the module's path in the
 exported model, for messages):
 
-==============  =======================================================================
-``sequential``  ``layers``: a list of nodes applied in order
-``residual``    ``block`` and ``shortcut`` (a node, or null for the identity): their sum
-``linear``      ``weight`` (out, in) and ``bias`` (out,) or null: ``x @ weight.T + bias``
-``batch_norm``  ``scale`` and ``shift`` (C,): ``x * scale + shift`` along dimension 1
-``flatten``     ``start_dim``, ``end_dim``
-``relu`` ...    ``sigmoid``, ``tanh``, ``leaky_relu`` (``negative_slope``), ``elu``
-                (``alpha``), ``gelu`` (``approximate``), ``softplus`` (``beta``, ``threshold``)
-``lstm``        ``input_size``, ``hidden_size``, ``num_layers``, ``batch_first``,
-                ``layers``: per layer ``[weight_ih, weight_hh, bias_ih, bias_hh]`` (biases may
-                be null); returns ``(output, (h_n, c_n))`` as PyTorch's LSTM
-``rnn``         the same with ``nonlinearity`` (``tanh``/``relu``); returns ``(output, h_n)``
-==============  =======================================================================
+=======================  ============================================================
+``sequential``           ``layers``: a list of nodes applied in order
+``residual``             ``block`` and ``shortcut`` (a node, or null for the identity): their
+                         sum
+``linear``               ``weight`` (out, in) and ``bias`` (out,) or null: ``x @ weight.T +
+                         bias``
+``batch_norm``           ``scale`` and ``shift`` (C,): ``x * scale + shift`` along dimension 1
+``conv2d``               ``weight`` (out, in / groups, kH, kW), ``bias`` (out,) or null,
+                         ``stride`` [sH, sW], ``padding`` [[top, bottom], [left, right]]
+                         (zeros; ``"same"`` resolved, its odd one at the bottom and right),
+                         ``dilation`` [dH, dW], ``groups``: PyTorch's conv2d of (N, C, H, W)
+                         or (C, H, W)
+``max_pool2d``           ``kernel_size``, ``stride``, ``padding`` (-inf, at most half the
+                         kernel) and ``dilation``, each [h, w]; ``ceil_mode``
+``avg_pool2d``           ``kernel_size``, ``stride``, ``padding`` (zeros), each [h, w];
+                         ``ceil_mode``, ``count_include_pad``, ``divisor_override`` (null or a
+                         non-zero int)
+``adaptive_avg_pool2d``  ``output_size`` [h, w] (a null keeps the input's): PyTorch's windows
+``adaptive_max_pool2d``  the same, the maximum of each window
+``flatten``              ``start_dim``, ``end_dim``
+``relu`` ...             ``sigmoid``, ``tanh``, ``leaky_relu`` (``negative_slope``), ``elu``
+                         (``alpha``), ``gelu`` (``approximate``), ``softplus`` (``beta``,
+                         ``threshold``)
+``lstm``                 ``input_size``, ``hidden_size``, ``num_layers``, ``batch_first``,
+                         ``layers``: per layer ``[weight_ih, weight_hh, bias_ih, bias_hh]``
+                         (biases may be null); returns ``(output, (h_n, c_n))`` as PyTorch's
+                         LSTM
+``rnn``                  the same with ``nonlinearity`` (``tanh``/``relu``); returns
+                         ``(output, h_n)``
+=======================  ============================================================
 
 Weights are referenced by their key in the safetensors file.
 """
@@ -303,6 +322,141 @@ def _flatten(x, start_dim, end_dim):
     return x.reshape(x.shape[:start] + (-1,) + x.shape[end + 1:])
 
 
+def _windows(x, kernel, stride, padding, dilation, fill):
+    """Every window of ``x`` (N, C, H, W), padded by ``padding`` ((top, bottom), (left,
+    right)) of ``fill``: a view (N, C, OH, OW, KH, KW) whose ``[n, c, i, j, p, q]`` is the
+    padded image's element at row ``i stride_h + p dilation_h`` and column likewise."""
+    padded = np.pad(x, ((0, 0), (0, 0)) + tuple(tuple(pair) for pair in padding),
+                    constant_values=fill)
+    spans = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
+    view = np.lib.stride_tricks.sliding_window_view(padded, spans, axis=(2, 3))
+    return view[:, :, ::stride[0], ::stride[1], ::dilation[0], ::dilation[1]]
+
+
+def _images(node, x, channels=None):
+    """``x`` as a batch of images (N, C, H, W) and whether it was one; a ValueError naming
+    the layer for another rank or channel count (None: any)."""
+    if x.ndim not in (3, 4) or channels is not None and x.shape[-3] != channels:
+        wanted = "C" if channels is None else channels
+        raise ValueError(f"{node['op']} {node['name']!r} expects input of shape (N, {wanted}, H, "
+                         f"W) or ({wanted}, H, W), got {x.shape}")
+    return (x, True) if x.ndim == 4 else (x[None], False)
+
+
+def _too_small(node, x, spans):
+    """A ValueError when the padded image of ``x`` is smaller than a window."""
+    padded = [x.shape[2 + axis] + sum(node["padding"][axis]) for axis in range(2)]
+    if any(size < span for size, span in zip(padded, spans)):
+        raise ValueError(f"{node['op']} {node['name']!r}: the padded input is "
+                         f"{padded[0]} x {padded[1]}, smaller than the window's "
+                         f"{spans[0]} x {spans[1]}")
+
+
+def _conv2d(node, weights, x):
+    """A 2-D convolution: im2col (a view of every window, copied once into columns) and one
+    batched matrix product over the groups."""
+    weight = weights[node["weight"]]
+    out_channels, group_channels, kernel_h, kernel_w = weight.shape
+    groups = node["groups"]
+    x, batched = _images(node, x, group_channels * groups)
+    _too_small(node, x, [d * (k - 1) + 1 for k, d in zip((kernel_h, kernel_w),
+                                                         node["dilation"])])
+    windows = _windows(x, (kernel_h, kernel_w), node["stride"], node["padding"],
+                       node["dilation"], 0)
+    n, _, out_h, out_w = windows.shape[:4]
+    # columns (N, groups, OH OW, C/groups KH KW), rows of the weight's (channel, p, q) order
+    columns = windows.reshape(n, groups, group_channels, out_h, out_w, kernel_h, kernel_w) \
+        .transpose(0, 1, 3, 4, 2, 5, 6).reshape(n, groups, out_h * out_w, -1)
+    products = columns @ weight.reshape(groups, out_channels // groups, -1).transpose(0, 2, 1)
+    out = products.transpose(0, 1, 3, 2).reshape(n, out_channels, out_h, out_w)
+    if node["bias"] is not None:
+        out += weights[node["bias"]][:, None, None]
+    return out if batched else out[0]
+
+
+def _pool_padding(node, x):
+    """The padding of a max or average pooling of ``x`` as ((top, bottom), (left, right))
+    and its output size: ``floor((size + 2 padding - dilation (kernel - 1) - 1) / stride) +
+    1``, or with ``ceil_mode`` rounded up (less the last window if it would start in the
+    right padding), the bottom and right padding then grown to hold the last window."""
+    dilation = node.get("dilation", [1, 1])
+    padding, size = [], []
+    for axis in range(2):
+        length, kernel, stride, pad = (x.shape[2 + axis], node["kernel_size"][axis],
+                                       node["stride"][axis], node["padding"][axis])
+        span = dilation[axis] * (kernel - 1) + 1
+        count = (length + 2 * pad - span) // stride + 1
+        if node["ceil_mode"]:
+            count = -(-(length + 2 * pad - span) // stride) + 1
+            if (count - 1) * stride >= length + pad:
+                count -= 1
+        if count < 1:
+            raise ValueError(f"{node['op']} {node['name']!r}: an input of {x.shape[2]} x "
+                             f"{x.shape[3]} is smaller than the window")
+        padding.append((pad, max(pad, (count - 1) * stride + span - length - pad)))
+        size.append(count)
+    return padding, size
+
+
+def _max_pool2d(node, x):
+    """Max pooling: the maximum of each window, padding -inf (never picked), NaN the
+    maximum as in PyTorch."""
+    x, batched = _images(node, x)
+    padding, (out_h, out_w) = _pool_padding(node, x)
+    windows = _windows(x, node["kernel_size"], node["stride"], padding, node["dilation"],
+                       -np.inf)[:, :, :out_h, :out_w]
+    out = windows.max(axis=(4, 5))
+    return out if batched else out[0]
+
+
+def _avg_divisors(node, height, width, out_size):
+    """(OH, OW) divisors of average pooling, PyTorch's rule: ``divisor_override`` if set;
+    with ``count_include_pad`` the window's size clipped to the padded image (ceil_mode's
+    last windows run past it); else its count of elements inside the image."""
+    if node["divisor_override"] is not None:
+        return np.full(out_size, node["divisor_override"])
+    lengths = []
+    for size, count, kernel, stride, pad in zip((height, width), out_size,
+                                                node["kernel_size"], node["stride"],
+                                                node["padding"]):
+        start = np.arange(count) * stride - pad
+        end = np.minimum(start + kernel, size + pad)
+        lengths.append(end - start if node["count_include_pad"]
+                       else np.minimum(end, size) - np.maximum(start, 0))
+    return np.outer(*lengths)
+
+
+def _avg_pool2d(node, x):
+    """Average pooling: each window's sum (zero padding) over its divisor."""
+    x, batched = _images(node, x)
+    padding, out_size = _pool_padding(node, x)
+    windows = _windows(x, node["kernel_size"], node["stride"], padding, [1, 1],
+                       0)[:, :, :out_size[0], :out_size[1]]
+    divisors = _avg_divisors(node, x.shape[2], x.shape[3], out_size)
+    out = (windows.sum(axis=(4, 5)) / divisors).astype(x.dtype, copy=False)
+    return out if batched else out[0]
+
+
+def _adaptive_pool2d(node, x):
+    """Adaptive average or max pooling: output (i, j) pools the input rows ``floor(i H /
+    OH)`` to ``ceil((i + 1) H / OH)`` (exclusive) and the columns likewise, PyTorch's
+    windows; a null output size keeps the input's."""
+    _images(node, x)
+    if 0 in x.shape[-3:]:
+        raise ValueError(f"{node['op']} {node['name']!r} expects non-empty channels, height "
+                         f"and width, got input of shape {x.shape}")
+    reduce = np.mean if node["op"] == "adaptive_avg_pool2d" else np.max
+    sizes = [x.shape[-2 + axis] if s is None else s
+             for axis, s in enumerate(node["output_size"])]
+    edges = [[((i * length) // count, -(-(i + 1) * length // count)) for i in range(count)]
+             for length, count in zip(x.shape[-2:], sizes)]
+    out = np.empty(x.shape[:-2] + tuple(sizes), x.dtype)
+    for i, (top, bottom) in enumerate(edges[0]):
+        for j, (left, right) in enumerate(edges[1]):
+            out[..., i, j] = reduce(x[..., top:bottom, left:right], axis=(-2, -1))
+    return out
+
+
 def _run(node, weights, x):
     """Evaluate graph node ``node`` on ``x``."""
     op = node["op"]
@@ -329,6 +483,14 @@ def _run(node, weights, x):
         if node["bias"] is not None:
             out += weights[node["bias"]]
         return out
+    if op == "conv2d":
+        return _conv2d(node, weights, x)
+    if op == "max_pool2d":
+        return _max_pool2d(node, x)
+    if op == "avg_pool2d":
+        return _avg_pool2d(node, x)
+    if op in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+        return _adaptive_pool2d(node, x)
     if op == "batch_norm":
         scale, shift = weights[node["scale"]], weights[node["shift"]]
         if x.ndim < 2 or x.shape[1] != scale.shape[0]:
@@ -350,6 +512,11 @@ def _run(node, weights, x):
 
 _OPTIONS = {"sequential": ("layers",), "residual": ("block", "shortcut"),
             "linear": ("weight", "bias"), "batch_norm": ("scale", "shift"),
+            "conv2d": ("weight", "bias", "stride", "padding", "dilation", "groups"),
+            "max_pool2d": ("kernel_size", "stride", "padding", "dilation", "ceil_mode"),
+            "avg_pool2d": ("kernel_size", "stride", "padding", "ceil_mode",
+                           "count_include_pad", "divisor_override"),
+            "adaptive_avg_pool2d": ("output_size",), "adaptive_max_pool2d": ("output_size",),
             "flatten": ("start_dim", "end_dim"),
             "lstm": ("input_size", "hidden_size", "num_layers", "batch_first", "layers"),
             "rnn": ("input_size", "hidden_size", "num_layers", "batch_first", "layers",
@@ -381,6 +548,21 @@ def _check_node(node, weights, problems):
         if not _is_int(value) or value < minimum:
             problems.append(f"node {name!r} ({op}) has {option}={value!r}")
 
+    def pair(option, minimum, nullable=False):
+        """A list of two ints >= ``minimum`` (or nulls), else a problem; whether it is."""
+        value = node[option]
+        if isinstance(value, list) and len(value) == 2 and all(
+                (v is None and nullable) or (_is_int(v) and v >= minimum) for v in value):
+            return True
+        problems.append(f"node {name!r} ({op}) has {option}={value!r}, expected two "
+                        f"integers >= {minimum}")
+        return False
+
+    def flag(option):
+        if not isinstance(node[option], bool):
+            problems.append(f"node {name!r} ({op}) has {option}={node[option]!r}, expected "
+                            "true or false")
+
     if op == "sequential":
         if not isinstance(node["layers"], list):
             problems.append(f"node {name!r} (sequential) needs a list of layers")
@@ -397,6 +579,26 @@ def _check_node(node, weights, problems):
     elif op == "batch_norm":
         weight(node["scale"], 1)
         weight(node["shift"], 1)
+    elif op == "conv2d":
+        _check_conv2d(node, weights, problems, weight, pair, integer)
+    elif op in ("max_pool2d", "avg_pool2d"):
+        kernel_ok = pair("kernel_size", 1)
+        pair("stride", 1)
+        if pair("padding", 0) and kernel_ok and any(
+                p > k // 2 for p, k in zip(node["padding"], node["kernel_size"])):
+            problems.append(f"node {name!r} ({op}) has padding={node['padding']}, more than "
+                            f"half its kernel_size={node['kernel_size']}")
+        flag("ceil_mode")
+        if op == "max_pool2d":
+            pair("dilation", 1)
+        else:
+            flag("count_include_pad")
+            divisor = node["divisor_override"]
+            if divisor is not None and (not _is_int(divisor) or divisor == 0):
+                problems.append(f"node {name!r} ({op}) has divisor_override={divisor!r}, "
+                                "expected null or a non-zero integer")
+    elif op in ("adaptive_avg_pool2d", "adaptive_max_pool2d"):
+        pair("output_size", 0, nullable=True)
     elif op == "flatten":
         integer("start_dim", -64)
         integer("end_dim", -64)
@@ -420,6 +622,34 @@ def _check_node(node, weights, problems):
         for option in _OPTIONS[op]:
             if isinstance(node[option], bool) or not isinstance(node[option], (int, float)):
                 problems.append(f"node {name!r} ({op}) has {option}={node[option]!r}")
+
+
+def _check_conv2d(node, weights, problems, weight, pair, integer):
+    """:func:`_check_node`'s checks of a conv2d node (its helpers passed in): the geometry,
+    then, when the weights are there, their shapes against each other and ``groups``."""
+    name, count = node["name"], len(problems)
+    weight(node["weight"], 4)
+    weight(node["bias"], 1, optional=True)
+    pair("stride", 1)
+    pair("dilation", 1)
+    integer("groups", 1)
+    padding = node["padding"]
+    if not isinstance(padding, list) or len(padding) != 2 or not all(
+            isinstance(side, list) and len(side) == 2
+            and all(_is_int(p) and p >= 0 for p in side) for side in padding):
+        problems.append(f"node {name!r} (conv2d) needs padding [[top, bottom], [left, right]], "
+                        f"got {padding!r}")
+    if len(problems) > count:
+        return
+    shape = weights[node["weight"]].shape
+    if shape[0] % node["groups"] or 0 in shape:
+        problems.append(f"node {name!r} (conv2d) has a weight of shape {shape}: expected "
+                        f"(out_channels, in_channels / groups, kH, kW), non-empty, "
+                        f"out_channels a multiple of groups={node['groups']}")
+    if node["bias"] is not None and weights[node["bias"]].shape != shape[:1]:
+        problems.append(f"node {name!r} (conv2d) has a bias of shape "
+                        f"{weights[node['bias']].shape} for a weight of shape {shape}: "
+                        f"expected ({shape[0]},)")
 
 
 def _structure(value, weights):

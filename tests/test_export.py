@@ -288,7 +288,7 @@ def test_runtime_refuses_tampered_weights_and_non_exports(tmp_path):
 @pytest.mark.parametrize("change, message", [
     (lambda g: g.update(version=99), "version 99"),
     (lambda g: g.update(dtype="object"), "dtype 'object'"),
-    (lambda g: g["root"]["layers"][0].update(op="conv2d"), "unknown node"),
+    (lambda g: g["root"]["layers"][0].update(op="conv3d"), "unknown node"),
     (lambda g: g["root"]["layers"][0].update(weight="nope"), "2-D floating weight 'nope'"),
     (lambda g: g["root"]["layers"][1].update(op="gelu", approximate="erf"), "approximate"),
     (lambda g: g["root"]["layers"][0].pop("bias"), "lacks"),
