@@ -10,6 +10,7 @@ import pytest
 import fastgrad as fg
 from fastgrad import data, nn, optim
 from fastgrad.diagnostics import GradientMonitor, Thresholds, Verdict
+from fastgrad.diagnostics import verdicts
 from fastgrad.diagnostics.verdicts import Checker, ModelTraits
 from fastgrad.tensor import Tensor
 
@@ -175,6 +176,37 @@ def test_dead_relu_units_are_flagged(digits):
     dead = [v for v in found if v.kind == "dead-units"]
     assert dead and dead[0].layers == ("1",) and dead[0].figure == 1.0
     assert "LeakyReLU" in dead[0].remedy
+
+
+def test_dead_units_of_a_convolution_are_its_channels(rng):
+    # one of four filters never fires: a quarter of the units dead (a unit is a channel, at
+    # every position, not the last axis of the image)
+    model = nn.Sequential(nn.Conv2d(1, 4, 3, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(4 * 36, 3))
+    nn.init.constant_(model[0].bias, 0.0)
+    with fg.no_grad():
+        model[0].bias[2] = -50.0
+    optimizer = optim.SGD(model.parameters(), lr=0.0)
+    monitor = GradientMonitor(model, optimizer, activations=True)
+    x = fg.tensor(rng.standard_normal((8, 1, 6, 6)).astype(np.float32))
+    optimizer.zero_grad()
+    nn.functional.cross_entropy(model(x), fg.tensor(np.arange(8) % 3)).backward()
+    optimizer.step()
+    monitor.step()
+    assert monitor.history()["activations"]["1"]["dead"][0] == 0.25
+
+
+def test_the_remedies_for_a_plain_cnn_name_convolution_remedies():
+    from fastgrad import models
+    traits = ModelTraits.of(models.plain_cnn(20, batch_norm=False))
+    assert traits.conv and traits.depth == 20 and not traits.residual
+    assert not traits.batchnorm and traits.init_gain == pytest.approx(math.sqrt(2), rel=0.2)
+    text = verdicts.remedy_vanishing(traits)
+    assert "nn.BatchNorm2d after each Conv2d" in text and "fastgrad.models.resnet" in text
+    assert "20 Conv2d and Linear layers deep" in text and "BatchNorm1d" not in text
+    residual = ModelTraits.of(models.resnet(8))
+    assert residual.residual and residual.batchnorm and "residual" not in \
+        verdicts.remedy_vanishing(residual)
 
 
 # -------------------------------------------------------------------- and those that do not

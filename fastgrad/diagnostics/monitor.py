@@ -324,7 +324,10 @@ class GradientMonitor:
                 saturated = np.count_nonzero((values < low + tol) | (values > high - tol)) \
                     / values.size
             if counts_dead and values.ndim >= 1:
-                units = values.reshape(-1, values.shape[-1])
+                # a unit is a feature (the last axis), or an image's channel (axis 1 of
+                # N, C, H, W: a convolution's unit is its filter, at every position)
+                axis = 1 if values.ndim == 4 else -1
+                units = np.moveaxis(values, axis, -1).reshape(-1, values.shape[axis])
                 dead = np.count_nonzero(~(units > 0).any(axis=0)) / units.shape[1]
             with np.errstate(invalid="ignore", over="ignore"):  # inf and NaN give NaN stats
                 mean = float(values.mean(dtype=np.float64))

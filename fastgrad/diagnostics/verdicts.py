@@ -172,13 +172,17 @@ class ModelTraits:
     lr: float = None
     gru: bool = False
     recurrent: tuple = ()
+    conv: bool = False
 
     @classmethod
     def of(cls, model, optimizer=None):
+        from .. import models   # the residual blocks of fastgrad's CNNs
         types = [type(m) for m in model.modules()]
-        linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
-        gains = [float(np.std(m.weight.numpy()) * math.sqrt(m.in_features))
-                 for m in linears if m.in_features > 0 and m.weight.numel() > 1]
+        # the layers with weights along the depth: Linear and Conv (fan-in for their gain)
+        layers = [(m, m.weight[0].numel()) for m in model.modules()
+                  if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
+        gains = [float(np.std(m.weight.numpy()) * math.sqrt(fan_in))
+                 for m, fan_in in layers if fan_in > 0 and m.weight.numel() > 1]
         names = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu",
                  nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.GELU: "gelu"}
         lr = None
@@ -192,10 +196,13 @@ class ModelTraits:
         return cls(activations={names[t] for t in types if t in names},
                    batchnorm=any(issubclass(t, nn.BatchNorm1d) or issubclass(t, nn.BatchNorm2d)
                                  for t in types),
-                   residual=nn.Residual in types, rnn=nn.RNN in types or nn.RNNCell in types,
-                   lstm=nn.LSTM in types or nn.LSTMCell in types, depth=len(linears),
+                   residual=nn.Residual in types or any(
+                       isinstance(m, models.BasicBlock) and m.residual for m in model.modules()),
+                   rnn=nn.RNN in types or nn.RNNCell in types,
+                   lstm=nn.LSTM in types or nn.LSTMCell in types, depth=len(layers),
                    init_gain=float(np.median(gains)) if gains else math.nan, lr=lr,
-                   gru=nn.GRU in types or nn.GRUCell in types, recurrent=recurrent)
+                   gru=nn.GRU in types or nn.GRUCell in types, recurrent=recurrent,
+                   conv=any(isinstance(m, (nn.Conv1d, nn.Conv2d)) for m, _ in layers))
 
 
 def _join(options):
@@ -219,19 +226,23 @@ def remedy_vanishing(traits):
     if traits.lstm:
         options.append("initialise the LSTM forget-gate biases to 1 (bias_ih_l0[H:2H]) so "
                        "the cell keeps its memory from the start")
+    layers = "Conv2d and Linear" if traits.conv else "Linear"
     if saturating and traits.depth > 1:
         names = " and ".join(f"nn.{'Sigmoid' if a == 'sigmoid' else 'Tanh'}"
                              for a in sorted(saturating))
         options.append(f"replace {names} by nn.ReLU with He initialisation "
                        "(nn.init.kaiming_normal_(layer.weight, nonlinearity='relu'))")
     elif traits.activations & {"relu", "leaky_relu"} and traits.init_gain < 1.0:
-        options.append(f"initialise the Linear weights with He initialisation "
+        options.append(f"initialise the {layers} weights with He initialisation "
                        f"(nn.init.kaiming_normal_, gain sqrt(2); now {traits.init_gain:.2f})")
     if not traits.batchnorm and traits.depth > 2:
-        options.append("add nn.BatchNorm1d after each Linear")
+        options.append("add nn.BatchNorm2d after each Conv2d" if traits.conv
+                       else "add nn.BatchNorm1d after each Linear")
     if not traits.residual and traits.depth > 4:
-        options.append(f"wrap blocks in nn.Residual so the gradient reaches the early layers "
-                       f"through identity paths ({traits.depth} Linear layers deep now)")
+        blocks = ("use residual blocks (fastgrad.models.resnet, or BasicBlock with "
+                  "residual=True)" if traits.conv else "wrap blocks in nn.Residual")
+        options.append(f"{blocks} so the gradient reaches the early layers through identity "
+                       f"paths ({traits.depth} {layers} layers deep now)")
     if not options:
         options.append("use fewer layers, or a larger learning rate for the early ones "
                        "(a parameter group)")
