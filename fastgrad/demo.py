@@ -1,9 +1,9 @@
 """The runners behind ``fastgrad diagnose`` and ``fastgrad demo``.
 
-:func:`run` trains one configurable network (an MLP on the shipped digits, or a recurrent
-network on the adding problem) for a fixed number of steps under a
+:func:`run` trains one configurable network (an MLP or a CNN on the shipped digits, or a
+recurrent network on the adding problem) for a fixed number of steps under a
 :class:`~fastgrad.diagnostics.GradientMonitor`; :func:`demo` runs the vanishing/exploding
-story as eight such runs with fixed seeds and tabulates what they measured.
+story as eleven such runs with fixed seeds and tabulates what they measured.
 """
 import dataclasses
 import math
@@ -14,6 +14,7 @@ import numpy as np
 
 from . import autograd
 from . import data
+from . import models
 from . import nn
 from . import optim
 from . import random as _random
@@ -41,11 +42,16 @@ class Config:
     Attributes:
         cell: None for an MLP on the digits; ``"rnn"`` or ``"lstm"`` for a recurrent network
             on the adding problem (sequence length ``length``).
-        depth: Linear layers of the MLP (input and output layers included), or recurrent
-            layers of the recurrent network.
-        width: hidden units per layer.
-        activation, init, batchnorm, residual: the MLP's design (``init`` also applies to
-            recurrent weights).
+        conv: True for a convolutional network on the digits as 1x8x8 images instead of the
+            MLP: a :class:`fastgrad.models.ResNet` (ReLU), plain unless ``residual``.
+        depth: Linear layers of the MLP (input and output layers included), layers with
+            weights of the CNN (6n + 2), or recurrent layers of the recurrent network.
+        width: hidden units per layer; the CNN's channels in its first stage (doubled in each
+            of the two others).
+        activation, init, batchnorm, residual: the MLP's or the CNN's design (BatchNorm1d or
+            BatchNorm2d; shortcuts around each block). ``init`` also applies to recurrent and
+            convolution weights; ``"default"`` is PyTorch's for the MLP and the recurrent
+            network, torchvision's for the CNN (He normal, fan_out).
         clip: clip the gradients to this global L2 norm before each step (None: no clipping).
         optimizer, lr, momentum: the optimiser (``lr`` None: its default; ``momentum`` for
             SGD only).
@@ -56,6 +62,7 @@ class Config:
     """
 
     cell: str = None
+    conv: bool = False
     depth: int = 20
     width: int = 64
     activation: str = "relu"
@@ -77,6 +84,9 @@ class Config:
     def __post_init__(self):
         if self.cell not in (None, "rnn", "lstm"):
             raise ValueError(f"cell must be 'rnn', 'lstm' or None, got {self.cell!r}")
+        if self.conv and self.cell:
+            raise ValueError(f"conv=True is a CNN on the digits: cell must be None, got "
+                             f"{self.cell!r}")
         if self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}, got "
                              f"{self.activation!r}")
@@ -91,6 +101,13 @@ class Config:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        if self.conv:
+            if self.depth < 8 or (self.depth - 2) % 6:
+                raise ValueError(f"the CNN's depth must be 6n + 2 (8, 14, 20, 32, ...), got "
+                                 f"{self.depth}")
+            if self.activation != "relu":
+                raise ValueError(f"the CNN's activation is ReLU: activation must be 'relu' "
+                                 f"with conv=True, got {self.activation!r}")
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
         if self.clip is not None and not self.clip > 0:
@@ -109,6 +126,12 @@ class Config:
         if self.cell:
             model = (f"{self.cell.upper()} x{self.depth}, {self.width} units, on the adding "
                      f"problem (T={self.length})")
+        elif self.conv:
+            kind = "ResNet" if self.residual else "plain CNN"
+            norm = ", BatchNorm2d" if self.batchnorm else ""
+            model = (f"{kind} of {self.depth} layers, {self.width}-{2 * self.width}-"
+                     f"{4 * self.width} channels, {self.init} init{norm}, on the digits as "
+                     f"1x8x8 images")
         else:
             extras = [e for e, on in (("BatchNorm", self.batchnorm),
                                       ("residual", self.residual)) if on]
@@ -152,6 +175,19 @@ class Result:
         finite = ratios[np.isfinite(ratios)]
         return float(np.median(finite)) if finite.size else math.nan
 
+    def time_ratio(self):
+        """``(ratio, horizon)`` of the first recurrent layer: medians over the last 10% of the
+        recorded steps of its ||dL/dh_1|| / ||dL/dh_T|| and of its effective horizon (the
+        steps back the gradient stays above ``thresholds.time_vanishing_ratio`` of its value
+        at T); ``(nan, nan)`` without recurrent layers."""
+        profiles = reports.time_profiles(self.monitor.history(),
+                                         self.monitor.thresholds.time_vanishing_ratio)
+        if not profiles:
+            return math.nan, math.nan
+        ratio, horizon, _ = next(iter(profiles.values()))
+        tail = slice(-max(1, len(ratio) // 10), None)
+        return reports.median(ratio[tail]), reports.median(horizon[tail])
+
     def max_norm(self):
         """The largest global gradient norm recorded (before clipping); inf or NaN if one
         was not finite."""
@@ -184,6 +220,10 @@ def build_model(config, in_features=64, classes=10):
     """The network a :class:`Config` describes, initialised as it says."""
     if config.cell:
         model = SequenceRegressor(config.cell, 2, config.width, config.depth)
+    elif config.conv:
+        model = models.ResNet(config.depth, 1, classes,
+                              widths=(config.width, 2 * config.width, 4 * config.width),
+                              residual=config.residual, batch_norm=config.batchnorm)
     else:
         activation = ACTIVATIONS[config.activation]
         layers = [nn.Linear(in_features, config.width)]
@@ -207,12 +247,13 @@ def build_model(config, in_features=64, classes=10):
 
 
 def _initialise(model, config):
-    """Xavier or He initialisation of every weight matrix, zero biases."""
+    """Xavier or He initialisation of every weight matrix and convolution kernel, zero
+    biases."""
     nonlinearity = "tanh" if config.cell else config.activation
     gain_name = nonlinearity if nonlinearity in ("sigmoid", "tanh", "relu", "leaky_relu") \
         else "relu"
     for name, param in model.named_parameters():
-        if param.ndim == 2:
+        if param.ndim >= 2:
             if config.init == "xavier":
                 nn.init.xavier_uniform_(param, gain=nn.init.calculate_gain(gain_name))
             else:
@@ -230,11 +271,15 @@ def _build_optimizer(config, params):
 
 
 def _data(config):
-    """``(train, test)``: each ``(x, y)`` NumPy arrays."""
+    """``(train, test)``: each ``(x, y)`` NumPy arrays; the digits as (N, 1, 8, 8) images for
+    the CNN."""
     if config.cell:
         return (data.adding_problem(ADDING_TRAIN, config.length, seed=config.seed),
                 data.adding_problem(ADDING_TEST, config.length, seed=config.seed + 1))
-    return data.load_digits(seed=config.seed)
+    train, test = data.load_digits(seed=config.seed)
+    if config.conv:
+        return tuple((x.reshape(-1, 1, 8, 8), y) for x, y in (train, test))
+    return train, test
 
 
 def _batches(x, y, config):
@@ -359,14 +404,19 @@ def evaluate(model, criterion, x, y, classify, batch_size=512):
 
 # ------------------------------------------------------------------------------------ demo
 def demo_configs(seed=0, scale=1.0):
-    """The demo's eight runs: four 20-layer MLPs on the digits (sigmoid at PyTorch's default
-    initialisation, then one remedy each), and a plain RNN and an LSTM on the adding problem,
-    each with and without clipping. ``scale`` (in (0, 1]) shortens them."""
+    """The demo's eleven runs: four 20-layer MLPs on the digits (sigmoid at PyTorch's default
+    initialisation, then one remedy each); the 20-layer plain CNN of He et al. on the digits
+    as images, then with shortcuts (a ResNet without BatchNorm) and with BatchNorm2d instead;
+    and a plain RNN and an LSTM on the adding problem, each with and without clipping.
+    ``scale`` (in (0, 1]) shortens them."""
     if not 0 < scale <= 1:
         raise ValueError(f"scale must be in (0, 1], got {scale!r}")
     steps = max(2, int(round(600 * scale)))
     mlp = dict(depth=20, width=64, optimizer="sgd", lr=0.01, momentum=0.9, steps=steps,
                batch_size=64, seed=seed)
+    # a third of the MLPs' steps: a CNN step costs about ten MLP steps, and 200 are enough
+    # for the remedies to pass 90% while the plain network is still at chance
+    cnn = dict(mlp, conv=True, width=16, steps=max(2, int(round(200 * scale))))
     rnn = dict(depth=1, width=32, length=max(4, int(round(30 * scale))), optimizer="adam",
                lr=0.03, steps=steps, batch_size=64, seed=seed)
     return [
@@ -374,6 +424,9 @@ def demo_configs(seed=0, scale=1.0):
         Config(activation="relu", init="he", label="ReLU + He init", **mlp),
         Config(activation="sigmoid", batchnorm=True, label="sigmoid + BatchNorm", **mlp),
         Config(activation="sigmoid", residual=True, label="sigmoid + residual", **mlp),
+        Config(label="plain CNN", **cnn),
+        Config(residual=True, label="CNN + residual", **cnn),
+        Config(batchnorm=True, label="CNN + BatchNorm2d", **cnn),
         Config(cell="rnn", label="RNN", **rnn),
         Config(cell="rnn", clip=1.0, label="RNN + clipping", **rnn),
         Config(cell="lstm", label="LSTM", **rnn),
@@ -408,32 +461,54 @@ def results_table(results):
     gradient norm and verdicts."""
     rows = []
     for r in results:
-        kinds = sorted({v.kind for v in r.monitor.verdicts},
-                       key=lambda k: reports.KINDS.index(k))
+        first = {}   # each kind's first verdict: a kind in time shows the steps it lasted
+        for verdict in r.monitor.verdicts:
+            first.setdefault(verdict.kind, verdict)
+        kinds = [f"{kind} (steps {first[kind].step}-{first[kind].last_step})"
+                 if kind.endswith("-in-time") else kind
+                 for kind in sorted(first, key=reports.KINDS.index)]
         test = reports.fmt(r.test_loss, ".3f") if math.isfinite(r.test_loss) else "diverged"
+        ratio, horizon = r.time_ratio()
         rows.append([r.config.label, r.config.task, reports.fmt(r.train_loss, ".3f"), test,
                      reports.fmt(r.accuracy, ".1%") if r.accuracy is not None else "-",
                      reports.fmt(r.depth_ratio(), ".1e"), reports.fmt(r.max_norm(), ".2g"),
+                     reports.fmt(ratio, ".1e") if math.isfinite(ratio) else "-",
+                     f"{horizon:.0f}/{r.config.length}" if math.isfinite(horizon) else "-",
                      ", ".join(kinds) or "-"])
     return reports.table(["variant", "task", "train loss", "test loss", "test acc",
-                          "grad ratio first/last", "max grad norm", "verdicts"], rows,
-                         "<<>>>>><")
+                          "grad ratio first/last", "max grad norm", "grad ratio h_1/h_T",
+                          "horizon", "verdicts"], rows, "<<>>>>>>><")
+
+
+def _depth_profiles(results, kind):
+    """Per run, the median gradient norm of each ``kind`` layer in forward order; projection
+    shortcuts are left out, so every variant has the same depth axis."""
+    profiles = []
+    for r in results:
+        grad = r.monitor.history()["grad_norm"]
+        layers = [j for j, (name, layer) in enumerate(zip(r.monitor.layer_names,
+                                                          r.monitor.layer_types))
+                  if layer == kind and "downsample" not in name]
+        profiles.append([reports.median(grad[:, j]) for j in layers])
+    return profiles
 
 
 def plot_demo(results, path):
-    """The demo's PNG: median gradient norm per layer against depth for the MLPs, and the
-    global gradient norm against step for the recurrent runs (log scales)."""
-    figure, (left, right) = reports.new_figure(width=12.0, height=4.6)
-    mlps = [r for r in results if not r.config.cell]
+    """The demo's PNG: median gradient norm per layer against depth for the MLPs and for the
+    CNNs, and the global gradient norm against step for the recurrent runs (log scales)."""
+    figure, (left, middle, right) = reports.new_figure(width=17.0, height=4.6, panels=3)
+    mlps = [r for r in results if not r.config.cell and not r.config.conv]
     if mlps:
-        profiles = []
-        for r in mlps:  # the Linear layers only, so every variant has the same depth axis
-            linear = [j for j, kind in enumerate(r.monitor.layer_types) if kind == "Linear"]
-            grad = r.monitor.history()["grad_norm"]
-            profiles.append([reports.median(grad[:, j]) for j in linear])
-        reports.plot_depth(left, profiles, [r.config.label for r in mlps],
+        reports.plot_depth(left, _depth_profiles(mlps, "Linear"),
+                           [r.config.label for r in mlps],
                            f"digits, {mlps[0].config.depth} Linear layers: median gradient norm",
                            xlabel="Linear layer (forward order)")
+    cnns = [r for r in results if r.config.conv]
+    if cnns:
+        reports.plot_depth(middle, _depth_profiles(cnns, "Conv2d"),
+                           [r.config.label for r in cnns],
+                           f"digits as images, {cnns[0].config.depth}-layer CNN: median "
+                           f"gradient norm", xlabel="Conv2d layer (forward order)")
     series = []
     for r in results:
         if r.config.cell:

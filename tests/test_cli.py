@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from fastgrad import cli
-from fastgrad.demo import Config, ProgressBar, demo_configs
+from fastgrad.demo import Config, ProgressBar, demo_configs, run
 
 PNG = b"\x89PNG\r\n\x1a\n"
 
@@ -79,7 +79,8 @@ def test_demo_prints_its_table_and_writes_its_png(tmp_path, capsys):
     assert cli.main(["demo", "--scale", "0.02", "--plot", str(path), "--no-progress"]) == 0
     out = capsys.readouterr().out
     for label in ("sigmoid, default init", "ReLU + He init", "sigmoid + BatchNorm",
-                  "sigmoid + residual", "RNN + clipping", "LSTM + clipping"):
+                  "sigmoid + residual", "plain CNN", "CNN + residual", "CNN + BatchNorm2d",
+                  "RNN + clipping", "LSTM + clipping"):
         assert label in out
     assert "grad ratio first/last" in out and "vanishing" in out
     assert path.read_bytes()[:8] == PNG
@@ -103,9 +104,30 @@ def test_demo_configs_are_the_published_story():
     configs = demo_configs()
     assert [c.label for c in configs] == [
         "sigmoid, default init", "ReLU + He init", "sigmoid + BatchNorm", "sigmoid + residual",
+        "plain CNN", "CNN + residual", "CNN + BatchNorm2d",
         "RNN", "RNN + clipping", "LSTM", "LSTM + clipping"]
-    assert all(c.depth == 20 and c.steps == 600 for c in configs[:4])
-    assert [c.clip for c in configs[4:]] == [None, 1.0, None, 1.0]
+    mlps = [c for c in configs if not c.cell and not c.conv]
+    assert len(mlps) == 4 and all(c.depth == 20 and c.steps == 600 for c in mlps)
+    cnns = [c for c in configs if c.conv]
+    assert all(c.depth == 20 and c.width == 16 and c.steps == 200 for c in cnns)
+    assert [(c.residual, c.batchnorm) for c in cnns] == [(False, False), (True, False),
+                                                         (False, True)]
+    assert [c.clip for c in configs if c.cell] == [None, 1.0, None, 1.0]
+
+
+def test_a_short_cnn_run_measures_its_convolutions():
+    """The demo's CNN rows on a few steps: the monitor sees the Conv2d layers in forward
+    order (stem first, fc last), and the run reports an accuracy on the digits."""
+    config = Config(conv=True, depth=8, width=4, residual=True, batchnorm=True, steps=3,
+                    batch_size=16, lr=0.01)
+    assert config.describe().startswith("ResNet of 8 layers, 4-8-16 channels, default init, "
+                                        "BatchNorm2d, on the digits as 1x8x8 images")
+    result = run(config)
+    types, names = result.monitor.layer_types, result.monitor.layer_names
+    assert names[0] == "conv1" and names[-1] == "fc"
+    assert types.count("Conv2d") == 7 + 2 and types.count("BatchNorm2d") == 7 + 2
+    assert result.steps == 3 and 0 <= result.accuracy <= 1
+    assert result.depth_ratio() > 0 and result.monitor.history()["grad_norm"].shape[0] == 3
 
 
 def test_config_rejects_unknown_names():
@@ -113,6 +135,46 @@ def test_config_rejects_unknown_names():
         Config(activation="swish")
     with pytest.raises(ValueError, match="cell must be"):
         Config(cell="gru")
+
+
+def test_demo_plot_gives_the_cnns_their_own_depth_panel(monkeypatch):
+    """Without matplotlib: plot_demo's middle panel gets the CNNs' Conv2d layers in forward
+    order, the projection shortcuts left out so plain and residual share the depth axis; the
+    left panel keeps the MLPs' Linear layers."""
+    from fastgrad import demo
+    from fastgrad.diagnostics import reports
+    drawn = {}
+
+    class Figure:
+        def tight_layout(self):
+            pass
+
+        def savefig(self, path, format):
+            drawn["saved"] = path
+
+    axes = ["left", "middle", "right"]
+    monkeypatch.setattr(reports, "new_figure", lambda **kwargs: (Figure(), axes))
+    monkeypatch.setattr(reports, "plot_depth", lambda axis, grad, labels, title, xlabel:
+                        drawn.update({axis: ([len(row) for row in grad], labels, xlabel)}))
+    monkeypatch.setattr(reports, "plot_steps", lambda axis, series, title: None)
+    common = dict(depth=8, width=4, steps=2, batch_size=16)
+    results = [run(Config(conv=True, label="plain", **common)),
+               run(Config(conv=True, residual=True, label="res", **common)),
+               run(Config(depth=3, width=8, steps=2, label="mlp"))]
+    demo.plot_demo(results, "demo.png")
+    assert drawn["middle"] == ([7, 7], ["plain", "res"], "Conv2d layer (forward order)")
+    assert drawn["left"] == ([3], ["mlp"], "Linear layer (forward order)")
+    assert drawn["saved"] == "demo.png"
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(depth=21), r"the CNN's depth must be 6n \+ 2 \(8, 14, 20, 32, ...\), got 21"),
+    (dict(activation="sigmoid"), "activation must be 'relu' with conv=True, got 'sigmoid'"),
+    (dict(cell="rnn"), "conv=True is a CNN on the digits: cell must be None, got 'rnn'"),
+])
+def test_config_rejects_a_cnn_it_cannot_build(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Config(conv=True, **kwargs)
 
 
 def test_progress_bar_draws_on_its_stream_only_when_enabled():
