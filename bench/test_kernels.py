@@ -39,6 +39,7 @@ import pytest
 
 from fastgrad import backends
 from fastgrad.backends import KERNELS
+from fastgrad.backends.numpy_ref import conv_output_size
 
 pytest.importorskip("pytest_benchmark")
 
@@ -423,6 +424,90 @@ def _torch_grad_window_mean(torch, total, grad, weight, factor):
     return run
 
 
+def _torch_conv2d_fwd(torch, x, weight, bias, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w,
+                      groups, out):
+    return lambda: {"out": torch.nn.functional.conv2d(
+        x, weight, bias, (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w), groups)}
+
+
+def _torch_conv2d_bwd(torch, grad_out, x, weight, geometry, mask):
+    """ATen's ``convolution_backward`` (what autograd runs for a conv2d) with ``mask`` naming
+    the gradients wanted (input, weight, bias)."""
+    stride, padding, dilation, groups = geometry
+    bias_sizes = [weight.shape[0]] if mask[2] else None
+    return lambda: torch.ops.aten.convolution_backward(
+        grad_out, x, weight, bias_sizes, stride, padding, dilation, False, [0, 0], groups, mask)
+
+
+def _torch_conv2d_bwd_input(torch, grad_out, weight, stride_h, stride_w, pad_h, pad_w, dil_h,
+                            dil_w, groups, grad_x):
+    run = _torch_conv2d_bwd(torch, grad_out, torch.empty_like(grad_x), weight, (
+        [stride_h, stride_w], [pad_h, pad_w], [dil_h, dil_w], groups), [True, False, False])
+    return lambda: {"grad_x": run()[0]}
+
+
+def _torch_conv2d_bwd_weight(torch, grad_out, x, stride_h, stride_w, pad_h, pad_w, dil_h,
+                             dil_w, groups, grad_weight, grad_bias):
+    mask = [False, True, grad_bias is not None]
+    run = _torch_conv2d_bwd(torch, grad_out, x, torch.empty_like(grad_weight), (
+        [stride_h, stride_w], [pad_h, pad_w], [dil_h, dil_w], groups), mask)
+
+    def results():
+        _, weight, bias = run()
+        return {"grad_weight": weight, "grad_bias": bias} if mask[2] else {"grad_weight": weight}
+    return results
+
+
+def _ceil_mode(plane, out_plane, kernel, stride, padding, dilation=(1, 1)):
+    """Whether an output plane of ``out_plane`` positions took ceil_mode (the kernels read
+    their output size off their arrays; PyTorch takes the flag)."""
+    return any(conv_output_size(*sizes) != count for sizes, count in zip(
+        zip(plane, kernel, stride, padding, dilation), out_plane))
+
+
+def _torch_max_pool2d_fwd(torch, x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                          dil_h, dil_w, out, indices):
+    geometry = ((kernel_h, kernel_w), (stride_h, stride_w), (pad_h, pad_w), (dil_h, dil_w))
+    ceil = _ceil_mode(x.shape[2:], out.shape[2:], *geometry)
+
+    def run():
+        values, positions = torch.ops.aten.max_pool2d_with_indices(x, *geometry, ceil)
+        return {"out": values, "indices": positions}
+    return run
+
+
+def _torch_max_pool2d_bwd(torch, grad_out, indices, grad_x):
+    planes = grad_x.view(*grad_x.shape[:2], -1)
+    flat_indices, flat_grad = indices.flatten(2), grad_out.flatten(2)
+
+    def run():   # the scatter-add ATen's max_pool2d backward does, without the geometry
+        planes.zero_().scatter_add_(2, flat_indices, flat_grad)
+        return {"grad_x": grad_x}
+    return run
+
+
+def _avg_geometry(plane, out_plane, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w):
+    geometry = ([kernel_h, kernel_w], [stride_h, stride_w], [pad_h, pad_w])
+    return geometry + (_ceil_mode(plane, out_plane, *geometry),)
+
+
+def _torch_avg_pool2d_fwd(torch, x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w,
+                          count_include_pad, divisor_override, out):
+    geometry = _avg_geometry(x.shape[2:], out.shape[2:], kernel_h, kernel_w, stride_h,
+                             stride_w, pad_h, pad_w)
+    return lambda: {"out": torch.ops.aten.avg_pool2d(x, *geometry, count_include_pad,
+                                                     divisor_override or None)}
+
+
+def _torch_avg_pool2d_bwd(torch, grad_out, kernel_h, kernel_w, stride_h, stride_w, pad_h,
+                          pad_w, count_include_pad, divisor_override, grad_x):
+    geometry = _avg_geometry(grad_x.shape[2:], grad_out.shape[2:], kernel_h, kernel_w,
+                             stride_h, stride_w, pad_h, pad_w)
+    x = torch.empty_like(grad_x)
+    return lambda: {"grad_x": torch.ops.aten.avg_pool2d_backward(
+        grad_out, x, *geometry, count_include_pad, divisor_override or None)}
+
+
 #: PyTorch's equivalent of each kernel, by row name.
 TORCH_EQUIVALENTS = {
     "activation_fwd": {"torch": _torch_activation_fwd},
@@ -450,6 +535,13 @@ TORCH_EQUIVALENTS = {
     "scale": {"torch": _torch_scale},
     "axpy": {"torch": _torch_axpy},
     "grad_window_mean": {"torch": _torch_grad_window_mean},
+    "conv2d_fwd": {"torch": _torch_conv2d_fwd},
+    "conv2d_bwd_input": {"torch": _torch_conv2d_bwd_input},
+    "conv2d_bwd_weight": {"torch": _torch_conv2d_bwd_weight},
+    "max_pool2d_fwd": {"torch": _torch_max_pool2d_fwd},
+    "max_pool2d_bwd": {"torch": _torch_max_pool2d_bwd},
+    "avg_pool2d_fwd": {"torch": _torch_avg_pool2d_fwd},
+    "avg_pool2d_bwd": {"torch": _torch_avg_pool2d_bwd},
 }
 
 TORCH_CASES = [pytest.param(name, variant, row, size,

@@ -273,6 +273,127 @@ def lstm(fw, dims, options):
                           fw.nn.MSELoss(), optimizer, 1.0)
 
 
+def _random_state(model, rng):
+    """Weights for every layer of ``model``, drawn in module order as PyTorch initialises
+    Linear and Conv layers (uniform in +-1/sqrt(fan_in), the bias too), BatchNorm at its
+    defaults (weight 1, bias 0): both libraries' models have the same names and shapes, so
+    both get the same weights."""
+    state = {}
+    for prefix, module in model.named_modules():
+        prefix += "." if prefix else ""
+        weight, bias = getattr(module, "weight", None), getattr(module, "bias", None)
+        if weight is None:
+            continue
+        if hasattr(module, "running_mean"):
+            state[prefix + "weight"] = np.ones(tuple(weight.shape), F32)
+            state[prefix + "bias"] = np.zeros(tuple(bias.shape), F32)
+            continue
+        fan_in = math.prod(weight.shape[1:])
+        state[prefix + "weight"] = _uniform(rng, tuple(weight.shape), fan_in)
+        if bias is not None:
+            state[prefix + "bias"] = _uniform(rng, tuple(bias.shape), fan_in)
+    return state
+
+
+def conv(fw, dims, options):
+    """``nn.Conv2d(C, O, k, padding=k // 2)`` alone (``dims = (batch, C, O, size, k)``),
+    forward and backward from a fixed output gradient, the input's gradient included (as
+    inside a network)."""
+    batch, channels, out_channels, size, k = dims
+    rng = np.random.default_rng(3)
+    layer = fw.nn.Conv2d(channels, out_channels, k, padding=k // 2)
+    _load(fw, layer, _random_state(layer, rng))
+    x = fw.tensor(rng.standard_normal((batch, channels, size, size), F32), requires_grad=True)
+    grad_out = fw.tensor(rng.standard_normal((batch, out_channels, size, size), F32))
+
+    def run():
+        layer.zero_grad()
+        x.grad = None
+        fw.autograd.backward([layer(x)], [grad_out])
+
+    return Step(run, lambda: _norm([x.grad]), "input gradient norm")
+
+
+def cnn(fw, dims, options):
+    """Conv(1->C1, 3x3, pad 1)-BN-ReLU-MaxPool(2)-Conv(C1->C2, 3x3, pad 1)-BN-ReLU-
+    AdaptiveAvgPool(1)-Flatten-Linear(C2, classes) on 1xSxS images (``dims = (batch, S, C1,
+    C2, classes)``), cross-entropy, ``SGD(lr=0.01, momentum=0.9)``."""
+    batch, size, c1, c2, classes = dims
+    rng = np.random.default_rng(10)
+    nn = fw.nn
+    model = nn.Sequential(nn.Conv2d(1, c1, 3, padding=1), nn.BatchNorm2d(c1), nn.ReLU(),
+                          nn.MaxPool2d(2), nn.Conv2d(c1, c2, 3, padding=1), nn.BatchNorm2d(c2),
+                          nn.ReLU(), nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c2, classes))
+    _load(fw, model, _random_state(model, rng))
+    params = list(model.parameters())
+    x = fw.tensor(rng.standard_normal((batch, 1, size, size), F32))
+    target = fw.tensor(rng.integers(0, classes, batch))
+    optimizer = fw.optim.SGD(params, lr=0.01, momentum=0.9)
+    return _training_step(fw, model, params, x, target, nn.CrossEntropyLoss(), optimizer, None)
+
+
+def _torch_resnet(torch, depth, widths, classes):
+    """PyTorch's module of the structure of ``fastgrad.models.resnet`` (torchvision's
+    ``BasicBlock`` and names, three stages), built here since torchvision is not a dependency:
+    its state_dict has fastgrad's keys, so both get the same weights."""
+    nn = torch.nn
+
+    class BasicBlock(nn.Module):
+        def __init__(self, inplanes, planes, stride):
+            super().__init__()
+            self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
+            self.bn1, self.relu = nn.BatchNorm2d(planes), nn.ReLU(inplace=True)
+            self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+            self.bn2 = nn.BatchNorm2d(planes)
+            self.downsample = None if stride == 1 and inplanes == planes else nn.Sequential(
+                nn.Conv2d(inplanes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes))
+
+        def forward(self, x):
+            out = self.bn2(self.conv2(self.relu(self.bn1(self.conv1(x)))))
+            return self.relu(out + (x if self.downsample is None else self.downsample(x)))
+
+    class ResNet(nn.Module):
+        def __init__(self):
+            super().__init__()
+            blocks = (depth - 2) // 6
+            self.conv1 = nn.Conv2d(1, widths[0], 3, 1, 1, bias=False)
+            self.bn1, self.relu = nn.BatchNorm2d(widths[0]), nn.ReLU(inplace=True)
+            stages, inplanes = [], widths[0]
+            for stage, planes in enumerate(widths):
+                stages.append(nn.Sequential(*[
+                    BasicBlock(inplanes if i == 0 else planes, planes,
+                               2 if stage and i == 0 else 1) for i in range(blocks)]))
+                inplanes = planes
+            self.layer1, self.layer2, self.layer3 = stages
+            self.avgpool, self.fc = nn.AdaptiveAvgPool2d(1), nn.Linear(widths[-1], classes)
+
+        def forward(self, x):
+            x = self.layer3(self.layer2(self.layer1(self.relu(self.bn1(self.conv1(x))))))
+            return self.fc(torch.flatten(self.avgpool(x), 1))
+
+    return ResNet()
+
+
+def resnet(fw, dims, options):
+    """The digits ResNet: ``fastgrad.models.resnet(depth)`` (widths 16, 32, 64) on 1xSxS
+    images (``dims = (batch, S, depth, classes)``), cross-entropy,
+    ``SGD(lr=0.01, momentum=0.9)``."""
+    batch, size, depth, classes = dims
+    rng = np.random.default_rng(11)
+    if fw.__name__ == "fastgrad":
+        import fastgrad.models
+        model = fastgrad.models.resnet(depth, 1, classes)
+    else:
+        model = _torch_resnet(fw, depth, (16, 32, 64), classes)
+    _load(fw, model, _random_state(model, rng))
+    params = list(model.parameters())
+    x = fw.tensor(rng.standard_normal((batch, 1, size, size), F32))
+    target = fw.tensor(rng.integers(0, classes, batch))
+    optimizer = fw.optim.SGD(params, lr=0.01, momentum=0.9)
+    return _training_step(fw, model, params, x, target, fw.nn.CrossEntropyLoss(), optimizer,
+                          None)
+
+
 @dataclass(frozen=True)
 class Workload:
     """One row of the table.
@@ -281,8 +402,8 @@ class Workload:
         name: the name on the command line (``--only``, ``--worker``).
         label: the row's text.
         goal: the ratio (PyTorch's time over fastgrad's) the row aims at.
-        build: ``build(fw, dims, options) -> Step``; rows with the same ``build`` share
-            fastgrad's run.
+        build: ``build(fw, dims, options) -> Step``; rows with the same ``build`` and
+            ``dims`` share fastgrad's run.
         dims: the sizes to publish.
         smoke: small sizes of the same shape (``--smoke``).
         torch_options: PyTorch's extra keyword arguments for this row (its fastgrad run has
@@ -316,6 +437,15 @@ WORKLOADS = {w.name: w for w in (
              (64, 64, 64, 20, 10), (8, 64, 8, 20, 10)),
     Workload("lstm", "LSTM(256, 512), T=50, batch 64, forward+backward+clip+Adam", 1.2, lstm,
              (50, 64, 256, 512), (5, 4, 16, 32)),
+    Workload("cnn", "CNN step: Conv(1->32)-BN-ReLU-MaxPool-Conv(32->64)-BN-ReLU-AvgPool-Linear, "
+             "CE, SGD-momentum, batch 64 on 1x28x28", 1, cnn, (64, 28, 32, 64, 10),
+             (4, 8, 4, 8, 10)),
+    Workload("resnet", "digits ResNet-20 step (16-32-64 channels, 1x8x8 images), CE, "
+             "SGD-momentum, batch 64", 1, resnet, (64, 8, 20, 10), (4, 8, 8, 10)),
+    Workload("conv_small", "Conv2d(32, 64, 3, padding=1) forward+backward, batch 64, 14x14", 1,
+             conv, (64, 32, 64, 14, 3), (2, 4, 8, 6, 3)),
+    Workload("conv_large", "Conv2d(64, 128, 3, padding=1) forward+backward, batch 32, 32x32", 1,
+             conv, (32, 64, 128, 32, 3), (2, 4, 8, 8, 3)),
 )}
 
 
@@ -493,6 +623,12 @@ def _quiet_record(library, workload, arguments, where, log):
     return best
 
 
+def _family(workload):
+    """Rows that share fastgrad's run: the same build at the same sizes (they differ only in
+    PyTorch's options)."""
+    return workload.build, workload.dims
+
+
 def drive(workloads, libraries, arguments, log=sys.stderr):
     """Run every round and return the rows of the results file. Per round and workload
     family (rows sharing fastgrad's run), the fastgrad worker and then the PyTorch workers,
@@ -500,7 +636,7 @@ def drive(workloads, libraries, arguments, log=sys.stderr):
     records = {}
     families = {}
     for workload in workloads:
-        families.setdefault(workload.build, []).append(workload)
+        families.setdefault(_family(workload), []).append(workload)
     for round_ in range(arguments.rounds):
         for family in families.values():
             jobs = ([("fastgrad", family[0])] if "fastgrad" in libraries else []) + \
@@ -508,11 +644,11 @@ def drive(workloads, libraries, arguments, log=sys.stderr):
             for library, workload in jobs[::-1] if round_ % 2 else jobs:
                 record = _quiet_record(library, workload, arguments,
                                        f"round {round_ + 1}/{arguments.rounds}", log)
-                key = (library, workload.build if library == "fastgrad" else workload.name)
+                key = (library, _family(workload) if library == "fastgrad" else workload.name)
                 records.setdefault(key, []).append(record)
     rows = []
     for workload in workloads:
-        fastgrad = summarise(records.get(("fastgrad", workload.build), []))
+        fastgrad = summarise(records.get(("fastgrad", _family(workload)), []))
         torch = summarise(records.get(("torch", workload.name), []))
         ratio, check = compare(fastgrad, torch)
         if check is not None and not check["agree"]:
