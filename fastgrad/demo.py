@@ -495,8 +495,10 @@ def _depth_profiles(results, kind):
 
 def plot_demo(results, path):
     """The demo's PNG: median gradient norm per layer against depth for the MLPs and for the
-    CNNs, and the global gradient norm against step for the recurrent runs (log scales)."""
-    figure, (left, middle, right) = reports.new_figure(width=17.0, height=4.6, panels=3)
+    CNNs; for the recurrent runs, the global gradient norm against step and, at the last
+    step, ||dL/dh_t|| against time step t (the vanishing gradient through time); log
+    scales."""
+    figure, (left, middle, right, time) = reports.new_figure(width=22.0, height=4.6, panels=4)
     mlps = [r for r in results if not r.config.cell and not r.config.conv]
     if mlps:
         reports.plot_depth(left, _depth_profiles(mlps, "Linear"),
@@ -516,5 +518,13 @@ def plot_demo(results, path):
             series.append((history["step"], history["global_norm"], r.config.label))
     if series:
         reports.plot_steps(right, series, "adding problem: global gradient norm")
+    curves = []
+    for r in results:
+        if r.config.cell:
+            norms = r.monitor.history()["time_grad_norms"]
+            key = next(k for k in norms if not k.endswith(".cell"))
+            curves.append((norms[key][-1], r.config.label))
+    if curves:
+        reports.plot_time(time, curves, "adding problem: ||dL/dh_t|| at the last step")
     figure.tight_layout()
     figure.savefig(path, format="png")

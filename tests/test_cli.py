@@ -140,7 +140,7 @@ def test_config_rejects_unknown_names():
 def test_demo_plot_gives_the_cnns_their_own_depth_panel(monkeypatch):
     """Without matplotlib: plot_demo's middle panel gets the CNNs' Conv2d layers in forward
     order, the projection shortcuts left out so plain and residual share the depth axis; the
-    left panel keeps the MLPs' Linear layers."""
+    left panel keeps the MLPs' Linear layers; the last the recurrent runs' norms in time."""
     from fastgrad import demo
     from fastgrad.diagnostics import reports
     drawn = {}
@@ -152,16 +152,21 @@ def test_demo_plot_gives_the_cnns_their_own_depth_panel(monkeypatch):
         def savefig(self, path, format):
             drawn["saved"] = path
 
-    axes = ["left", "middle", "right"]
+    axes = ["left", "middle", "right", "time"]
     monkeypatch.setattr(reports, "new_figure", lambda **kwargs: (Figure(), axes))
+    monkeypatch.setattr(reports, "plot_time", lambda axis, curves, title: drawn.update(
+        {axis: ([len(norms) for norms, _ in curves], [label for _, label in curves])}))
     monkeypatch.setattr(reports, "plot_depth", lambda axis, grad, labels, title, xlabel:
                         drawn.update({axis: ([len(row) for row in grad], labels, xlabel)}))
     monkeypatch.setattr(reports, "plot_steps", lambda axis, series, title: None)
     common = dict(depth=8, width=4, steps=2, batch_size=16)
     results = [run(Config(conv=True, label="plain", **common)),
                run(Config(conv=True, residual=True, label="res", **common)),
-               run(Config(depth=3, width=8, steps=2, label="mlp"))]
+               run(Config(depth=3, width=8, steps=2, label="mlp")),
+               run(Config(cell="rnn", depth=1, width=4, length=5, steps=2, batch_size=8,
+                          label="rnn"))]
     demo.plot_demo(results, "demo.png")
+    assert drawn["time"] == ([5], ["rnn"])  # ||dL/dh_t|| over the 5 time steps
     assert drawn["middle"] == ([7, 7], ["plain", "res"], "Conv2d layer (forward order)")
     assert drawn["left"] == ([3], ["mlp"], "Linear layer (forward order)")
     assert drawn["saved"] == "demo.png"
