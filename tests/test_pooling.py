@@ -175,6 +175,7 @@ def test_avg_pool2d_matches_pytorch(case, rng):
 
 ADAPTIVE_CASES = {
     "global": ((2, 3, 7, 5), 1),
+    "tiled": ((2, 3, 8, 6), (4, 3)),   # equal windows: through the avg_pool2d kernels
     "uneven": ((2, 3, 7, 5), (3, 2)),
     "none": ((2, 3, 7, 5), (None, 2)),
     "larger-than-input": ((1, 2, 3, 4), (5, 6)),
@@ -240,8 +241,10 @@ def test_adaptive_pooling_to_nothing():
     lambda x: F.avg_pool2d(x, 3, stride=2, padding=1, ceil_mode=True, count_include_pad=False),
     lambda x: F.avg_pool2d(x, 2, stride=1, divisor_override=3),
     lambda x: F.adaptive_avg_pool2d(x, (3, 2)),
+    lambda x: F.adaptive_avg_pool2d(x, (1, 2)),
     lambda x: F.adaptive_max_pool2d(x, (3, 2)),
-], ids=["max", "avg-exclude-pad", "avg-divisor", "adaptive-avg", "adaptive-max"])
+], ids=["max", "avg-exclude-pad", "avg-divisor", "adaptive-avg", "adaptive-avg-tiled",
+        "adaptive-max"])
 def test_gradcheck_pooling(pool, rng):
     x = _t(rng.standard_normal((2, 2, 5, 4)), requires_grad=True)
     assert gradcheck(pool, x)

@@ -1351,6 +1351,14 @@ def adaptive_avg_pool2d(input, output_size):
         output_size: an int or an (H_out, W_out) pair; None in the pair keeps that input size.
     """
     rows, cols = _adaptive_geometry("adaptive_avg_pool2d", input, output_size)
+    (height, width), size = input.shape[-2:], (len(rows), len(cols))
+    if min(size) > 0 and height % size[0] == 0 and width % size[1] == 0:
+        # equal windows that tile the input (global average pooling among them): the
+        # avg_pool2d kernels, which the window-by-window loop below is several times slower than
+        kernel = (height // size[0], width // size[1])
+        x, batched = _unbatched(input, 2)
+        out = _AvgPool2d.apply(x, kernel + kernel + (0, 0, True, 0), size)
+        return out if batched else out.reshape(out.shape[1:])
     return _AdaptiveAvgPool2d.apply(input, rows, cols)
 
 

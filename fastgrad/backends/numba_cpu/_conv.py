@@ -747,10 +747,42 @@ def _window_taps(count, size, stride, pad, kernel, dilation):
 
 
 @config.jit()
+def _max_pool_2x2_planes(x, out, indices, width, oh, ow, lo, hi):
+    """:func:`_max_pool_planes` for MaxPool2d(2), the common case, unrolled: every window is
+    inside the image (floor mode, no padding), its four taps in scan order."""
+    for u in range(lo, hi):
+        plane, top, where = x[u], out[u], indices[u]
+        for i in range(oh):
+            upper = 2 * i * width
+            lower = upper + width
+            for j in range(ow):   # selects, not branches: the loop vectorises
+                at = upper + 2 * j
+                best = plane[at]
+                v = plane[at + 1]
+                take = (v > best) | (v != v)
+                best = v if take else best
+                at = at + 1 if take else at
+                v = plane[lower + 2 * j]
+                take = (v > best) | (v != v)
+                best = v if take else best
+                at = lower + 2 * j if take else at
+                v = plane[lower + 2 * j + 1]
+                take = (v > best) | (v != v)
+                best = v if take else best
+                at = lower + 2 * j + 1 if take else at
+                top[i * ow + j] = best
+                where[i * ow + j] = at
+
+
+@config.jit()
 def _max_pool_planes(x, out, indices, width, oh, ow, geo, lo, hi):
     """Planes ``[lo, hi)``: each window's maximum and its flat position in the plane; the
     first maximum in scan order, a NaN replacing it (and a later NaN that one), as PyTorch."""
     kh, kw, sh, sw, ph, pw, dh, dw = geo
+    if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1 \
+            and dw == 1:
+        _max_pool_2x2_planes(x, out, indices, width, oh, ow, lo, hi)
+        return
     height = x.shape[1] // width
     rows = _window_taps(oh, height, sh, ph, kh, dh)
     cols = _window_taps(ow, width, sw, pw, kw, dw)
