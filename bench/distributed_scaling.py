@@ -19,9 +19,9 @@ Then a paper estimate for 8 and 64 ranks on 10 and 100 Gb/s networks (:data:`NET
 the one-rank step time and the gradient bytes, with the ring all-reduce cost model
 (:func:`ring_allreduce_seconds`).
 
-Workloads (those of issue 5): ``mlp``, the 784-256-256-10 ReLU MLP with cross-entropy and
-SGD with momentum; ``lstm``, ``nn.LSTM(256, 512)`` over T=50 steps, a Linear(512, 10) head on
-the last output, cross-entropy, SGD. docs/distributed.md has a run's figures and what they mean.
+Workloads (the sizes of two of bench/vs_torch.py's): ``mlp``, the 784-256-256-10 ReLU MLP
+with cross-entropy and SGD with momentum; ``lstm``, ``nn.LSTM(256, 512)`` over T=50 steps, a
+Linear(512, 10) head on the last output, cross-entropy, SGD. docs/distributed.md has a run's figures and what they mean.
 """
 import argparse
 import json
