@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import fastgrad as fg
-from fastgrad import nn, runtime
+from fastgrad import models, nn, runtime
 from fastgrad.export import export
 from fastgrad.serialization import save, write_safetensors
 
@@ -337,8 +337,13 @@ def test_the_runtime_file_runs_alone_with_numpy_only(tmp_path):
     export(model, tmp_path / "model.safetensors", x)
     lstm = nn.LSTM(3, 4, num_layers=2, batch_first=True)
     export(lstm, tmp_path / "lstm.safetensors", fg.randn(2, 5, 3))
+    cnn = models.resnet(8)   # convolutions, pooling, residual blocks
+    _trained_statistics(cnn, fg.randn(3, 1, 8, 8), batches=2)
+    export(cnn, tmp_path / "resnet.safetensors", fg.randn(3, 1, 8, 8))
     inputs = np.random.default_rng(3).standard_normal((7, 4)).astype(np.float32)
     np.save(tmp_path / "input.npy", inputs)
+    images = np.random.default_rng(4).standard_normal((5, 1, 8, 8)).astype(np.float32)
+    np.save(tmp_path / "images.npy", images)
     alone = tmp_path / "deploy"
     alone.mkdir()
     shutil.copy(runtime.__file__, alone / "runtime.py")
@@ -350,6 +355,7 @@ def test_the_runtime_file_runs_alone_with_numpy_only(tmp_path):
         np.save("output.npy", model(np.load("input.npy")))
         lstm = runtime.load("lstm.safetensors")
         assert lstm.self_test() < 1e-5
+        np.save("images_out.npy", runtime.load("resnet.safetensors")(np.load("images.npy")))
         loaded = sorted(m for m in sys.modules if m.split(".")[0] in
                         ("fastgrad", "numba", "cffi", "llvmlite", "torch", "scipy"))
         print("FORBIDDEN", loaded)
@@ -364,6 +370,8 @@ def test_the_runtime_file_runs_alone_with_numpy_only(tmp_path):
     assert f"RUNTIME {alone / 'runtime.py'}" in done.stdout
     expected = _eval_outputs(model, fg.tensor(inputs))
     assert runtime.relative_error(np.load(tmp_path / "output.npy"), expected) < RTOL
+    expected = _eval_outputs(cnn, fg.tensor(images))
+    assert runtime.relative_error(np.load(tmp_path / "images_out.npy"), expected) < RTOL
 
 
 def test_bidirectional_recurrent_layers_are_refused_up_front(tmp_path):

@@ -1169,6 +1169,7 @@ def conv2d_bwd_weight(grad_out, x, stride_h, stride_w, pad_h, pad_w, dil_h, dil_
 #: :func:`_pool_arguments`'s. Then the average's divisors.
 _MAX_POOL_GEOMETRIES = {
     "2x2-stride2": {},
+    "2x2-stride2-ceil": dict(ceil_mode=True),   # odd widths: the last window half outside
     "3x3-stride2-pad1": dict(kernel_h=3, kernel_w=3, pad_h=1, pad_w=1),
     "3x2-stride1-pad1-dilation2": dict(kernel_h=3, stride_h=1, stride_w=1, pad_h=1, pad_w=1,
                                        dil_h=2, dil_w=2),

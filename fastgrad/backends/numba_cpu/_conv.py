@@ -748,8 +748,9 @@ def _window_taps(count, size, stride, pad, kernel, dilation):
 
 @config.jit()
 def _max_pool_2x2_planes(x, out, indices, width, oh, ow, lo, hi):
-    """:func:`_max_pool_planes` for MaxPool2d(2), the common case, unrolled: every window is
-    inside the image (floor mode, no padding), its four taps in scan order."""
+    """:func:`_max_pool_planes` for MaxPool2d(2), the common case, unrolled: every window
+    inside the image (no padding, and no ceil_mode window past the edge: the caller checks),
+    its four taps in scan order."""
     for u in range(lo, hi):
         plane, top, where = x[u], out[u], indices[u]
         for i in range(oh):
@@ -779,11 +780,11 @@ def _max_pool_planes(x, out, indices, width, oh, ow, geo, lo, hi):
     """Planes ``[lo, hi)``: each window's maximum and its flat position in the plane; the
     first maximum in scan order, a NaN replacing it (and a later NaN that one), as PyTorch."""
     kh, kw, sh, sw, ph, pw, dh, dw = geo
+    height = x.shape[1] // width
     if kh == 2 and kw == 2 and sh == 2 and sw == 2 and ph == 0 and pw == 0 and dh == 1 \
-            and dw == 1:
+            and dw == 1 and 2 * oh <= height and 2 * ow <= width:  # no ceil_mode window
         _max_pool_2x2_planes(x, out, indices, width, oh, ow, lo, hi)
         return
-    height = x.shape[1] // width
     rows = _window_taps(oh, height, sh, ph, kh, dh)
     cols = _window_taps(ow, width, sw, pw, kw, dw)
     for u in range(lo, hi):
