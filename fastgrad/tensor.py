@@ -491,7 +491,9 @@ class Tensor:
             value = value.item()
         if not isinstance(value, (numbers.Real, np.bool_)):
             raise TypeError(f"fill_: value must be a number, got {type(value).__name__}")
-        return self._write(np.asarray(value), "value")
+        # a Python number is written as it is (no shape to check)
+        return self._write(value if type(value) in (int, float, bool) else np.asarray(value),
+                           "value")
 
     def zero_(self):
         return self._write(0, "value")

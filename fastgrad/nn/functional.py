@@ -596,10 +596,10 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         if value is None:
             continue
         check_tensor(value, name)
-        if value.shape != (channels,):
+        if value._data.shape != (channels,):
             raise RuntimeError(f"batch_norm: {name} should have shape ({channels},) for input "
                                f"of shape {input.shape}, got {value.shape}")
-        if value.dtype != input.dtype:
+        if value._data.dtype != input._data.dtype:
             raise RuntimeError(f"batch_norm: {name} and input must have the same dtype, got "
                                f"{name} {value.dtype} and input {input.dtype}")
     if (running_mean is None) != (running_var is None):

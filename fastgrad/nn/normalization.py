@@ -91,23 +91,28 @@ class _BatchNorm(Module):
             raise RuntimeError(f"{type(self).__name__}: input of shape {input.shape} has "
                                f"{input.shape[1]} channels (dim 1), expected num_features="
                                f"{self.num_features}")
+        # the registries read once (each attribute lookup through Module is a Python call: a
+        # layer that runs every step should not pay for nine of them)
+        buffers, params = self._buffers, self._parameters
+        running_mean, running_var = buffers["running_mean"], buffers["running_var"]
+        count = buffers["num_batches_tracked"]
         # PyTorch's rules: batch statistics in training or when there are no running ones;
         # the running ones are updated only in training with track_running_stats
-        use_batch_stats = self.training or (self.running_mean is None
-                                            and self.running_var is None)
-        updating = self.training and self.track_running_stats \
-            and self.num_batches_tracked is not None
+        training = self.training
+        use_batch_stats = training or (running_mean is None and running_var is None)
+        updating = training and self.track_running_stats and count is not None
         momentum = 0.0 if self.momentum is None else self.momentum
         if updating:
-            seen = int(self.num_batches_tracked) + 1
+            seen = int(count._data) + 1
             if self.momentum is None:
                 momentum = 1.0 / seen  # the cumulative average of the batch statistics
-        tracked = not self.training or self.track_running_stats
-        out = F.batch_norm(input, self.running_mean if tracked else None,
-                           self.running_var if tracked else None, self.weight, self.bias,
+        tracked = not training or self.track_running_stats
+        out = F.batch_norm(input, running_mean if tracked else None,
+                           running_var if tracked else None, params["weight"], params["bias"],
                            use_batch_stats, momentum, self.eps)
-        if updating:  # counted once the batch passed every check
-            self.num_batches_tracked.fill_(seen)
+        if updating:  # counted once the batch passed every check (a buffer: no autograd)
+            count._data[...] = seen
+            count._version += 1
         return out
 
     def extra_repr(self):
