@@ -13,6 +13,7 @@ from fastgrad import data, demo, nn, optim
 from fastgrad.diagnostics import KINDS, GradientMonitor, Thresholds
 from fastgrad.diagnostics import reports
 from fastgrad.diagnostics.verdicts import through_time
+from fastgrad.nn import functional as F
 from fastgrad.train import Checkpointer
 
 KIND_NAMES = ("rnn-tanh", "lstm", "gru")
@@ -160,6 +161,17 @@ def _assert_norms_match(got, expected, kind):
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_step_norms_equal_an_unrolled_fastgrad_cell_loop(kind, layout, rng):
     got, args = _module_norms(kind, layout, rng)
+    _assert_norms_match(got, _reference(_Lib(), *args), kind)
+
+
+@pytest.mark.parametrize("ring_steps", [2, 4])
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_step_norms_measured_a_window_at_a_time_equal_the_loops(kind, ring_steps, rng,
+                                                                  monkeypatch):
+    # a ring of 2 or 4 steps' gradients (batch 3 x 5 units of float32): the 6 steps are
+    # measured in windows of 2, or of 4 and 2, each before the ring overwrites it
+    monkeypatch.setattr(F, "RING_BYTES", ring_steps * 3 * 5 * 4)
+    got, args = _module_norms(kind, (2, False, True, True), rng)
     _assert_norms_match(got, _reference(_Lib(), *args), kind)
 
 

@@ -173,8 +173,8 @@ class GradientMonitor:
     Forward order is learnt from forward hooks during the first forward pass, which are then
     removed (so fused Linear+activation pairs run fused again). Measured on the digits MLP of
     ``fastgrad train``: see bench/test_monitor_overhead.py. Recording a recurrent layer's
-    norms through time keeps each step's gradient with respect to h_t during its backward (one
-    more (T, N, H) array) and sums their squares once after the loop.
+    norms through time measures each step's gradient with respect to h_t inside its backward
+    loop, a few steps at a time while they are in cache (0.6-4 % of that backward).
 
     The monitor's state (its history and what decides its next verdicts) goes into a
     checkpoint through :meth:`state_dict` and :meth:`load_state_dict`, e.g.
