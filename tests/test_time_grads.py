@@ -175,6 +175,16 @@ def test_step_norms_measured_a_window_at_a_time_equal_the_loops(kind, ring_steps
     _assert_norms_match(got, _reference(_Lib(), *args), kind)
 
 
+@pytest.mark.parametrize("kind", KIND_NAMES)
+def test_an_empty_batch_records_zero_norms(kind):
+    module = _make(kind, 3, 4)
+    got = {}
+    module.record_time_grads(lambda layer, direction, h, c: got.__setitem__(layer, (h, c)))
+    module(fg.zeros(5, 0, 3, requires_grad=True))[0].sum().backward()
+    h, c = got[0]
+    assert np.array_equal(h, np.zeros(5)) and (c is None) == (kind != "lstm")
+
+
 @pytest.mark.parametrize("layout", LAYOUTS, ids=lambda v: "L{}-bf{:d}-bi{:d}-h0{:d}".format(*v))
 @pytest.mark.parametrize("kind", KIND_NAMES)
 def test_step_norms_equal_an_unrolled_torch_cell_loop(kind, layout, rng):

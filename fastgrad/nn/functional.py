@@ -1479,7 +1479,7 @@ class _StepGrads:
         self.slots, self.span, self.size = list(ring), span, like.size
         self.flat = ring.reshape(-1)
         self.norms = None if record is None else np.empty(entries)
-        self.offsets = np.arange(0, (span + 1) * like.size, like.size, dtype=np.int64)
+        self.offsets = like.size * np.arange(span + 1, dtype=np.int64)  # size 0: all 0
 
     def __getitem__(self, entry):
         return self.slots[entry % self.span]
