@@ -218,6 +218,15 @@ def test_import_fastgrad_imports_nothing_of_mpi():
     assert result.stdout.split() == ["False", "False", "False"], result.stderr
 
 
+def test_torch_nn_parallel_name_is_the_same_class():
+    # torch.nn.parallel.DistributedDataParallel's path, looked up on first use
+    from fastgrad.nn.parallel import DistributedDataParallel
+    assert DistributedDataParallel is dist.DistributedDataParallel
+    assert nn.parallel.DistributedDataParallel is DistributedDataParallel
+    with pytest.raises(AttributeError, match="no attribute 'DataParallel'"):
+        nn.parallel.DataParallel
+
+
 def test_an_uncaught_exception_prints_and_aborts_every_rank(monkeypatch, capsys):
     group = Loopback(rank=1)
     monkeypatch.setattr(dist, "_launch_group", lambda: group)

@@ -1,6 +1,7 @@
 """Layers, losses and the Module system (``from fastgrad import nn``)."""
 from . import functional
 from . import init
+from . import parallel
 from . import utils
 from .activation import (ELU, GELU, CosineSimilarity, Flatten, Hardtanh, Identity, LeakyReLU,
                          LogSoftmax, Mish, ReLU, ReLU6, Sigmoid, SiLU, Softmax, Softmax2d,
@@ -18,8 +19,9 @@ from .recurrent import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell
 from .residual import Residual
 from .sparse import Embedding
 
-__all__ = ["functional", "init", "utils", "Module", "Parameter", "Sequential", "Linear", "ReLU",
-           "Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", "Softplus", "Identity", "Flatten",
+__all__ = ["functional", "init", "parallel", "utils", "Module", "Parameter", "Sequential",
+           "Linear", "ReLU", "Sigmoid", "Tanh", "LeakyReLU", "ELU", "GELU", "Softplus",
+           "Identity", "Flatten",
            "Dropout", "BatchNorm1d", "BatchNorm2d", "Residual", "RNNCell", "RNN", "LSTMCell",
            "LSTM", "GRUCell", "GRU", "MSELoss", "L1Loss", "SyncBatchNorm",
            "HuberLoss", "CrossEntropyLoss", "NLLLoss", "BCELoss", "BCEWithLogitsLoss",
