@@ -1,9 +1,61 @@
-"""Shared fixtures for the tensor, op and autograd tests."""
+"""Shared fixtures: the seeded generator, the C backend's module for its own tests, and a
+runner of scripts with Numba's JIT disabled."""
+import os
+import pathlib
+import subprocess
+import sys
+
 import numpy as np
 import pytest
+
+from fastgrad import backends
+from fastgrad.backends import blas
 
 
 @pytest.fixture
 def rng():
     """A NumPy generator seeded the same way in every test, so failures reproduce."""
     return np.random.default_rng(20240601)
+
+
+@pytest.fixture
+def c():
+    """The C backend's module, or a skip that says why it is unavailable."""
+    module = backends._load("c") if "c" in backends.BACKEND_MODULES else None
+    if module is None:
+        pytest.skip(f"the c backend is unavailable: {backends.describe().get('c', 'unknown')}")
+    return module
+
+
+@pytest.fixture
+def c_products(c):
+    """The C backend where its products run in C: skipped without a usable BLAS."""
+    if not blas.AVAILABLE:
+        pytest.skip(f"no usable BLAS: {blas.REASON}")
+    return c
+
+
+@pytest.fixture
+def threads(c):
+    """Set the C kernels' OpenMP thread count within a test; restored afterwards."""
+    previous = c.get_num_threads()
+    yield c.set_num_threads
+    c.set_num_threads(previous)
+
+
+@pytest.fixture
+def run_without_jit():
+    """``run(script, timeout)``: run a Python script in a fresh process from the repository
+    root with ``NUMBA_DISABLE_JIT=1`` (the jitted bodies run as plain Python, so their logic
+    is checked line by line) and the default backend; returns its stdout once it exited 0."""
+    root = pathlib.Path(__file__).resolve().parents[1]
+
+    def run(script, timeout=120):
+        environ = {k: v for k, v in os.environ.items() if k != "FASTGRAD_BACKEND"}
+        environ.update(NUMBA_DISABLE_JIT="1",
+                       PYTHONPATH=os.pathsep.join([str(root), environ.get("PYTHONPATH", "")]))
+        result = subprocess.run([sys.executable, "-c", script], env=environ, cwd=root,
+                                capture_output=True, text=True, timeout=timeout)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+    return run

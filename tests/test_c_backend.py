@@ -25,35 +25,6 @@ CSRC = ROOT / "csrc"
 _SOURCES = [str(CSRC / name) for name in ("arena.c", "layers.c", "gemm.c")]
 
 
-def _c_backend():
-    """The C backend's module, or a skip that says why it is unavailable."""
-    module = backends._load("c") if "c" in backends.BACKEND_MODULES else None
-    if module is None:
-        pytest.skip(f"the c backend is unavailable: {backends.describe().get('c', 'unknown')}")
-    return module
-
-
-@pytest.fixture
-def c():
-    return _c_backend()
-
-
-@pytest.fixture
-def c_products(c):
-    """The C backend where its products run in C: skipped without a usable BLAS."""
-    if not blas.AVAILABLE:
-        pytest.skip(f"no usable BLAS: {blas.REASON}")
-    return c
-
-
-@pytest.fixture
-def threads(c):
-    """Set the C kernels' OpenMP thread count within a test; restored afterwards."""
-    previous = c.get_num_threads()
-    yield c.set_num_threads
-    c.set_num_threads(previous)
-
-
 # ------------------------------------------------------------------------- the header alone
 _PROGRAM = r"""
 #include <math.h>

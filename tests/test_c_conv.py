@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from fastgrad import backends
-from fastgrad.backends import blas, numpy_ref
+from fastgrad.backends import numpy_ref
 from fastgrad.backends.numpy_ref import conv_output_size
 
 CSRC = pathlib.Path(__file__).resolve().parents[1] / "csrc"
@@ -22,22 +22,9 @@ DTYPES = (np.float32, np.float64)
 
 
 @pytest.fixture
-def c():
-    """The C backend with its products in C: skipped without it or a usable BLAS."""
-    module = backends._load("c") if "c" in backends.BACKEND_MODULES else None
-    if module is None:
-        pytest.skip(f"the c backend is unavailable: {backends.describe().get('c', 'unknown')}")
-    if not blas.AVAILABLE:
-        pytest.skip(f"no usable BLAS: {blas.REASON}")
-    return module
-
-
-@pytest.fixture
-def threads(c):
-    """Set the C kernels' OpenMP thread count within a test; restored afterwards."""
-    previous = c.get_num_threads()
-    yield c.set_num_threads
-    c.set_num_threads(previous)
+def c(c_products):
+    """Every test here runs the C kernels' products: the C backend with a usable BLAS."""
+    return c_products
 
 
 # ------------------------------------------------------------------------------- the cases
@@ -348,9 +335,9 @@ def _conv_outputs_bytes(c, case):
 
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("shape", [
-    # (N, C, O, size, groups, kernel, padding): items in parallel (pieces of 11 items: uneven), a 1x1 layer,
-    # one item in the product's blocks, depthwise planes in parallel, one input channel (a
-    # product of depth 9)
+    # (N, C, O, size, groups, kernel, padding): items in parallel (pieces of 11 items:
+    # uneven), a 1x1 layer, one item in the product's blocks, depthwise planes in parallel,
+    # one input channel (a product of depth 9)
     (11, 16, 16, (16, 16), 1, (3, 3), (1, 1)),
     (8, 32, 32, (16, 16), 1, (1, 1), (0, 0)),
     (1, 32, 64, (32, 32), 1, (3, 3), (1, 1)),

@@ -10,10 +10,6 @@ the registry's examples; these cover what they cannot.
 import copy
 import itertools
 import math
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -26,7 +22,6 @@ from fastgrad.backends import KERNELS  # noqa: E402
 from fastgrad.backends.numba_cpu import _arena  # noqa: E402
 from fastgrad.tensor import Tensor  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 DTYPES = (np.float32, np.float64)
 NORM_TYPES = (2.0, 1.0, math.inf, 3.0, 0.5)
 ARENA_KERNELS = list(_arena.__all__)
@@ -513,10 +508,5 @@ print("plain python ok")
 """
 
 
-def test_kernels_run_as_plain_python_with_the_jit_disabled():
-    environ = dict(os.environ, NUMBA_DISABLE_JIT="1")
-    environ["PYTHONPATH"] = os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")])
-    result = subprocess.run([sys.executable, "-c", _PLAIN_PYTHON], env=environ, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert "plain python ok" in result.stdout
+def test_kernels_run_as_plain_python_with_the_jit_disabled(run_without_jit):
+    assert "plain python ok" in run_without_jit(_PLAIN_PYTHON)

@@ -5,10 +5,6 @@ the reference's sliding windows), the tiled and the long-copy unfolding, the dir
 (depthwise) loops, the parallel paths bit-identical to the serial ones and across thread
 counts, pooling's ties, NaN and ceil-mode windows, fallbacks, PyTorch as the oracle where it
 is installed, and the jitted bodies run as plain Python."""
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -19,7 +15,6 @@ from fastgrad.backends import numpy_ref as reference  # noqa: E402
 from fastgrad.backends.numba_cpu import _conv as conv  # noqa: E402
 from fastgrad.backends.numba_cpu import _layers as layers  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 # ------------------------------------------------------------------------- NumPy checks
@@ -559,13 +554,7 @@ print("checked", checked)
 """
 
 
-def test_jitted_bodies_run_as_plain_python():
+def test_jitted_bodies_run_as_plain_python(run_without_jit):
     from fastgrad.backends import KERNELS
-    environ = {k: v for k, v in os.environ.items() if k != "FASTGRAD_BACKEND"}
-    environ.update(NUMBA_DISABLE_JIT="1",
-                   PYTHONPATH=os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-c", _PLAIN_PYTHON], env=environ, cwd=ROOT,
-                            capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr
     variants = sum(len(KERNELS[name].variants) for name in conv.__all__)
-    assert f"checked {2 * variants}" in result.stdout
+    assert f"checked {2 * variants}" in run_without_jit(_PLAIN_PYTHON, timeout=300)

@@ -5,10 +5,6 @@ step against the reference backend, the vectorised exp/sigmoid/tanh against floa
 the inputs the generated examples do not reach (empty inputs, batchnorm layouts, ignore_index,
 fallbacks), and the jitted bodies run as plain Python."""
 import copy
-import os
-import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -22,7 +18,6 @@ from fastgrad.backends import ACTIVATIONS, KERNELS  # noqa: E402
 from fastgrad.backends import numpy_ref as reference  # noqa: E402
 from fastgrad.backends.numba_cpu import _layers as layers  # noqa: E402
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 SERIAL = 1 << 62  # a PARALLEL_MIN no input reaches
 
 
@@ -404,11 +399,5 @@ print("checked", checked)
 """
 
 
-def test_jitted_bodies_run_as_plain_python():
-    environ = {k: v for k, v in os.environ.items() if k != "FASTGRAD_BACKEND"}
-    environ.update(NUMBA_DISABLE_JIT="1",
-                   PYTHONPATH=os.pathsep.join([str(ROOT), environ.get("PYTHONPATH", "")]))
-    result = subprocess.run([sys.executable, "-c", _PLAIN_PYTHON], env=environ, cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
-    assert f"checked {2 * 2 * len(layers.__all__)}" in result.stdout
+def test_jitted_bodies_run_as_plain_python(run_without_jit):
+    assert f"checked {2 * 2 * len(layers.__all__)}" in run_without_jit(_PLAIN_PYTHON)
