@@ -30,6 +30,7 @@ timeout (MPI's have none: a hang is prevented by the abort on error).
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -152,6 +153,7 @@ def _install_excepthook(group):
         sys.stderr.write(f"fastgrad.distributed: rank {rank} of {size} failed with "
                          f"{kind.__name__}; aborting every rank\n")
         sys.stderr.flush()
+        time.sleep(0.2)  # let mpiexec forward the traceback before the abort stops it
         group.abort(1)
 
     sys.excepthook = abort_on_exception
