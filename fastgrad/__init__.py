@@ -30,8 +30,9 @@ from .pointwise import *  # noqa: F401,F403 (each module's __all__)
 from .reductions import *  # noqa: F401,F403
 from .shapes import *  # noqa: F401,F403
 from . import creation, linalg, pointwise, reductions, shapes
-from . import runtime
+from . import graphs, runtime
 from .export import export
+from .graphs import make_graphed_callables
 from .serialization import load, save
 
 __version__ = "0.1.0"
@@ -48,8 +49,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'fastgrad' has no attribute {name!r}")
 
 __all__ = [
-    "autograd", "backends", "cuda", "data", "diagnostics", "distributed", "linalg", "models",
-    "nn", "optim", "runtime",
+    "autograd", "backends", "cuda", "data", "diagnostics", "distributed", "graphs", "linalg",
+    "models", "nn", "optim", "runtime", "make_graphed_callables",
     "utils",
     "save", "load", "export",
     "Tensor", "tensor", "from_numpy", "is_tensor", "is_floating_point", "numel",

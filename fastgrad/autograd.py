@@ -39,6 +39,29 @@ def is_grad_enabled():
     return _grad_mode.enabled
 
 
+#: The capture in progress (:mod:`fastgrad.graphs`), or None. ``Function.apply`` hands it every
+#: top-level op; the few places that read or change tensor values outside a Function tell it
+#: through :func:`_untraced` (a replay would not repeat them) or :func:`_traced_copy`.
+_recorder = None
+
+
+def _untraced(reason):
+    """Tell the capture in progress, if any, that the code being captured did something a
+    replay would not repeat (``reason`` says what): the capture is then not used."""
+    recorder = _recorder
+    if recorder is not None and recorder.outside_ops():
+        recorder.refuse(reason)
+
+
+def _traced_copy(destination, source):
+    """Tell the capture in progress, if any, that ``source`` (an array, or a Python number)
+    was written into the array ``destination`` outside a Function (an in-place op's result
+    stored into its tensor), so a replay repeats the write."""
+    recorder = _recorder
+    if recorder is not None and recorder.outside_ops():
+        recorder.copy(destination, source)
+
+
 class _SetGradMode:
     """Context manager and decorator that sets grad mode and restores it on exit."""
 
@@ -248,19 +271,25 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on Tensors (and plain values) and record it when a gradient is needed."""
+        if _recorder is not None and _recorder.outside_ops():
+            return _recorder.record(cls, args, kwargs)
         Tensor = _tensor.Tensor
         node = cls()
-        raw, needs, record = [], [], False
+        raw, needs, inputs, versions, record = [], [], [], [], False
         enabled = _grad_mode.enabled
-        for a in args:
+        for a in args:  # one pass collects what forward and, if recorded, backward need
             if isinstance(a, Tensor):
                 raw.append(a._data)
                 wanted = enabled and a._requires_grad
                 record = record or wanted
                 needs.append(wanted)
+                inputs.append(a)
+                versions.append(a._version)
             else:
                 raw.append(a)
                 needs.append(False)
+                inputs.append(None)
+                versions.append(0)
         node.needs_input_grad = needs
         result = node.forward(*raw, **kwargs)
         if type(result) is tuple:
@@ -269,8 +298,7 @@ class Function:
         else:
             outputs = Tensor(result if type(result) is np.ndarray else np.asarray(result))
         if record:
-            node.inputs = inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-            node.versions = tuple(a._version if a is not None else 0 for a in inputs)
+            node.inputs, node.versions = tuple(inputs), tuple(versions)
             produced = outputs if type(outputs) is tuple else (outputs,)
             node.output_meta = tuple((o._data.shape, o._data.dtype) for o in produced)
             node.output_refs = tuple(weakref.ref(o) for o in produced)
@@ -564,6 +592,7 @@ def backward(tensors, grad_tensors=None, retain_graph=False):
         grad_tensors: d(loss)/d(tensor) for each, or None for single-element tensors.
         retain_graph: keep saved arrays so the graph can be walked again.
     """
+    _untraced("backward() ran inside the captured callable")
     roots, gradients = _as_roots(tensors, grad_tensors)
     _run_backward(roots, gradients, retain_graph)
 
@@ -574,6 +603,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
     Returns:
         A tuple with one Tensor per input (None for an unused input when ``allow_unused``).
     """
+    _untraced("autograd.grad() ran inside the captured callable")
     roots, gradients = _as_roots(outputs, grad_outputs)
     single = isinstance(inputs, _tensor.Tensor)
     inputs = (inputs,) if single else tuple(inputs)

@@ -44,7 +44,8 @@ def unbroadcast(grad, shape, dtype):
 
 
 def _binary_operands(a, b):
-    """Both operands with one dtype, promoted as PyTorch does; numbers become 0-d arrays."""
+    """Both operands with one dtype, promoted as PyTorch does; numbers become NumPy scalars
+    of that dtype (immutable: a captured step keeps them as constants)."""
     a, b = as_operand(a, "input"), as_operand(b, "other")
     if is_tensor(a) and is_tensor(b):
         if a.shape != b.shape:
@@ -62,7 +63,7 @@ def _binary_operands(a, b):
     try:
         # through the number's own dtype: -1 with a uint8 tensor wraps, as in PyTorch
         with np.errstate(over="ignore", invalid="ignore"):
-            number = np.asarray(number).astype(target)
+            number = np.asarray(number).astype(target)[()]
     except OverflowError:
         raise RuntimeError(f"{'input' if swapped else 'other'} {number!r} overflows the "
                            f"dtype {target}") from None

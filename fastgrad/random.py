@@ -6,6 +6,7 @@ repeatable.
 """
 import numpy as np
 
+from . import autograd as _autograd
 from .device import resolve as _resolve_device
 
 
@@ -94,6 +95,7 @@ def set_rng_state(new_state):
 
 def numpy_generator(generator=None):
     """The NumPy generator behind ``generator`` (the default one when None)."""
+    _autograd._untraced("random numbers were drawn outside an op")
     if generator is None:
         return default_generator.numpy
     if not isinstance(generator, Generator):

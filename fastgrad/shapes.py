@@ -196,6 +196,7 @@ def _in_place(tensor, compute, name, *sources):
         tensor._requires_grad = result._requires_grad
     if result._data is not tensor._data:
         np.copyto(tensor._data, result._data, casting="unsafe")
+        autograd._traced_copy(tensor._data, result._data)
     tensor._version += 1
     return tensor
 
@@ -294,6 +295,7 @@ def setitem(self, key, value):
         value = _as_dtype(_number(value, "value"), self.dtype)
     _check_writable(self, "setitem")
     if not _recording(self, (value,)):  # the common case, written directly
+        autograd._untraced("a tensor was written by item assignment outside autograd")
         with np.errstate(all="ignore"):  # NaN into integers, as in PyTorch
             _put(self._data, getattr(value, "_data", value), basic, advanced)
         self._version += 1

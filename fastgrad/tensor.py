@@ -191,9 +191,11 @@ class Tensor:
     # ------------------------------------------------------------------------ conversions
     def numpy(self):
         """The underlying array (shared memory, as PyTorch's ``.numpy()``)."""
+        autograd._untraced("a tensor's values were read on the host (.numpy())")
         return self._data
 
     def __array__(self, dtype=None, copy=None):
+        autograd._untraced("a tensor's values were read on the host (numpy.asarray)")
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
@@ -203,9 +205,11 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
                                "to a Python number")
+        autograd._untraced("a tensor's value was read on the host (.item(), float(), int())")
         return self._data.item()
 
     def tolist(self):
+        autograd._untraced("a tensor's values were read on the host (.tolist())")
         return self._data.tolist()
 
     def detach(self):
@@ -331,6 +335,7 @@ class Tensor:
         if self._data.size != 1:
             raise RuntimeError(f"the truth value of a Tensor with {self._data.size} elements "
                                "is ambiguous")
+        autograd._untraced("a tensor's value decided a branch (bool())")
         return bool(self._data)
 
     def __float__(self):
@@ -342,6 +347,7 @@ class Tensor:
     def __index__(self):
         if self._data.dtype.kind not in "iu" or self._data.size != 1:
             raise TypeError("only integer tensors of a single element can be used as an index")
+        autograd._untraced("a tensor's value was read on the host (as an index)")
         return int(self._data.item())
 
     __hash__ = object.__hash__
@@ -383,6 +389,7 @@ class Tensor:
         if not self._requires_grad:
             raise RuntimeError("cannot register a hook on a tensor that doesn't require "
                                "gradient")
+        autograd._untraced("a tensor hook was registered")
         if self._hooks is None:
             self._hooks = {}
             node = self.grad_fn
@@ -453,6 +460,7 @@ class Tensor:
                                    f"tensor of shape {self.shape}")
         with np.errstate(all="ignore"):  # NaN into integers, overflow to inf: as in PyTorch
             np.copyto(self._data, values, casting="unsafe")
+        autograd._traced_copy(self._data, values)
         self._version += 1
         return self
 

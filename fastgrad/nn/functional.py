@@ -452,12 +452,21 @@ def softplus(input, beta=1.0, threshold=20.0):
 # ----------------------------------------------------------------------------------- dropout
 @ieee
 class _Dropout(Function):
-    def forward(self, x, keep, scale):
+    """Inverted dropout with probability ``p``; the mask is drawn in forward, from the default
+    generator, so a captured step (:mod:`fastgrad.graphs`) draws a new one each replay."""
+
+    def forward(self, x, p):
+        if p == 1:
+            keep, scale = np.zeros(x.shape, bool), np.asarray(1, x.dtype)
+        else:
+            draw = x.dtype if x.dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
+            keep = _random.numpy_generator().random(x.shape, dtype=draw) >= p
+            scale = np.asarray(1 / (1 - p), x.dtype)
         self.keep, self.scale = keep, scale
         return np.where(keep, x * scale, 0)
 
     def backward(self, grad):
-        return np.where(self.keep, grad * self.scale, 0), None, None
+        return np.where(self.keep, grad * self.scale, 0), None
 
 
 def _check_probability(p):
@@ -483,25 +492,24 @@ def dropout(input, p=0.5, training=True, inplace=False):
     write = _in_place_allowed(input, inplace)
     if not training or p == 0:
         return input
-    if p == 1:
-        keep, scale = np.zeros(input.shape, bool), np.asarray(1, input.dtype)
-    else:
-        draw = input.dtype if input.dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
-        keep = _random.numpy_generator().random(input.shape, dtype=draw) >= p
-        scale = np.asarray(1 / (1 - p), input.dtype)
-    return _result(input, _Dropout.apply(input, keep, scale), write)
+    return _result(input, _Dropout.apply(input, p), write)
 
 
 # ------------------------------------------------------------------------------ batch norm
 @ieee
 class _BatchNormTraining(Function):
     """Training-mode batch normalisation of (N, C, *) through the batchnorm kernels. The batch
-    mean and biased variance are extra outputs, for the running statistics only: no gradient
-    flows back through them."""
+    mean and biased variance are extra outputs: no gradient flows back through them.
+
+    With ``running_mean`` and ``running_var`` (Tensors) forward also updates them, and counts
+    the batch in ``num_batches_tracked`` when given (``momentum=None``: the cumulative average,
+    by that count): the update is part of the op, so a captured step (:mod:`fastgrad.graphs`)
+    repeats it."""
 
     grads_are_fresh = True
 
-    def forward(self, x, weight, bias, eps):
+    def forward(self, x, weight, bias, eps, running_mean=None, running_var=None, momentum=0.1,
+                num_batches_tracked=None):
         self.shape, channels = x.shape, x.shape[1]
         x3 = np.ascontiguousarray(x.reshape(x.shape[0], channels, math.prod(x.shape[2:])))
         weight = None if weight is None else np.ascontiguousarray(weight)
@@ -510,6 +518,16 @@ class _BatchNormTraining(Function):
         out = np.empty_like(x3)
         K.batchnorm_fwd(x3, weight, bias, eps, mean, var, invstd, out)
         self.x3, self.weight, self.mean, self.invstd = x3, weight, mean, invstd
+        if running_mean is not None:
+            if num_batches_tracked is not None:
+                seen = int(num_batches_tracked._data) + 1
+                if momentum is None:
+                    momentum = 1.0 / seen
+            _update_running_stats(running_mean, running_var, mean, var, momentum,
+                                  x3.shape[0] * x3.shape[2])
+            if num_batches_tracked is not None:  # counted once the batch is in the statistics
+                num_batches_tracked._data[...] = seen
+                num_batches_tracked._version += 1
         return out.reshape(self.shape), mean, var
 
     def backward(self, grad_out, grad_mean, grad_var):
@@ -548,6 +566,7 @@ def _batch_norm_eval(input, running_mean, running_var, weight, bias, eps):
 def _update_running_stats(running_mean, running_var, mean, var, momentum, count):
     """``running = (1 - m) * running + m * batch`` in float64, rounded once into the running
     tensors (buffers: no autograd), the variance unbiased."""
+    autograd._untraced("running statistics were updated outside an op")
     for running, batch, factor in ((running_mean, mean, momentum),
                                    (running_var, var, momentum * (count / (count - 1)))):
         data = running._data
@@ -587,6 +606,14 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         ValueError: training with one value per channel (PyTorch's message), or an empty batch.
         RuntimeError: a (C,) argument of the wrong shape or dtype.
     """
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+
+
+def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                num_batches_tracked=None):
+    """:func:`batch_norm`, and BatchNorm's modules: ``num_batches_tracked`` (a 0-d int64
+    buffer, training only) counts the batch and, with ``momentum=None``, makes the running
+    statistics the cumulative average."""
     check_floating(input, "input")
     if input.ndim < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, *), got shape {input.shape}")
@@ -605,7 +632,9 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if (running_mean is None) != (running_var is None):
         raise ValueError("batch_norm takes running_mean and running_var together, got only "
                          f"{'running_mean' if running_var is None else 'running_var'}")
-    momentum, eps = real(momentum, "momentum"), real(eps, "eps")
+    if momentum is not None or num_batches_tracked is None:
+        momentum = real(momentum, "momentum")
+    eps = real(eps, "eps")
     if not eps >= 0:
         raise ValueError(f"eps must be non-negative, got {eps}")
     if not training:
@@ -614,11 +643,11 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
                              "and running_var; got None for both")
         return _batch_norm_eval(input, running_mean, running_var, weight, bias, eps)
     _verify_batch_size(input.shape)
-    out, mean, var = _BatchNormTraining.apply(input, weight, bias, eps)
-    if running_mean is not None:
-        _update_running_stats(running_mean, running_var, mean._data, var._data, momentum,
-                              input.numel() // channels)
-    return out
+    if running_mean is None:
+        return _BatchNormTraining.apply(input, weight, bias, eps)[0]
+    return _BatchNormTraining.apply(input, weight, bias, eps, running_mean=running_mean,
+                                    running_var=running_var, momentum=momentum,
+                                    num_batches_tracked=num_batches_tracked)[0]
 
 
 # ------------------------------------------------------------------------------ layer norm
@@ -777,6 +806,7 @@ def _padding_index(padding_idx, rows):
 def _embedding_renorm(weight, indices, max_norm, norm_type):
     """PyTorch's ``embedding_renorm_``: each row ``indices`` picks whose ``norm_type``-norm
     exceeds ``max_norm`` is scaled, in place, to ``max_norm / (norm + 1e-7)`` times itself."""
+    autograd._untraced("embedding rows were renormalised in place (max_norm)")
     rows = np.unique(indices)
     values = weight._data[rows]
     norms = np.linalg.norm(values.astype(np.float64), ord=norm_type, axis=1)
@@ -1751,11 +1781,12 @@ def _pair(input, target, name):
     return ops.cast(input, dtype), ops.cast(target, dtype)
 
 
-def _class_rows(input, target, ignore_index, name):
-    """``input`` as (M, C) rows of class scores and ``target`` as (M,) int64 labels, checked.
+def _class_rows(input, target, name):
+    """``input`` as (M, C) rows of class scores, ``target`` checked to hold integer class
+    indices of the matching shape (their values: :func:`_labels`).
 
     Returns:
-        ``(rows, labels, target_shape)``.
+        ``(rows, target_shape)``.
     """
     if target.dtype.kind not in "iu":
         raise RuntimeError(f"{name} target must hold int64 class indices, got dtype "
@@ -1766,16 +1797,22 @@ def _class_rows(input, target, ignore_index, name):
         raise ValueError(f"{name} target must have shape {expected} for input of shape "
                          f"{input.shape}, got {target.shape}")
     classes = input.shape[class_dim]
-    labels = target._data.astype(np.int64).reshape(-1)
+    if input.ndim == 2:
+        return input, expected
+    rows = ops.permute(input, *([d for d in range(input.ndim) if d != class_dim]
+                                + [class_dim])) if input.ndim > 2 else input
+    return rows.reshape(math.prod(expected), classes), expected
+
+
+def _labels(target, ignore_index, classes):
+    """The integer array ``target`` as (M,) int64 labels, checked to be classes or
+    ``ignore_index`` (IndexError: the kernels index with them)."""
+    labels = target.astype(np.int64).reshape(-1)
     bad = (labels != ignore_index) & ((labels < 0) | (labels >= classes))
     if bad.any():
         raise IndexError(f"target {labels[np.argmax(bad)]} is out of bounds for {classes} "
                          "classes")
-    if input.ndim == 2:
-        return input, labels, expected
-    rows = ops.permute(input, *([d for d in range(input.ndim) if d != class_dim]
-                                + [class_dim])) if input.ndim > 2 else input
-    return rows.reshape(labels.size, classes), labels, expected
+    return labels
 
 
 def _check_class_weight(weight, input, classes):
@@ -1823,8 +1860,12 @@ class _CrossEntropy(Function):
     rows (``reduction``): one Function, so a reduced loss costs one node of the graph. The
     reduction rounds as ``loss.sum() / count`` on tensors would."""
 
-    def forward(self, logits, target, ignore_index, reduction, count):
+    def forward(self, logits, target, ignore_index, reduction):
+        # the labels are checked and counted here, inside the op, so a captured step's
+        # replay (fastgrad.graphs) checks and counts each batch's own
         logits = np.ascontiguousarray(logits)
+        target = _labels(target, ignore_index, logits.shape[1])
+        count = int(np.count_nonzero(target != ignore_index)) if reduction == "mean" else None
         n = logits.shape[0]
         loss, lse = np.empty(n, logits.dtype), np.empty(n, np.float64)
         K.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
@@ -1904,17 +1945,18 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
         if weight is not None:
             terms = terms * weight.reshape((classes,) + (1,) * (input.ndim - class_dim - 1))
         return _reduce(-terms.sum(class_dim), reduction)
-    rows, labels, expected = _class_rows(input, target, ignore_index, "cross_entropy")
+    rows, expected = _class_rows(input, target, "cross_entropy")
+    if weight is None and not smoothing:
+        loss = _CrossEntropy.apply(rows, target, ignore_index, reduction)
+        return loss.reshape(expected) if reduction == "none" and loss.shape != expected \
+            else loss
+    labels = _labels(target._data, ignore_index, classes)
     if weight is not None:
         return _weighted_nll(ops.log_softmax(rows, 1), labels, weight, ignore_index, smoothing,
                              expected, reduction)
     kept = labels != ignore_index
     count = int(np.count_nonzero(kept))
-    if not smoothing:
-        loss = _CrossEntropy.apply(rows, labels, ignore_index, reduction, count)
-        return loss.reshape(expected) if reduction == "none" and loss.shape != expected \
-            else loss
-    per_row = _CrossEntropy.apply(rows, labels, ignore_index, "none", count)
+    per_row = _CrossEntropy.apply(rows, target, ignore_index, "none")
     uniform = ops.log_softmax(rows, 1).sum(1) * (-smoothing / classes)
     per_row = per_row * (1 - smoothing) + ops.where(kept, uniform, 0.0)
     return _reduce(per_row.reshape(expected), reduction, count=count)
@@ -1964,7 +2006,8 @@ def nll_loss(input, target, weight=None, size_average=None, ignore_index=-100, r
     if input.ndim == 0:
         raise ValueError("nll_loss input must have a class dimension, got a 0-d tensor")
     weight = _check_class_weight(weight, input, input.shape[0 if input.ndim == 1 else 1])
-    rows, labels, expected = _class_rows(input, target, ignore_index, "nll_loss")
+    rows, expected = _class_rows(input, target, "nll_loss")
+    labels = _labels(target._data, ignore_index, rows.shape[1])
     if weight is not None:
         return _weighted_nll(rows, labels, weight, ignore_index, 0.0, expected, reduction)
     per_row = _NLLLoss.apply(rows, labels, ignore_index, None).reshape(expected)
@@ -2153,6 +2196,10 @@ _BCE_EPSILON = float(np.float32(1e-12))
 @ieee
 class _BinaryCrossEntropy(Function):
     def forward(self, x, y):
+        # checked here, inside the op, so a captured step's replay checks each batch
+        if not ((x >= 0) & (x <= 1)).all():
+            raise RuntimeError(f"binary_cross_entropy: all elements of input should be between "
+                               f"0 and 1, got values in [{x.min()}, {x.max()}]")
         # log clamped at -100, as PyTorch: log(0) would make 0 * log(0) NaN
         with np.errstate(divide="ignore"):
             log_x = np.maximum(np.log(x), -100)
@@ -2208,10 +2255,6 @@ def binary_cross_entropy(input, target, weight=None, size_average=None, reduce=N
     check_reduction(reduction)
     _binary_pair(input, target, "binary_cross_entropy")
     weight = _element_weight(weight, input, "binary_cross_entropy")
-    values = input._data
-    if not ((values >= 0) & (values <= 1)).all():
-        raise RuntimeError(f"binary_cross_entropy: all elements of input should be between 0 "
-                           f"and 1, got values in [{values.min()}, {values.max()}]")
     loss = _BinaryCrossEntropy.apply(input, target)
     return _reduce(loss if weight is None else loss * weight, reduction)
 

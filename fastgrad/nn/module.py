@@ -214,6 +214,50 @@ def _to_array(value, key):
                     f"__dlpack__, got {type(value).__name__}")
 
 
+class _Changes:
+    """How many times any module's parameters, buffers, children, hooks or training mode
+    changed: a captured replay (:mod:`fastgrad.graphs`) rechecks its modules only after one."""
+
+    count = 0
+
+
+def _changed():
+    _Changes.count += 1
+
+
+class _Registry(dict):
+    """A module's ``_parameters``, ``_buffers`` or ``_modules``: a dict that counts its
+    changes in :class:`_Changes` (reads stay plain dict reads)."""
+
+    def __setitem__(self, key, value):
+        _changed()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key):
+        _changed()
+        super().__delitem__(key)
+
+    def pop(self, *args):
+        _changed()
+        return super().pop(*args)
+
+    def popitem(self):
+        _changed()
+        return super().popitem()
+
+    def clear(self):
+        _changed()
+        super().clear()
+
+    def update(self, *args, **kwargs):
+        _changed()
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key, default=None):
+        _changed()
+        return super().setdefault(key, default)
+
+
 class Module:
     """Base class of every layer and model.
 
@@ -223,10 +267,10 @@ class Module:
 
     def __init__(self):
         object.__setattr__(self, "training", True)
-        object.__setattr__(self, "_parameters", {})
-        object.__setattr__(self, "_buffers", {})
+        object.__setattr__(self, "_parameters", _Registry())
+        object.__setattr__(self, "_buffers", _Registry())
         object.__setattr__(self, "_non_persistent_buffers", set())
-        object.__setattr__(self, "_modules", {})
+        object.__setattr__(self, "_modules", _Registry())
         object.__setattr__(self, "_forward_pre_hooks", {})
         object.__setattr__(self, "_forward_hooks", {})
         object.__setattr__(self, "_forward_hooks_with_kwargs", {})
@@ -237,6 +281,8 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
 
     def __call__(self, *args, **kwargs):
+        if autograd._recorder is not None:
+            autograd._recorder.module_called(self)
         if self._forward_pre_hooks or self._forward_hooks or self._backward_hooks \
                 or self._backward_pre_hooks:
             return self._call_with_hooks(args, kwargs)
@@ -245,6 +291,7 @@ class Module:
     def _call_with_hooks(self, args, kwargs):
         """PyTorch's ``Module._call_impl``: forward pre-hooks, forward, forward hooks, with
         the backward hooks wired around the call."""
+        autograd._untraced(f"hooks ran on a {type(self).__name__} module")
         for hook_id, hook in tuple(self._forward_pre_hooks.items()):
             if hook_id in self._forward_hooks_with_kwargs:
                 result = hook(self, args, kwargs)
@@ -279,6 +326,7 @@ class Module:
     def _add_hook(hooks, hook, prepend, *extra):
         if not callable(hook):
             raise TypeError(f"hook must be callable, got {type(hook).__name__}")
+        _changed()
         handle = RemovableHandle(hooks, *extra)
         hooks[handle.id] = hook
         if prepend:
@@ -394,6 +442,8 @@ class Module:
                                 "(a Tensor or None is expected)")
             buffers[name] = value
         else:
+            if name == "training":
+                _changed()
             object.__setattr__(self, name, value)
 
     def _forget(self, name, keep=None):
@@ -571,6 +621,7 @@ class Module:
                              f"{type(mode).__name__} {mode!r}")
         for module in self.modules():
             object.__setattr__(module, "training", mode)
+        _changed()
         return self
 
     def eval(self):

@@ -101,19 +101,13 @@ class _BatchNorm(Module):
         training = self.training
         use_batch_stats = training or (running_mean is None and running_var is None)
         updating = training and self.track_running_stats and count is not None
-        momentum = 0.0 if self.momentum is None else self.momentum
-        if updating:
-            seen = int(count._data) + 1
-            if self.momentum is None:
-                momentum = 1.0 / seen  # the cumulative average of the batch statistics
+        momentum = self.momentum  # None: the cumulative average, counted by the op
+        if momentum is None and not updating:
+            momentum = 0.0
         tracked = not training or self.track_running_stats
-        out = F.batch_norm(input, running_mean if tracked else None,
-                           running_var if tracked else None, params["weight"], params["bias"],
-                           use_batch_stats, momentum, self.eps)
-        if updating:  # counted once the batch passed every check (a buffer: no autograd)
-            count._data[...] = seen
-            count._version += 1
-        return out
+        return F._batch_norm(input, running_mean if tracked else None,
+                             running_var if tracked else None, params["weight"], params["bias"],
+                             use_batch_stats, momentum, self.eps, count if updating else None)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
