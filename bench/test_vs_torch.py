@@ -71,3 +71,12 @@ def test_a_failing_worker_becomes_an_error_row(tmp_path):
     row = json.loads(path.read_text())["rows"][0]
     assert "median_s" not in row["fastgrad"] and row["ratio"] is None
     assert "| error: ValueError" in completed.stdout
+
+
+def test_captured_rows_share_pytorchs_run_not_fastgrads(smoke):
+    rows = {row["name"]: row for row in smoke[0]["rows"]}
+    for name in vs_torch.CAPTURED:
+        eager, captured = rows[name], rows[f"{name}_captured"]
+        assert eager["fastgrad"]["options"] == {}
+        assert captured["fastgrad"]["options"] == {"captured": True}
+        assert captured["torch"] == eager["torch"]

@@ -48,7 +48,7 @@ import subprocess
 import sys
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -195,15 +195,24 @@ def _sequential(fw, rng, widths, activation, with_batchnorm=False, last_activati
 
 
 
-def _training_step(fw, forward, params, inputs, target, criterion, optimizer, clip):
+def _training_step(fw, forward, params, inputs, target, criterion, optimizer, clip,
+                   options=None):
     """The step every training workload times: zero_grad, ``forward``, loss, backward,
     ``clip_grad_norm_(params, clip)`` unless ``clip`` is None, optimiser step; the first
-    step's loss is the check."""
+    step's loss is the check. With ``options["captured"]`` (fastgrad's rows only) the forward
+    and the loss are one captured callable (:func:`fastgrad.graphs.make_graphed_callables`),
+    replayed from the second step on."""
+
+    def loss_of(x, y):
+        return criterion(forward(x), y)
+
+    if (options or {}).get("captured"):
+        loss_of = fw.graphs.make_graphed_callables(loss_of)
     last = {}
 
     def run():
         optimizer.zero_grad()
-        last["loss"] = loss = criterion(forward(inputs), target)
+        last["loss"] = loss = loss_of(inputs, target)
         loss.backward()
         if clip is not None:
             fw.nn.utils.clip_grad_norm_(params, clip)
@@ -223,7 +232,7 @@ def mlp(fw, dims, options):
     target = fw.tensor(rng.integers(0, widths[-1], batch))
     optimizer = fw.optim.SGD(params, lr=0.01, momentum=0.9)
     return _training_step(fw, model, params, x, target, fw.nn.CrossEntropyLoss(), optimizer,
-                          1.0)
+                          1.0, options)
 
 
 def tiny(fw, dims, options):
@@ -236,7 +245,8 @@ def tiny(fw, dims, options):
     x = fw.tensor(rng.standard_normal((batch, widths[0]), F32))
     target = fw.tensor(rng.uniform(-1, 1, (batch, widths[-1])).astype(F32))
     optimizer = fw.optim.Adam(params, lr=1e-3)
-    return _training_step(fw, model, params, x, target, fw.nn.MSELoss(), optimizer, None)
+    return _training_step(fw, model, params, x, target, fw.nn.MSELoss(), optimizer, None,
+                          options)
 
 
 def sigmoid_bn(fw, dims, options):
@@ -252,7 +262,7 @@ def sigmoid_bn(fw, dims, options):
     target = fw.tensor(rng.integers(0, classes, batch))
     optimizer = fw.optim.SGD(params, lr=0.01)
     return _training_step(fw, model, params, x, target, fw.nn.CrossEntropyLoss(), optimizer,
-                          1.0)
+                          1.0, options)
 
 
 def lstm(fw, dims, options):
@@ -270,7 +280,7 @@ def lstm(fw, dims, options):
     target = fw.tensor(0.5 * rng.standard_normal((steps, batch, hidden), F32))
     optimizer = fw.optim.Adam(params, lr=1e-3)
     return _training_step(fw, lambda inputs: model(inputs)[0], params, x, target,
-                          fw.nn.MSELoss(), optimizer, 1.0)
+                          fw.nn.MSELoss(), optimizer, 1.0, options)
 
 
 def _random_state(model, rng):
@@ -329,7 +339,8 @@ def cnn(fw, dims, options):
     x = fw.tensor(rng.standard_normal((batch, 1, size, size), F32))
     target = fw.tensor(rng.integers(0, classes, batch))
     optimizer = fw.optim.SGD(params, lr=0.01, momentum=0.9)
-    return _training_step(fw, model, params, x, target, nn.CrossEntropyLoss(), optimizer, None)
+    return _training_step(fw, model, params, x, target, nn.CrossEntropyLoss(), optimizer, None,
+                          options)
 
 
 def _torch_resnet(torch, depth, widths, classes):
@@ -391,7 +402,7 @@ def resnet(fw, dims, options):
     target = fw.tensor(rng.integers(0, classes, batch))
     optimizer = fw.optim.SGD(params, lr=0.01, momentum=0.9)
     return _training_step(fw, model, params, x, target, fw.nn.CrossEntropyLoss(), optimizer,
-                          None)
+                          None, options)
 
 
 @dataclass(frozen=True)
@@ -406,8 +417,9 @@ class Workload:
             ``dims`` share fastgrad's run.
         dims: the sizes to publish.
         smoke: small sizes of the same shape (``--smoke``).
-        torch_options: PyTorch's extra keyword arguments for this row (its fastgrad run has
-            none).
+        torch_options: PyTorch's extra keyword arguments for this row.
+        fastgrad_options: fastgrad's (``captured``: the training step's forward and loss
+            replayed as a captured step, see :mod:`fastgrad.graphs`).
     """
 
     name: str
@@ -417,6 +429,10 @@ class Workload:
     dims: tuple
     smoke: tuple
     torch_options: dict = field(default_factory=dict)
+    fastgrad_options: dict = field(default_factory=dict)
+
+    def options(self, library):
+        return self.torch_options if library == "torch" else self.fastgrad_options
 
 
 WORKLOADS = {w.name: w for w in (
@@ -447,6 +463,13 @@ WORKLOADS = {w.name: w for w in (
     Workload("conv_large", "Conv2d(64, 128, 3, padding=1) forward+backward, batch 32, 32x32", 1,
              conv, (32, 64, 128, 32, 3), (2, 4, 8, 8, 3)),
 )}
+#: The training steps that also have a row with fastgrad's captured step (the same PyTorch
+#: run, eager: PyTorch has no CPU equivalent), each right after its eager row.
+CAPTURED = ("mlp", "tiny", "sigmoid_bn", "lstm", "cnn", "resnet")
+WORKLOADS = {name: row for workload in WORKLOADS.values() for name, row in (
+    [(workload.name, workload)] + ([(f"{workload.name}_captured", replace(
+        workload, name=f"{workload.name}_captured", label=f"{workload.label} (captured step)",
+        fastgrad_options={"captured": True}))] if workload.name in CAPTURED else []))}
 
 
 # --------------------------------------------------------------------------------- worker
@@ -515,7 +538,7 @@ def worker(library, name, threads, seconds, smoke):
     fw = importlib.import_module(library)
     fw.set_num_threads(threads)
     dims = workload.smoke if smoke else workload.dims
-    options = workload.torch_options if library == "torch" else {}
+    options = workload.options(library)
     record = dict(library=library, workload=name, dims=list(dims), options=options)
     record.update(measure(workload.build(fw, dims, options), seconds))
     other = [lib for lib in LIBRARIES if lib != library and lib in sys.modules]
@@ -623,33 +646,35 @@ def _quiet_record(library, workload, arguments, where, log):
     return best
 
 
-def _family(workload):
-    """Rows that share fastgrad's run: the same build at the same sizes (they differ only in
-    PyTorch's options)."""
-    return workload.build, workload.dims
+def _run_key(library, workload):
+    """Rows with the same key share ``library``'s run: the same build at the same sizes with
+    the same options of that library (``adam_fused`` and ``adam_default`` share fastgrad's,
+    ``tiny`` and ``tiny_captured`` PyTorch's)."""
+    return library, workload.build, workload.dims, tuple(sorted(workload.options(library).items()))
 
 
 def drive(workloads, libraries, arguments, log=sys.stderr):
-    """Run every round and return the rows of the results file. Per round and workload
-    family (rows sharing fastgrad's run), the fastgrad worker and then the PyTorch workers,
-    in reverse order every other round."""
+    """Run every round and return the rows of the results file. Per round and group of rows
+    (the same build at the same sizes), each distinct run of the group in row order, fastgrad
+    before PyTorch, in reverse order every other round."""
     records = {}
-    families = {}
+    groups = {}
     for workload in workloads:
-        families.setdefault(_family(workload), []).append(workload)
+        group = groups.setdefault((workload.build, workload.dims), {})
+        for library in LIBRARIES:
+            if library in libraries:
+                group.setdefault(_run_key(library, workload), workload)
     for round_ in range(arguments.rounds):
-        for family in families.values():
-            jobs = ([("fastgrad", family[0])] if "fastgrad" in libraries else []) + \
-                   ([("torch", w) for w in family] if "torch" in libraries else [])
-            for library, workload in jobs[::-1] if round_ % 2 else jobs:
-                record = _quiet_record(library, workload, arguments,
+        for group in groups.values():
+            jobs = list(group.items())
+            for key, workload in jobs[::-1] if round_ % 2 else jobs:
+                record = _quiet_record(key[0], workload, arguments,
                                        f"round {round_ + 1}/{arguments.rounds}", log)
-                key = (library, _family(workload) if library == "fastgrad" else workload.name)
                 records.setdefault(key, []).append(record)
     rows = []
     for workload in workloads:
-        fastgrad = summarise(records.get(("fastgrad", _family(workload)), []))
-        torch = summarise(records.get(("torch", workload.name), []))
+        fastgrad = summarise(records.get(_run_key("fastgrad", workload), []))
+        torch = summarise(records.get(_run_key("torch", workload), []))
         ratio, check = compare(fastgrad, torch)
         if check is not None and not check["agree"]:
             print(f"warning: {workload.name}: the first step's {check['name']} differs, "
