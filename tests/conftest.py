@@ -5,11 +5,15 @@ import pathlib
 import subprocess
 import sys
 
-import numpy as np
-import pytest
+# Numba's CUDA simulator, for tests/test_cuda_kernels.py: it must be chosen before Numba is
+# first imported (a GPU machine runs the kernels for real with NUMBA_ENABLE_CUDASIM=0)
+os.environ.setdefault("NUMBA_ENABLE_CUDASIM", "1")
 
-from fastgrad import backends
-from fastgrad.backends import blas
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from fastgrad import backends  # noqa: E402
+from fastgrad.backends import blas  # noqa: E402
 
 
 @pytest.fixture
