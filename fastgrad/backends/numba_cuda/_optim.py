@@ -45,6 +45,16 @@ def _rounded(dtype, *values):
     return [kind(v) for v in values]
 
 
+@cuda.jit(device=True)
+def _decayed(g, p, weight_decay, maximize):
+    """The gradient an L2-decayed step uses: negated to maximise, plus ``weight_decay * p``."""
+    if maximize:
+        g = -g
+    if weight_decay != 0:
+        g = g + weight_decay * p
+    return g
+
+
 # ----------------------------------------------------------------------------------------- SGD
 @cuda.jit(cache=True)
 def _sgd(param, grad, buf, lr, momentum, one_minus_dampening, weight_decay, nesterov, maximize,
@@ -136,10 +146,8 @@ def _rmsprop(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, one_
              eps, weight_decay, momentum, zero, maximize, centered, use_momentum):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, param.size, stride):
-        g = -grad[i] if maximize else grad[i]
         p = param[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
+        g = _decayed(grad[i], p, weight_decay, maximize)
         v = alpha * square_avg[i] + one_minus_alpha * g * g
         square_avg[i] = v
         if centered:
@@ -177,10 +185,8 @@ def rmsprop_step(param, grad, square_avg, grad_avg, momentum_buffer, lr, alpha, 
 def _adagrad(param, grad, state_sum, clr, weight_decay, eps, maximize):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, param.size, stride):
-        g = -grad[i] if maximize else grad[i]
         p = param[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
+        g = _decayed(grad[i], p, weight_decay, maximize)
         s = state_sum[i] + g * g
         state_sum[i] = s
         param[i] = p - clr * (g / (math.sqrt(s) + eps))
@@ -202,10 +208,8 @@ def _adadelta(param, grad, square_avg, acc_delta, lr, rho, one_minus_rho, eps, w
               maximize):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, param.size, stride):
-        g = -grad[i] if maximize else grad[i]
         p = param[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
+        g = _decayed(grad[i], p, weight_decay, maximize)
         v = rho * square_avg[i] + one_minus_rho * g * g
         square_avg[i] = v
         u = acc_delta[i]
@@ -230,10 +234,8 @@ def _adamax(param, grad, exp_avg, exp_inf, one_minus_beta1, beta2, eps, weight_d
             maximize):
     start, stride = cuda.grid(1), cuda.gridsize(1)
     for i in range(start, param.size, stride):
-        g = -grad[i] if maximize else grad[i]
         p = param[i]
-        if weight_decay != 0:
-            g = g + weight_decay * p
+        g = _decayed(grad[i], p, weight_decay, maximize)
         m = exp_avg[i]
         m = m + one_minus_beta1 * (g - m)
         exp_avg[i] = m
