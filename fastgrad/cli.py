@@ -22,7 +22,7 @@ def _train(args):
                                seed=args.seed, monitor=args.monitor,
                                checkpoint=args.checkpoint,
                                checkpoint_every=args.checkpoint_every, resume=args.resume,
-                               save=args.save)
+                               save=args.save, captured=args.captured)
     except TrainingDiverged as error:
         print(f"fastgrad train: {error}", file=sys.stderr)
         return 1
@@ -56,6 +56,9 @@ def _add_train(commands):
                             "thread count")
     train.add_argument("--save", metavar="PATH",
                        help="save the trained model's state_dict to PATH (safetensors)")
+    train.add_argument("--captured", action="store_true",
+                       help="replay the model and the loss as a captured step "
+                            "(make_graphed_callables): the same run with less Python per step")
     train.set_defaults(run=_train)
 
 

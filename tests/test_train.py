@@ -25,6 +25,16 @@ def test_train_is_repeatable_for_a_seed():
     assert first["test_accuracy"] == second["test_accuracy"]
 
 
+def test_a_captured_step_trains_bit_identically(tmp_path):
+    eager = train_digits(epochs=2, seed=3, log=None, save=tmp_path / "eager.safetensors")
+    captured = train_digits(epochs=2, seed=3, log=None, captured=True,
+                            save=tmp_path / "captured.safetensors")
+    for key in ("loss", "grad_norm", "train_accuracy", "test_accuracy"):
+        assert captured[key] == eager[key], key
+    assert (tmp_path / "captured.safetensors").read_bytes() == \
+        (tmp_path / "eager.safetensors").read_bytes()
+
+
 def test_non_finite_loss_stops_training_naming_epoch_and_step(monkeypatch):
     (x_train, y_train), test = data.load_digits(seed=0)
     x_train[40] = np.nan  # lands in some batch of the first epoch
