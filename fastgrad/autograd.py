@@ -322,20 +322,22 @@ class Function:
                 if t is not None and t.grad_fn is not None and t._requires_grad]
 
 
-def _topological_order(roots):
-    """The nodes reachable from ``roots``, each before every node it depends on."""
+def _topological_order(roots, parents_of=Function._parents):
+    """The nodes reachable from ``roots``, each before every node it depends on (the walk's
+    order; a captured step's replay, :mod:`fastgrad.graphs`, passes its own ``parents_of``
+    to sum gradients in the same order)."""
     order, visited = [], set()
     for root in roots:
         if root in visited:
             continue
         visited.add(root)
-        stack = [(root, iter(root._parents()))]
+        stack = [(root, iter(parents_of(root)))]
         while stack:
             node, parents = stack[-1]
             for parent in parents:
                 if parent not in visited:
                     visited.add(parent)
-                    stack.append((parent, iter(parent._parents())))
+                    stack.append((parent, iter(parents_of(parent))))
                     break
             else:
                 stack.pop()

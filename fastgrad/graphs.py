@@ -12,7 +12,8 @@ clipping stay outside, as in PyTorch: wrap the model, or a function of the model
 A replay runs the same kernels on the same values in the same order as eager execution, so
 outputs, gradients, running statistics and dropout's random draws are bit-identical to it.
 What a replay cannot repeat is Python outside the ops. The capture notices, and the callable
-then runs eagerly for that signature, silently and correctly, when the captured call
+then runs eagerly for that signature (until a module changes: a hook removed, a layer
+replaced), silently and correctly, when the captured call
 
 - read a tensor's values on the host (``item()``, ``bool()``, ``float()``, ``.numpy()``,
   ``.tolist()``): the usual form of data-dependent control flow;
@@ -69,7 +70,9 @@ class GraphedCallable:
                             f"{type(fn).__name__}")
         self._fn = fn
         self._module = module
-        self._traces = {}       # signature -> _Trace, or the reason it runs eagerly
+        # signature -> _Trace, or (why it runs eagerly, the module change count then): a
+        # refusal is retried once a module changed (a hook removed, say)
+        self._traces = {}
         self._stale = collections.Counter()
         self.stats = collections.Counter()
         self.reasons = {}
@@ -87,22 +90,23 @@ class GraphedCallable:
             if len(self._traces) >= MAX_SIGNATURES:
                 return self._eager(args, kwargs)
             return self._capture(key, args)
-        if type(trace) is str:
-            return self._eager(args, kwargs)
+        if type(trace) is tuple:
+            if trace[1] == _module._Changes.count:
+                return self._eager(args, kwargs)
+            return self._capture(key, args)
+        if trace.busy():
+            return self._eager(args, kwargs)  # the previous replay's backward has not run
         live = trace.resolve()
         if live is _GONE:  # a tensor the replay reads was a temporary of the captured call
             self._stale[key] += 1
             if self._stale[key] >= MAX_STALE:
-                self._traces[key] = self.reasons[key] = (
-                    "an op read a tensor made during the call outside the ops (by a creation "
-                    "function, or an op without a gradient: a comparison, argmax): the "
-                    "replay would reuse the captured one")
+                self._refuse(key, "an op read a tensor made during the call outside the ops "
+                                  "(by a creation function, or an op without a gradient: a "
+                                  "comparison, argmax): the replay would reuse the captured one")
                 return self._eager(args, kwargs)
             return self._capture(key, args)
         if live is _CHANGED:  # a module's mode, hooks or members, or a parameter changed
             return self._capture(key, args)
-        if trace.busy():
-            return self._eager(args, kwargs)  # the previous replay's backward has not run
         self.stats["replays"] += 1
         return trace.replay(args, live)
 
@@ -120,11 +124,18 @@ class GraphedCallable:
         finally:
             autograd._recorder = None
         trace = recorder.finish(result)
-        self._traces[key] = trace
         if type(trace) is str:
-            self.reasons[key] = trace
+            self._refuse(key, trace)
+        else:
+            self._traces[key] = trace
+            self.reasons.pop(key, None)
         self.stats["captures"] += 1
         return result
+
+    def _refuse(self, key, reason):
+        """Run signature ``key`` eagerly, for ``reason``, until a module changes."""
+        self._traces[key] = (reason, _module._Changes.count)
+        self.reasons[key] = reason
 
     def __repr__(self):
         return f"GraphedCallable({self._fn!r})"
@@ -212,7 +223,8 @@ class _Recorder:
         self.param_index = {}           # id(parameter) -> (position, value index)
         self.outside = []               # (weakref, kind, checks, value index)
         self.outside_index = {}         # (id(object), kind) -> value index
-        self.ops = []                   # [node, arg indices, kwargs, dynamic kwargs, outputs]
+        self.ops = []                   # [node, arg indices, kwargs, dynamic kwargs, outputs,
+        #                                  several outputs?, gradient destinations]
         self.grad_node = {}             # id(Function) -> op number
         for a in args:
             if isinstance(a, Tensor):
@@ -401,21 +413,24 @@ class _Trace:
         self.template = [None] * recorder.size
         for index, value in recorder.constants.items():
             self.template[index] = value
-        self.inputs = recorder.inputs
         self.params = recorder.params
+        # where the replay node's arrays go: the tensor arguments', then the parameters'
+        self.slots = recorder.inputs + [index for _, _, index in self.params]
         self.outside = recorder.outside
         self.modules = [(m, m.training, _registries(m)) for m in recorder.modules.values()]
         self.changes = -1  # checked at the first replay
         # each op's forward without its errstate wrapper: the replay runs under one
         self.program = [(op[0], _unwrapped(op[0], "forward"), *op[1:6]) for op in recorder.ops]
         self.outputs, self.roots, self.wants, self.kind = outputs, roots, wants, kind
-        self.leaves = len(self.inputs) + len(self.params)
+        self.leaves = len(self.slots)
         self.values = None
         self.owner = None
         # backward: the ops autograd reaches from the outputs, in _walk's order
         ops = recorder.ops
         destinations = {n: op[6] for n, op in enumerate(ops) if op[0] is not None}
-        order = _topological_order([r[0] for r in roots if r is not None], destinations)
+        order = autograd._topological_order(
+            [r[0] for r in roots if r is not None],
+            lambda n: [d[0] for d in destinations[n] if d is not None and type(d) is not int])
         self.plan = [(n, ops[n][0], _unwrapped(ops[n][0], "backward"), ops[n][4],
                       [(i, d) for i, d in enumerate(destinations[n]) if d is not None])
                      for n in order]
@@ -476,8 +491,7 @@ class _Trace:
     def forward(self, replay, arrays, outside):
         self.owner = weakref.ref(replay)
         values = self.values = list(self.template)
-        slots = self.inputs + [index for _, _, index in self.params]
-        for index, array in zip(slots, arrays):
+        for index, array in zip(self.slots, arrays):
             values[index] = array
         for (_, _, _, index), value in zip(self.outside, outside):
             values[index] = value
@@ -576,30 +590,3 @@ def _registries(module):
     return (tuple(map(id, module._parameters.values())),
             tuple(map(id, module._buffers.values())),
             tuple(map(id, module._modules.values())))
-
-
-def _topological_order(roots, parents):
-    """autograd's ``_topological_order`` over op numbers (``parents[n]``: the gradient
-    destinations of op n's arguments), so a replay sums gradients in the eager order."""
-    order, visited = [], set()
-
-    def parents_of(number):
-        return iter([d[0] for d in parents[number] if d is not None and type(d) is not int])
-
-    for root in roots:
-        if root in visited:
-            continue
-        visited.add(root)
-        stack = [(root, parents_of(root))]
-        while stack:
-            number, pending = stack[-1]
-            for parent in pending:
-                if parent not in visited:
-                    visited.add(parent)
-                    stack.append((parent, parents_of(parent)))
-                    break
-            else:
-                stack.pop()
-                order.append(number)
-    order.reverse()
-    return order

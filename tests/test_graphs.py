@@ -163,13 +163,16 @@ def test_eval_mode_hooks_and_replaced_modules_are_followed():
     handle = model[2].register_forward_hook(lambda m, args, out: seen.append(out.shape))
     step(x).backward()
     assert seen == [(16, 16)] and "hooks ran" in next(iter(step.reasons.values()))
+    step(x).backward()
+    assert seen == [(16, 16)] * 2 and step.stats["replays"] == 0
     handle.remove()
+    step(x).backward()   # without the hook (a module change): captured again, then replayed
+    step(x).backward()
+    assert step.stats["replays"] == 1 and not step.reasons
     model[6] = nn.Linear(16, 4)  # a replaced layer: the replay must use the new one
-    step.reasons.clear()
-    step._traces.clear()
     step(x).backward()
     step(x).backward()
-    assert model[6].weight.grad is not None
+    assert model[6].weight.grad is not None and step.stats["replays"] == 2
 
 
 def test_data_dependent_control_flow_runs_eagerly():

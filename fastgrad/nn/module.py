@@ -226,7 +226,7 @@ def _changed():
 
 
 class _Registry(dict):
-    """A module's ``_parameters``, ``_buffers`` or ``_modules``: a dict that counts its
+    """A module's ``_parameters``, ``_buffers``, ``_modules`` or hooks: a dict that counts its
     changes in :class:`_Changes` (reads stay plain dict reads)."""
 
     def __setitem__(self, key, value):
@@ -271,11 +271,11 @@ class Module:
         object.__setattr__(self, "_buffers", _Registry())
         object.__setattr__(self, "_non_persistent_buffers", set())
         object.__setattr__(self, "_modules", _Registry())
-        object.__setattr__(self, "_forward_pre_hooks", {})
-        object.__setattr__(self, "_forward_hooks", {})
-        object.__setattr__(self, "_forward_hooks_with_kwargs", {})
-        object.__setattr__(self, "_backward_pre_hooks", {})
-        object.__setattr__(self, "_backward_hooks", {})
+        object.__setattr__(self, "_forward_pre_hooks", _Registry())
+        object.__setattr__(self, "_forward_hooks", _Registry())
+        object.__setattr__(self, "_forward_hooks_with_kwargs", _Registry())
+        object.__setattr__(self, "_backward_pre_hooks", _Registry())
+        object.__setattr__(self, "_backward_hooks", _Registry())
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must implement forward()")
@@ -326,7 +326,6 @@ class Module:
     def _add_hook(hooks, hook, prepend, *extra):
         if not callable(hook):
             raise TypeError(f"hook must be callable, got {type(hook).__name__}")
-        _changed()
         handle = RemovableHandle(hooks, *extra)
         hooks[handle.id] = hook
         if prepend:
