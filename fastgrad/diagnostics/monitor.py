@@ -47,19 +47,20 @@ def _time_keys(name, module):
 
 
 class _Rows:
-    """A growing (steps, width) float64 table that hands out its next row for writing."""
+    """A growing (steps, *shape) float64 table that hands out its next row (a ``shape``
+    array) for writing."""
 
-    def __init__(self, width, data=None):
-        self._data = np.empty((64, width))
+    def __init__(self, shape, data=None):
+        self._data = np.empty((64,) + shape)
         self.count = 0
         if data is not None:
-            self._data = np.empty((max(64, len(data)), width))
+            self._data = np.empty((max(64, len(data)),) + shape)
             self._data[:len(data)] = data
             self.count = len(data)
 
     def next(self):
         if self.count == len(self._data):
-            grown = np.empty((2 * len(self._data), self._data.shape[1]))
+            grown = np.empty((2 * len(self._data),) + self._data.shape[1:])
             grown[:self.count] = self._data
             self._data = grown
         row = self._data[self.count]
@@ -108,15 +109,13 @@ class _Source:
             self.prev, self.have_prev = np.empty_like(values), False
         return self.prev
 
-    def measure(self, grads):
+    def measure(self, grads, out):
         """Each parameter's gradient norm (unless ``grads`` is None: row 0 is then left as
-        set), value norm and change since ``prev``, in one pass over the arena; returns
-        :attr:`norms`."""
+        set), value norm and change since ``prev`` into ``out`` (3, P), in one pass over the
+        arena."""
         values = self.flat_values()
-        K.monitor_norms(grads, values, self._prev(values), self.offsets, self.have_prev,
-                        self.norms)
+        K.monitor_norms(grads, values, self._prev(values), self.offsets, self.have_prev, out)
         self.have_prev = True
-        return self.norms
 
     def snapshot(self):
         """Copy the values into ``prev`` (before a recorded step)."""
@@ -129,10 +128,15 @@ class _Source:
             return self.arena.data
         return np.ascontiguousarray(self.params[0]._data).reshape(-1)
 
-    def flat_grad(self):
-        """The flat gradients, zero for the parameters without one."""
+    def missing(self):
+        """The indices of the parameters without a gradient."""
+        return [i for i, p in enumerate(self.params) if p._grad is None]
+
+    def flat_grad(self, missing):
+        """The flat gradients, zero for the parameters without one (``missing``)."""
         if self.arena is not None:
-            self.arena.zero_stale()
+            if missing:
+                self.arena.zero_stale()
             return self.arena.grad
         grad = self.params[0]._grad
         if grad is None:
@@ -213,15 +217,17 @@ class GradientMonitor:
             raise ValueError("model has no parameters to monitor")
         self.parameter_names = [name for name, _ in named]
         self._params = [p for _, p in named]
+        self._count = len(self._params)
         self._index = {id(p): i for i, p in enumerate(self._params)}
         self._init_layers()
         self.traits = ModelTraits.of(model, optimizer)
         self._checker = Checker(self.thresholds, self.layer_names, self.traits)
         self.steps = 0
         self._recorded_steps = []
-        # one row per recorded step: grad, param and update norms (P each), then the global
-        # norm before and after clipping and the clip coefficient
-        self._table = _Rows(3 * len(self._params) + 3)
+        # per recorded step: grad, param and update norms (a (3, P) row), and the global norm
+        # before and after clipping and the clip coefficient (a tuple)
+        self._table = _Rows((3, self._count))
+        self._globals = []
         self._activation_records = {}
         self._pending_activations = {}
         self._activation_handles = []
@@ -261,6 +267,7 @@ class GradientMonitor:
         self._layer_count = len(self._layer_modules)
         self._order = np.arange(self._layer_count)  # forward position -> layer
         self._order_list = self._order.tolist()
+        self._position = self._param_layer.tolist()  # parameter -> its layer's position
         self._seen = []
         self._order_handles = [
             module.register_forward_hook(lambda m, args, out, i=i: self._seen.append(i))
@@ -275,6 +282,8 @@ class GradientMonitor:
         order += [i for i in range(len(self._layer_modules)) if i not in order]
         self._order = np.array(order, np.int64)
         self._order_list = order
+        forward = {layer: position for position, layer in enumerate(order)}
+        self._position = [forward[layer] for layer in self._param_layer.tolist()]
         self._checker.set_layers(self.layer_names)
 
     @property
@@ -428,37 +437,33 @@ class GradientMonitor:
         return new
 
     def _record(self, step):
-        count = len(self._params)
         row = self._table.next()
-        grad, param, update = row[:count], row[count:2 * count], row[2 * count:3 * count]
         clipped, coef, present = False, 1.0, None
         for source in self._layout():
-            missing = [i for i, p in enumerate(source.params) if p._grad is None]
+            missing = source.missing()
             before = None if source.arena is None \
                 else source.arena.clip_norms(2.0, since=self._clips_seen)
+            out = row if source.identity else source.norms
             if before is not None:
                 clipped = True
                 coef = _clip_coefficient(source, before)
-                source.norms[0] = before
-                norms = source.measure(None)
+                out[0] = before
+                source.measure(None, out)
             else:
-                norms = source.measure(source.flat_grad())
-            if source.identity:
-                row[:3 * count] = norms.reshape(-1)
-            else:
-                grad[source.dest] = norms[0][source.take]
-                param[source.dest] = norms[1][source.take]
-                update[source.dest] = norms[2][source.take]
+                source.measure(source.flat_grad(missing), out)
+            if not source.identity:
+                row[:, source.dest] = out[:, source.take]
             if missing:
                 if present is None:
-                    present = np.ones(count, bool)
+                    present = np.ones(self._count, bool)
                 present[source.dest[np.isin(source.take, missing)]] = False
-        total = _norm_of(grad if present is None else grad[present])
-        row[-3:] = (total, total * coef if clipped else total, coef if clipped else math.nan)
+        layer_grad, layer_present, total = self._layer_norms(
+            row[0].tolist(), None if present is None else present.tolist())
+        self._globals.append((total, total * coef, coef) if clipped else
+                             (total, total, math.nan))
         self._recorded_steps.append(step)
         if self.optimizer is not None:  # remedies quote the learning rate in force
             self.traits.lr = self.optimizer.param_groups[0]["lr"]
-        layer_grad, layer_present = self._layer_norms(grad, present)
         activations = self._take_activations(step) if self._pending_activations else {}
         new = self._checker.check(step, layer_grad, layer_present, total, clipped, activations)
         if self._recurrent:
@@ -467,17 +472,22 @@ class GradientMonitor:
         return new
 
     def _layer_norms(self, per_param, present):
-        """Per-layer norms (a list, forward order) from per-parameter ones, and which layers
-        have any gradient (None: all)."""
-        squares = per_param * per_param
-        if present is not None:
-            squares[~present] = 0.0
-        layers = np.sqrt(np.bincount(self._param_layer, squares, self._layer_count)).tolist()
-        order = self._order_list
+        """Per-layer gradient norms (a list, forward order) from per-parameter ones (a list),
+        which layers have any gradient (None: all, as ``present``, per parameter) and the
+        global norm. In Python: a step records a few floats per parameter, fewer than NumPy's
+        calls would cost on small models."""
+        squares, position = [0.0] * self._layer_count, self._position
         if present is None:
-            return [layers[i] for i in order], None
-        have = np.bincount(self._param_layer, present, self._layer_count) > 0
-        return [layers[i] for i in order], have[self._order].tolist()
+            for i, norm in enumerate(per_param):
+                squares[position[i]] += norm * norm
+            have = None
+        else:
+            have = [False] * self._layer_count
+            for i, norm in enumerate(per_param):
+                if present[i]:
+                    squares[position[i]] += norm * norm
+                    have[position[i]] = True
+        return [math.sqrt(s) for s in squares], have, math.sqrt(sum(squares))
 
     def _take_activations(self, step):
         pending, self._pending_activations = self._pending_activations, {}
@@ -518,9 +528,8 @@ class GradientMonitor:
             c_n at t = T, so 0 there when c_n is unused). Rows are NaN where a layer had no
             backward at that step, and past a row's own T when sequence lengths vary.
         """
-        table, count = self._table.array(), len(self._params)
-        grad, param = table[:, :count], table[:, count:2 * count]
-        update = table[:, 2 * count:3 * count]
+        table, totals = self._table.array(), self._totals()
+        grad, param, update = table[:, 0], table[:, 1], table[:, 2]
         layer_grad = self._by_layer(grad)
         layer_param = self._by_layer(param)
         layer_update = self._by_layer(update)
@@ -532,12 +541,16 @@ class GradientMonitor:
                 "grad_norm": layer_grad, "param_norm": layer_param, "update_ratio": layer_ratio,
                 "parameter_grad_norm": grad, "parameter_norm": param,
                 "parameter_update_ratio": ratio,
-                "global_norm": table[:, -3], "clipped_norm": table[:, -2],
-                "clip_coef": table[:, -1],
+                "global_norm": totals[:, 0], "clipped_norm": totals[:, 1],
+                "clip_coef": totals[:, 2],
                 "activations": {name: {k: (v if k == "kind" else np.array(v, np.float64))
                                        for k, v in rows.items()}
                                 for name, rows in self._activation_records.items()},
                 "time_grad_norms": self._time_table()}
+
+    def _totals(self):
+        """(S, 3): the global norm before and after clipping, and the clip coefficient."""
+        return np.array(self._globals, np.float64).reshape(-1, 3)
 
     def _time_table(self):
         count, table = len(self._recorded_steps), {}
@@ -612,7 +625,8 @@ class GradientMonitor:
         return {"parameters": list(self.parameter_names), "every": self.every,
                 "steps": self.steps,
                 "recorded_steps": np.array(self._recorded_steps, np.int64),
-                "table": self._table.array(),
+                "table": np.concatenate([self._table.array().reshape(-1, 3 * self._count),
+                                         self._totals()], axis=1),
                 "order": list(self._order_list) if self.steps else None,
                 "activations": [[name, rows["kind"], np.array(rows["step"], np.int64)]
                                 + [np.array(rows[k], np.float64)
@@ -648,7 +662,9 @@ class GradientMonitor:
         self._checker.load_state_dict(state_dict["checker"])
         self.steps = int(state_dict["steps"])
         self._recorded_steps = [int(s) for s in state_dict["recorded_steps"]]
-        self._table = _Rows(3 * len(self._params) + 3, state_dict["table"])
+        table = np.asarray(state_dict["table"], np.float64)
+        self._table = _Rows((3, self._count), table[:, :-3].reshape(-1, 3, self._count))
+        self._globals = [tuple(row) for row in table[:, -3:].tolist()]
         self._activation_records = {
             name: {"kind": kind, "step": [int(s) for s in steps],
                    **{k: list(map(float, v)) for k, v in zip(
@@ -692,8 +708,3 @@ def _clip_coefficient(source, before):
     K.segment_norms(source.arena.grad[start:stop], np.array([0, stop - start], np.int64), 2.0,
                     now)
     return float(now[0] / before[i])
-
-
-def _norm_of(norms):
-    """The L2 norm of several L2 norms (NaN and inf propagate)."""
-    return math.sqrt(float(np.dot(norms, norms))) if len(norms) else 0.0

@@ -517,9 +517,12 @@ class Checker:
             del norms[0]
         if len(norms) < t.window + t.patience or not math.isfinite(total):
             return
+        floor = t.growth * min(norms[:t.window])  # the window's median is at least its minimum
+        if not max(norms[t.window:]) > floor:
+            return  # cheap rejection: the recent steps' median is at most their maximum
         recent = statistics.median(norms[t.window:])
-        if not recent > t.growth * min(norms[:t.window]):
-            return  # cheap rejection: the median of the window is at least its minimum
+        if not recent > floor:
+            return
         before = statistics.median(norms[:t.window])
         if before > 0 and recent > t.growth * before:
             self._issue("exploding-growth", step, "exploding", (), recent / before, lambda: (
