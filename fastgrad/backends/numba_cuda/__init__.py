@@ -30,3 +30,4 @@ from ._optim import *  # noqa: E402,F401,F403
 from ._layers import *  # noqa: E402,F401,F403
 from ._pool import *  # noqa: E402,F401,F403
 from ._gemm import *  # noqa: E402,F401,F403
+from ._conv import *  # noqa: E402,F401,F403
