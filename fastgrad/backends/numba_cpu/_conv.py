@@ -75,9 +75,11 @@ WEIGHT_BLOCKS = 8
 #: on the machine measured) between the unfolding and the GEMM.
 TILE_BYTES = 1 << 19
 
-#: Small images are multiplied a few batch items at a time, side by side: as many as make
-#: about this many columns per product (BLAS's products of under ~200 columns run well below
-#: its speed, and each call has its overhead), at most :data:`TILE_BYTES` of columns.
+#: Small images are multiplied a few batch items at a time, side by side: as many as make at
+#: least this many columns per product (BLAS's products of under ~200 columns run well below
+#: its speed, and each call has its overhead), at most :data:`TILE_BYTES` of columns. At least,
+#: not at most: a 14x14 image (196 columns) goes two at a time, which measured 5-7% faster
+#: for the forward and backward of Conv2d(32, 64, 3) at batch 64 than one at a time.
 BATCH_COLUMNS = 256
 
 #: A group with one input channel and at most this many output channels is convolved by the
@@ -987,7 +989,7 @@ def _gemm_plan(n, h, w, oh, ow, groups, depth, og, dtype, geo, identity, units, 
     if item_bytes > TILE_BYTES and not identity:
         tiles = -(-oh // max(1, TILE_BYTES // (depth * dtype.itemsize * ow)))
     else:  # a quarter of the batch at most: units left to share out
-        items = max(1, min(TILE_BYTES // max(1, item_bytes), BATCH_COLUMNS // positions,
+        items = max(1, min(TILE_BYTES // max(1, item_bytes), -(-BATCH_COLUMNS // positions),
                            n // 4))
     columns = items * positions if items > 1 else 0 if identity else -(-oh // tiles) * ow
     workers = _workers(units(items, tiles), work)
