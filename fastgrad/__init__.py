@@ -3,7 +3,8 @@ exploding gradients visible and fixable.
 
 PyTorch's habits: ``fastgrad.tensor``, ``fastgrad.nn``, ``fastgrad.optim``,
 ``fastgrad.nn.functional as F``. Importing fastgrad imports NumPy only; kernel backends load
-on first use.
+on first use. On glibc it also tells ``malloc`` to keep freed memory for reuse
+(:mod:`fastgrad.memory`; ``FASTGRAD_MALLOC=system`` leaves it as it is).
 """
 from . import autograd
 from . import backends
@@ -34,6 +35,9 @@ from . import graphs, runtime
 from .export import export
 from .graphs import make_graphed_callables
 from .serialization import load, save
+from . import memory
+
+memory.tune_malloc()  # freed arrays' memory is kept for the next step's: see memory.py
 
 __version__ = "0.1.0"
 
@@ -50,7 +54,7 @@ def __getattr__(name):
 
 __all__ = [
     "autograd", "backends", "cuda", "data", "diagnostics", "distributed", "graphs", "linalg",
-    "models", "nn", "optim", "runtime", "make_graphed_callables",
+    "memory", "models", "nn", "optim", "runtime", "make_graphed_callables",
     "utils",
     "save", "load", "export",
     "Tensor", "tensor", "from_numpy", "is_tensor", "is_floating_point", "numel",

@@ -4,6 +4,9 @@ that owns every Numba flag.
 ``FASTGRAD_BACKEND``
     Forces one kernel backend by name (``numpy``, ``numba``, ...). Unset: the fastest available
     backend in the registry's default order is used per kernel.
+``FASTGRAD_MALLOC``
+    ``system`` leaves the C library's ``malloc`` as it is; unset or ``fastgrad``: on glibc,
+    freed arrays' memory is kept for reuse (:mod:`fastgrad.memory` says what and why).
 ``NUMBA_CACHE_DIR``
     Where Numba caches compiled kernels. When unset and the installed package directory is not
     writable (a read-only install), fastgrad points it at a per-user cache directory before
@@ -14,6 +17,9 @@ import tempfile
 
 #: The backend forced through the environment, or None for the default order.
 BACKEND = os.environ.get("FASTGRAD_BACKEND") or None
+
+#: How ``malloc`` is set up at import: ``fastgrad`` or ``system`` (see :mod:`fastgrad.memory`).
+MALLOC = os.environ.get("FASTGRAD_MALLOC") or "fastgrad"
 
 #: LLVM fast-math flags for the Numba kernels: reassociation and contraction (vectorised
 #: reductions, FMA) but never ``nnan``/``ninf``, so NaN and inf checks keep working.
