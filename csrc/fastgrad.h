@@ -252,6 +252,31 @@ int fg_linear_fwd_f64(const double *x, const double *weight, const double *bias,
                       int64_t in_features, int64_t out_features, int activation, double *out,
                       const fg_blas *blas, int64_t parallel_min);
 
+/* ---- packed operands: products by the same matrix many times (a recurrent layer's W_hh) ----
+ * fg_gemm_pack writes op(b) (k, n) (b (k, n), or b (n, k) transposed with trans_b) as
+ * ceil(n / W) column panels of (k, W), W = 128 / sizeof(T) (32 floats, 16 doubles), the last
+ * padded with zeros: packed[(p k + d) W + j] = op(b)[d, p W + j]. fg_gemm_packed computes
+ * out (m, n) = a (m, k) @ op(b), or out += with accumulate, reading op(b) from the panels
+ * (no copy per call, the point of packing: a BLAS copies its operands into its own layout at
+ * each call), FG_PACKED_ROWS rows at a time held in vector registers. Every element is one
+ * sum over k in ascending order of rounded products (no FMA), whatever the thread count and
+ * the instruction set: bit-identical results. Panels are split into fg_packed_blocks(m, n, k)
+ * blocks on the OpenMP threads; fg_gemm_packed_panels_* runs panels [lo, hi) on the calling
+ * thread (what the Numba backend calls from its own pool). All arrays C-contiguous. */
+#define FG_PACKED_ROWS 8
+#define FG_PACK_PARALLEL_MIN 262144      /* elements of op(b) from which packing is parallel */
+int64_t fg_packed_blocks(int64_t m, int64_t n, int64_t k);
+void fg_gemm_pack_f32(const float *b, int64_t k, int64_t n, int trans_b, float *packed);
+void fg_gemm_pack_f64(const double *b, int64_t k, int64_t n, int trans_b, double *packed);
+void fg_gemm_packed_f32(const float *a, int64_t m, int64_t k, const float *packed, int64_t n,
+                        int accumulate, float *out);
+void fg_gemm_packed_f64(const double *a, int64_t m, int64_t k, const double *packed,
+                        int64_t n, int accumulate, double *out);
+void fg_gemm_packed_panels_f32(const float *a, int64_t m, int64_t k, const float *packed,
+                               int64_t n, int accumulate, float *out, int64_t lo, int64_t hi);
+void fg_gemm_packed_panels_f64(const double *a, int64_t m, int64_t k, const double *packed,
+                               int64_t n, int accumulate, double *out, int64_t lo, int64_t hi);
+
 /* ---- activations and linear epilogues: each returns FG_OK, or FG_ERR_ACTIVATION with
  * nothing written for an activation code it does not implement ---- */
 int fg_activation_fwd_f32(const float *x, float *out, int64_t n, int activation,

@@ -83,6 +83,16 @@ void fg_blas_restore(const fg_blas *blas, int previous)
         ((fg_set_threads_fn)blas->set_threads)(previous);
 }
 
+int64_t fg_packed_blocks(int64_t m, int64_t n, int64_t k)
+{
+    /* as many blocks as the product has FG_GEMM_MIN_BLOCK_WORK multiply-adds, at most one a
+     * panel and FG_GEMM_MAX_BLOCKS; the panel size is the smaller one's (float64) so that one
+     * count serves both types */
+    int64_t panels = (n + 15) / 16;
+    return fg_max64(1, fg_min64(FG_GEMM_MAX_BLOCKS,
+                                fg_min64(panels, fg_gemm_work(m, n, k) / FG_GEMM_MIN_BLOCK_WORK)));
+}
+
 #define T float
 #define SFX f32
 #define GEMM_FIELD sgemm

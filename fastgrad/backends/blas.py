@@ -16,6 +16,11 @@ thread and set back to its previous count right after (about a microsecond each 
 rest of the program, NumPy's own products included, keeps the count it had; only a NumPy
 product running at that moment on another Python thread would see one thread.
 
+The same module hands over fastgrad's own product with a packed operand (csrc/gemm.inc,
+``fg_gemm_packed_panels_*``: a recurrent layer's W_hh packed once per sequence and read as it
+is by every step's product, where a BLAS copies it into its own layout at each call), from the
+C kernels' library: :data:`PACKED_PANELS` (0 for each type when that library is not built).
+
 When no usable BLAS is found (another BLAS without a known thread-count function, or no
 ``dlsym``), :data:`AVAILABLE` is False with the reason in :data:`REASON`, and the backends
 fall back to NumPy's products and run their kernels serially up to large sizes.
@@ -80,15 +85,31 @@ SGEMM, DGEMM, GET_THREADS, SET_THREADS, INT_BITS, REASON = _find()
 AVAILABLE = REASON is None
 
 
+def _packed_panels():
+    """The addresses of ``fg_gemm_packed_panels_f32`` and ``_f64``, or ``(0, 0)``."""
+    try:
+        from ._ckernels import ffi, lib
+    except ImportError:  # the C kernels are not built: the reference runs these products
+        return 0, 0
+    return tuple(int(ffi.cast("uintptr_t", getattr(lib, f"fg_gemm_packed_panels_{suffix}")))
+                 for suffix in ("f32", "f64"))
+
+
+#: ``(float32, float64)`` addresses of fastgrad's packed-operand product on one thread's
+#: panels ``[lo, hi)``: ``void (const T *a, int64 m, int64 k, const T *packed, int64 n,
+#: int accumulate, T *out, int64 lo, int64 hi)``; 0 where the C kernels are not built.
+PACKED_PANELS = _packed_panels()
+
+
 def gemm_address(dtype):
     """The address of the CBLAS GEMM for ``dtype`` (float32 or float64)."""
     return SGEMM if np.dtype(dtype) == np.float32 else DGEMM
 
 
 def python_calls():
-    """``(gemm, get_threads, set_threads)`` through ctypes, with the signatures of the Numba
-    intrinsics that call the same addresses: what their bodies use when they run as plain
-    Python (``NUMBA_DISABLE_JIT=1``, the coverage of the jitted code)."""
+    """``(gemm, get_threads, set_threads, packed_panels)`` through ctypes, with the signatures
+    of the Numba intrinsics that call the same addresses: what their bodies use when they run
+    as plain Python (``NUMBA_DISABLE_JIT=1``, the coverage of the jitted code)."""
     def gemm(address, int_bits, trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c,
              ldc):
         integer = ctypes.c_int64 if int_bits == 64 else ctypes.c_int32
@@ -106,4 +127,11 @@ def python_calls():
     def set_threads(address, count):
         ctypes.CFUNCTYPE(None, ctypes.c_int)(int(address))(int(count))
 
-    return gemm, get_threads, set_threads
+    def packed_panels(address, a, m, k, packed, n, accumulate, out, lo, hi):
+        pointer, integer = ctypes.c_void_p, ctypes.c_int64
+        function = ctypes.CFUNCTYPE(None, pointer, integer, integer, pointer, integer,
+                                    ctypes.c_int, pointer, integer, integer)(int(address))
+        function(int(a), int(m), int(k), int(packed), int(n), int(accumulate), int(out),
+                 int(lo), int(hi))
+
+    return gemm, get_threads, set_threads, packed_panels

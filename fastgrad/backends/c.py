@@ -58,7 +58,8 @@ if _lib.fg_abi_version() != ABI_VERSION:
                       f"these wrappers ABI version {ABI_VERSION}: a stale build; rebuild "
                       f"with `pip install -e .`")
 
-__all__ = ["gemm", "activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd",
+__all__ = ["gemm", "gemm_pack", "gemm_packed", "activation_fwd", "activation_bwd", "linear_fwd",
+           "linear_bwd",
            "cross_entropy_fwd", "cross_entropy_bwd", "fill", "segment_norms", "monitor_norms",
            "clip_grad_norm", "clip_grad_range", "scale", "axpy", "grad_window_mean", "sgd_step",
            "adam_step", "rmsprop_step", "adagrad_step", "adadelta_step", "adamax_step",
@@ -75,7 +76,8 @@ _SUFFIX = {_F32: "f32", _F64: "f64"}
 _C_NAMES = ("fill", "scale", "clip_grad_range", "axpy", "grad_window_mean", "segment_norms",
             "monitor_norms", "clip_grad_norm", "sgd_step", "adam_step", "rmsprop_step",
             "adagrad_step", "adadelta_step", "adamax_step", "nadam_step", "gemm",
-            "activation_fwd", "activation_bwd", "linear_fwd", "linear_epilogue", "linear_grad",
+            "gemm_pack", "gemm_packed", "activation_fwd", "activation_bwd", "linear_fwd",
+            "linear_epilogue", "linear_grad",
             "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd",
             "lstm_cell_fwd", "lstm_cell_bwd", "conv2d_fwd", "conv2d_bwd_input",
             "conv2d_bwd_weight", "max_pool2d_fwd", "max_pool2d_bwd", "avg_pool2d_fwd",
@@ -409,6 +411,28 @@ def gemm(a, b, trans_a, trans_b, accumulate, out):
                          else "no usable BLAS")
     _check_blas(c["gemm"](_in(a), _in(b), m, n, k, bool(trans_a), bool(trans_b),
                           bool(accumulate), _out(out), _BLAS))
+
+
+def gemm_pack(b, trans_b, packed):
+    """Pack ``op(b)`` into column panels: see :func:`fastgrad.backends.numpy_ref.gemm_pack`."""
+    c = _native(packed.dtype, b, packed)
+    depth, n = b.shape[::-1] if trans_b else b.shape
+    if c is None or b.ndim != 2 or packed.shape != _reference.packed_shape(depth, n,
+                                                                             packed.dtype):
+        return _fallback("gemm_pack", b, trans_b, packed)
+    c["gemm_pack"](_in(b), depth, n, bool(trans_b), _out(packed))
+
+
+def gemm_packed(a, packed, accumulate, out):
+    """``out = a @ B`` (``+=`` with ``accumulate``) from B's panels: see
+    :func:`fastgrad.backends.numpy_ref.gemm_packed`. fastgrad's own product (csrc/gemm.inc),
+    no BLAS: the panels are read as they are, on the OpenMP threads."""
+    c = _native(out.dtype, a, packed, out)
+    if (c is None or a.ndim != 2 or out.ndim != 2 or out.shape[0] != a.shape[0]
+            or packed.shape != _reference.packed_shape(a.shape[1], out.shape[1], out.dtype)):
+        return _fallback("gemm_packed", a, packed, accumulate, out)
+    c["gemm_packed"](_in(a), a.shape[0], a.shape[1], _in(packed), out.shape[1],
+                     bool(accumulate), _out(out))
 
 
 # ------------------------------------------------------------------------- activations, linear

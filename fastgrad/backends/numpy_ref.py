@@ -206,6 +206,74 @@ def gemm(a, b, trans_a, trans_b, accumulate, out):
         np.matmul(a, b, out=out)
 
 
+# ------------------------------------------------------------------ products with packed weights
+# A recurrent layer multiplies by the same W_hh at every step. Packed once per sequence into
+# column panels, that operand is read straight from the panels by every step's product instead
+# of being copied into a BLAS's own layout at each call (most of a 64-row product's time).
+def packed_width(dtype):
+    """The columns of one panel of a packed operand: two 64-byte vectors of ``dtype`` (32 float32,
+    16 float64)."""
+    return 128 // np.dtype(dtype).itemsize
+
+
+def packed_shape(depth, cols, dtype):
+    """The shape of the packed form of a (depth, cols) operand: ``(panels, depth, width)``, the
+    last panel padded with zero columns."""
+    width = packed_width(dtype)
+    return (-(-cols // width), depth, width)
+
+
+def _gemm_pack_example(rng, dtype, size, trans_b=None):
+    k, n = size + 1, 2 * size + 33  # a partial last panel for both dtypes
+    trans_b = bool(rng.integers(0, 2)) if trans_b is None else trans_b
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    return dict(b=b, trans_b=trans_b,
+                packed=rng.standard_normal(packed_shape(k, n, dtype)).astype(dtype))
+
+
+@kernel(writes=("packed",), example=_gemm_pack_example, bench_sizes=(64, 512),
+        variants={"b": dict(trans_b=False), "b.T": dict(trans_b=True)})
+def gemm_pack(b, trans_b, packed):
+    """Pack ``op(b)`` (K, N) (``b.T`` when ``trans_b``) for :func:`gemm_packed`:
+    ``packed[p, k, j] = op(b)[k, p * width + j]`` with ``width = packed_width(dtype)``, and
+    zeros past column N.
+
+    Shapes: b (K, N) or (N, K), packed :func:`packed_shape` (K, N). Overwrites ``packed``.
+    """
+    b = b.T if trans_b else b
+    panels, depth, width = packed.shape
+    padded = np.zeros((depth, panels * width), packed.dtype)
+    padded[:, :b.shape[1]] = b
+    packed[...] = padded.reshape(depth, panels, width).transpose(1, 0, 2)
+
+
+def _gemm_packed_example(rng, dtype, size):
+    m, k, n = size, size + 1, 2 * size + 33
+    b = rng.standard_normal((k, n)).astype(dtype)
+    packed = np.empty(packed_shape(k, n, dtype), dtype)
+    gemm_pack(b, False, packed)
+    return dict(a=rng.standard_normal((m, k)).astype(dtype), packed=packed,
+                accumulate=bool(rng.integers(0, 2)),
+                out=rng.standard_normal((m, n)).astype(dtype))
+
+
+@kernel(writes=("out",), example=_gemm_packed_example, bench_sizes=(64, 512),
+        tolerances=_PRODUCT_TOLERANCES,
+        variants={"=": dict(accumulate=False), "+=": dict(accumulate=True)})
+def gemm_packed(a, packed, accumulate, out):
+    """``out = a @ B`` (``+=`` when ``accumulate``) for the (K, N) operand B that
+    :func:`gemm_pack` packed into ``packed``; N is ``out``'s column count.
+
+    Shapes: a (M, K), packed :func:`packed_shape` (K, N), out (M, N). Overwrites ``out``.
+    """
+    panels, depth, width = packed.shape
+    b = packed.transpose(1, 0, 2).reshape(depth, panels * width)[:, :out.shape[1]]
+    if accumulate:
+        out += a @ b
+    else:
+        np.matmul(a, b, out=out)
+
+
 # ----------------------------------------------------------------------------- cross-entropy
 def _cross_entropy_example(rng, dtype, size):
     n, c = size, size + 4

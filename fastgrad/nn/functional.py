@@ -37,7 +37,7 @@ from .._checks import (REDUCTIONS, check_broadcast, check_dtype, check_floating,
                        check_reduction, check_tensor, flag, ieee, integer, normalize_dim, real)
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
-from ..backends.numpy_ref import conv_output_size
+from ..backends.numpy_ref import conv_output_size, packed_shape
 from ..shapes import one_hot, pad  # noqa: F401 (torch.nn.functional's names)
 from ..tensor import Tensor
 
@@ -1467,6 +1467,16 @@ def _project(x, w_ih, bias, width):
     return x2, projected
 
 
+def _packed(w_hh, trans):
+    """``W_hh.T`` (``trans``: what the forward steps multiply by) or ``W_hh`` (the backward
+    steps') packed into panels once per sequence: every step's product then reads it as it is
+    (:func:`fastgrad.backends.numpy_ref.gemm_packed`) instead of a BLAS copying it each step."""
+    depth, cols = w_hh.shape[::-1] if trans else w_hh.shape
+    packed = np.empty(packed_shape(depth, cols, w_hh.dtype), w_hh.dtype)
+    K.gemm_pack(w_hh, trans, packed)
+    return packed
+
+
 def _zeros_or(state, batch, hidden, dtype):
     return np.zeros((batch, hidden), dtype) if state is None else np.ascontiguousarray(state)
 
@@ -1581,8 +1591,9 @@ class _LSTMLayer(Function):
         out = np.empty((steps, batch, hidden), dtype)
         cells = np.empty_like(out)
         h_prev, c_prev = h0, c0
+        w_packed = _packed(w_hh, True)
         for t in range(steps):
-            K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the gates, in place
+            K.gemm_packed(h_prev, w_packed, True, pre[t])  # the gates, in place
             K.lstm_cell_fwd(pre[t], c_prev, gates_act[t], out[t], cells[t])
             h_prev, c_prev = out[t], cells[t]
         self.saved = (x2, h0, c0, w_ih, w_hh, gates_act, cells, out, reverse, record)
@@ -1599,6 +1610,7 @@ class _LSTMLayer(Function):
         grad_cells = _StepGrads(grad_h, steps + 1, record)
         grad_cells[steps][...] = grad_c_n
         grad_cells.written(steps)
+        w_packed = _packed(w_hh, False)
         for t in range(steps - 1, -1, -1):
             grad_h_step = grad_steps[t]
             np.add(grad_out[t], grad_h, out=grad_h_step)
@@ -1606,7 +1618,7 @@ class _LSTMLayer(Function):
                             cells[t], gates_act[t], grad_gates[t], grad_cells[t])
             grad_steps.written(t)
             grad_cells.written(t)
-            K.gemm(grad_gates[t], w_hh, False, False, False, grad_h)
+            K.gemm_packed(grad_gates[t], w_packed, False, grad_h)
         grad_c = grad_cells[0].copy()
         if record is not None:
             record(grad_steps.time_order(reverse), grad_cells.time_order(reverse, first=1))
@@ -1632,8 +1644,9 @@ class _RNNLayer(Function):
         x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, hidden)
         out = np.empty((steps, batch, hidden), dtype)
         h_prev = h0
+        w_packed = _packed(w_hh, True)
         for t in range(steps):
-            K.gemm(h_prev, w_hh, False, True, True, pre[t])  # the pre-activation, in place
+            K.gemm_packed(h_prev, w_packed, True, pre[t])  # the pre-activation, in place
             K.activation_fwd(pre[t], activation, out[t])
             h_prev = out[t]
         self.saved = (x2, h0, w_ih, w_hh, out, activation, reverse, record)
@@ -1645,12 +1658,13 @@ class _RNNLayer(Function):
         grad_pre = np.empty_like(out)
         grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
         grad_steps = _StepGrads(grad_h, out.shape[0], record)
+        w_packed = _packed(w_hh, False)
         for t in range(out.shape[0] - 1, -1, -1):
             grad_h_step = grad_steps[t]
             np.add(grad_out[t], grad_h, out=grad_h_step)
             K.activation_bwd(grad_h_step, out[t], activation, grad_pre[t])
             grad_steps.written(t)
-            K.gemm(grad_pre[t], w_hh, False, False, False, grad_h)
+            K.gemm_packed(grad_pre[t], w_packed, False, grad_h)
         if record is not None:
             record(grad_steps.time_order(reverse), None)
         needs = self.needs_input_grad
@@ -1692,8 +1706,9 @@ class _GRULayer(Function):
         rz_pre = np.empty((batch, 2 * hidden), dtype)
         n_pre = np.empty((batch, hidden), dtype)
         h_prev = h0
+        w_packed = _packed(w_hh, True)
         for t in range(steps):
-            K.gemm(h_prev, w_hh, False, True, False, hh)
+            K.gemm_packed(h_prev, w_packed, False, hh)
             np.add(pre[t, :, :2 * hidden], hh[:, :2 * hidden], out=rz_pre)
             K.activation_fwd(rz_pre, _SIGMOID, rz[t])
             if b_hn is None:
@@ -1719,6 +1734,7 @@ class _GRULayer(Function):
         grad_n_pre = np.empty_like(out)
         grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
         grad_steps = _StepGrads(grad_h, steps, record)
+        w_packed = _packed(w_hh, False)
         for t in range(steps - 1, -1, -1):
             r, z = rz[t, :, :hidden], rz[t, :, hidden:]
             h_prev = out[t - 1] if t else h0
@@ -1733,7 +1749,7 @@ class _GRULayer(Function):
                         out=grad[:, hidden:2 * hidden])
             np.multiply(grad_h_step, z, out=grad_h)
             grad_steps.written(t)
-            K.gemm(grad, w_hh, False, False, True, grad_h)
+            K.gemm_packed(grad, w_packed, True, grad_h)
         if record is not None:
             record(grad_steps.time_order(reverse), None)
         grad_pre = grad_hidden.copy()

@@ -51,7 +51,8 @@ from .. import numpy_ref as _reference
 from ..numpy_ref import ACTIVATIONS
 from ..spec import Fallbacks, raise_bad_target
 
-__all__ = ["gemm", "activation_fwd", "activation_bwd", "linear_fwd", "linear_bwd",
+__all__ = ["gemm", "gemm_pack", "gemm_packed", "activation_fwd", "activation_bwd", "linear_fwd",
+           "linear_bwd",
            "cross_entropy_fwd", "cross_entropy_bwd", "batchnorm_fwd", "batchnorm_bwd",
            "lstm_cell_fwd", "lstm_cell_bwd"]
 
@@ -521,8 +522,28 @@ def _blas_set_threads(typingctx, address, count):
     return types.void(address, count), codegen
 
 
+@intrinsic
+def _packed_panels(typingctx, address, a, m, k, packed, n, accumulate, out, lo, hi):
+    """Call fastgrad's packed-operand product at ``address`` (``fg_gemm_packed_panels_*``,
+    :data:`fastgrad.backends.blas.PACKED_PANELS`) on panels ``[lo, hi)``; pointers as ints."""
+    signature = types.void(address, a, m, k, packed, n, accumulate, out, lo, hi)
+
+    def codegen(context, builder, sig, args):
+        address, a, m, k, packed, n, accumulate, out, lo, hi = args
+        i32, i64 = ir.IntType(32), ir.IntType(64)
+        pointer = ir.IntType(8).as_pointer()
+        function = ir.FunctionType(ir.VoidType(), [pointer, i64, i64, pointer, i64, i32,
+                                                   pointer, i64, i64])
+        builder.call(builder.inttoptr(address, function.as_pointer()), [
+            builder.inttoptr(a, pointer), m, k, builder.inttoptr(packed, pointer), n,
+            builder.trunc(accumulate, i32), builder.inttoptr(out, pointer), lo, hi])
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
 if numba.config.DISABLE_JIT:  # the jitted bodies run as plain Python: the same calls
-    _blas_gemm, _blas_get_threads, _blas_set_threads = blas.python_calls()
+    _blas_gemm, _blas_get_threads, _blas_set_threads, _packed_panels = blas.python_calls()
 
 
 # ---------------------------------------------------------------------------- the blocking
@@ -1230,6 +1251,73 @@ def gemm(a, b, trans_a, trans_b, accumulate, out):
     elif not _product(a, b, trans_a, trans_b, accumulate, out):
         _fallback("gemm", a, b, trans_a, trans_b, accumulate, out,
                   reason="an empty inner dimension" if blas.AVAILABLE else "no usable BLAS")
+
+
+# ----------------------------------------------------------- products with a packed operand
+#: ``(float32, float64)`` addresses of the C kernels' packed product (0: not built).
+PACKED_PANELS = np.array(blas.PACKED_PANELS, np.int64)
+
+
+@config.jit(parallel=True)
+def _gemm_pack(b, trans_b, packed):
+    panels, depth, width = packed.shape
+    cols = b.shape[0] if trans_b else b.shape[1]
+    for p in prange(panels):
+        for d in range(depth):
+            row = packed[p, d]
+            for j in range(width):
+                col = p * width + j
+                if col >= cols:
+                    row[j] = 0
+                else:
+                    row[j] = b[col, d] if trans_b else b[d, col]
+
+
+def gemm_pack(b, trans_b, packed):
+    """Pack ``op(b)`` into column panels: see :func:`fastgrad.backends.numpy_ref.gemm_pack`."""
+    depth, n = b.shape[::-1] if trans_b else b.shape
+    if (not _native(packed.dtype, b, packed) or b.ndim != 2
+            or packed.shape != _reference.packed_shape(depth, n, packed.dtype)):
+        return _fallback("gemm_pack", b, trans_b, packed)
+    _gemm_pack(b, trans_b, packed)
+
+
+@config.jit(parallel=True)
+def _gemm_packed(address, a, packed, accumulate, out):
+    """The panels cut into blocks (as many as the product has MIN_BLOCK_WORK multiply-adds,
+    at most MAX_BLOCKS), each one call of the C product on one thread. Every element is the
+    same sum whatever the blocks: bit-identical for any thread count."""
+    rows, depth = a.shape
+    cols = out.shape[1]
+    panels = packed.shape[0]
+    blocks = max(1, min(MAX_BLOCKS, (cols + 15) // 16, rows * cols * depth // MIN_BLOCK_WORK))
+    a_at, packed_at = np.int64(a.ctypes.data), np.int64(packed.ctypes.data)
+    out_at = np.int64(out.ctypes.data)
+    flag = np.int64(1 if accumulate else 0)
+    if blocks == 1:
+        _packed_panels(address, a_at, rows, depth, packed_at, cols, flag, out_at, np.int64(0),
+                       np.int64(panels))
+    else:
+        for q in prange(blocks):
+            _packed_panels(address, a_at, rows, depth, packed_at, cols, flag, out_at,
+                           np.int64(panels * q // blocks), np.int64(panels * (q + 1) // blocks))
+
+
+def gemm_packed(a, packed, accumulate, out):
+    """``out = a @ B`` (``+=`` with ``accumulate``) from B's panels: see
+    :func:`fastgrad.backends.numpy_ref.gemm_packed`. Blocks of panels on this module's
+    threads, each one call of fastgrad's C product (csrc/gemm.inc, through its address as
+    BLAS is called); where the C kernels are not built, the reference."""
+    if (not _native(out.dtype, a, packed, out) or a.ndim != 2 or out.ndim != 2
+            or out.shape[0] != a.shape[0]
+            or packed.shape != _reference.packed_shape(a.shape[1], out.shape[1], out.dtype)):
+        return _fallback("gemm_packed", a, packed, accumulate, out)
+    address = PACKED_PANELS[0 if out.dtype == np.float32 else 1]
+    if address == 0:
+        return _fallback("gemm_packed", a, packed, accumulate, out,
+                         reason="the C kernels are not built")
+    if out.size:
+        _gemm_packed(address, a, packed, accumulate, out)
 
 
 def linear_fwd(x, weight, bias, activation, out):

@@ -1,4 +1,5 @@
-"""CUDA matrix products: gemm and the linear layer's forward and backward around it.
+"""CUDA matrix products: gemm, its packed-operand form, and the linear layer's forward and
+backward around it.
 
 The product is one tiled shared-memory kernel (:func:`_gemm_tiles`): each block of TILE x TILE
 threads computes a TILE x TILE tile of the output, staging TILE-wide slices of op(a) and op(b)
@@ -6,6 +7,9 @@ in shared memory; op(a) and op(b) are read by indexing, never copied transposed.
 element sums its products over k in ascending order in float64 and is rounded once, so the
 result does not depend on the grid. This kernel is the portable fallback: on a real GPU,
 cuBLAS (through CuPy) should run the products, with the epilogues below around them.
+
+:func:`gemm_packed` runs the same tiles (:func:`_gemm_packed_tiles`), reading B from the
+column panels that :func:`gemm_pack` wrote: the same sums as :func:`gemm` on the unpacked B.
 
 The linear layer's bias and activation are elementwise epilogues after the product; its
 backward computes ``g = grad_out * act'(out)``, the bias gradient as a column sum of ``g``
@@ -17,7 +21,7 @@ from numba import cuda, float64
 from ._activations import NONE, activate, check_activation, derivative
 from ._launch import SIMULATED, check_device, grid, tile_grid
 
-__all__ = ["gemm", "linear_fwd", "linear_bwd"]
+__all__ = ["gemm", "gemm_pack", "gemm_packed", "linear_fwd", "linear_bwd"]
 
 #: The side of an output tile and of a block of threads: small under the simulator, where
 #: every thread is a Python thread.
@@ -80,6 +84,53 @@ def _gemm_tiles(a, b, trans_a, trans_b, accumulate, out):
 
 
 @cuda.jit(cache=True)
+def _pack_panels(b, trans_b, packed):
+    """``packed[p, k, j] = op(b)[k, p * width + j]``, 0 past op(b)'s last column: one thread
+    per element of ``packed``."""
+    panels, depth, width = packed.shape
+    cols = b.shape[0] if trans_b else b.shape[1]
+    start, stride = cuda.grid(1), cuda.gridsize(1)
+    for i in range(start, packed.size, stride):
+        p, k, j = i // (depth * width), (i // width) % depth, i % width
+        col = p * width + j
+        packed[p, k, j] = _element(b, k, col, trans_b) if col < cols else 0.0
+
+
+@cuda.jit(cache=True)
+def _gemm_packed_tiles(a, packed, accumulate, out):
+    """``out = a @ B`` (``+=`` with ``accumulate``) for B (K, N) packed in column panels:
+    :func:`_gemm_tiles`' tiles and sums, B's slices read from the panels."""
+    a_tile = cuda.shared.array((TILE, TILE), float64)
+    b_tile = cuda.shared.array((TILE, TILE), float64)
+    ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
+    rows, cols = out.shape
+    depth, width = a.shape[1], packed.shape[2]
+    row_tiles = (rows + TILE - 1) // TILE
+    col_tiles = (cols + TILE - 1) // TILE
+    depth_tiles = (depth + TILE - 1) // TILE
+    # every thread of a block takes the same tiles: the barriers below are reached by all
+    for tile_row in range(cuda.blockIdx.y, row_tiles, cuda.gridDim.y):
+        row = tile_row * TILE + ty
+        for tile_col in range(cuda.blockIdx.x, col_tiles, cuda.gridDim.x):
+            col = tile_col * TILE + tx
+            total = 0.0
+            for t in range(depth_tiles):
+                k = t * TILE + tx
+                a_tile[ty, tx] = float64(a[row, k]) if row < rows and k < depth else 0.0
+                k = t * TILE + ty
+                b_tile[ty, tx] = float64(packed[col // width, k, col % width]) \
+                    if k < depth and col < cols else 0.0
+                cuda.syncthreads()
+                for s in range(TILE):
+                    total += a_tile[ty, s] * b_tile[s, tx]
+                cuda.syncthreads()
+            if row < rows and col < cols:
+                if accumulate:
+                    total += out[row, col]
+                out[row, col] = total
+
+
+@cuda.jit(cache=True)
 def _bias_activation(out, bias, has_bias, activation):
     """``out = act(out + bias)`` in place over a (rows, cols) ``out``, bias along the
     columns (``has_bias`` False: ``bias`` is a placeholder, unread)."""
@@ -127,6 +178,21 @@ def gemm(a, b, trans_a, trans_b, accumulate, out):
     :func:`fastgrad.backends.numpy_ref.gemm`."""
     check_device(a=a, b=b, out=out)
     _product(a, b, trans_a, trans_b, accumulate, out)
+
+
+def gemm_pack(b, trans_b, packed):
+    """Pack ``op(b)`` into column panels: see :func:`fastgrad.backends.numpy_ref.gemm_pack`."""
+    check_device(b=b, packed=packed)
+    blocks, threads = grid(packed.size)
+    _pack_panels[blocks, threads](b, bool(trans_b), packed)
+
+
+def gemm_packed(a, packed, accumulate, out):
+    """``out = a @ B`` (``+=`` with ``accumulate``) from B's panels: see
+    :func:`fastgrad.backends.numpy_ref.gemm_packed`."""
+    check_device(a=a, packed=packed, out=out)
+    blocks, threads = tile_grid(*out.shape, TILE)
+    _gemm_packed_tiles[blocks, threads](a, packed, bool(accumulate), out)
 
 
 def linear_fwd(x, weight, bias, activation, out):

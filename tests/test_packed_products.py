@@ -1,0 +1,99 @@
+"""Products with a packed operand (gemm_pack, gemm_packed): fastgrad's own product in
+csrc/gemm.inc, run by the C backend on its OpenMP threads and by the Numba backend on its
+own, and what the recurrent layers multiply by W_hh with. Registry parity is in
+test_backend_parity.py; here: the summation order the header promises, bit-identity across
+thread counts and backends, and the fallback where the C kernels are not built."""
+import copy
+import itertools
+
+import numba
+import numpy as np
+import pytest
+
+from fastgrad.backends import numpy_ref
+from fastgrad.backends.numba_cpu import _layers as layers
+
+#: (m, k, n): full row tiles, a tail of rows, a partial last panel, several blocks
+SHAPES = [(64, 512, 2048), (64, 2048, 512), (37, 300, 200), (19, 70, 70), (1, 1, 1)]
+
+
+def _args(dtype, m, k, n, trans_b, accumulate, seed=0):
+    rng = np.random.default_rng(seed)
+    b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+    packed = np.empty(numpy_ref.packed_shape(k, n, dtype), dtype)
+    numpy_ref.gemm_pack(b, trans_b, packed)
+    return dict(a=rng.standard_normal((m, k)).astype(dtype), packed=packed,
+                accumulate=accumulate, out=rng.standard_normal((m, n)).astype(dtype)), b
+
+
+def _sequential(a, b, out, accumulate):
+    """Each element as the header says: the rounded products a[i, d] b[d, j] added in
+    ascending d from zero, then out added with accumulate, every step rounded to the dtype."""
+    total = np.zeros(out.shape, out.dtype)
+    for d in range(a.shape[1]):
+        total += np.multiply.outer(a[:, d], b[d])
+    return out + total if accumulate else total
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_b, accumulate", list(itertools.product((False, True), repeat=2)))
+def test_each_element_is_one_ascending_sum_of_rounded_products(c, dtype, trans_b, accumulate):
+    for m, k, n in [(19, 70, 70), (8, 33, 16), (3, 5, 40)]:
+        args, b = _args(dtype, m, k, n, trans_b, accumulate)
+        expected = _sequential(args["a"], b.T if trans_b else b, args["out"], accumulate)
+        c.gemm_packed(**args)
+        assert args["out"].tobytes() == expected.tobytes(), (m, k, n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_c_and_numba_give_the_same_bits_for_one_and_two_threads(c, threads, dtype):
+    runs = {}
+    for count in (1, 2):
+        threads(count)
+        numba.set_num_threads(count)
+        for backend, (shape, accumulate) in itertools.product(
+                (c, layers), itertools.product(SHAPES, (False, True))):
+            args, _ = _args(dtype, *shape, trans_b=False, accumulate=accumulate)
+            backend.gemm_packed(**args)
+            runs.setdefault((shape, accumulate), []).append(args["out"].tobytes())
+    numba.set_num_threads(numba.config.NUMBA_NUM_THREADS)
+    for key, outputs in runs.items():
+        assert len(set(outputs)) == 1, key
+        args, _ = _args(dtype, *key[0], trans_b=False, accumulate=key[1])
+        expected = copy.deepcopy(args)
+        numpy_ref.gemm_packed(**expected)
+        actual = np.frombuffer(outputs[0], dtype).reshape(expected["out"].shape)
+        np.testing.assert_allclose(actual, expected["out"], rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("trans_b", [False, True])
+def test_packing_is_the_references_on_both_backends(c, trans_b):
+    for dtype, (_, k, n) in itertools.product((np.float32, np.float64), SHAPES):
+        rng = np.random.default_rng(k)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+        packed = [np.full(numpy_ref.packed_shape(k, n, dtype), np.nan, dtype) for _ in range(3)]
+        for backend, into in zip((numpy_ref, c, layers), packed):
+            backend.gemm_pack(b, trans_b, into)
+        assert packed[0].tobytes() == packed[1].tobytes() == packed[2].tobytes()
+
+
+def test_numba_without_the_c_kernels_runs_the_reference_and_says_why(monkeypatch):
+    monkeypatch.setattr(layers, "PACKED_PANELS", np.zeros(2, np.int64))
+    args, _ = _args(np.float32, 19, 70, 70, False, True)
+    expected = copy.deepcopy(args)
+    before = layers.FALLBACKS.of("gemm_packed").get("the C kernels are not built", 0)
+    layers.gemm_packed(**args)
+    numpy_ref.gemm_packed(**expected)
+    assert args["out"].tobytes() == expected["out"].tobytes()
+    assert layers.FALLBACKS.of("gemm_packed")["the C kernels are not built"] == before + 1
+
+
+def test_packed_shape_pads_the_last_panel():
+    assert numpy_ref.packed_width(np.float32) == 32 and numpy_ref.packed_width(np.float64) == 16
+    assert numpy_ref.packed_shape(5, 70, np.float32) == (3, 5, 32)
+    assert numpy_ref.packed_shape(5, 64, np.float32) == (2, 5, 32)
+    assert numpy_ref.packed_shape(5, 1, np.float64) == (1, 5, 16)
+    b = np.arange(6, dtype=np.float32).reshape(2, 3)
+    packed = np.full(numpy_ref.packed_shape(2, 3, np.float32), np.nan, np.float32)
+    numpy_ref.gemm_pack(b, False, packed)
+    assert packed[0, :, :3].tolist() == b.tolist() and not packed[0, :, 3:].any()
