@@ -215,6 +215,7 @@ void fg_nadam_step_f64(double *param, const double *grad, double *exp_avg, doubl
  * OpenBLAS stays on the calling thread anyway) and restored after. Every element therefore
  * comes from the same BLAS call whatever the thread count: bit-identical results. The Numba
  * backend uses the same rule (fastgrad/backends/numba_cpu/_layers.py): both give the same bits.
+ * The "BLAS" is fastgrad's own fg_own_gemm_* (below) unless FASTGRAD_GEMM=blas.
  */
 #define FG_GEMM_ALIGN 16                 /* block edges at multiples of this (SIMD width) */
 #define FG_GEMM_MIN_BLOCK_WORK 1048576   /* multiply-adds per block at least: 2**20 */
@@ -258,13 +259,28 @@ int fg_linear_fwd_f64(const double *x, const double *weight, const double *bias,
  * padded with zeros: packed[(p k + d) W + j] = op(b)[d, p W + j]. fg_gemm_packed computes
  * out (m, n) = a (m, k) @ op(b), or out += with accumulate, reading op(b) from the panels
  * (no copy per call, the point of packing: a BLAS copies its operands into its own layout at
- * each call), FG_PACKED_ROWS rows at a time held in vector registers. Every element is one
- * sum over k in ascending order of rounded products (no FMA), whatever the thread count and
- * the instruction set: bit-identical results. Panels are split into fg_packed_blocks(m, n, k)
- * blocks on the OpenMP threads; fg_gemm_packed_panels_* runs panels [lo, hi) on the calling
- * thread (what the Numba backend calls from its own pool). All arrays C-contiguous. */
+ * each call), FG_PACKED_ROWS rows at a time held in vector registers. Every element is out
+ * (with accumulate) or 0, plus the sum of each block of FG_OWN_DEPTH values of k in turn, each
+ * block's sum the rounded products added in ascending order from 0 (no FMA), whatever the
+ * thread count and the instruction set: bit-identical results. Panels are split into
+ * fg_packed_blocks(m, n, k) blocks on the OpenMP threads; fg_gemm_packed_panels_* runs panels
+ * [lo, hi) on the calling thread (what the Numba backend calls from its own pool). All arrays C-contiguous. */
 #define FG_PACKED_ROWS 8
 #define FG_PACK_PARALLEL_MIN 262144      /* elements of op(b) from which packing is parallel */
+/* fg_own_gemm_*: the same product for any operands, with CBLAS's row-major interface
+ * (cblas_?gemm with 64-bit integers; order row-major, alpha 1 and beta 0 or 1 only: what
+ * fastgrad's products pass), single-threaded: it is the "BLAS" the blocks of fg_gemm,
+ * fg_linear_* and the convolutions call on their threads (fastgrad.backends.blas chooses it
+ * where the C kernels are built). Each element is the blocked sum above; rows go FG_OWN_ROWS
+ * at a time. */
+#define FG_OWN_DEPTH 256
+#define FG_OWN_ROWS 128
+void fg_own_gemm_f32(int order, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                    float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                    float beta, float *c, int64_t ldc);
+void fg_own_gemm_f64(int order, int trans_a, int trans_b, int64_t m, int64_t n, int64_t k,
+                    double alpha, const double *a, int64_t lda, const double *b, int64_t ldb,
+                    double beta, double *c, int64_t ldc);
 int64_t fg_packed_blocks(int64_t m, int64_t n, int64_t k);
 void fg_gemm_pack_f32(const float *b, int64_t k, int64_t n, int trans_b, float *packed);
 void fg_gemm_pack_f64(const double *b, int64_t k, int64_t n, int trans_b, double *packed);

@@ -10,6 +10,8 @@
  *
  * The type-generic bodies are in gemm.inc, compiled once for float and once for double.
  */
+#include <stdlib.h>
+
 #include "fastgrad.h"
 #include "fg_internal.h"
 

@@ -4,6 +4,9 @@ that owns every Numba flag.
 ``FASTGRAD_BACKEND``
     Forces one kernel backend by name (``numpy``, ``numba``, ...). Unset: the fastest available
     backend in the registry's default order is used per kernel.
+``FASTGRAD_GEMM``
+    ``blas`` runs the matrix products' blocks with NumPy's BLAS; unset or ``fastgrad``:
+    fastgrad's own product where the C kernels are built (:mod:`fastgrad.backends.blas`).
 ``FASTGRAD_MALLOC``
     ``system`` leaves the C library's ``malloc`` as it is; unset or ``fastgrad``: on glibc,
     freed arrays' memory is kept for reuse (:mod:`fastgrad.memory` says what and why).
@@ -17,6 +20,12 @@ import tempfile
 
 #: The backend forced through the environment, or None for the default order.
 BACKEND = os.environ.get("FASTGRAD_BACKEND") or None
+
+#: Which GEMM the products' blocks call: ``fastgrad`` or ``blas`` (see
+#: :mod:`fastgrad.backends.blas`).
+GEMM = os.environ.get("FASTGRAD_GEMM") or "fastgrad"
+if GEMM not in ("fastgrad", "blas"):
+    raise ValueError(f"FASTGRAD_GEMM must be fastgrad or blas, got {GEMM!r}")
 
 #: How ``malloc`` is set up at import: ``fastgrad`` or ``system`` (see :mod:`fastgrad.memory`).
 MALLOC = os.environ.get("FASTGRAD_MALLOC") or "fastgrad"

@@ -5,6 +5,7 @@ test_backend_parity.py; here: the summation order the header promises, bit-ident
 thread counts and backends, and the fallback where the C kernels are not built."""
 import copy
 import itertools
+import os
 
 import numba
 import numpy as np
@@ -26,19 +27,23 @@ def _args(dtype, m, k, n, trans_b, accumulate, seed=0):
                 accumulate=accumulate, out=rng.standard_normal((m, n)).astype(dtype)), b
 
 
-def _sequential(a, b, out, accumulate):
-    """Each element as the header says: the rounded products a[i, d] b[d, j] added in
-    ascending d from zero, then out added with accumulate, every step rounded to the dtype."""
-    total = np.zeros(out.shape, out.dtype)
-    for d in range(a.shape[1]):
-        total += np.multiply.outer(a[:, d], b[d])
-    return out + total if accumulate else total
+def _sequential(a, b, out, accumulate, block=256):
+    """Each element as the header says: out (with accumulate) or 0, plus each block of
+    ``block`` depths' sum in turn, a block's sum the rounded products a[i, d] b[d, j] added in
+    ascending d from 0, every step rounded to the dtype."""
+    total = out.copy() if accumulate else None
+    for d0 in range(0, max(a.shape[1], 1), block):
+        part = np.zeros(out.shape, out.dtype)
+        for d in range(d0, min(a.shape[1], d0 + block)):
+            part += np.multiply.outer(a[:, d], b[d])
+        total = part if total is None else total + part
+    return total
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("trans_b, accumulate", list(itertools.product((False, True), repeat=2)))
 def test_each_element_is_one_ascending_sum_of_rounded_products(c, dtype, trans_b, accumulate):
-    for m, k, n in [(19, 70, 70), (8, 33, 16), (3, 5, 40)]:
+    for m, k, n in [(19, 70, 70), (8, 33, 16), (3, 5, 40), (9, 600, 40)]:
         args, b = _args(dtype, m, k, n, trans_b, accumulate)
         expected = _sequential(args["a"], b.T if trans_b else b, args["out"], accumulate)
         c.gemm_packed(**args)
@@ -97,3 +102,63 @@ def test_packed_shape_pads_the_last_panel():
     packed = np.full(numpy_ref.packed_shape(2, 3, np.float32), np.nan, np.float32)
     numpy_ref.gemm_pack(b, False, packed)
     assert packed[0, :, :3].tolist() == b.tolist() and not packed[0, :, 3:].any()
+
+
+# ------------------------------------------------------------------ fastgrad's own GEMM
+_TRANS, _NO_TRANS = 112, 111
+
+
+def _own_gemm(c, dtype, trans_a, trans_b, a, b, out, beta):
+    """``out = op(a) @ op(b) (+ out)`` by ``fg_own_gemm_*`` (CBLAS's row-major interface)."""
+    m, n = out.shape
+    k = a.shape[0] if trans_a else a.shape[1]
+    suffix, ctype = ("f32", "float[]") if dtype == np.float32 else ("f64", "double[]")
+
+    def pointer(array):
+        return c._ffi.from_buffer(ctype, array)
+    getattr(c._lib, f"fg_own_gemm_{suffix}")(
+        101, _TRANS if trans_a else _NO_TRANS, _TRANS if trans_b else _NO_TRANS, m, n, k, 1.0,
+        pointer(a), a.shape[1], pointer(b), b.shape[1], beta, pointer(out), n)
+
+
+#: (m, n, k): row tiles and tails, partial and full panels, several depth blocks (> 256), k = 0
+OWN_SHAPES = [(19, 70, 300), (8, 64, 33), (3, 40, 5), (1, 1, 1), (130, 33, 600), (5, 100, 0)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a, trans_b, beta",
+                         list(itertools.product((False, True), (False, True), (0.0, 1.0))))
+def test_own_gemm_is_one_ascending_sum_per_element_for_every_layout(c, dtype, trans_a, trans_b,
+                                                                     beta):
+    rng = np.random.default_rng(3)
+    for m, n, k in OWN_SHAPES:
+        a = rng.standard_normal((k, m) if trans_a else (m, k)).astype(dtype)
+        b = rng.standard_normal((n, k) if trans_b else (k, n)).astype(dtype)
+        out = np.full((m, n), np.nan, dtype) if beta == 0 else rng.standard_normal((m, n)).astype(
+            dtype)
+        expected = _sequential(np.ascontiguousarray(a.T if trans_a else a),
+                               np.ascontiguousarray(b.T if trans_b else b),
+                               np.nan_to_num(out), beta == 1)
+        _own_gemm(c, dtype, trans_a, trans_b, a, b, out, beta)
+        assert out.tobytes() == expected.tobytes(), (m, n, k)
+
+
+def test_products_run_fastgrads_own_gemm_unless_the_environment_says_blas():
+    import subprocess
+    import sys
+    script = ("from fastgrad.backends import blas; "
+              "print(blas.PRODUCTS[-1] if blas.AVAILABLE else 'none')")
+    chosen = {}
+    for choice in (None, "blas", "bogus"):
+        env = {key: value for key, value in os.environ.items() if key != "FASTGRAD_GEMM"}
+        if choice:
+            env["FASTGRAD_GEMM"] = choice
+        chosen[choice] = subprocess.run([sys.executable, "-c", script], env=env,
+                                        capture_output=True, text=True, timeout=120)
+    if chosen["blas"].stdout.strip() == "none":
+        pytest.skip("no usable BLAS: the products are NumPy's either way")
+    assert chosen[None].stdout.split() == ["fastgrad"]
+    assert chosen["blas"].stdout.split() == ["blas"]
+    assert chosen["bogus"].returncode == 1
+    assert "ValueError: FASTGRAD_GEMM must be fastgrad or blas, got 'bogus'" in \
+        chosen["bogus"].stderr

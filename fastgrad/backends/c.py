@@ -91,12 +91,11 @@ _INT64 = (-(1 << 63), (1 << 63) - 1)
 
 #: The BLAS the products call (its addresses from :mod:`~fastgrad.backends.blas`), or None
 #: when none is usable: the products are then NumPy's.
-_BLAS = (_ffi.new("fg_blas *", dict(sgemm=blas.SGEMM, dgemm=blas.DGEMM,
-                                    get_threads=blas.GET_THREADS, set_threads=blas.SET_THREADS,
-                                    int_bits=blas.INT_BITS))
+_BLAS = (_ffi.new("fg_blas *", dict(zip(("sgemm", "dgemm", "get_threads", "set_threads",
+                                          "int_bits"), blas.PRODUCTS[:5])))
          if blas.AVAILABLE else None)
 #: The largest size a product may have on each side for the BLAS's integers.
-_BLAS_SIZE_MAX = (1 << (blas.INT_BITS - 1)) - 1 if blas.AVAILABLE else 0
+_BLAS_SIZE_MAX = (1 << (blas.PRODUCTS[4] - 1)) - 1 if blas.AVAILABLE else 0
 
 #: Size (elements of a kernel's largest array) from which each kernel runs in parallel, by
 #: kernel group: csrc/fastgrad.h's FG_PAR_<group>, or FG_PAR_<group>_SPINNING when the

@@ -458,8 +458,7 @@ _TRANS, _NO_TRANS = np.int64(blas.TRANS), np.int64(blas.NO_TRANS)
 
 #: What the compiled code gets of :mod:`~fastgrad.backends.blas`, as one argument (globals
 #: would be frozen into Numba's cache): sgemm, dgemm, get/set threads, the BLAS int width.
-ADDRESSES = np.array([blas.SGEMM or 0, blas.DGEMM or 0, blas.GET_THREADS or 0,
-                      blas.SET_THREADS or 0, blas.INT_BITS], np.int64)
+ADDRESSES = np.array([address or 0 for address in blas.PRODUCTS[:5]], np.int64)
 
 
 # ------------------------------------------------------------------------------ intrinsics
@@ -597,7 +596,10 @@ def _gemm_block(addresses, a, b, trans_a, trans_b, alpha, beta, out, along_rows,
 
 @config.jit()
 def _blas_single_thread(addresses):
-    """Set BLAS to one thread; returns the count to restore with :func:`_blas_restore`."""
+    """Set BLAS to one thread; returns the count to restore with :func:`_blas_restore` (1, and
+    nothing set, for a GEMM without threads: fastgrad's own)."""
+    if addresses[2] == 0:
+        return np.int64(1)
     previous = _blas_get_threads(addresses[2])
     if previous != 1:
         _blas_set_threads(addresses[3], np.int64(1))
