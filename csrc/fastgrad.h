@@ -264,7 +264,8 @@ int fg_linear_fwd_f64(const double *x, const double *weight, const double *bias,
  * block's sum the rounded products added in ascending order from 0 (no FMA), whatever the
  * thread count and the instruction set: bit-identical results. Panels are split into
  * fg_packed_blocks(m, n, k) blocks on the OpenMP threads; fg_gemm_packed_panels_* runs panels
- * [lo, hi) on the calling thread (what the Numba backend calls from its own pool). All arrays C-contiguous. */
+ * [lo, hi) on the calling thread (what the Numba backend calls from its own pool). All arrays
+ * C-contiguous. */
 #define FG_PACKED_ROWS 8
 #define FG_PACK_PARALLEL_MIN 262144      /* elements of op(b) from which packing is parallel */
 /* fg_own_gemm_*: the same product for any operands, with CBLAS's row-major interface
