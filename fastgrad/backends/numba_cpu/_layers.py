@@ -1265,14 +1265,19 @@ def _gemm_pack(b, trans_b, packed):
     panels, depth, width = packed.shape
     cols = b.shape[0] if trans_b else b.shape[1]
     for p in prange(panels):
+        first = p * width
+        used = min(width, cols - first)
         for d in range(depth):
             row = packed[p, d]
-            for j in range(width):
-                col = p * width + j
-                if col >= cols:
-                    row[j] = 0
-                else:
-                    row[j] = b[col, d] if trans_b else b[d, col]
+            if trans_b:
+                for j in range(used):
+                    row[j] = b[first + j, d]
+            else:
+                source = b[d]
+                for j in range(used):
+                    row[j] = source[first + j]
+            for j in range(used, width):
+                row[j] = 0
 
 
 def gemm_pack(b, trans_b, packed):

@@ -8,8 +8,8 @@ element sums its products over k in ascending order in float64 and is rounded on
 result does not depend on the grid. This kernel is the portable fallback: on a real GPU,
 cuBLAS (through CuPy) should run the products, with the epilogues below around them.
 
-:func:`gemm_packed` runs the same tiles (:func:`_gemm_packed_tiles`), reading B from the
-column panels that :func:`gemm_pack` wrote: the same sums as :func:`gemm` on the unpacked B.
+:func:`gemm_packed` runs the same kernel on the column panels that :func:`gemm_pack` wrote
+(the kernel reads a plain B as one panel): the same sums as :func:`gemm` on the unpacked B.
 
 The linear layer's bias and activation are elementwise epilogues after the product; its
 backward computes ``g = grad_out * act'(out)``, the bias gradient as a column sum of ``g``
@@ -48,10 +48,22 @@ def _element(matrix, row, col, transposed):
 
 
 # ---------------------------------------------------------------------------------- kernels
+@cuda.jit(device=True)
+def _b_element(panels, row, col, transposed):
+    """``op(b)[row, col]`` as float64, b given as ``panels``: column panels (P, K, width) as
+    :func:`gemm_pack` writes them (a plain (K, N) matrix is one panel of width N), or with
+    ``transposed`` a (1, N, K) view of b itself."""
+    if transposed:
+        return float64(panels[0, col, row])
+    width = panels.shape[2]
+    return float64(panels[col // width, row, col % width])
+
+
 @cuda.jit(cache=True)
-def _gemm_tiles(a, b, trans_a, trans_b, accumulate, out):
-    """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``), tile by tile; entries of a
-    staged slice outside the matrices are 0, so they add nothing."""
+def _gemm_tiles(a, trans_a, panels, trans_b, accumulate, out):
+    """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``), tile by tile, b read through
+    :func:`_b_element`; entries of a staged slice outside the matrices are 0, so they add
+    nothing."""
     a_tile = cuda.shared.array((TILE, TILE), float64)
     b_tile = cuda.shared.array((TILE, TILE), float64)
     ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
@@ -71,8 +83,8 @@ def _gemm_tiles(a, b, trans_a, trans_b, accumulate, out):
                 a_tile[ty, tx] = _element(a, row, k, trans_a) if row < rows and k < depth \
                     else 0.0
                 k = t * TILE + ty
-                b_tile[ty, tx] = _element(b, k, col, trans_b) if k < depth and col < cols \
-                    else 0.0
+                b_tile[ty, tx] = _b_element(panels, k, col, trans_b) \
+                    if k < depth and col < cols else 0.0
                 cuda.syncthreads()
                 for s in range(TILE):
                     total += a_tile[ty, s] * b_tile[s, tx]
@@ -94,40 +106,6 @@ def _pack_panels(b, trans_b, packed):
         p, k, j = i // (depth * width), (i // width) % depth, i % width
         col = p * width + j
         packed[p, k, j] = _element(b, k, col, trans_b) if col < cols else 0.0
-
-
-@cuda.jit(cache=True)
-def _gemm_packed_tiles(a, packed, accumulate, out):
-    """``out = a @ B`` (``+=`` with ``accumulate``) for B (K, N) packed in column panels:
-    :func:`_gemm_tiles`' tiles and sums, B's slices read from the panels."""
-    a_tile = cuda.shared.array((TILE, TILE), float64)
-    b_tile = cuda.shared.array((TILE, TILE), float64)
-    ty, tx = cuda.threadIdx.y, cuda.threadIdx.x
-    rows, cols = out.shape
-    depth, width = a.shape[1], packed.shape[2]
-    row_tiles = (rows + TILE - 1) // TILE
-    col_tiles = (cols + TILE - 1) // TILE
-    depth_tiles = (depth + TILE - 1) // TILE
-    # every thread of a block takes the same tiles: the barriers below are reached by all
-    for tile_row in range(cuda.blockIdx.y, row_tiles, cuda.gridDim.y):
-        row = tile_row * TILE + ty
-        for tile_col in range(cuda.blockIdx.x, col_tiles, cuda.gridDim.x):
-            col = tile_col * TILE + tx
-            total = 0.0
-            for t in range(depth_tiles):
-                k = t * TILE + tx
-                a_tile[ty, tx] = float64(a[row, k]) if row < rows and k < depth else 0.0
-                k = t * TILE + ty
-                b_tile[ty, tx] = float64(packed[col // width, k, col % width]) \
-                    if k < depth and col < cols else 0.0
-                cuda.syncthreads()
-                for s in range(TILE):
-                    total += a_tile[ty, s] * b_tile[s, tx]
-                cuda.syncthreads()
-            if row < rows and col < cols:
-                if accumulate:
-                    total += out[row, col]
-                out[row, col] = total
 
 
 @cuda.jit(cache=True)
@@ -170,7 +148,8 @@ def _column_sums(matrix, sums):
 # ---------------------------------------------------------------------------- the kernels
 def _product(a, b, trans_a, trans_b, accumulate, out):
     blocks, threads = tile_grid(*out.shape, TILE)
-    _gemm_tiles[blocks, threads](a, b, bool(trans_a), bool(trans_b), bool(accumulate), out)
+    _gemm_tiles[blocks, threads](a, bool(trans_a), b.reshape(1, *b.shape), bool(trans_b),
+                                 bool(accumulate), out)
 
 
 def gemm(a, b, trans_a, trans_b, accumulate, out):
@@ -192,7 +171,7 @@ def gemm_packed(a, packed, accumulate, out):
     :func:`fastgrad.backends.numpy_ref.gemm_packed`."""
     check_device(a=a, packed=packed, out=out)
     blocks, threads = tile_grid(*out.shape, TILE)
-    _gemm_packed_tiles[blocks, threads](a, packed, bool(accumulate), out)
+    _gemm_tiles[blocks, threads](a, False, packed, False, bool(accumulate), out)
 
 
 def linear_fwd(x, weight, bias, activation, out):
