@@ -17,10 +17,11 @@ rest of the program, NumPy's own products included, keeps the count it had; only
 product running at that moment on another Python thread would see one thread.
 
 Which GEMM the blocks call. Where the C kernels are built, fastgrad's own product
-(csrc/gemm.inc, ``fg_own_gemm_*``, CBLAS's interface) replaces the BLAS's: on this machine's
-CPU it is 1.2-1.6x faster on the products of the training steps measured (64-row products
-above all, where OpenBLAS spends much of a call copying its operands into its own layout), it
-has no threads of its own to set, and each element is one running sum in a fixed order.
+(csrc/gemm.inc, ``fg_own_gemm_*``, CBLAS's interface) replaces the BLAS's: on the AMD EPYC
+(Zen 5) VM of the benchmarks it made the training steps 1.2-1.6x faster (64-row products above
+all, where OpenBLAS spends much of a call copying its operands into its own layout; not yet
+measured on Intel CPUs), it has no threads of its own to set, and each element is a blocked sum
+in a fixed order.
 ``FASTGRAD_GEMM=blas`` keeps NumPy's BLAS (:data:`PRODUCTS` says which runs). The module also
 hands over that library's product with an operand packed once for many calls (a recurrent
 layer's W_hh): :data:`PACKED_PANELS` (0 for each type when that library is not built).
@@ -30,8 +31,6 @@ When no usable BLAS is found (another BLAS without a known thread-count function
 fall back to NumPy's products and run their kernels serially up to large sizes.
 """
 import ctypes
-
-import numpy as np
 
 from .. import config
 
@@ -125,11 +124,6 @@ def _products():
 #: set_threads, int_bits, name)``, name ``"fastgrad"`` (its own GEMM: thread functions 0, none
 #: to set) or ``"blas"`` (NumPy's).
 PRODUCTS = _products()
-
-
-def gemm_address(dtype):
-    """The address of the CBLAS GEMM for ``dtype`` (float32 or float64)."""
-    return SGEMM if np.dtype(dtype) == np.float32 else DGEMM
 
 
 def python_calls():
