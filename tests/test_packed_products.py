@@ -82,6 +82,10 @@ def test_packing_is_the_references_on_both_backends(c, trans_b):
         assert packed[0].tobytes() == packed[1].tobytes() == packed[2].tobytes()
 
 
+def test_numba_packs_in_parallel_from_the_c_backends_size(c):
+    assert layers.PACK_PARALLEL_MIN == c._lib.FG_PACK_PARALLEL_MIN
+
+
 def test_numba_without_the_c_kernels_runs_the_reference_and_says_why(monkeypatch):
     monkeypatch.setattr(layers, "PACKED_PANELS", np.zeros(2, np.int64))
     args, _ = _args(np.float32, 19, 70, 70, False, True)

@@ -1260,24 +1260,38 @@ def gemm(a, b, trans_a, trans_b, accumulate, out):
 PACKED_PANELS = np.array(blas.PACKED_PANELS, np.int64)
 
 
+#: Elements of op(b) from which packing runs in parallel (csrc's FG_PACK_PARALLEL_MIN).
+PACK_PARALLEL_MIN = 1 << 18
+
+
+@config.jit()
+def _pack_panel(b, trans_b, packed, p):
+    """Panel ``p`` of op(b) into ``packed[p]``, zeros past op(b)'s last column."""
+    depth, width = packed.shape[1], packed.shape[2]
+    first = p * width
+    used = min(width, (b.shape[0] if trans_b else b.shape[1]) - first)
+    for d in range(depth):
+        row = packed[p, d]
+        if trans_b:
+            for j in range(used):
+                row[j] = b[first + j, d]
+        else:
+            source = b[d]
+            for j in range(used):
+                row[j] = source[first + j]
+        for j in range(used, width):
+            row[j] = 0
+
+
 @config.jit(parallel=True)
-def _gemm_pack(b, trans_b, packed):
-    panels, depth, width = packed.shape
-    cols = b.shape[0] if trans_b else b.shape[1]
-    for p in prange(panels):
-        first = p * width
-        used = min(width, cols - first)
-        for d in range(depth):
-            row = packed[p, d]
-            if trans_b:
-                for j in range(used):
-                    row[j] = b[first + j, d]
-            else:
-                source = b[d]
-                for j in range(used):
-                    row[j] = source[first + j]
-            for j in range(used, width):
-                row[j] = 0
+def _gemm_pack(b, trans_b, packed, parallel_min):
+    panels = packed.shape[0]
+    if b.size < parallel_min:
+        for p in range(panels):
+            _pack_panel(b, trans_b, packed, p)
+    else:
+        for p in prange(panels):
+            _pack_panel(b, trans_b, packed, p)
 
 
 def gemm_pack(b, trans_b, packed):
@@ -1286,13 +1300,14 @@ def gemm_pack(b, trans_b, packed):
     if (not _native(packed.dtype, b, packed) or b.ndim != 2
             or packed.shape != _reference.packed_shape(depth, n, packed.dtype)):
         return _fallback("gemm_pack", b, trans_b, packed)
-    _gemm_pack(b, trans_b, packed)
+    _gemm_pack(b, trans_b, packed, PACK_PARALLEL_MIN)
 
 
 @config.jit(parallel=True)
 def _gemm_packed(address, a, packed, accumulate, out):
     """The panels cut into blocks (as many as the product has MIN_BLOCK_WORK multiply-adds,
-    at most MAX_BLOCKS), each one call of the C product on one thread. Every element is the
+    at most MAX_BLOCKS and one per 16 columns: csrc's fg_packed_blocks), each one call of the
+    C product on one thread. Every element is the
     same sum whatever the blocks: bit-identical for any thread count."""
     rows, depth = a.shape
     cols = out.shape[1]
