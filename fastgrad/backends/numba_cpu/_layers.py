@@ -816,6 +816,9 @@ def _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits
 # channel's segment is contiguous, its coefficients scalars, its sums vectorised reductions.
 # Partials, one per (piece, channel), are added per channel in piece order (_sum_rows). The
 # tiles depend on the shape only, so the sums are bit-identical for every thread count.
+# The loops index the 2-D arrays themselves at (row, _col(first column, k)), not a view per
+# row: a view costs about 100 ns to make and pass (reference counts, its structure), three
+# times the work of a 64-wide row, and 1.2x the time of the indexed loop even at 1024 wide.
 #: Positions per block of a narrow layout, and the spatial size from which a layout is wide.
 BN_COLS = 512
 
@@ -827,6 +830,14 @@ BN_TASKS = 16
 #: walks its rows one after the other, so it reads long contiguous runs (a tile of one
 #: channel jumped a row's length at every segment: 1.3x slower, measured in the C backend).
 BN_WIDE_COLS = 16384
+
+
+@config.jit()
+def _col(first, k):
+    """Column ``first + k`` as an unsigned index. Numba wraps a negative signed index around
+    (Python's ``a[-1]``), and that select keeps LLVM from vectorising a loop over columns
+    from an offset (gathers instead of vector loads); an unsigned index has no such case."""
+    return np.uint64(first + k)
 
 
 @config.jit()
@@ -864,45 +875,63 @@ def _bn_expand(coef, spatial, c0, c1):
 
 
 @config.jit()
-def _accumulate_shifted(acc, acc_sq, x0, x1, x2, x3, shift):
-    """``acc += sum(x_i - shift)`` and ``acc_sq += sum((x_i - shift)**2)`` over four rows,
-    elementwise in float64 (four rows a pass: a quarter of the accumulators' loads and
-    stores, the cost of this loop when the rows are in cache)."""
+def _accumulate_shifted(acc, acc_sq, x, n, lo, shift):
+    """``acc += sum(d_i)`` and ``acc_sq += sum(d_i**2)``, ``d_i = x[n + i, lo:] - shift``
+    over four rows, elementwise in float64 (four rows a pass: a quarter of the
+    accumulators' loads and stores, the cost of this loop when the rows are in cache)."""
     for k in range(acc.size):
+        j = _col(lo, k)
         s = shift[k]
-        d0, d1, d2, d3 = x0[k] - s, x1[k] - s, x2[k] - s, x3[k] - s
+        d0, d1, d2, d3 = x[n, j] - s, x[n + 1, j] - s, x[n + 2, j] - s, x[n + 3, j] - s
         acc[k] += (d0 + d1) + (d2 + d3)
         acc_sq[k] += (d0 * d0 + d1 * d1) + (d2 * d2 + d3 * d3)
 
 
 @config.jit()
-def _accumulate_products(acc_dy, acc_dyx, dy0, dy1, dy2, dy3, x0, x1, x2, x3, mean):
-    """``acc_dy += sum(dy_i)`` and ``acc_dyx += sum(dy_i * (x_i - mean))`` over four rows,
-    elementwise in float64 (as :func:`_accumulate_shifted`)."""
+def _accumulate_products(acc_dy, acc_dyx, dy, x, n, lo, mean):
+    """``acc_dy += sum(dy_i)`` and ``acc_dyx += sum(dy_i * (x_i - mean))`` over the four
+    rows ``n + i`` from column ``lo``, elementwise in float64 (as :func:`_accumulate_shifted`)."""
     for k in range(acc_dy.size):
+        j = _col(lo, k)
         m = mean[k]
-        e0, e1, e2, e3 = float(dy0[k]), float(dy1[k]), float(dy2[k]), float(dy3[k])
+        e0, e1, e2, e3 = float(dy[n, j]), float(dy[n + 1, j]), float(dy[n + 2, j]), float(
+            dy[n + 3, j])
         acc_dy[k] += (e0 + e1) + (e2 + e3)
-        acc_dyx[k] += (e0 * (x0[k] - m) + e1 * (x1[k] - m)) + (e2 * (x2[k] - m)
-                                                               + e3 * (x3[k] - m))
+        acc_dyx[k] += (e0 * (x[n, j] - m) + e1 * (x[n + 1, j] - m)) + (
+            e2 * (x[n + 2, j] - m) + e3 * (x[n + 3, j] - m))
 
 
 @config.jit()
-def _segment_sums(first, second, value, grads):
-    """Over one contiguous segment, in float64: ``(sum(x - value), sum((x - value)**2))``
-    with ``first`` x, or with ``grads`` ``(sum(dy), sum(dy * (x - value)))``, ``first`` dy
-    and ``second`` x. Vectorised reductions (reassociation allowed: a fixed order per
-    segment length)."""
+def _last_rows(a, n, stop, lo, fill):
+    """Rows ``n .. stop - 1`` (one to three) of ``a`` from column ``lo`` as a block of four
+    rows of ``fill.size`` columns, the rows past ``stop`` being ``fill``: the tile's last pass
+    of four rows, with fill rows that add nothing (dy = 0, or x = the shift)."""
+    block = np.empty((4, fill.size), a.dtype)
+    for i in range(4):
+        if n + i < stop:
+            block[i] = a[n + i, lo:lo + fill.size]
+        else:
+            block[i] = fill
+    return block
+
+
+@config.jit()
+def _segment_sums(first, second, n, lo, length, value, grads):
+    """Over row ``n``'s columns ``[lo, lo + length)``, in float64: ``(sum(x - value),
+    sum((x - value)**2))`` with ``first`` x, or with ``grads`` ``(sum(dy), sum(dy * (x -
+    value)))``, ``first`` dy and ``second`` x. Vectorised reductions (reassociation allowed:
+    a fixed order per segment length)."""
     total_a = 0.0
     total_b = 0.0
     if grads:
-        for k in range(first.size):
-            d = float(first[k])
+        for k in range(length):
+            j = _col(lo, k)
+            d = float(first[n, j])
             total_a += d
-            total_b += d * (second[k] - value)
+            total_b += d * (second[n, j] - value)
     else:
-        for k in range(first.size):
-            d = first[k] - value
+        for k in range(length):
+            d = first[n, _col(lo, k)] - value
             total_a += d
             total_b += d * d
     return total_a, total_b
@@ -917,40 +946,38 @@ def _bn_sums_tile(first, second, channels, spatial, coef, grads, part_a, part_b,
     ``dy * (x - mean)``."""
     pieces, per, blocks, slots, wide = layout
     p, b = tile // blocks, tile % blocks
-    stop = min(first.shape[0], (p + 1) * per)
+    start, stop = p * per, min(first.shape[0], (p + 1) * per)
     c0, c1 = b * slots, min(channels, (b + 1) * slots)
     lo, hi = c0 * spatial, c1 * spatial
     if wide:  # rows one after the other, each channel's segment a vectorised reduction
         for c in range(c0, c1):
             part_a[p, c] = 0.0
             part_b[p, c] = 0.0
-        for n in range(p * per, stop):
+        for n in range(start, stop):
             for c in range(c0, c1):
-                a, e = _segment_sums(first[n, c * spatial:(c + 1) * spatial],
-                                     second[n, c * spatial:(c + 1) * spatial], coef[0, c],
-                                     grads)
+                a, e = _segment_sums(first, second, n, c * spatial, spatial, coef[0, c], grads)
                 part_a[p, c] += a
                 part_b[p, c] += e
         return
     at, k = _bn_expand(coef, spatial, c0, c1)
     values = at[0, k:k + hi - lo]
     acc_a, acc_b = np.zeros(hi - lo), np.zeros(hi - lo)
-    # a row past the piece's end adds nothing: dy = 0, or x = the shift (an element of x,
-    # so exact in x's dtype)
-    pad = np.zeros(hi - lo, first.dtype) if grads else values.astype(first.dtype)
-    for n in range(p * per, stop, 4):
-        f0 = first[n, lo:hi]
-        f1 = first[n + 1, lo:hi] if n + 1 < stop else pad
-        f2 = first[n + 2, lo:hi] if n + 2 < stop else pad
-        f3 = first[n + 3, lo:hi] if n + 3 < stop else pad
+    last = stop - (stop - start) % 4
+    for n in range(start, last, 4):
         if grads:
-            s0 = second[n, lo:hi]
-            s1 = second[n + 1, lo:hi] if n + 1 < stop else pad
-            s2 = second[n + 2, lo:hi] if n + 2 < stop else pad
-            s3 = second[n + 3, lo:hi] if n + 3 < stop else pad
-            _accumulate_products(acc_a, acc_b, f0, f1, f2, f3, s0, s1, s2, s3, values)
+            _accumulate_products(acc_a, acc_b, first, second, n, lo, values)
         else:
-            _accumulate_shifted(acc_a, acc_b, f0, f1, f2, f3, values)
+            _accumulate_shifted(acc_a, acc_b, first, n, lo, values)
+    if last < stop:  # one to three rows, and fill rows that add nothing
+        zero = np.int64(0)
+        if grads:
+            pad = np.zeros(hi - lo, first.dtype)
+            _accumulate_products(acc_a, acc_b, _last_rows(first, last, stop, lo, pad),
+                                 _last_rows(second, last, stop, lo, pad), zero, zero, values)
+        else:  # the shift is an element of x, so exact in x's dtype: x - shift is 0
+            _accumulate_shifted(acc_a, acc_b,
+                                _last_rows(first, last, stop, lo, values.astype(first.dtype)),
+                                zero, zero, values)
     if spatial == 1:
         part_a[p, c0:c1] = acc_a
         part_b[p, c0:c1] = acc_b
@@ -1052,35 +1079,40 @@ def _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd, weight, has_weight, 
 
 
 @config.jit(exact=True)
-def _affine(x, out, mean_hi, mean_lo, scale, shift):
-    """``out = ((x - mean_hi) - mean_lo) * scale + shift`` elementwise in x's dtype. The mean
-    comes as two numbers of x's dtype whose sum is the float64 mean (``exact``: no
-    reassociation may fold them): ``x - mean_hi`` is exact near the mean, so nothing is lost
-    to cancellation when |mean| >> std, at float32's speed."""
-    for k in range(x.size):
-        out[k] = ((x[k] - mean_hi[k]) - mean_lo[k]) * scale[k] + shift[k]
+def _affine(x, out, n, lo, mean_hi, mean_lo, scale, shift):
+    """``out = ((x - mean_hi) - mean_lo) * scale + shift`` over row ``n`` from column ``lo``,
+    in x's dtype, the coefficients per position. The mean comes as two numbers of x's dtype
+    whose sum is the float64 mean (``exact``: no reassociation may fold them): ``x -
+    mean_hi`` is exact near the mean, so nothing is lost to cancellation when |mean| >> std,
+    at float32's speed."""
+    for k in range(mean_hi.size):
+        j = _col(lo, k)
+        out[n, j] = ((x[n, j] - mean_hi[k]) - mean_lo[k]) * scale[k] + shift[k]
 
 
 @config.jit(exact=True)
-def _affine_scalar(x, out, mean_hi, mean_lo, scale, shift):
-    """:func:`_affine` with one channel's coefficients."""
-    for k in range(x.size):
-        out[k] = ((x[k] - mean_hi) - mean_lo) * scale + shift
+def _affine_segment(x, out, n, lo, length, mean_hi, mean_lo, scale, shift):
+    """:func:`_affine` over ``length`` columns with one channel's coefficients."""
+    for k in range(length):
+        j = _col(lo, k)
+        out[n, j] = ((x[n, j] - mean_hi) - mean_lo) * scale + shift
 
 
 @config.jit(exact=True)
-def _bn_input_grad(dy, x, grad_x, mean_hi, mean_lo, a, b, k):
-    """``grad_x = ((dy - a) - ((x - mean_hi) - mean_lo) * b) * k`` elementwise in x's dtype,
-    the mean split as in :func:`_affine`."""
-    for j in range(dy.size):
-        grad_x[j] = ((dy[j] - a[j]) - ((x[j] - mean_hi[j]) - mean_lo[j]) * b[j]) * k[j]
+def _bn_input_grad(dy, x, grad_x, n, lo, mean_hi, mean_lo, a, b, k):
+    """``grad_x = ((dy - a) - ((x - mean_hi) - mean_lo) * b) * k`` over row ``n`` from
+    column ``lo``, in x's dtype, the mean split as in :func:`_affine`."""
+    for i in range(mean_hi.size):
+        j = _col(lo, i)
+        grad_x[n, j] = ((dy[n, j] - a[i]) - ((x[n, j] - mean_hi[i]) - mean_lo[i]) * b[i]) * k[i]
 
 
 @config.jit(exact=True)
-def _bn_input_grad_scalar(dy, x, grad_x, mean_hi, mean_lo, a, b, k):
-    """:func:`_bn_input_grad` with one channel's coefficients."""
-    for j in range(dy.size):
-        grad_x[j] = ((dy[j] - a) - ((x[j] - mean_hi) - mean_lo) * b) * k
+def _bn_input_grad_segment(dy, x, grad_x, n, lo, length, mean_hi, mean_lo, a, b, k):
+    """:func:`_bn_input_grad` over ``length`` columns with one channel's coefficients."""
+    for i in range(length):
+        j = _col(lo, i)
+        grad_x[n, j] = ((dy[n, j] - a) - ((x[n, j] - mean_hi) - mean_lo) * b) * k
 
 
 @config.jit()
@@ -1096,23 +1128,21 @@ def _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout):
     if wide:
         for n in range(p * per, stop):
             for c in range(c0, c1):
-                a, e = c * spatial, (c + 1) * spatial
                 if grads:
-                    _bn_input_grad_scalar(dy[n, a:e], x[n, a:e], out[n, a:e], coef[0, c],
-                                          coef[1, c], coef[2, c], coef[3, c], coef[4, c])
+                    _bn_input_grad_segment(dy, x, out, n, c * spatial, spatial, coef[0, c],
+                                           coef[1, c], coef[2, c], coef[3, c], coef[4, c])
                 else:
-                    _affine_scalar(x[n, a:e], out[n, a:e], coef[0, c], coef[1, c],
-                                   coef[2, c], coef[3, c])
+                    _affine_segment(x, out, n, c * spatial, spatial, coef[0, c], coef[1, c],
+                                    coef[2, c], coef[3, c])
         return
     at, k = _bn_expand(coef, spatial, c0, c1)
     k0, k1 = k, k + hi - lo
     m_hi, m_lo, e, f = at[0, k0:k1], at[1, k0:k1], at[2, k0:k1], at[3, k0:k1]
     for n in range(p * per, stop):
         if grads:
-            _bn_input_grad(dy[n, lo:hi], x[n, lo:hi], out[n, lo:hi], m_hi, m_lo, e, f,
-                           at[4, k0:k1])
+            _bn_input_grad(dy, x, out, n, lo, m_hi, m_lo, e, f, at[4, k0:k1])
         else:
-            _affine(x[n, lo:hi], out[n, lo:hi], m_hi, m_lo, e, f)
+            _affine(x, out, n, lo, m_hi, m_lo, e, f)
 
 
 @config.jit(parallel=True)
