@@ -112,10 +112,12 @@ def test_packed_shape_pads_the_last_panel():
 _TRANS, _NO_TRANS = 112, 111
 
 
-def _own_gemm(c, dtype, trans_a, trans_b, a, b, out, beta):
-    """``out = op(a) @ op(b) (+ out)`` by ``fg_own_gemm_*`` (CBLAS's row-major interface)."""
+def _own_gemm(c, dtype, trans_a, trans_b, a, b, out, beta, k=None):
+    """``out = op(a) @ op(b) (+ out)`` by ``fg_own_gemm_*`` (CBLAS's row-major interface);
+    ``a`` and ``b`` may hold more columns than op() reads (their leading dimensions)."""
     m, n = out.shape
-    k = a.shape[0] if trans_a else a.shape[1]
+    if k is None:
+        k = a.shape[0] if trans_a else a.shape[1]
     suffix, ctype = ("f32", "float[]") if dtype == np.float32 else ("f64", "double[]")
 
     def pointer(array):
@@ -145,6 +147,26 @@ def test_own_gemm_is_one_ascending_sum_per_element_for_every_layout(c, dtype, tr
                                np.nan_to_num(out), beta == 1)
         _own_gemm(c, dtype, trans_a, trans_b, a, b, out, beta)
         assert out.tobytes() == expected.tobytes(), (m, n, k)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("trans_a, trans_b", list(itertools.product((False, True), repeat=2)))
+def test_own_gemm_packs_rows_a_crowded_stride_apart_without_changing_a_sum(c, dtype, trans_a,
+                                                                            trans_b):
+    """Leading dimensions of 512 elements (a multiple of 1 KB: the rows are packed, csrc's
+    ``crowded``): two blocks of rows, the last row tile partial, two depth blocks, a partial
+    panel; the same bits as the sums in order."""
+    m, n, k, lead = 203, 70, 300, 512
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((k, lead) if trans_a else (m, lead)).astype(dtype)
+    b = rng.standard_normal((n, lead) if trans_b else (k, lead)).astype(dtype)
+    op_a = a[:, :m].T if trans_a else a[:, :k]
+    op_b = b[:, :k].T if trans_b else b[:, :n]
+    out = np.full((m, n), np.nan, dtype)
+    _own_gemm(c, dtype, trans_a, trans_b, a, b, out, 0.0, k=k)
+    expected = _sequential(np.ascontiguousarray(op_a), np.ascontiguousarray(op_b),
+                           np.zeros((m, n), dtype), False)
+    assert out.tobytes() == expected.tobytes()
 
 
 def test_products_run_fastgrads_own_gemm_unless_the_environment_says_blas():
