@@ -153,10 +153,11 @@ def test_own_gemm_is_one_ascending_sum_per_element_for_every_layout(c, dtype, tr
 @pytest.mark.parametrize("trans_a, trans_b", list(itertools.product((False, True), repeat=2)))
 def test_own_gemm_packs_rows_a_crowded_stride_apart_without_changing_a_sum(c, dtype, trans_a,
                                                                             trans_b):
-    """Leading dimensions of 512 elements (a multiple of 1 KB: the rows are packed, csrc's
-    ``crowded``): two blocks of rows, the last row tile partial, two depth blocks, a partial
-    panel; the same bits as the sums in order."""
-    m, n, k, lead = 203, 70, 300, 512
+    """Leading dimensions of 512 elements, 300 depths (the rows are packed: csrc's
+    ``crowded``) and 8 panels or more (a transposed a is packed too): two blocks of rows,
+    the last row tile partial, two depth blocks, a partial panel; the same bits as the sums
+    in order."""
+    m, n, k, lead = 203, 250, 300, 512
     rng = np.random.default_rng(4)
     a = rng.standard_normal((k, lead) if trans_a else (m, lead)).astype(dtype)
     b = rng.standard_normal((n, lead) if trans_b else (k, lead)).astype(dtype)
