@@ -274,6 +274,14 @@ def _tanh(v, wide):
 
 # ------------------------------------------------------------------------- loop helpers
 @config.jit()
+def _col(first, k):
+    """Column ``first + k`` as an unsigned index. Numba wraps a negative signed index around
+    (Python's ``a[-1]``), and that select keeps LLVM from vectorising a loop over columns
+    from an offset (gathers instead of vector loads); an unsigned index has no such case."""
+    return np.uint64(first + k)
+
+
+@config.jit()
 def _rows_per_piece(rows, width):
     """Rows per reduction piece over rows of ``width`` elements: about CHUNK elements, and at
     most MAX_PIECES pieces."""
@@ -318,19 +326,24 @@ def _activate(x, out, activation):
 
 
 @config.jit(exact=True)
-def _activate_in_place(x, activation):
-    """``x = act(x)`` over 1-D x (none leaves it): one array, so the loop is vectorised."""
+def _activate_in_place(x, n, first, width, activation):
+    """``x[n, first:first + width] = act(...)`` in place (none leaves it): one array, so the
+    loop is vectorised; indexed (:func:`_col`), not a view per row, which costs more than a
+    short row's work."""
     wide = x.itemsize == 8
     if activation == _RELU:
-        for k in range(x.size):
-            v = x[k]
-            x[k] = 0 if v < 0 else v
+        for k in range(width):
+            j = _col(first, k)
+            v = x[n, j]
+            x[n, j] = 0 if v < 0 else v
     elif activation == _SIGMOID:
-        for k in range(x.size):
-            x[k] = _sigmoid(x[k], wide)
+        for k in range(width):
+            j = _col(first, k)
+            x[n, j] = _sigmoid(x[n, j], wide)
     elif activation == _TANH:
-        for k in range(x.size):
-            x[k] = _tanh(x[k], wide)
+        for k in range(width):
+            j = _col(first, k)
+            x[n, j] = _tanh(x[n, j], wide)
 
 
 @config.jit(exact=True)
@@ -619,12 +632,11 @@ def _epilogue_block(out, bias, has_bias, activation, along_rows, lo, hi):
     rows, cols = out.shape
     r0, r1, c0, c1 = (lo, hi, 0, cols) if along_rows else (0, rows, lo, hi)
     for n in range(r0, r1):
-        row = out[n, c0:c1]
         if has_bias:
-            part = bias[c0:c1]
-            for j in range(row.size):
-                row[j] += part[j]
-        _activate_in_place(row, activation)
+            for k in range(c1 - c0):
+                j = _col(c0, k)
+                out[n, j] += bias[j]
+        _activate_in_place(out, n, c0, c1 - c0, activation)
 
 
 @config.jit(parallel=True, exact=True)
@@ -693,13 +705,15 @@ def _linear_epilogue(out, bias, has_bias, activation, parallel_min):
 
 @config.jit(exact=True)
 def _linear_grad_piece(grad_out, out, activation, g, acc, want_bias, lo, hi):
+    """Rows [lo, hi): ``g = grad_out * act'(out)`` (without an activation g is grad_out),
+    and with ``want_bias`` ``acc += g`` row by row (indexed: no view per row to add)."""
+    source = grad_out if activation == _NONE else g
     for n in range(lo, hi):
-        source = grad_out[n]
         if activation != _NONE:
             _derivative(grad_out[n], out[n], activation, g[n])
-            source = g[n]
         if want_bias:
-            _accumulate(acc, source)
+            for j in range(acc.size):
+                acc[j] += source[n, j]
 
 
 @config.jit(parallel=True, exact=True)
@@ -830,14 +844,6 @@ BN_TASKS = 16
 #: walks its rows one after the other, so it reads long contiguous runs (a tile of one
 #: channel jumped a row's length at every segment: 1.3x slower, measured in the C backend).
 BN_WIDE_COLS = 16384
-
-
-@config.jit()
-def _col(first, k):
-    """Column ``first + k`` as an unsigned index. Numba wraps a negative signed index around
-    (Python's ``a[-1]``), and that select keeps LLVM from vectorising a loop over columns
-    from an offset (gathers instead of vector loads); an unsigned index has no such case."""
-    return np.uint64(first + k)
 
 
 @config.jit()
