@@ -1084,6 +1084,26 @@ def _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd, weight, has_weight, 
     return coef
 
 
+@config.jit()
+def _bn_forward(x2, out2, channels, spatial, eps, mean, var, invstd, weight, bias, has_weight,
+                has_bias, parallel_min):
+    """:func:`batchnorm_fwd`'s two passes in one call (a small layer's is mostly calls)."""
+    coef = _bn_statistics(x2, channels, spatial, eps, mean, var, invstd, weight, bias,
+                          has_weight, has_bias, parallel_min)
+    _bn_map(x2, x2, out2, channels, spatial, coef, np.bool_(False), parallel_min)
+
+
+@config.jit()
+def _bn_backward(dy2, x2, grad_x2, has_grad_x, channels, spatial, mean, invstd, weight,
+                 has_weight, grad_weight, has_grad_weight, grad_bias, has_grad_bias,
+                 parallel_min):
+    """:func:`batchnorm_bwd`'s passes in one call: both sums, then ``grad_x``."""
+    coef = _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd, weight, has_weight,
+                         grad_weight, has_grad_weight, grad_bias, has_grad_bias, parallel_min)
+    if has_grad_x:
+        _bn_map(dy2, x2, grad_x2, channels, spatial, coef, np.bool_(True), parallel_min)
+
+
 @config.jit(exact=True)
 def _affine(x, out, n, lo, mean_hi, mean_lo, scale, shift):
     """``out = ((x - mean_hi) - mean_lo) * scale + shift`` over row ``n`` from column ``lo``,
@@ -1488,12 +1508,10 @@ def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
         return _fallback("batchnorm_fwd", x, weight, bias, eps, mean, var, invstd, out)
     n, channels, spatial = x.shape
     x2 = x.reshape(n, channels * spatial)
-    threshold = PARALLEL_MIN["batchnorm"]
     empty = _EMPTY[x.dtype]
-    coef = _bn_statistics(x2, channels, spatial, float(eps), mean, var, invstd,
-                          empty if weight is None else weight, empty if bias is None else bias,
-                          weight is not None, bias is not None, threshold)
-    _bn_map(x2, x2, out.reshape(x2.shape), channels, spatial, coef, False, threshold)
+    _bn_forward(x2, out.reshape(x2.shape), channels, spatial, float(eps), mean, var, invstd,
+                empty if weight is None else weight, empty if bias is None else bias,
+                weight is not None, bias is not None, PARALLEL_MIN["batchnorm"])
 
 
 def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
@@ -1508,15 +1526,12 @@ def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_b
                          grad_weight, grad_bias)
     n, channels, spatial = x.shape
     x2, dy2 = x.reshape(n, channels * spatial), grad_out.reshape(n, channels * spatial)
-    threshold = PARALLEL_MIN["batchnorm"]
     empty = _EMPTY[x.dtype]
-    coef = _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd,
-                         empty if weight is None else weight, weight is not None,
-                         empty if grad_weight is None else grad_weight, grad_weight is not None,
-                         empty if grad_bias is None else grad_bias, grad_bias is not None,
-                         threshold)
-    if grad_x is not None:
-        _bn_map(dy2, x2, grad_x.reshape(x2.shape), channels, spatial, coef, True, threshold)
+    _bn_backward(dy2, x2, x2 if grad_x is None else grad_x.reshape(x2.shape), grad_x is not None,
+                 channels, spatial, mean, invstd, empty if weight is None else weight,
+                 weight is not None, empty if grad_weight is None else grad_weight,
+                 grad_weight is not None, empty if grad_bias is None else grad_bias,
+                 grad_bias is not None, PARALLEL_MIN["batchnorm"])
 
 
 def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
