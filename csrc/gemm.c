@@ -96,17 +96,21 @@ int64_t fg_packed_blocks(int64_t m, int64_t n, int64_t k)
 }
 
 #define T float
+#define TI int32_t /* T's width in an integer: shuffle masks */
 #define SFX f32
 #define GEMM_FIELD sgemm
 #include "gemm.inc"
 #undef T
+#undef TI
 #undef SFX
 #undef GEMM_FIELD
 
 #define T double
+#define TI int64_t
 #define SFX f64
 #define GEMM_FIELD dgemm
 #include "gemm.inc"
 #undef T
+#undef TI
 #undef SFX
 #undef GEMM_FIELD
