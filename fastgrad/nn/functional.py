@@ -499,7 +499,8 @@ def dropout(input, p=0.5, training=True, inplace=False):
 @ieee
 class _BatchNormTraining(Function):
     """Training-mode batch normalisation of (N, C, *) through the batchnorm kernels. The batch
-    mean and biased variance are extra outputs: no gradient flows back through them.
+    mean and biased variance stay inside the op (as outputs they cost two Tensors a call, and
+    two arrays of zeros a backward for the gradients they never get).
 
     With ``running_mean`` and ``running_var`` (Tensors) forward also updates them, and counts
     the batch in ``num_batches_tracked`` when given (``momentum=None``: the cumulative average,
@@ -528,9 +529,9 @@ class _BatchNormTraining(Function):
             if num_batches_tracked is not None:  # counted once the batch is in the statistics
                 num_batches_tracked._data[...] = seen
                 num_batches_tracked._version += 1
-        return out.reshape(self.shape), mean, var
+        return out.reshape(self.shape)
 
-    def backward(self, grad_out, grad_mean, grad_var):
+    def backward(self, grad_out):
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
         x3, channels = self.x3, self.x3.shape[1]
         grad_x = np.empty_like(x3) if needs_x else None
@@ -644,10 +645,10 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         return _batch_norm_eval(input, running_mean, running_var, weight, bias, eps)
     _verify_batch_size(input.shape)
     if running_mean is None:
-        return _BatchNormTraining.apply(input, weight, bias, eps)[0]
+        return _BatchNormTraining.apply(input, weight, bias, eps)
     return _BatchNormTraining.apply(input, weight, bias, eps, running_mean=running_mean,
                                     running_var=running_var, momentum=momentum,
-                                    num_batches_tracked=num_batches_tracked)[0]
+                                    num_batches_tracked=num_batches_tracked)
 
 
 # ------------------------------------------------------------------------------ layer norm
