@@ -1105,15 +1105,25 @@ def _bn_backward(dy2, x2, grad_x2, has_grad_x, channels, spatial, mean, invstd, 
 
 
 @config.jit(exact=True)
-def _affine(x, out, n, lo, mean_hi, mean_lo, scale, shift):
-    """``out = ((x - mean_hi) - mean_lo) * scale + shift`` over row ``n`` from column ``lo``,
-    in x's dtype, the coefficients per position. The mean comes as two numbers of x's dtype
-    whose sum is the float64 mean (``exact``: no reassociation may fold them): ``x -
+def _affine(x, out, r0, r1, lo, mean_hi, mean_lo, scale, shift):
+    """``out = ((x - mean_hi) - mean_lo) * scale + shift`` over rows [r0, r1) from column
+    ``lo``, in x's dtype, the coefficients per position. The mean comes as two numbers of x's
+    dtype whose sum is the float64 mean (``exact``: no reassociation may fold them): ``x -
     mean_hi`` is exact near the mean, so nothing is lost to cancellation when |mean| >> std,
-    at float32's speed."""
-    for k in range(mean_hi.size):
-        j = _col(lo, k)
-        out[n, j] = ((x[n, j] - mean_hi[k]) - mean_lo[k]) * scale[k] + shift[k]
+    at float32's speed. Two rows a pass: each coefficient loaded once for both (1.2x faster
+    on one thread at (256, 1024); four rows a pass were slower again)."""
+    n = r0
+    while n + 2 <= r1:
+        for k in range(mean_hi.size):
+            j = _col(lo, k)
+            a, b, c, d = mean_hi[k], mean_lo[k], scale[k], shift[k]
+            out[n, j] = ((x[n, j] - a) - b) * c + d
+            out[n + 1, j] = ((x[n + 1, j] - a) - b) * c + d
+        n += 2
+    if n < r1:
+        for k in range(mean_hi.size):
+            j = _col(lo, k)
+            out[n, j] = ((x[n, j] - mean_hi[k]) - mean_lo[k]) * scale[k] + shift[k]
 
 
 @config.jit(exact=True)
@@ -1125,12 +1135,22 @@ def _affine_segment(x, out, n, lo, length, mean_hi, mean_lo, scale, shift):
 
 
 @config.jit(exact=True)
-def _bn_input_grad(dy, x, grad_x, n, lo, mean_hi, mean_lo, a, b, k):
-    """``grad_x = ((dy - a) - ((x - mean_hi) - mean_lo) * b) * k`` over row ``n`` from
-    column ``lo``, in x's dtype, the mean split as in :func:`_affine`."""
-    for i in range(mean_hi.size):
-        j = _col(lo, i)
-        grad_x[n, j] = ((dy[n, j] - a[i]) - ((x[n, j] - mean_hi[i]) - mean_lo[i]) * b[i]) * k[i]
+def _bn_input_grad(dy, x, grad_x, r0, r1, lo, mean_hi, mean_lo, a, b, k):
+    """``grad_x = ((dy - a) - ((x - mean_hi) - mean_lo) * b) * k`` over rows [r0, r1) from
+    column ``lo``, in x's dtype, the mean split as in :func:`_affine`; two rows a pass."""
+    n = r0
+    while n + 2 <= r1:
+        for i in range(mean_hi.size):
+            j = _col(lo, i)
+            m, e, f, g, h = mean_hi[i], mean_lo[i], a[i], b[i], k[i]
+            grad_x[n, j] = ((dy[n, j] - f) - ((x[n, j] - m) - e) * g) * h
+            grad_x[n + 1, j] = ((dy[n + 1, j] - f) - ((x[n + 1, j] - m) - e) * g) * h
+        n += 2
+    if n < r1:
+        for i in range(mean_hi.size):
+            j = _col(lo, i)
+            grad_x[n, j] = ((dy[n, j] - a[i]) - ((x[n, j] - mean_hi[i]) - mean_lo[i]) * b[i]) \
+                * k[i]
 
 
 @config.jit(exact=True)
@@ -1164,11 +1184,10 @@ def _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout):
     at, k = _bn_expand(coef, spatial, c0, c1)
     k0, k1 = k, k + hi - lo
     m_hi, m_lo, e, f = at[0, k0:k1], at[1, k0:k1], at[2, k0:k1], at[3, k0:k1]
-    for n in range(p * per, stop):
-        if grads:
-            _bn_input_grad(dy, x, out, n, lo, m_hi, m_lo, e, f, at[4, k0:k1])
-        else:
-            _affine(x, out, n, lo, m_hi, m_lo, e, f)
+    if grads:
+        _bn_input_grad(dy, x, out, p * per, stop, lo, m_hi, m_lo, e, f, at[4, k0:k1])
+    else:
+        _affine(x, out, p * per, stop, lo, m_hi, m_lo, e, f)
 
 
 @config.jit(parallel=True)
