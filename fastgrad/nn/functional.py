@@ -1580,8 +1580,6 @@ def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
 def _linear_bwd(grad, x2, weight, grad_x, grad_weight, grad_bias):
     """The gradients of ``x2 @ weight.T + bias`` from ``grad`` (T*N, G) without an
     activation: those of ``grad_x`` (T, N, I), ``grad_weight`` and ``grad_bias`` not None."""
-    if grad_x is None and grad_weight is None and grad_bias is None:
-        return
     K.linear_bwd(grad, x2, weight, grad, ACTIVATIONS["none"],
                  None if grad_x is None else grad_x.reshape(grad.shape[0], weight.shape[1]),
                  grad_weight, grad_bias)

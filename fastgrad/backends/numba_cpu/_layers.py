@@ -1388,8 +1388,8 @@ def gemm_pack(b, trans_b, packed):
 def _gemm_packed(address, a, packed, accumulate, out):
     """The panels cut into blocks (as many as the product has MIN_BLOCK_WORK multiply-adds,
     at most MAX_BLOCKS and one per 16 columns: csrc's fg_packed_blocks), each one call of the
-    C product on one thread. Every element is the
-    same sum whatever the blocks: bit-identical for any thread count."""
+    C product on one thread. Every element is the same sum whatever the blocks: bit-identical
+    for any thread count."""
     rows, depth = a.shape
     cols = out.shape[1]
     panels = packed.shape[0]
@@ -1461,33 +1461,29 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
 
     One pass computes ``g = grad_out * act'(out)`` and the bias gradient ``g.sum(0)`` (float64
     partials over fixed row pieces, added in order: deterministic); then the two GEMMs, as
-    :func:`gemm`; all in one call of the compiled code.
+    :func:`gemm`; all in one call of the compiled code. Products it cannot run (no usable
+    BLAS, or an empty inner dimension) go to :func:`gemm`'s reference after it.
     """
     if activation not in ACTIVATION_CODES:
         _unknown_activation(activation)
     if not _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias):
         return _fallback("linear_bwd", grad_out, x, weight, out, activation, grad_x,
                          grad_weight, grad_bias)
-    if blas.AVAILABLE and grad_out.shape[0] and grad_out.shape[1]:  # no product goes to NumPy
-        empty, one = _EMPTY[x.dtype], x.dtype.type(1.0)
-        _linear_backward(ADDRESSES, grad_out, x, weight, out, activation,
-                         grad_out if activation == _NONE else np.empty_like(grad_out),
-                         empty.reshape(0, 0) if grad_x is None else grad_x, grad_x is not None,
-                         empty.reshape(0, 0) if grad_weight is None else grad_weight,
-                         grad_weight is not None, empty if grad_bias is None else grad_bias,
-                         grad_bias is not None, one, 0 * one, PARALLEL_MIN["linear_grad"])
-        return
-    g = grad_out
-    if activation != _NONE or grad_bias is not None:
-        if activation != _NONE:
-            g = np.empty_like(grad_out)
-        _linear_grad(grad_out, out, activation, g,
-                     _EMPTY[x.dtype] if grad_bias is None else grad_bias, grad_bias is not None,
-                     PARALLEL_MIN["linear_grad"])
-    if grad_x is not None:
-        gemm(g, weight, False, False, False, grad_x)
-    if grad_weight is not None:
-        gemm(g, x, True, False, False, grad_weight)
+    compiled = blas.AVAILABLE and grad_out.shape[0] > 0 and grad_out.shape[1] > 0
+    g = grad_out if activation == _NONE else np.empty_like(grad_out)
+    empty, one = _EMPTY[x.dtype], x.dtype.type(1.0)
+    _linear_backward(ADDRESSES, grad_out, x, weight, out, activation, g,
+                     empty.reshape(0, 0) if grad_x is None else grad_x,
+                     compiled and grad_x is not None,
+                     empty.reshape(0, 0) if grad_weight is None else grad_weight,
+                     compiled and grad_weight is not None,
+                     empty if grad_bias is None else grad_bias, grad_bias is not None, one,
+                     0 * one, PARALLEL_MIN["linear_grad"])
+    if not compiled:
+        if grad_x is not None:
+            gemm(g, weight, False, False, False, grad_x)
+        if grad_weight is not None:
+            gemm(g, x, True, False, False, grad_weight)
 
 
 def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
