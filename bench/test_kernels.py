@@ -374,23 +374,27 @@ def _torch_lstm_cell_bwd(torch, grad_h, grad_c, c_prev, c, gates_act, grad_gates
     return run
 
 
-def _torch_batchnorm_fwd(torch, x, weight, bias, eps, mean, var, invstd, out):
+def _torch_batchnorm_fwd(torch, x, weight, bias, eps, activation, mean, var, invstd, out):
+    act_ = _activation(torch, activation, in_place=True)
+
     def run():   # the op F.batch_norm(training=True) runs, which also returns the statistics
         y, save_mean, save_invstd = torch.native_batch_norm(x, weight, bias, None, None, True,
                                                             0.0, eps)
-        return {"out": y, "mean": save_mean, "invstd": save_invstd}
+        return {"out": act_(y), "mean": save_mean, "invstd": save_invstd}
     return run
 
 
-def _torch_batchnorm_bwd(torch, grad_out, x, weight, mean, invstd, grad_x, grad_weight,
-                         grad_bias):
+def _torch_batchnorm_bwd(torch, grad_out, x, weight, mean, invstd, out, activation, grad_x,
+                         grad_weight, grad_bias):
     save_mean, save_invstd = mean.to(x.dtype), invstd.to(x.dtype)   # PyTorch keeps x's dtype
     names = ("grad_x", "grad_weight", "grad_bias")
     mask = [grad_x is not None, grad_weight is not None, grad_bias is not None]
+    backward = _activation_backward(torch, activation)
 
     def run():
         grads = torch.ops.aten.native_batch_norm_backward(
-            grad_out, x, weight, None, None, save_mean, save_invstd, True, 1e-5, mask)
+            backward(grad_out, out), x, weight, None, None, save_mean, save_invstd, True, 1e-5,
+            mask)
         return {name: grad for name, grad, wanted in zip(names, grads, mask) if wanted}
     return run
 

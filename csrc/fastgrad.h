@@ -27,7 +27,7 @@
 
 #include <stdint.h>
 
-#define FG_ABI_VERSION 5
+#define FG_ABI_VERSION 6
 
 /* activation codes (fastgrad.backends.ACTIVATIONS; tests/test_constants.py checks they agree) */
 #define FG_NONE 0
@@ -335,22 +335,32 @@ int64_t fg_cross_entropy_bwd_f64(const double *logits, int64_t rows, int64_t cla
                                  double *grad_logits, int64_t parallel_min);
 
 /* ---- batchnorm (training mode): x (n, channels, spatial), n * spatial >= 1; weight, bias
- * NULL for 1 and 0; both return FG_OK or FG_ERR_MEMORY ---- */
+ * NULL for 1 and 0; both return FG_OK, FG_ERR_MEMORY, or FG_ERR_ACTIVATION with nothing
+ * written for an activation code they do not implement ---- */
+/* out = act(normalised x), the activation applied to each piece of out as it is written,
+ * bit-identical to fg_batchnorm_fwd with FG_NONE followed by fg_activation_fwd */
 int fg_batchnorm_fwd_f32(const float *x, int64_t n, int64_t channels, int64_t spatial,
-                         const float *weight, const float *bias, double eps, double *mean,
-                         double *var, double *invstd, float *out, int64_t parallel_min);
+                         const float *weight, const float *bias, double eps, int activation,
+                         double *mean, double *var, double *invstd, float *out,
+                         int64_t parallel_min);
 int fg_batchnorm_fwd_f64(const double *x, int64_t n, int64_t channels, int64_t spatial,
-                         const double *weight, const double *bias, double eps, double *mean,
-                         double *var, double *invstd, double *out, int64_t parallel_min);
-/* grad_x, grad_weight, grad_bias may each be NULL to skip them */
+                         const double *weight, const double *bias, double eps, int activation,
+                         double *mean, double *var, double *invstd, double *out,
+                         int64_t parallel_min);
+/* the gradients with dy = grad_out * act'(out) (out the forward's output, read only when
+ * activation is not FG_NONE: NULL then) in grad_out's place, bit-identical to
+ * fg_activation_bwd followed by fg_batchnorm_bwd with FG_NONE (dy in a work buffer of x's
+ * size); grad_x, grad_weight, grad_bias may each be NULL to skip them */
 int fg_batchnorm_bwd_f32(const float *grad_out, const float *x, int64_t n, int64_t channels,
                          int64_t spatial, const float *weight, const double *mean,
-                         const double *invstd, float *grad_x, float *grad_weight,
-                         float *grad_bias, int64_t parallel_min);
+                         const double *invstd, const float *out, int activation,
+                         float *grad_x, float *grad_weight, float *grad_bias,
+                         int64_t parallel_min);
 int fg_batchnorm_bwd_f64(const double *grad_out, const double *x, int64_t n,
                          int64_t channels, int64_t spatial, const double *weight,
-                         const double *mean, const double *invstd, double *grad_x,
-                         double *grad_weight, double *grad_bias, int64_t parallel_min);
+                         const double *mean, const double *invstd, const double *out,
+                         int activation, double *grad_x, double *grad_weight,
+                         double *grad_bias, int64_t parallel_min);
 
 /* ---- LSTM cell, pointwise: gates (rows, 4 hidden) in the order i, f, g, o ---- */
 void fg_lstm_cell_fwd_f32(const float *gates, const float *c_prev, int64_t rows,

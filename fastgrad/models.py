@@ -8,6 +8,14 @@ import numbers
 
 from . import nn
 from . import ops
+from .nn.container import fused_pair
+
+
+def _norm_relu(norm, relu, x):
+    """``relu(norm(x))``, one op where the norm layer applies the ReLU in its kernels (see
+    :func:`fastgrad.nn.container.fused_pair`)."""
+    activation = fused_pair(norm, relu)
+    return relu(norm(x)) if activation is None else norm(x, activation=activation)
 
 
 class BasicBlock(nn.Module):
@@ -61,7 +69,7 @@ class BasicBlock(nn.Module):
         self.residual = residual
 
     def forward(self, x):
-        out = self.relu(self.bn1(self.conv1(x)))
+        out = _norm_relu(self.bn1, self.relu, self.conv1(x))
         out = self.bn2(self.conv2(out))
         if self.residual:
             out = out + (x if self.downsample is None else self.downsample(x))
@@ -160,7 +168,7 @@ class ResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def forward(self, x):
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = _norm_relu(self.bn1, self.relu, self.conv1(x))
         x = self.layer3(self.layer2(self.layer1(x)))
         return self.fc(ops.flatten(self.avgpool(x), 1))
 

@@ -178,26 +178,29 @@ def _example(name, dtype, size=17, **changes):
     return args
 
 
-def _bn_example(dtype, shape, **changes):
+_NONE = ACTIVATIONS["none"]
+
+
+def _bn_example(dtype, shape, activation=_NONE, **changes):
     rng = np.random.default_rng(sum(shape))
     x = (2 * rng.standard_normal(shape) + 3).astype(dtype)
     channels = shape[1]
     args = dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(dtype),
                 bias=rng.standard_normal(channels).astype(dtype), eps=1e-5,
-                mean=np.empty(channels), var=np.empty(channels), invstd=np.empty(channels),
-                out=np.empty_like(x))
+                activation=activation, mean=np.empty(channels), var=np.empty(channels),
+                invstd=np.empty(channels), out=np.empty_like(x))
     args.update(changes)
     return args
 
 
-def _bn_bwd_example(dtype, shape, **changes):
-    forward = _bn_example(dtype, shape)
+def _bn_bwd_example(dtype, shape, activation=_NONE, **changes):
+    forward = _bn_example(dtype, shape, activation)
     KERNELS["batchnorm_fwd"].reference(**forward)
     x, weight = forward["x"], forward["weight"]
     args = dict(grad_out=np.random.default_rng(1).standard_normal(x.shape).astype(dtype), x=x,
                 weight=weight, mean=forward["mean"], invstd=forward["invstd"],
-                grad_x=np.empty_like(x), grad_weight=np.empty_like(weight),
-                grad_bias=np.empty_like(weight))
+                out=forward["out"], activation=activation, grad_x=np.empty_like(x),
+                grad_weight=np.empty_like(weight), grad_bias=np.empty_like(weight))
     args.update(changes)
     return args
 
@@ -221,7 +224,7 @@ def _linear_bwd_blocks(dtype, activation):
                 grad_weight=np.empty_like(weight), grad_bias=np.empty_like(forward["bias"]))
 
 
-_RELU = ACTIVATIONS["relu"]
+_RELU, _SIGMOID = ACTIVATIONS["relu"], ACTIVATIONS["sigmoid"]
 #: The registry's variants (activation codes, norm types, optimiser flags, optional arrays)
 #: are the generated parity tests' (tests/test_backend_parity.py); these are the shapes and
 #: argument types its examples do not have.
@@ -251,6 +254,11 @@ VARIANTS = {
     "batchnorm-wide-rows": lambda d: ("batchnorm_fwd", _bn_example(d, (3, 2, 9000))),
     "batchnorm-1d": lambda d: ("batchnorm_fwd", _bn_example(d, (7, 6, 1))),
     "batchnorm-bwd-wide-rows": lambda d: ("batchnorm_bwd", _bn_bwd_example(d, (3, 2, 9000))),
+    "batchnorm-wide-rows-tanh": lambda d: ("batchnorm_fwd", _bn_example(
+        d, (3, 2, 9000), ACTIVATIONS["tanh"])),
+    "batchnorm-1d-relu": lambda d: ("batchnorm_fwd", _bn_example(d, (7, 6, 1), _RELU)),
+    "batchnorm-bwd-wide-rows-sigmoid": lambda d: ("batchnorm_bwd", _bn_bwd_example(
+        d, (3, 2, 9000), _SIGMOID)),
 }
 
 
@@ -338,7 +346,8 @@ def test_batchnorm_statistics_keep_their_precision_when_the_mean_dwarfs_the_spre
     np.testing.assert_allclose(forward["out"], expected["out"], rtol=0, atol=1e-4)
     backward = dict(grad_out=rng.standard_normal(shape).astype(np.float32), x=x,
                     weight=forward["weight"], mean=expected["mean"],
-                    invstd=expected["invstd"], grad_x=np.empty_like(x),
+                    invstd=expected["invstd"], out=None, activation=_NONE,
+                    grad_x=np.empty_like(x),
                     grad_weight=np.empty_like(forward["weight"]),
                     grad_bias=np.empty_like(forward["weight"]))
     expected = copy.deepcopy(backward)
@@ -423,23 +432,58 @@ _BN_THREAD_SHAPES = [(1000, 6, 1), (130, 700, 1), (203, 70, 9), (7, 3, 600), (64
 @pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
 def test_batchnorm_is_bit_identical_for_one_and_two_threads(c, threads, monkeypatch, dtype):
     """The batchnorm sums' tiles depend on the shape only: 1 and 2 threads (parallel at every
-    size) give the same bits, forward and backward, narrow and wide layouts."""
+    size) give the same bits, forward and backward (with a fused activation, whose backward
+    has a pass of its own), narrow and wide layouts."""
     monkeypatch.setitem(c.PARALLEL_MIN, "batchnorm", 0)
     results = {}
     for count in (1, 2):
         threads(count)
         outputs = []
         for shape in _BN_THREAD_SHAPES:
-            forward = _bn_example(dtype, shape)
+            forward = _bn_example(dtype, shape, _SIGMOID)
             c.batchnorm_fwd(**forward)
-            backward = _bn_bwd_example(dtype, shape, mean=forward["mean"],
-                                       invstd=forward["invstd"])
+            backward = _bn_bwd_example(dtype, shape, _SIGMOID, mean=forward["mean"],
+                                       invstd=forward["invstd"], out=forward["out"])
             c.batchnorm_bwd(**backward)
             outputs += [forward[key] for key in ("mean", "var", "invstd", "out")]
             outputs += [backward[key] for key in ("grad_x", "grad_weight", "grad_bias")]
         results[count] = outputs
     for one, two in zip(results[1], results[2]):
         assert one.tobytes() == two.tobytes()
+
+
+#: narrow with S = 1, narrow with S > 1, wide (S >= 512)
+_BN_FUSED_SHAPES = [(7, 6, 1), (5, 3, 40), (3, 2, 9000)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+@pytest.mark.parametrize("shape", _BN_FUSED_SHAPES, ids=str)
+def test_batchnorm_fused_activation_is_bit_identical_to_the_separate_kernels(
+        c, shape, activation, dtype):
+    """The activation batchnorm_fwd applies to its output is activation_fwd's, bit for bit;
+    batchnorm_bwd's derivative is activation_bwd's, followed by the plain backward."""
+    code = ACTIVATIONS[activation]
+    fused = _bn_example(dtype, shape, code)
+    c.batchnorm_fwd(**fused)
+    separate = _bn_example(dtype, shape)
+    c.batchnorm_fwd(**separate)
+    activated = np.empty_like(separate["out"])
+    c.activation_fwd(separate["out"], code, activated)
+    for key in ("mean", "var", "invstd"):
+        np.testing.assert_array_equal(fused[key], separate[key], err_msg=key)
+    np.testing.assert_array_equal(fused["out"], activated, err_msg="out")
+
+    fused = _bn_bwd_example(dtype, shape, code, mean=fused["mean"], invstd=fused["invstd"],
+                            out=fused["out"])
+    c.batchnorm_bwd(**fused)
+    dy = np.empty_like(fused["grad_out"])
+    c.activation_bwd(fused["grad_out"], fused["out"], code, dy)
+    separate = _bn_bwd_example(dtype, shape, grad_out=dy, mean=fused["mean"],
+                               invstd=fused["invstd"], out=None)
+    c.batchnorm_bwd(**separate)
+    for key in ("grad_x", "grad_weight", "grad_bias"):
+        np.testing.assert_array_equal(fused[key], separate[key], err_msg=key)
 
 
 # --------------------------------------------------------------------------- matrix products

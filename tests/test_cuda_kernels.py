@@ -8,7 +8,7 @@ import copy
 import numpy as np
 import pytest
 
-from fastgrad.backends import KERNELS
+from fastgrad.backends import ACTIVATIONS, KERNELS
 
 try:
     from fastgrad.backends import numba_cuda
@@ -62,3 +62,43 @@ def test_host_arrays_are_refused_by_name():
 
 def test_the_backend_implements_kernels():
     assert IMPLEMENTED, "the CUDA backend implements no kernel"
+
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
+@pytest.mark.parametrize("activation", [a for a in ACTIVATIONS if a != "none"], ids=str)
+def test_batchnorm_fused_activation_is_the_separate_kernels_bit_for_bit(activation, dtype):
+    """batchnorm_fwd with an activation writes what batchnorm_fwd without one followed by
+    activation_fwd writes, and batchnorm_bwd with it what activation_bwd followed by
+    batchnorm_bwd without it (``out`` None) writes: the same bits, not only close."""
+    code, none = ACTIVATIONS[activation], ACTIVATIONS["none"]
+    rng = np.random.default_rng(_seed("batchnorm-fused", activation, np.dtype(dtype).name))
+    for shape in [(3, 2, 5)]:  # the simulator is slow; one block per channel at any shape
+        channels = shape[1]
+        x = cuda.to_device((2 * rng.standard_normal(shape) + 1).astype(dtype))
+        weight = cuda.to_device(rng.uniform(0.5, 1.5, channels).astype(dtype))
+        bias = cuda.to_device(rng.standard_normal(channels).astype(dtype))
+        grad_out = cuda.to_device(rng.standard_normal(shape).astype(dtype))
+
+        fused = [cuda.device_array(channels, np.float64) for _ in range(3)]  # mean, var, invstd
+        separate = [cuda.device_array(channels, np.float64) for _ in range(3)]
+        out, normalised, activated = (cuda.device_array(shape, dtype) for _ in range(3))
+        numba_cuda.batchnorm_fwd(x, weight, bias, 1e-5, code, *fused, out)
+        numba_cuda.batchnorm_fwd(x, weight, bias, 1e-5, none, *separate, normalised)
+        numba_cuda.activation_fwd(normalised, code, activated)
+        for name, ours, theirs in zip(("mean", "var", "invstd", "out"), fused + [out],
+                                      separate + [activated]):
+            np.testing.assert_array_equal(ours.copy_to_host(), theirs.copy_to_host(),
+                                          err_msg=f"{shape}: {name}")
+
+        mean, _, invstd = fused
+        grads = [cuda.device_array(shape, dtype), cuda.device_array(channels, dtype),
+                 cuda.device_array(channels, dtype)]  # grad_x, grad_weight, grad_bias
+        expected = [cuda.device_array(array.shape, dtype) for array in grads]
+        dy = cuda.device_array(shape, dtype)
+        numba_cuda.batchnorm_bwd(grad_out, x, weight, mean, invstd, out, code, *grads)
+        numba_cuda.activation_bwd(grad_out, out, code, dy)
+        numba_cuda.batchnorm_bwd(dy, x, weight, mean, invstd, None, none, *expected)
+        for name, ours, theirs in zip(("grad_x", "grad_weight", "grad_bias"), grads, expected):
+            np.testing.assert_array_equal(ours.copy_to_host(), theirs.copy_to_host(),
+                                          err_msg=f"{shape}: {name}")

@@ -416,3 +416,89 @@ def test_functional_matches_pytorch_with_running_statistics():
     out_t = torch.nn.functional.batch_norm(torch.tensor(x), theirs_mean, theirs_var,
                                            training=False, eps=1e-3)
     np.testing.assert_allclose(out_o.numpy(), out_t.numpy(), rtol=1e-12, atol=1e-12)
+
+
+# ------------------------------------------------------------------- a fused activation
+ACTIVATION_LAYERS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
+
+
+@pytest.mark.parametrize("activation", sorted(ACTIVATION_LAYERS))
+@pytest.mark.parametrize("shape", SHAPES.values(), ids=SHAPES.keys())
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_sequential_fuses_batchnorm_and_activation_bit_for_bit(activation, shape, dtype):
+    """Sequential runs BatchNorm + ReLU/Sigmoid/Tanh as one op (one node), with the same
+    output, gradients and running statistics as the two layers one after another; in
+    evaluation mode too."""
+    rng = np.random.default_rng(14)
+    x = (2 * rng.standard_normal(shape) + 1).astype(dtype)
+    grad_out = rng.standard_normal(shape).astype(dtype)
+
+    def run(fuse, training):
+        fg.manual_seed(0)
+        norm = LAYERS[len(shape)](shape[1], dtype=dtype)
+        with fg.no_grad():
+            norm.weight.copy_(_t(rng_weights.uniform(0.5, 1.5, shape[1]).astype(dtype)))
+        act = ACTIVATION_LAYERS[activation]()
+        if not fuse:  # a hook on either layer keeps the pair apart
+            act.register_forward_hook(lambda *args: None)
+        model = nn.Sequential(norm, act).train(training)
+        xt = _t(x, requires_grad=True)
+        out = model(xt)
+        last = type(out.grad_fn).__name__ if out.grad_fn is not None else None
+        out.backward(_t(grad_out))
+        return last, [out.numpy(), xt.grad.numpy(), norm.weight.grad.numpy(),
+                       norm.bias.grad.numpy(), norm.running_mean.numpy(),
+                       norm.running_var.numpy()]
+
+    for training in (True, False):
+        rng_weights = np.random.default_rng(15)
+        fused_last, fused = run(True, training)
+        rng_weights = np.random.default_rng(15)
+        separate_last, separate = run(False, training)
+        names = ("output", "grad x", "grad weight", "grad bias", "running mean", "running var")
+        for name, a, b in zip(names, fused, separate):
+            np.testing.assert_array_equal(a, b, err_msg=f"{name}, training={training}")
+        if training:  # fused: the output is the BatchNorm op's own
+            assert fused_last == "_BatchNormTraining" != separate_last
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_gradcheck_batch_norm_with_activation(activation):
+    rng = np.random.default_rng(16)
+    x = _t(rng.standard_normal((5, 3, 2)), requires_grad=True)
+    weight = _t(rng.uniform(0.5, 1.5, 3), requires_grad=True)
+    bias = _t(rng.standard_normal(3), requires_grad=True)
+    assert gradcheck(lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True,
+                                                  activation=activation), (x, weight, bias))
+
+
+def test_batch_norm_rejects_an_unknown_activation():
+    with pytest.raises(ValueError, match="activation.*'gelu'"):
+        F.batch_norm(fg.ones(4, 3), None, None, training=True, activation="gelu")
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_fused_activation_matches_pytorch(activation):
+    """F.batch_norm(..., activation=a) is PyTorch's activation of F.batch_norm, with the
+    same running statistics and gradients."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(17)
+    x = (3 * rng.standard_normal((8, 4, 5)) + 2).astype(np.float32)
+    grad = rng.standard_normal(x.shape).astype(np.float32)
+    weight, bias = rng.uniform(0.5, 1.5, 4).astype(np.float32), rng.standard_normal(4)
+    bias = bias.astype(np.float32)
+    ours = [_t(a, requires_grad=True) for a in (x, weight, bias)]
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, weight, bias)]
+    mean_o, var_o = fg.zeros(4), fg.ones(4)
+    mean_t, var_t = torch.zeros(4), torch.ones(4)
+    out_o = F.batch_norm(ours[0], mean_o, var_o, ours[1], ours[2], training=True,
+                         activation=activation)
+    out_t = getattr(torch, activation)(torch.nn.functional.batch_norm(
+        theirs[0], mean_t, var_t, theirs[1], theirs[2], training=True))
+    out_o.backward(_t(grad))
+    out_t.backward(torch.from_numpy(grad))
+    np.testing.assert_allclose(out_o.numpy(), out_t.detach().numpy(), rtol=1e-5, atol=1e-6)
+    for a, b in zip(ours, theirs):
+        np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(mean_o.numpy(), mean_t.numpy(), rtol=1e-6)
+    np.testing.assert_allclose(var_o.numpy(), var_t.numpy(), rtol=1e-6)

@@ -58,8 +58,8 @@ def _batchnorm_fwd_args(rng, shape):
     channels = shape[1]
     return dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(np.float32),
                 bias=rng.standard_normal(channels).astype(np.float32), eps=1e-5,
-                mean=np.empty(channels), var=np.empty(channels), invstd=np.empty(channels),
-                out=np.empty_like(x))
+                activation=ACTIVATIONS["none"], mean=np.empty(channels),
+                var=np.empty(channels), invstd=np.empty(channels), out=np.empty_like(x))
 
 
 def _batchnorm_bwd_args(rng, shape):
@@ -68,7 +68,8 @@ def _batchnorm_bwd_args(rng, shape):
     x, channels = forward["x"], shape[1]
     return dict(grad_out=rng.standard_normal(shape).astype(np.float32), x=x,
                 weight=forward["weight"], mean=forward["mean"], invstd=forward["invstd"],
-                grad_x=np.empty_like(x), grad_weight=np.empty(channels, np.float32),
+                out=forward["out"], activation=ACTIVATIONS["none"], grad_x=np.empty_like(x),
+                grad_weight=np.empty(channels, np.float32),
                 grad_bias=np.empty(channels, np.float32))
 
 
@@ -277,6 +278,35 @@ def test_batchnorm_layouts_and_optional_arguments(shape, affine, path):
     _agree("batchnorm_bwd", backward, rtol=1e-4, atol=1e-4)
     backward.update(grad_x=None, grad_bias=None)
     _agree("batchnorm_bwd", backward, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)
+@pytest.mark.parametrize("shape", [(5, 3, 1), (4, 2, 7), (3, 2, 20000), (256, 64, 1)],
+                         ids=["N-C", "narrow", "wide", "N-C-two-rows"])
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_batchnorm_fused_activation_is_the_unfused_pair(shape, activation, path):
+    """batchnorm_fwd with an activation gives exactly batchnorm_fwd then activation_fwd, and
+    batchnorm_bwd with it exactly activation_bwd then batchnorm_bwd: what a fused layer
+    (Sequential's BatchNorm + ReLU, say) computes is what the two layers compute."""
+    rng = np.random.default_rng(5)
+    code = ACTIVATIONS[activation]
+    fused = _batchnorm_fwd_args(rng, shape)
+    plain = copy.deepcopy(fused)
+    fused["activation"] = code
+    layers.batchnorm_fwd(**fused)
+    layers.batchnorm_fwd(**plain)
+    expected = np.empty_like(plain["out"])
+    layers.activation_fwd(plain["out"], code, expected)
+    np.testing.assert_array_equal(fused["out"], expected)
+    backward = _batchnorm_bwd_args(rng, shape)
+    backward.update(x=fused["x"], mean=fused["mean"], invstd=fused["invstd"], out=fused["out"])
+    unfused = copy.deepcopy(backward)
+    backward["activation"] = code
+    layers.batchnorm_bwd(**backward)
+    layers.activation_bwd(unfused["grad_out"], fused["out"], code, unfused["grad_out"])
+    layers.batchnorm_bwd(**unfused)
+    for key in ("grad_x", "grad_weight", "grad_bias"):
+        np.testing.assert_array_equal(backward[key], unfused[key], err_msg=key)
 
 
 @pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)

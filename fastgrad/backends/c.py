@@ -51,7 +51,7 @@ except ImportError as error:
         f"a C compiler, e.g. `pip install -e .` ({error})") from error
 
 #: The version of csrc/fastgrad.h these wrappers are written for (its FG_ABI_VERSION).
-ABI_VERSION = 5
+ABI_VERSION = 6
 
 if _lib.fg_abi_version() != ABI_VERSION:
     raise ImportError(f"the compiled C kernels implement ABI version {_lib.fg_abi_version()}, "
@@ -582,44 +582,51 @@ def _channels_native(x, per_channel, statistics):
     return _native(x.dtype, x, *per_channel)
 
 
-def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
+def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
     """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
 
     Two C passes: the statistics from one read of x (double sums of x - shift and its
     square, the shift each channel's first element, so E[d²] - E[d]² does not cancel; fixed
     tiles added in order), then the affine output in x's dtype (the double mean split into
-    two numbers of that dtype, so x - mean loses nothing when |mean| >> std).
+    two numbers of that dtype, so x - mean loses nothing when |mean| >> std), each piece
+    activated as it is written: bit-identical to :func:`activation_fwd` on the output.
     """
     c = _channels_native(x, (weight, bias), (mean, var, invstd))
     if c is None or out.shape != x.shape or not _native(x.dtype, out):
-        return _fallback("batchnorm_fwd", x, weight, bias, eps, mean, var, invstd, out)
+        return _fallback("batchnorm_fwd", x, weight, bias, eps, activation, mean, var, invstd,
+                         out)
     n, channels, spatial = x.shape
-    status = c["batchnorm_fwd"](_in(x), n, channels, spatial,
-                                _NULL if weight is None else _in(weight),
-                                _NULL if bias is None else _in(bias), eps, _out(mean),
-                                _out(var), _out(invstd), _out(out), PARALLEL_MIN["batchnorm"])
-    if status == _ERR_MEMORY:
-        raise MemoryError("the C kernel could not allocate its work buffer")
+    _check_activation(c["batchnorm_fwd"](_in(x), n, channels, spatial,
+                                         _NULL if weight is None else _in(weight),
+                                         _NULL if bias is None else _in(bias), eps, activation,
+                                         _out(mean), _out(var), _out(invstd), _out(out),
+                                         PARALLEL_MIN["batchnorm"]), activation)
 
 
-def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
+def batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad_x, grad_weight,
+                  grad_bias):
     """Gradients of :func:`batchnorm_fwd`: see :func:`fastgrad.backends.numpy_ref.batchnorm_bwd`.
 
-    One C pass for both per-channel sums (double, fixed tiles in order), one for ``grad_x``
-    (in x's dtype, the mean split as in :func:`batchnorm_fwd`).
+    Without an activation, one C pass for both per-channel sums (double, fixed tiles in order)
+    and one for ``grad_x`` (in x's dtype, the mean split as in :func:`batchnorm_fwd`); with
+    one, a first pass computes ``dy = grad_out * act'(out)`` into a C work buffer, as
+    :func:`activation_bwd` does, and the two read it in grad_out's place.
     """
     c = _channels_native(x, (weight, grad_weight, grad_bias), (mean, invstd))
-    if (c is None or grad_out.shape != x.shape or not _native(x.dtype, grad_out, grad_x)
-            or (grad_x is not None and grad_x.shape != x.shape)):
-        return _fallback("batchnorm_bwd", grad_out, x, weight, mean, invstd, grad_x, grad_weight,
-                         grad_bias)
+    if (c is None or grad_out.shape != x.shape or not _native(x.dtype, grad_out, grad_x, out)
+            or (grad_x is not None and grad_x.shape != x.shape)
+            or (out is not None and out.shape != x.shape)
+            # the C code reads out for any activation but none
+            or (out is None and activation != ACTIVATIONS["none"])):
+        return _fallback("batchnorm_bwd", grad_out, x, weight, mean, invstd, out, activation,
+                         grad_x, grad_weight, grad_bias)
     n, channels, spatial = x.shape
-    status = c["batchnorm_bwd"](_in(grad_out), _in(x), n, channels, spatial,
-                                _NULL if weight is None else _in(weight), _in(mean),
-                                _in(invstd), _opt(grad_x), _opt(grad_weight), _opt(grad_bias),
-                                PARALLEL_MIN["batchnorm"])
-    if status == _ERR_MEMORY:
-        raise MemoryError("the C kernel could not allocate its work buffer")
+    _check_activation(c["batchnorm_bwd"](_in(grad_out), _in(x), n, channels, spatial,
+                                         _NULL if weight is None else _in(weight), _in(mean),
+                                         _in(invstd), _NULL if out is None else _in(out),
+                                         activation, _opt(grad_x), _opt(grad_weight),
+                                         _opt(grad_bias), PARALLEL_MIN["batchnorm"]),
+                      activation)
 
 
 # -------------------------------------------------------------------------------------- LSTM

@@ -29,7 +29,8 @@ ACTIVATION_FORMULAS = {
     "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
 }
 
-_RELU, _SIGMOID, _TANH = ACTIVATIONS["relu"], ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
+_NONE, _RELU = ACTIVATIONS["none"], ACTIVATIONS["relu"]
+_SIGMOID, _TANH = ACTIVATIONS["sigmoid"], ACTIVATIONS["tanh"]
 
 #: Variant axes (see :func:`~fastgrad.backends.spec.kernel`) several kernels share: one
 #: variant per activation code; per norm type; the optimisers' ascent and weight decay.
@@ -830,26 +831,32 @@ def lstm_cell_bwd(grad_h, grad_c, c_prev, c, gates_act, grad_gates, grad_c_prev)
 
 
 # ---- batchnorm ----
-def _batchnorm_example(rng, dtype, size):
+def _batchnorm_example(rng, dtype, size, activation=_NONE):
     # x (N, C, S) = (size + 1, 8, 16): about 128 * size elements; a mean far from 0 on purpose
     x = (2 * rng.standard_normal((size + 1, 8, 16)) + 3).astype(dtype)
     channels = x.shape[1]
     return dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(dtype),
                 bias=rng.standard_normal(channels).astype(dtype), eps=1e-5,
-                mean=np.empty(channels, np.float64), var=np.empty(channels, np.float64),
-                invstd=np.empty(channels, np.float64), out=np.empty_like(x))
+                activation=activation, mean=np.empty(channels, np.float64),
+                var=np.empty(channels, np.float64), invstd=np.empty(channels, np.float64),
+                out=np.empty_like(x))
 
 
 @kernel(writes=("mean", "var", "invstd", "out"), example=_batchnorm_example,
         bench_sizes=(1_000, 50_000),
-        variants={"affine": {}, "no-affine": dict(weight=None, bias=None)})
-def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
-    """Batch normalisation in training mode: per-channel batch statistics, then normalise.
+        variants=(_ACTIVATION_VARIANTS, {"affine": {}, "no-affine": dict(weight=None,
+                                                                          bias=None)}))
+def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
+    """Batch normalisation in training mode: per-channel batch statistics, then normalise, then
+    the activation with code ``activation`` (:data:`ACTIVATIONS`) as :func:`linear_fwd`'s
+    epilogue applies it (a BatchNorm followed by ReLU, Sigmoid or Tanh is one pass over the
+    output instead of two, and one op instead of two).
 
     .. math::
         \\mu_c = \\frac{1}{M} \\sum_{n,s} x_{ncs}, \\quad
         \\sigma^2_c = \\frac{1}{M} \\sum_{n,s} (x_{ncs} - \\mu_c)^2, \\quad
-        y_{ncs} = \\gamma_c \\frac{x_{ncs} - \\mu_c}{\\sqrt{\\sigma^2_c + \\epsilon}} + \\beta_c
+        y_{ncs} = act\\left(\\gamma_c \\frac{x_{ncs} - \\mu_c}
+            {\\sqrt{\\sigma^2_c + \\epsilon}} + \\beta_c\\right)
 
     with :math:`M = N S`. The variance is a second pass over the centred values: the one-pass
     E[x²] - E[x]² cancels catastrophically when |mean| >> std. The statistics are accumulated
@@ -875,39 +882,50 @@ def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
     if bias is not None:
         centred += bias[:, None]
     np.copyto(out, centred, casting="same_kind")
+    _activate(out, activation)
 
 
-def _batchnorm_bwd_example(rng, dtype, size):
-    args = _batchnorm_example(rng, dtype, size)
+def _batchnorm_bwd_example(rng, dtype, size, activation=_NONE):
+    args = _batchnorm_example(rng, dtype, size, activation)
     batchnorm_fwd(**args)
     x, weight = args["x"], args["weight"]
     return dict(grad_out=rng.standard_normal(x.shape).astype(dtype), x=x, weight=weight,
-                mean=args["mean"], invstd=args["invstd"], grad_x=np.empty_like(x),
+                mean=args["mean"], invstd=args["invstd"], out=args["out"],
+                activation=activation, grad_x=np.empty_like(x),
                 grad_weight=np.empty_like(weight), grad_bias=np.empty_like(weight))
 
 
 @kernel(writes=("grad_x", "grad_weight", "grad_bias"), example=_batchnorm_bwd_example,
         bench_sizes=(1_000, 50_000), tolerances={np.dtype(np.float32): (1e-4, 1e-5)},
-        variants={"all": {}, "no-affine": dict(weight=None, grad_weight=None),
-                  "only-grad_x": dict(weight=None, grad_weight=None, grad_bias=None),
-                  "no-grad_x": dict(grad_x=None)})
-def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
-    """Gradients of :func:`batchnorm_fwd`: two per-channel reductions, then one elementwise pass.
+        variants=(_ACTIVATION_VARIANTS, {
+            "all": {}, "no-affine": dict(weight=None, grad_weight=None),
+            "only-grad_x": dict(weight=None, grad_weight=None, grad_bias=None),
+            "no-grad_x": dict(grad_x=None)}))
+def batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad_x, grad_weight,
+                  grad_bias):
+    """Gradients of :func:`batchnorm_fwd`: the activation's derivative, two per-channel
+    reductions, then one elementwise pass.
 
-    With :math:`\\hat x = (x - \\mu) \\cdot invstd` and, per channel over (n, s), the two sums
-    :math:`\\Sigma_1 = \\sum dy` and :math:`\\Sigma_2 = \\sum dy \\, \\hat x`:
+    ``dy = grad_out * act'(out)`` as :func:`activation_bwd` computes it, from the forward's
+    output ``out`` (only read when ``activation`` is not ``ACTIVATIONS["none"]``: it may be
+    None then). With :math:`\\hat x = (x - \\mu) \\cdot invstd` and, per channel over (n, s),
+    the two sums :math:`\\Sigma_1 = \\sum dy` and :math:`\\Sigma_2 = \\sum dy \\, \\hat x`:
 
     .. math::
         \\nabla\\beta = \\Sigma_1, \\quad \\nabla\\gamma = \\Sigma_2, \\quad
         \\nabla x = \\gamma \\cdot invstd \\left(dy - \\frac{\\Sigma_1}{M}
             - \\hat x \\frac{\\Sigma_2}{M}\\right)
 
-    Shapes: grad_out, x and grad_x (N, C, S) of one dtype, C-contiguous; weight, grad_weight and
-    grad_bias (C,) of x's dtype; mean and invstd (C,) float64, as :func:`batchnorm_fwd` wrote
-    them. weight may be None (gamma = 1); grad_x, grad_weight and grad_bias may each be None to
-    skip them. Overwrites ``grad_x``, ``grad_weight`` and ``grad_bias``.
+    Shapes: grad_out, x, out and grad_x (N, C, S) of one dtype, C-contiguous; weight,
+    grad_weight and grad_bias (C,) of x's dtype; mean and invstd (C,) float64, as
+    :func:`batchnorm_fwd` wrote them. weight may be None (gamma = 1); grad_x, grad_weight and
+    grad_bias may each be None to skip them. Overwrites ``grad_x``, ``grad_weight`` and
+    ``grad_bias``.
     """
     count = x.shape[0] * x.shape[2]
+    derivative = _activation_derivative(out, activation)
+    if derivative is not None:  # rounded to x's dtype first, as activation_bwd's output is
+        grad_out = grad_out * derivative
     dy = grad_out.astype(np.float64)
     x_hat = x.astype(np.float64)
     x_hat -= mean[:, None]

@@ -15,6 +15,21 @@ from ..tensor import Tensor
 from .activation import FUSABLE
 from .linear import Linear
 from .module import Module, Parameter
+from .normalization import BatchNorm1d, BatchNorm2d
+
+#: Layers whose forward takes ``activation=`` and applies it in their kernels, by exact type.
+FUSING = (Linear, BatchNorm1d, BatchNorm2d)
+
+
+def fused_pair(first, second):
+    """The activation name with which ``first`` can run ``second(first(x))`` as one op
+    (``first(x, activation=name)``): ``first`` a :data:`FUSING` layer, ``second`` a ReLU,
+    Sigmoid or Tanh, neither with hooks (each hook must see its own module's call); None
+    when they cannot fuse."""
+    if type(first) in FUSING and type(second) in FUSABLE and not first._has_hooks() \
+            and not second._has_hooks():
+        return FUSABLE[type(second)]
+    return None
 
 
 def _position(index, size):
@@ -90,9 +105,10 @@ class Sequential(_ModuleSequence):
     can be replaced, deleted (the rest renumbered), appended, inserted, popped, and
     Sequentials concatenated with ``+`` and repeated with ``*``, as in PyTorch.
 
-    A :class:`Linear` directly followed by a ReLU, Sigmoid or Tanh runs as one fused kernel;
-    the result is the same as running them one by one. A pair with a hook registered on
-    either module runs unfused, so every hook sees its own module's call.
+    A :class:`Linear`, :class:`BatchNorm1d` or :class:`BatchNorm2d` directly followed by a
+    ReLU, Sigmoid or Tanh runs as one fused op (:data:`FUSING`); the result is the same as
+    running them one by one. A pair with a hook registered on either module runs unfused, so
+    every hook sees its own module's call.
     """
 
     def __init__(self, *modules):
@@ -180,10 +196,9 @@ class Sequential(_ModuleSequence):
         i = 0
         while i < len(modules):
             module = modules[i]
-            following = modules[i + 1] if i + 1 < len(modules) else None
-            if type(module) is Linear and type(following) in FUSABLE \
-                    and not module._has_hooks() and not following._has_hooks():
-                input = module(input, activation=FUSABLE[type(following)])
+            activation = fused_pair(module, modules[i + 1]) if i + 1 < len(modules) else None
+            if activation is not None:
+                input = module(input, activation=activation)
                 i += 2
             else:
                 input = module(input)

@@ -43,6 +43,9 @@ from ..tensor import Tensor
 
 sigmoid = ops.sigmoid
 tanh = ops.tanh
+#: The ops of the activations a layer can fuse (``activation=``), where it does not.
+_ACTIVATION_OPS = {"relu": ops.relu, "sigmoid": ops.sigmoid, "tanh": ops.tanh}
+_NONE = ACTIVATIONS["none"]
 
 def _stable_sigmoid(z):
     """1 / (1 + exp(-z)) from exp(-|z|), which never overflows."""
@@ -505,20 +508,22 @@ class _BatchNormTraining(Function):
     With ``running_mean`` and ``running_var`` (Tensors) forward also updates them, and counts
     the batch in ``num_batches_tracked`` when given (``momentum=None``: the cumulative average,
     by that count): the update is part of the op, so a captured step (:mod:`fastgrad.graphs`)
-    repeats it."""
+    repeats it. ``activation`` (a code of :data:`ACTIVATIONS`) is applied by the kernels, in
+    the pass that writes the output, its derivative in the backward's first."""
 
     grads_are_fresh = True
 
-    def forward(self, x, weight, bias, eps, running_mean=None, running_var=None, momentum=0.1,
-                num_batches_tracked=None):
+    def forward(self, x, weight, bias, eps, activation, running_mean=None, running_var=None,
+                momentum=0.1, num_batches_tracked=None):
         self.shape, channels = x.shape, x.shape[1]
         x3 = np.ascontiguousarray(x.reshape(x.shape[0], channels, math.prod(x.shape[2:])))
         weight = None if weight is None else np.ascontiguousarray(weight)
         bias = None if bias is None else np.ascontiguousarray(bias)
         mean, var, invstd = (np.empty(channels, np.float64) for _ in range(3))
         out = np.empty_like(x3)
-        K.batchnorm_fwd(x3, weight, bias, eps, mean, var, invstd, out)
+        K.batchnorm_fwd(x3, weight, bias, eps, activation, mean, var, invstd, out)
         self.x3, self.weight, self.mean, self.invstd = x3, weight, mean, invstd
+        self.activation, self.out = activation, (out if activation != _NONE else None)
         if running_mean is not None:
             if num_batches_tracked is not None:
                 seen = int(num_batches_tracked._data) + 1
@@ -538,8 +543,10 @@ class _BatchNormTraining(Function):
         grad_weight = np.empty(channels, x3.dtype) if needs_weight else None
         grad_bias = np.empty(channels, x3.dtype) if needs_bias else None
         K.batchnorm_bwd(np.ascontiguousarray(grad_out.reshape(x3.shape)), x3, self.weight,
-                        self.mean, self.invstd, grad_x, grad_weight, grad_bias)
-        return (grad_x.reshape(self.shape) if needs_x else None), grad_weight, grad_bias, None
+                        self.mean, self.invstd, self.out, self.activation, grad_x, grad_weight,
+                        grad_bias)
+        grad_x = grad_x.reshape(self.shape) if needs_x else None
+        return grad_x, grad_weight, grad_bias, None, None
 
 
 def _verify_batch_size(shape):
@@ -579,7 +586,7 @@ def _update_running_stats(running_mean, running_var, mean, var, momentum, count)
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
-               momentum=0.1, eps=1e-5):
+               momentum=0.1, eps=1e-5, activation="none"):
     """Batch normalisation over dimension 1 (the channels) of ``input``.
 
     In training mode the batch's own statistics normalise it (the mean and the mean of
@@ -602,20 +609,27 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
         training: use, and update, batch statistics.
         momentum: the weight m of the batch statistics in the running update.
         eps: added to the variance before the square root.
+        activation: ``"none"``, ``"relu"``, ``"sigmoid"`` or ``"tanh"``, applied to the output
+            (fastgrad's addition to PyTorch's signature, as :func:`linear`'s): in training
+            mode by the batchnorm kernels in the pass that writes the output, and its
+            derivative in the backward's, instead of as a layer of its own (the same values).
 
     Raises:
         ValueError: training with one value per channel (PyTorch's message), or an empty batch.
         RuntimeError: a (C,) argument of the wrong shape or dtype.
     """
-    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps)
+    return _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
+                       activation=activation)
 
 
 def _batch_norm(input, running_mean, running_var, weight, bias, training, momentum, eps,
-                num_batches_tracked=None):
+                num_batches_tracked=None, activation="none"):
     """:func:`batch_norm`, and BatchNorm's modules: ``num_batches_tracked`` (a 0-d int64
     buffer, training only) counts the batch and, with ``momentum=None``, makes the running
     statistics the cumulative average."""
     check_floating(input, "input")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
     if input.ndim < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, *), got shape {input.shape}")
     channels = input.shape[1]
@@ -642,11 +656,13 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         if running_mean is None:
             raise ValueError("batch_norm with training=False normalises with running_mean "
                              "and running_var; got None for both")
-        return _batch_norm_eval(input, running_mean, running_var, weight, bias, eps)
+        out = _batch_norm_eval(input, running_mean, running_var, weight, bias, eps)
+        return out if activation == "none" else _ACTIVATION_OPS[activation](out)
     _verify_batch_size(input.shape)
+    code = ACTIVATIONS[activation]
     if running_mean is None:
-        return _BatchNormTraining.apply(input, weight, bias, eps)
-    return _BatchNormTraining.apply(input, weight, bias, eps, running_mean=running_mean,
+        return _BatchNormTraining.apply(input, weight, bias, eps, code)
+    return _BatchNormTraining.apply(input, weight, bias, eps, code, running_mean=running_mean,
                                     running_var=running_var, momentum=momentum,
                                     num_batches_tracked=num_batches_tracked)
 

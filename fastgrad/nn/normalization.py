@@ -83,7 +83,11 @@ class _BatchNorm(Module):
     def _check_input_dim(self, input):
         raise NotImplementedError(f"{type(self).__name__} must implement _check_input_dim()")
 
-    def forward(self, input):
+    def forward(self, input, activation="none"):
+        """Normalise ``input``; ``activation`` (fastgrad's addition, see
+        :func:`fastgrad.nn.functional.batch_norm`) is applied to the output in the same pass,
+        as :class:`~fastgrad.nn.Sequential` does for a BatchNorm followed by ReLU, Sigmoid or
+        Tanh."""
         check_tensor(input, "input")
         self._check_input_dim(input)
         if not (self.affine or self.track_running_stats) and input.shape[1] != self.num_features:
@@ -107,7 +111,8 @@ class _BatchNorm(Module):
         tracked = not training or self.track_running_stats
         return F._batch_norm(input, running_mean if tracked else None,
                              running_var if tracked else None, params["weight"], params["bias"],
-                             use_batch_stats, momentum, self.eps, count if updating else None)
+                             use_batch_stats, momentum, self.eps, count if updating else None,
+                             activation)
 
     def extra_repr(self):
         return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "

@@ -1085,23 +1085,32 @@ def _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd, weight, has_weight, 
 
 
 @config.jit()
-def _bn_forward(x2, out2, channels, spatial, eps, mean, var, invstd, weight, bias, has_weight,
-                has_bias, parallel_min):
-    """:func:`batchnorm_fwd`'s two passes in one call (a small layer's is mostly calls)."""
+def _bn_forward(x2, out2, channels, spatial, eps, activation, mean, var, invstd, weight, bias,
+                has_weight, has_bias, parallel_min):
+    """:func:`batchnorm_fwd`'s two passes in one call (a small layer's is mostly calls), the
+    activation applied in the second while each row piece is in cache."""
     coef = _bn_statistics(x2, channels, spatial, eps, mean, var, invstd, weight, bias,
                           has_weight, has_bias, parallel_min)
-    _bn_map(x2, x2, out2, channels, spatial, coef, np.bool_(False), parallel_min)
+    _bn_map(x2, x2, out2, channels, spatial, coef, np.bool_(False), activation, parallel_min)
 
 
 @config.jit()
-def _bn_backward(dy2, x2, grad_x2, has_grad_x, channels, spatial, mean, invstd, weight,
-                 has_weight, grad_weight, has_grad_weight, grad_bias, has_grad_bias,
-                 parallel_min):
-    """:func:`batchnorm_bwd`'s passes in one call: both sums, then ``grad_x``."""
+def _bn_backward(grad_out2, out2, activation, x2, grad_x2, has_grad_x, channels, spatial, mean,
+                 invstd, weight, has_weight, grad_weight, has_grad_weight, grad_bias,
+                 has_grad_bias, parallel_min, activation_parallel_min):
+    """:func:`batchnorm_bwd`'s passes in one call: the activation's derivative (as
+    :func:`_activation_bwd` computes it, so a fused layer's gradients are the unfused
+    layers'), both sums, then ``grad_x``."""
+    dy2 = grad_out2
+    if activation != _NONE:
+        dy2 = np.empty_like(grad_out2)
+        _activation_bwd(grad_out2.reshape(-1), out2.reshape(-1), activation, dy2.reshape(-1),
+                        activation_parallel_min)
     coef = _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd, weight, has_weight,
                          grad_weight, has_grad_weight, grad_bias, has_grad_bias, parallel_min)
     if has_grad_x:
-        _bn_map(dy2, x2, grad_x2, channels, spatial, coef, np.bool_(True), parallel_min)
+        _bn_map(dy2, x2, grad_x2, channels, spatial, coef, np.bool_(True), np.int64(_NONE),
+                parallel_min)
 
 
 @config.jit(exact=True)
@@ -1162,10 +1171,11 @@ def _bn_input_grad_segment(dy, x, grad_x, n, lo, length, mean_hi, mean_lo, a, b,
 
 
 @config.jit()
-def _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout):
+def _bn_map_tile(dy, x, out, channels, spatial, coef, grads, activation, tile, layout):
     """One tile of the elementwise pass, coefficients of x's dtype: ``grads`` False, ``out``
-    is :func:`_affine` with ``coef`` rows (mean_hi, mean_lo, scale, shift); True, ``out`` is
-    :func:`_bn_input_grad` with rows (mean_hi, mean_lo, a, b, k)."""
+    is :func:`_affine` with ``coef`` rows (mean_hi, mean_lo, scale, shift), then the
+    activation row by row (:func:`_activate_in_place`, the activation kernel's formulas);
+    True, ``out`` is :func:`_bn_input_grad` with rows (mean_hi, mean_lo, a, b, k)."""
     pieces, per, blocks, slots, wide = layout
     p, b = tile // blocks, tile % blocks
     stop = min(x.shape[0], (p + 1) * per)
@@ -1180,6 +1190,7 @@ def _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout):
                 else:
                     _affine_segment(x, out, n, c * spatial, spatial, coef[0, c], coef[1, c],
                                     coef[2, c], coef[3, c])
+                    _activate_in_place(out, n, c * spatial, spatial, activation)
         return
     at, k = _bn_expand(coef, spatial, c0, c1)
     k0, k1 = k, k + hi - lo
@@ -1188,20 +1199,23 @@ def _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout):
         _bn_input_grad(dy, x, out, p * per, stop, lo, m_hi, m_lo, e, f, at[4, k0:k1])
     else:
         _affine(x, out, p * per, stop, lo, m_hi, m_lo, e, f)
+        if activation != _NONE:
+            for n in range(p * per, stop):
+                _activate_in_place(out, n, lo, hi - lo, activation)
 
 
 @config.jit(parallel=True)
-def _bn_map(dy, x, out, channels, spatial, coef, grads, parallel_min):
+def _bn_map(dy, x, out, channels, spatial, coef, grads, activation, parallel_min):
     """The elementwise pass of :func:`_bn_map_tile` over every tile."""
     rows, width = x.shape
     layout = _bn_layout(rows, channels, spatial)
     tiles = layout[0] * layout[2]
     if rows * width < parallel_min:
         for tile in range(tiles):
-            _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout)
+            _bn_map_tile(dy, x, out, channels, spatial, coef, grads, activation, tile, layout)
     else:
         for tile in prange(tiles):
-            _bn_map_tile(dy, x, out, channels, spatial, coef, grads, tile, layout)
+            _bn_map_tile(dy, x, out, channels, spatial, coef, grads, activation, tile, layout)
 
 
 @config.jit()
@@ -1511,42 +1525,53 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     raise_bad_target(bad, target, ignore_index, logits.shape[1])
 
 
-def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
+def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
     """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
 
     Two parallel passes: the statistics from one read of x (float64 sums about a sample of
     each channel, see :func:`_bn_statistics`), then the affine output in x's dtype (see
-    :func:`_affine`). Fixed tiles, so bit-identical for any thread count.
+    :func:`_affine`) with the activation. Fixed tiles, so bit-identical for any thread count.
     """
+    if activation not in ACTIVATION_CODES:
+        _unknown_activation(activation)
     if not (_native(x.dtype, x, weight, bias, out) and mean.dtype == np.float64
             and _native(mean.dtype, mean, var, invstd)):
-        return _fallback("batchnorm_fwd", x, weight, bias, eps, mean, var, invstd, out)
+        return _fallback("batchnorm_fwd", x, weight, bias, eps, activation, mean, var, invstd,
+                         out)
     n, channels, spatial = x.shape
     x2 = x.reshape(n, channels * spatial)
     empty = _EMPTY[x.dtype]
-    _bn_forward(x2, out.reshape(x2.shape), channels, spatial, float(eps), mean, var, invstd,
-                empty if weight is None else weight, empty if bias is None else bias,
-                weight is not None, bias is not None, PARALLEL_MIN["batchnorm"])
+    _bn_forward(x2, out.reshape(x2.shape), channels, spatial, float(eps), activation, mean,
+                var, invstd, empty if weight is None else weight,
+                empty if bias is None else bias, weight is not None, bias is not None,
+                PARALLEL_MIN["batchnorm"])
 
 
-def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
+def batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad_x, grad_weight,
+                  grad_bias):
     """Gradients of :func:`batchnorm_fwd`: see :func:`fastgrad.backends.numpy_ref.batchnorm_bwd`.
 
-    One parallel pass for both per-channel sums (float64, fixed tiles), one for ``grad_x``
-    (in x's dtype, see :func:`_bn_input_grad`).
+    With an activation, one pass for its derivative (:func:`_activation_bwd`); then one
+    parallel pass for both per-channel sums (float64, fixed tiles), one for ``grad_x`` (in x's
+    dtype, see :func:`_bn_input_grad`).
     """
-    if not (_native(x.dtype, grad_out, x, weight, grad_x, grad_weight, grad_bias)
+    if activation not in ACTIVATION_CODES:
+        _unknown_activation(activation)
+    if activation == _NONE:
+        out = None  # not read
+    if not (_native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias)
             and mean.dtype == np.float64 and _native(mean.dtype, mean, invstd)):
-        return _fallback("batchnorm_bwd", grad_out, x, weight, mean, invstd, grad_x,
-                         grad_weight, grad_bias)
+        return _fallback("batchnorm_bwd", grad_out, x, weight, mean, invstd, out, activation,
+                         grad_x, grad_weight, grad_bias)
     n, channels, spatial = x.shape
     x2, dy2 = x.reshape(n, channels * spatial), grad_out.reshape(n, channels * spatial)
     empty = _EMPTY[x.dtype]
-    _bn_backward(dy2, x2, x2 if grad_x is None else grad_x.reshape(x2.shape), grad_x is not None,
+    _bn_backward(dy2, x2 if out is None else out.reshape(x2.shape), activation, x2,
+                 x2 if grad_x is None else grad_x.reshape(x2.shape), grad_x is not None,
                  channels, spatial, mean, invstd, empty if weight is None else weight,
                  weight is not None, empty if grad_weight is None else grad_weight,
                  grad_weight is not None, empty if grad_bias is None else grad_bias,
-                 grad_bias is not None, PARALLEL_MIN["batchnorm"])
+                 grad_bias is not None, PARALLEL_MIN["batchnorm"], PARALLEL_MIN["activation"])
 
 
 def lstm_cell_fwd(gates, c_prev, gates_act, h, c):

@@ -160,9 +160,10 @@ def _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits
 
 
 @cuda.jit(cache=True)
-def _batchnorm_fwd(x, weight, has_weight, bias, has_bias, eps, mean, var, invstd, out):
+def _batchnorm_fwd(x, weight, has_weight, bias, has_bias, eps, activation, one, mean, var,
+                   invstd, out):
     """One block per channel: mean, then the variance of the centred values (two passes, in
-    float64, as the reference), then the normalised output."""
+    float64, as the reference), then the normalised output and its activation."""
     partial = cuda.shared.array(THREADS, float64)
     rows, channels, spatial = x.shape
     count = rows * spatial
@@ -185,6 +186,8 @@ def _batchnorm_fwd(x, weight, has_weight, bias, has_bias, eps, mean, var, invstd
             if has_bias:
                 y += bias[c]
             out[n, c, s] = y
+            if activation != NONE:  # on the stored (rounded) value, as _activation_fwd
+                out[n, c, s] = activate(out[n, c, s], activation, one)
         if lane == 0:
             mean[c] = m
             var[c] = v
@@ -194,7 +197,8 @@ def _batchnorm_fwd(x, weight, has_weight, bias, has_bias, eps, mean, var, invstd
 @cuda.jit(cache=True)
 def _batchnorm_bwd(grad_out, x, weight, has_weight, mean, invstd, grad_x, has_grad_x,
                    grad_weight, has_grad_weight, grad_bias, has_grad_bias):
-    """One block per channel: the sums of dy and of dy * x_hat in float64, then grad_x."""
+    """One block per channel: the sums of dy and of dy * x_hat in float64, then grad_x
+    (``grad_out`` is dy, the activation's derivative already applied)."""
     partial = cuda.shared.array(THREADS, float64)
     rows, channels, spatial = x.shape
     count = rows * spatial
@@ -306,24 +310,36 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     _raise_if_flagged(flag, target, ignore_index, logits.shape[1])
 
 
-def batchnorm_fwd(x, weight, bias, eps, mean, var, invstd, out):
-    """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
-    One block per channel."""
+def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
+    """Training-mode batch normalisation and its activation: see
+    :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`. One block per channel; the activation is
+    applied where ``out`` is written, as :func:`activation_fwd` would after it (same bits)."""
     check_device(x=x, weight=weight, bias=bias, mean=mean, var=var, invstd=invstd, out=out)
+    check_activation(activation)
     blocks, threads = segment_grid(x.shape[1])
     _batchnorm_fwd[blocks, threads](x, _stand_in(weight, x), weight is not None,
-                                    _stand_in(bias, x), bias is not None, float(eps), mean,
-                                    var, invstd, out)
+                                    _stand_in(bias, x), bias is not None, float(eps),
+                                    activation, x.dtype.type(1.0), mean, var, invstd, out)
 
 
-def batchnorm_bwd(grad_out, x, weight, mean, invstd, grad_x, grad_weight, grad_bias):
+def batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad_x, grad_weight,
+                  grad_bias):
     """Gradients of :func:`batchnorm_fwd`: see :func:`fastgrad.backends.numpy_ref.batchnorm_bwd`.
-    One block per channel."""
-    check_device(grad_out=grad_out, x=x, weight=weight, mean=mean, invstd=invstd,
+    With an activation, ``dy = grad_out * act'(out)`` first, by :func:`activation_bwd`'s
+    kernel into a temporary (dy rounded to the dtype as that kernel's output is, which a
+    product taken where grad_out is read would not be); then one block per channel."""
+    check_device(grad_out=grad_out, x=x, weight=weight, mean=mean, invstd=invstd, out=out,
                  grad_x=grad_x, grad_weight=grad_weight, grad_bias=grad_bias)
+    check_activation(activation)
+    dy = grad_out
+    if activation != NONE:
+        dy = cuda.device_array(grad_out.shape, grad_out.dtype)
+        blocks, threads = grid(dy.size)
+        _activation_bwd[blocks, threads](grad_out.reshape(grad_out.size), out.reshape(out.size),
+                                         activation, dy.reshape(dy.size))
     blocks, threads = segment_grid(x.shape[1])
     _batchnorm_bwd[blocks, threads](
-        grad_out, x, _stand_in(weight, x), weight is not None, mean, invstd,
+        dy, x, _stand_in(weight, x), weight is not None, mean, invstd,
         x if grad_x is None else grad_x, grad_x is not None,
         _stand_in(grad_weight, x), grad_weight is not None,
         _stand_in(grad_bias, x), grad_bias is not None)
