@@ -374,13 +374,17 @@ def _torch_lstm_cell_bwd(torch, grad_h, grad_c, c_prev, c, gates_act, grad_gates
     return run
 
 
-def _torch_batchnorm_fwd(torch, x, weight, bias, eps, activation, mean, var, invstd, out):
+def _torch_batchnorm_fwd(torch, x, weight, bias, eps, activation, running_mean, running_var,
+                         momentum, mean, var, invstd, out):
     act_ = _activation(torch, activation, in_place=True)
 
     def run():   # the op F.batch_norm(training=True) runs, which also returns the statistics
-        y, save_mean, save_invstd = torch.native_batch_norm(x, weight, bias, None, None, True,
-                                                            0.0, eps)
-        return {"out": act_(y), "mean": save_mean, "invstd": save_invstd}
+        y, save_mean, save_invstd = torch.native_batch_norm(x, weight, bias, running_mean,
+                                                            running_var, True, momentum, eps)
+        results = {"out": act_(y), "mean": save_mean, "invstd": save_invstd}
+        if running_mean is not None:
+            results.update(running_mean=running_mean, running_var=running_var)
+        return results
     return run
 
 

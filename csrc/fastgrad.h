@@ -27,7 +27,7 @@
 
 #include <stdint.h>
 
-#define FG_ABI_VERSION 6
+#define FG_ABI_VERSION 7
 
 /* activation codes (fastgrad.backends.ACTIVATIONS; tests/test_constants.py checks they agree) */
 #define FG_NONE 0
@@ -338,13 +338,20 @@ int64_t fg_cross_entropy_bwd_f64(const double *logits, int64_t rows, int64_t cla
  * NULL for 1 and 0; both return FG_OK, FG_ERR_MEMORY, or FG_ERR_ACTIVATION with nothing
  * written for an activation code they do not implement ---- */
 /* out = act(normalised x), the activation applied to each piece of out as it is written,
- * bit-identical to fg_batchnorm_fwd with FG_NONE followed by fg_activation_fwd */
+ * bit-identical to fg_batchnorm_fwd with FG_NONE followed by fg_activation_fwd; mean, var
+ * (biased) and invstd (channels) the double batch statistics. running_mean and running_var
+ * (channels, x's type; each NULL to skip it) are updated in place after the statistics, in
+ * double and rounded once (M = n * spatial, which must then be >= 2 for the variance):
+ *   running_mean = running_mean * (1 - momentum) + momentum * mean
+ *   running_var = running_var * (1 - momentum) + (momentum * (M / (M - 1))) * var */
 int fg_batchnorm_fwd_f32(const float *x, int64_t n, int64_t channels, int64_t spatial,
                          const float *weight, const float *bias, double eps, int activation,
+                         float *running_mean, float *running_var, double momentum,
                          double *mean, double *var, double *invstd, float *out,
                          int64_t parallel_min);
 int fg_batchnorm_fwd_f64(const double *x, int64_t n, int64_t channels, int64_t spatial,
                          const double *weight, const double *bias, double eps, int activation,
+                         double *running_mean, double *running_var, double momentum,
                          double *mean, double *var, double *invstd, double *out,
                          int64_t parallel_min);
 /* the gradients with dy = grad_out * act'(out) (out the forward's output, read only when
@@ -437,9 +444,10 @@ int fg_conv2d_bwd_weight_f64(const double *grad_out, const double *x,
 /* Pooling, per (item, channel) plane, planes in parallel from parallel_min (elements of the
  * larger of x and out). out (batch, channels, out_height, out_width).
  * max_pool2d_fwd: out the window's maximum and indices (int64, not NULL: a caller that needs
- * the maxima alone passes a scratch buffer) its flat position h width + w in the plane; ties keep the first in the order (p, q), a NaN is the maximum (the last NaN
- * of the window), as PyTorch; a window of padding only gives -inf at its first position
- * (PyTorch's). Returns FG_OK or FG_ERR_GEOMETRY. */
+ * the maxima alone passes a scratch buffer) its flat position h width + w in the plane;
+ * ties keep the first in the order (p, q), a NaN is the maximum (the last NaN of the window),
+ * as PyTorch; a window of padding only gives -inf at its first position (PyTorch's). Returns
+ * FG_OK or FG_ERR_GEOMETRY. */
 int fg_max_pool2d_fwd_f32(const float *x, const fg_window2d *window, float *out,
                           int64_t *indices, int64_t parallel_min);
 int fg_max_pool2d_fwd_f64(const double *x, const fg_window2d *window, double *out,

@@ -187,8 +187,11 @@ def _bn_example(dtype, shape, activation=_NONE, **changes):
     channels = shape[1]
     args = dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(dtype),
                 bias=rng.standard_normal(channels).astype(dtype), eps=1e-5,
-                activation=activation, mean=np.empty(channels), var=np.empty(channels),
-                invstd=np.empty(channels), out=np.empty_like(x))
+                activation=activation,
+                running_mean=rng.standard_normal(channels).astype(dtype),
+                running_var=rng.uniform(0.5, 2, channels).astype(dtype), momentum=0.1,
+                mean=np.empty(channels), var=np.empty(channels), invstd=np.empty(channels),
+                out=np.empty_like(x))
     args.update(changes)
     return args
 
@@ -445,7 +448,8 @@ def test_batchnorm_is_bit_identical_for_one_and_two_threads(c, threads, monkeypa
             backward = _bn_bwd_example(dtype, shape, _SIGMOID, mean=forward["mean"],
                                        invstd=forward["invstd"], out=forward["out"])
             c.batchnorm_bwd(**backward)
-            outputs += [forward[key] for key in ("mean", "var", "invstd", "out")]
+            outputs += [forward[key] for key in ("running_mean", "running_var", "mean", "var",
+                                                 "invstd", "out")]
             outputs += [backward[key] for key in ("grad_x", "grad_weight", "grad_bias")]
         results[count] = outputs
     for one, two in zip(results[1], results[2]):
@@ -470,7 +474,7 @@ def test_batchnorm_fused_activation_is_bit_identical_to_the_separate_kernels(
     c.batchnorm_fwd(**separate)
     activated = np.empty_like(separate["out"])
     c.activation_fwd(separate["out"], code, activated)
-    for key in ("mean", "var", "invstd"):
+    for key in ("running_mean", "running_var", "mean", "var", "invstd"):
         np.testing.assert_array_equal(fused[key], separate[key], err_msg=key)
     np.testing.assert_array_equal(fused["out"], activated, err_msg="out")
 
@@ -484,6 +488,82 @@ def test_batchnorm_fused_activation_is_bit_identical_to_the_separate_kernels(
     c.batchnorm_bwd(**separate)
     for key in ("grad_x", "grad_weight", "grad_bias"):
         np.testing.assert_array_equal(fused[key], separate[key], err_msg=key)
+
+
+def _running_update(running, batch, factor, momentum):
+    """numpy_ref.batchnorm_fwd's update of one running statistic, its operations in its
+    order: in float64, rounded once to the running array's dtype."""
+    update = running.astype(np.float64)
+    update *= 1 - momentum
+    update += factor * batch
+    return update.astype(running.dtype)
+
+
+#: narrow with S = 1, narrow with S > 1, wide (S >= 512), and one of several tiles
+_BN_RUNNING_SHAPES = [(7, 6, 1), (5, 3, 40), (3, 2, 9000), (64, 40, 1024)]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("momentum", [0.1, 0.37])
+@pytest.mark.parametrize("shape", _BN_RUNNING_SHAPES, ids=str)
+def test_batchnorm_running_statistics_are_the_references_bit_for_bit(
+        c, monkeypatch, shape, momentum, dtype):
+    """The running statistics are updated in C with the reference's operations in its order
+    (double, rounded once, no FMA): bit for bit the reference's update of the batch mean and
+    variance the kernel wrote. (Those differ from the reference's own in the last bits of a
+    double, which float32's rounding hides: there, the reference's whole forward gives the
+    same running bits.) Without them (None), everything else is written bit for bit as
+    with them, and nothing falls back to the reference."""
+    _no_reference(c, monkeypatch)
+    with_running = _bn_example(dtype, shape, momentum=momentum)
+    start_mean = with_running["running_mean"].copy()
+    start_var = with_running["running_var"].copy()
+    count = shape[0] * shape[2]
+    c.batchnorm_fwd(**with_running)
+    mean, var = with_running["mean"], with_running["var"]
+    np.testing.assert_array_equal(with_running["running_mean"],
+                                  _running_update(start_mean, mean, momentum, momentum))
+    np.testing.assert_array_equal(
+        with_running["running_var"],
+        _running_update(start_var, var, momentum * (count / (count - 1)), momentum))
+
+    reference = _bn_example(dtype, shape, momentum=momentum)
+    KERNELS["batchnorm_fwd"].reference(**reference)
+    compare = (np.testing.assert_array_equal if dtype == np.float32 else
+               lambda a, b, err_msg: np.testing.assert_allclose(a, b, rtol=1e-13,
+                                                                err_msg=err_msg))
+    for key in ("running_mean", "running_var"):
+        compare(with_running[key], reference[key], err_msg=key)
+
+    without = _bn_example(dtype, shape, momentum=momentum, running_mean=None,
+                          running_var=None)
+    c.batchnorm_fwd(**without)
+    assert without["running_mean"] is None and without["running_var"] is None
+    for key in ("mean", "var", "invstd", "out"):
+        np.testing.assert_array_equal(without[key], with_running[key], err_msg=key)
+
+
+def test_batchnorm_running_statistics_the_c_code_does_not_take_go_to_the_reference(
+        c, monkeypatch):
+    """One running statistic without the other, or one value per channel (no unbiased
+    variance), run the reference with every argument: its behaviour and its error, not NaN
+    from C. One value per channel without running statistics stays in C."""
+    calls = []
+    monkeypatch.setattr(c, "_reference", types.SimpleNamespace(
+        batchnorm_fwd=lambda *args: calls.append(args)))
+    cases = [_bn_example(np.float32, (1, 3, 1)),
+             _bn_example(np.float64, (7, 6, 1), running_mean=None),
+             _bn_example(np.float32, (3, 2, 9000), running_var=None)]
+    for args in cases:
+        c.batchnorm_fwd(**args)
+        assert len(calls) == 1
+        passed = calls.pop()  # every argument, in the reference's order
+        assert len(passed) == len(args)
+        assert all(a is b for a, b in zip(passed, args.values()))
+    single = _bn_example(np.float32, (1, 3, 1), running_mean=None, running_var=None)
+    c.batchnorm_fwd(**single)
+    assert calls == []
+    np.testing.assert_array_equal(single["var"], 0.0)
 
 
 # --------------------------------------------------------------------------- matrix products

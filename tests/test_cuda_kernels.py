@@ -83,8 +83,9 @@ def test_batchnorm_fused_activation_is_the_separate_kernels_bit_for_bit(activati
         fused = [cuda.device_array(channels, np.float64) for _ in range(3)]  # mean, var, invstd
         separate = [cuda.device_array(channels, np.float64) for _ in range(3)]
         out, normalised, activated = (cuda.device_array(shape, dtype) for _ in range(3))
-        numba_cuda.batchnorm_fwd(x, weight, bias, 1e-5, code, *fused, out)
-        numba_cuda.batchnorm_fwd(x, weight, bias, 1e-5, none, *separate, normalised)
+        numba_cuda.batchnorm_fwd(x, weight, bias, 1e-5, code, None, None, 0.1, *fused, out)
+        numba_cuda.batchnorm_fwd(x, weight, bias, 1e-5, none, None, None, 0.1, *separate,
+                                 normalised)
         numba_cuda.activation_fwd(normalised, code, activated)
         for name, ours, theirs in zip(("mean", "var", "invstd", "out"), fused + [out],
                                       separate + [activated]):

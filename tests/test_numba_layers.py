@@ -58,8 +58,11 @@ def _batchnorm_fwd_args(rng, shape):
     channels = shape[1]
     return dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(np.float32),
                 bias=rng.standard_normal(channels).astype(np.float32), eps=1e-5,
-                activation=ACTIVATIONS["none"], mean=np.empty(channels),
-                var=np.empty(channels), invstd=np.empty(channels), out=np.empty_like(x))
+                activation=ACTIVATIONS["none"],
+                running_mean=rng.standard_normal(channels).astype(np.float32),
+                running_var=rng.uniform(0.5, 2, channels).astype(np.float32), momentum=0.1,
+                mean=np.empty(channels), var=np.empty(channels), invstd=np.empty(channels),
+                out=np.empty_like(x))
 
 
 def _batchnorm_bwd_args(rng, shape):
@@ -271,8 +274,8 @@ def test_batchnorm_layouts_and_optional_arguments(shape, affine, path):
     rng = np.random.default_rng(4)
     forward = _batchnorm_fwd_args(rng, shape)
     backward = _batchnorm_bwd_args(rng, shape)
-    if not affine:
-        forward.update(weight=None, bias=None)
+    if not affine:  # and no running statistics
+        forward.update(weight=None, bias=None, running_mean=None, running_var=None)
         backward.update(weight=None, grad_weight=None)
     _agree("batchnorm_fwd", forward, rtol=1e-5, atol=1e-5)
     _agree("batchnorm_bwd", backward, rtol=1e-4, atol=1e-4)
@@ -307,6 +310,23 @@ def test_batchnorm_fused_activation_is_the_unfused_pair(shape, activation, path)
     layers.batchnorm_bwd(**unfused)
     for key in ("grad_x", "grad_weight", "grad_bias"):
         np.testing.assert_array_equal(backward[key], unfused[key], err_msg=key)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("momentum", [0.1, 1.0, 0.0])
+def test_batchnorm_running_statistics_are_the_reference_bit_for_bit(dtype, momentum):
+    """The running update inside the forward kernel is the reference's float64 formula in its
+    order, rounded once: from the batch statistics the kernel wrote (their last bits follow
+    its own order of summation), the same bits."""
+    args = KERNELS["batchnorm_fwd"].arguments(np.random.default_rng(7), dtype, 5)
+    args["momentum"] = momentum
+    actual = copy.deepcopy(args)
+    layers.batchnorm_fwd(**actual)
+    count = args["x"].shape[0] * args["x"].shape[2]
+    for key, batch, factor in (("running_mean", actual["mean"], momentum),
+                               ("running_var", actual["var"], momentum * (count / (count - 1)))):
+        expected = args[key].astype(np.float64) * (1 - momentum) + factor * batch
+        np.testing.assert_array_equal(actual[key], expected.astype(dtype), err_msg=key)
 
 
 @pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)

@@ -51,7 +51,7 @@ except ImportError as error:
         f"a C compiler, e.g. `pip install -e .` ({error})") from error
 
 #: The version of csrc/fastgrad.h these wrappers are written for (its FG_ABI_VERSION).
-ABI_VERSION = 6
+ABI_VERSION = 7
 
 if _lib.fg_abi_version() != ABI_VERSION:
     raise ImportError(f"the compiled C kernels implement ABI version {_lib.fg_abi_version()}, "
@@ -582,23 +582,32 @@ def _channels_native(x, per_channel, statistics):
     return _native(x.dtype, x, *per_channel)
 
 
-def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
+def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, momentum, mean,
+                  var, invstd, out):
     """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
 
     Two C passes: the statistics from one read of x (double sums of x - shift and its
     square, the shift each channel's first element, so E[d²] - E[d]² does not cancel; fixed
     tiles added in order), then the affine output in x's dtype (the double mean split into
     two numbers of that dtype, so x - mean loses nothing when |mean| >> std), each piece
-    activated as it is written: bit-identical to :func:`activation_fwd` on the output.
+    activated as it is written: bit-identical to :func:`activation_fwd` on the output. The
+    running statistics are updated between the two, from the double ``mean`` and ``var`` the
+    first wrote, with the reference's operations in its order (bit-identical given those).
     """
-    c = _channels_native(x, (weight, bias), (mean, var, invstd))
-    if c is None or out.shape != x.shape or not _native(x.dtype, out):
-        return _fallback("batchnorm_fwd", x, weight, bias, eps, activation, mean, var, invstd,
-                         out)
+    c = _channels_native(x, (weight, bias, running_mean, running_var), (mean, var, invstd))
+    if (c is None or out.shape != x.shape or not _native(x.dtype, out)
+            # one of the two, or a single value per channel (no unbiased variance): the
+            # reference's behaviour and errors
+            or (running_mean is None) != (running_var is None)
+            or (running_mean is not None and x.shape[0] * x.shape[2] < 2)):
+        return _fallback("batchnorm_fwd", x, weight, bias, eps, activation, running_mean,
+                         running_var, momentum, mean, var, invstd, out)
     n, channels, spatial = x.shape
     _check_activation(c["batchnorm_fwd"](_in(x), n, channels, spatial,
                                          _NULL if weight is None else _in(weight),
                                          _NULL if bias is None else _in(bias), eps, activation,
+                                         _opt(running_mean), _opt(running_var),
+                                         0.0 if running_mean is None else momentum,
                                          _out(mean), _out(var), _out(invstd), _out(out),
                                          PARALLEL_MIN["batchnorm"]), activation)
 

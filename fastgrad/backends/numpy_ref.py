@@ -837,20 +837,25 @@ def _batchnorm_example(rng, dtype, size, activation=_NONE):
     channels = x.shape[1]
     return dict(x=x, weight=rng.uniform(0.5, 1.5, channels).astype(dtype),
                 bias=rng.standard_normal(channels).astype(dtype), eps=1e-5,
-                activation=activation, mean=np.empty(channels, np.float64),
-                var=np.empty(channels, np.float64), invstd=np.empty(channels, np.float64),
-                out=np.empty_like(x))
+                activation=activation, running_mean=rng.standard_normal(channels).astype(dtype),
+                running_var=rng.uniform(0.5, 2, channels).astype(dtype), momentum=0.1,
+                mean=np.empty(channels, np.float64), var=np.empty(channels, np.float64),
+                invstd=np.empty(channels, np.float64), out=np.empty_like(x))
 
 
-@kernel(writes=("mean", "var", "invstd", "out"), example=_batchnorm_example,
-        bench_sizes=(1_000, 50_000),
-        variants=(_ACTIVATION_VARIANTS, {"affine": {}, "no-affine": dict(weight=None,
-                                                                          bias=None)}))
-def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
-    """Batch normalisation in training mode: per-channel batch statistics, then normalise, then
-    the activation with code ``activation`` (:data:`ACTIVATIONS`) as :func:`linear_fwd`'s
-    epilogue applies it (a BatchNorm followed by ReLU, Sigmoid or Tanh is one pass over the
-    output instead of two, and one op instead of two).
+@kernel(writes=("running_mean", "running_var", "mean", "var", "invstd", "out"),
+        example=_batchnorm_example, bench_sizes=(1_000, 50_000),
+        variants=(_ACTIVATION_VARIANTS,
+                  {"affine": {}, "no-affine": dict(weight=None, bias=None)},
+                  {"running": {}, "no-running": dict(running_mean=None, running_var=None)}))
+def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, momentum, mean,
+                  var, invstd, out):
+    """Batch normalisation in training mode: per-channel batch statistics, the running ones
+    updated with them, then normalise, then the activation with code ``activation``
+    (:data:`ACTIVATIONS`) as :func:`linear_fwd`'s epilogue applies it (a BatchNorm followed by
+    ReLU, Sigmoid or Tanh is one pass over the output instead of two, and one op instead of
+    two). PyTorch's ``native_batch_norm`` also updates the running statistics itself: a small
+    layer's update as NumPy calls cost it as much as the kernel.
 
     .. math::
         \\mu_c = \\frac{1}{M} \\sum_{n,s} x_{ncs}, \\quad
@@ -864,10 +869,15 @@ def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
     the forward used, and the running variance is updated from ``var`` itself rather than
     recovered from ``invstd`` (which loses it when var << eps).
 
+    With ``running_mean`` and ``running_var`` ((C,) of x's dtype, or both None to leave them),
+    each becomes ``(1 - momentum) * running + momentum * batch`` (the variance unbiased,
+    :math:`\\sigma^2_c M / (M - 1)`, so M >= 2), computed in float64 as written and rounded
+    once: ``running * (1 - momentum) + (momentum [* M / (M - 1)]) * batch``.
+
     Shapes: x and out (N, C, S) of one floating dtype, C-contiguous, N * S >= 1; weight
     (gamma) and bias (beta) (C,) of x's dtype, or None for 1 and 0; mean, var (biased, divided
     by M) and invstd (:math:`1 / \\sqrt{\\sigma^2 + \\epsilon}`) (C,) float64. Overwrites
-    ``mean``, ``var``, ``invstd`` and ``out``.
+    ``mean``, ``var``, ``invstd``, ``out`` and the running statistics.
 
     References: Ioffe and Szegedy, "Batch Normalization: Accelerating Deep Network Training
     by Reducing Internal Covariate Shift", ICML 2015.
@@ -883,10 +893,18 @@ def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
         centred += bias[:, None]
     np.copyto(out, centred, casting="same_kind")
     _activate(out, activation)
+    if running_mean is not None:
+        for running, batch, factor in ((running_mean, mean, momentum),
+                                       (running_var, var, momentum * (count / (count - 1)))):
+            update = running.astype(np.float64)
+            update *= 1 - momentum
+            update += factor * batch
+            running[...] = update
 
 
 def _batchnorm_bwd_example(rng, dtype, size, activation=_NONE):
     args = _batchnorm_example(rng, dtype, size, activation)
+    args.update(running_mean=None, running_var=None)
     batchnorm_fwd(**args)
     x, weight = args["x"], args["weight"]
     return dict(grad_out=rng.standard_normal(x.shape).astype(dtype), x=x, weight=weight,

@@ -521,16 +521,19 @@ class _BatchNormTraining(Function):
         bias = None if bias is None else np.ascontiguousarray(bias)
         mean, var, invstd = (np.empty(channels, np.float64) for _ in range(3))
         out = np.empty_like(x3)
-        K.batchnorm_fwd(x3, weight, bias, eps, activation, mean, var, invstd, out)
+        if running_mean is not None and num_batches_tracked is not None:
+            seen = int(num_batches_tracked._data) + 1
+            if momentum is None:
+                momentum = 1.0 / seen
+        K.batchnorm_fwd(x3, weight, bias, eps, activation,
+                        None if running_mean is None else running_mean._data,
+                        None if running_var is None else running_var._data,
+                        0.0 if momentum is None else momentum, mean, var, invstd, out)
         self.x3, self.weight, self.mean, self.invstd = x3, weight, mean, invstd
         self.activation, self.out = activation, (out if activation != _NONE else None)
-        if running_mean is not None:
-            if num_batches_tracked is not None:
-                seen = int(num_batches_tracked._data) + 1
-                if momentum is None:
-                    momentum = 1.0 / seen
-            _update_running_stats(running_mean, running_var, mean, var, momentum,
-                                  x3.shape[0] * x3.shape[2])
+        if running_mean is not None:  # updated in place by the kernel: buffers, no autograd
+            running_mean._version += 1
+            running_var._version += 1
             if num_batches_tracked is not None:  # counted once the batch is in the statistics
                 num_batches_tracked._data[...] = seen
                 num_batches_tracked._version += 1

@@ -1084,13 +1084,27 @@ def _bn_grad_sums(dy2, x2, channels, spatial, mean, invstd, weight, has_weight, 
     return coef
 
 
+@config.jit(exact=True)
+def _bn_running(running_mean, running_var, mean, var, momentum, count):
+    """``running = running * (1 - momentum) + factor * batch`` in float64, rounded once (the
+    variance's factor ``momentum * M / (M - 1)``): the reference's operations in its order."""
+    unbiased = momentum * (count / (count - 1))
+    for c in range(mean.size):
+        running_mean[c] = np.float64(running_mean[c]) * (1.0 - momentum) + momentum * mean[c]
+        running_var[c] = np.float64(running_var[c]) * (1.0 - momentum) + unbiased * var[c]
+
+
 @config.jit()
-def _bn_forward(x2, out2, channels, spatial, eps, activation, mean, var, invstd, weight, bias,
-                has_weight, has_bias, parallel_min):
-    """:func:`batchnorm_fwd`'s two passes in one call (a small layer's is mostly calls), the
-    activation applied in the second while each row piece is in cache."""
+def _bn_forward(x2, out2, channels, spatial, eps, activation, running_mean, running_var,
+                has_running, momentum, mean, var, invstd, weight, bias, has_weight, has_bias,
+                parallel_min):
+    """:func:`batchnorm_fwd`'s passes in one call (a small layer's is mostly calls): the
+    statistics, the running ones, then the output with its activation, applied while each row
+    piece is in cache."""
     coef = _bn_statistics(x2, channels, spatial, eps, mean, var, invstd, weight, bias,
                           has_weight, has_bias, parallel_min)
+    if has_running:
+        _bn_running(running_mean, running_var, mean, var, momentum, x2.shape[0] * spatial)
     _bn_map(x2, x2, out2, channels, spatial, coef, np.bool_(False), activation, parallel_min)
 
 
@@ -1525,24 +1539,28 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     raise_bad_target(bad, target, ignore_index, logits.shape[1])
 
 
-def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
+def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, momentum, mean,
+                  var, invstd, out):
     """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
 
     Two parallel passes: the statistics from one read of x (float64 sums about a sample of
     each channel, see :func:`_bn_statistics`), then the affine output in x's dtype (see
-    :func:`_affine`) with the activation. Fixed tiles, so bit-identical for any thread count.
+    :func:`_affine`) with the activation; the running statistics between them. Fixed tiles,
+    so bit-identical for any thread count.
     """
     if activation not in ACTIVATION_CODES:
         _unknown_activation(activation)
-    if not (_native(x.dtype, x, weight, bias, out) and mean.dtype == np.float64
-            and _native(mean.dtype, mean, var, invstd)):
-        return _fallback("batchnorm_fwd", x, weight, bias, eps, activation, mean, var, invstd,
-                         out)
+    if not (_native(x.dtype, x, weight, bias, running_mean, running_var, out)
+            and mean.dtype == np.float64 and _native(mean.dtype, mean, var, invstd)):
+        return _fallback("batchnorm_fwd", x, weight, bias, eps, activation, running_mean,
+                         running_var, momentum, mean, var, invstd, out)
     n, channels, spatial = x.shape
     x2 = x.reshape(n, channels * spatial)
     empty = _EMPTY[x.dtype]
-    _bn_forward(x2, out.reshape(x2.shape), channels, spatial, float(eps), activation, mean,
-                var, invstd, empty if weight is None else weight,
+    _bn_forward(x2, out.reshape(x2.shape), channels, spatial, float(eps), activation,
+                empty if running_mean is None else running_mean,
+                empty if running_var is None else running_var, running_mean is not None,
+                float(momentum), mean, var, invstd, empty if weight is None else weight,
                 empty if bias is None else bias, weight is not None, bias is not None,
                 PARALLEL_MIN["batchnorm"])
 

@@ -160,10 +160,12 @@ def _cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits
 
 
 @cuda.jit(cache=True)
-def _batchnorm_fwd(x, weight, has_weight, bias, has_bias, eps, activation, one, mean, var,
-                   invstd, out):
+def _batchnorm_fwd(x, weight, has_weight, bias, has_bias, eps, activation, one, running_mean,
+                   running_var, has_running, momentum, unbiased, mean, var, invstd, out):
     """One block per channel: mean, then the variance of the centred values (two passes, in
-    float64, as the reference), then the normalised output and its activation."""
+    float64, as the reference), then the normalised output and its activation; lane 0 stores
+    the statistics and updates the running ones (in float64, rounded once, the reference's
+    operation order; ``unbiased`` is ``momentum * M / (M - 1)``, computed by the host)."""
     partial = cuda.shared.array(THREADS, float64)
     rows, channels, spatial = x.shape
     count = rows * spatial
@@ -192,6 +194,9 @@ def _batchnorm_fwd(x, weight, has_weight, bias, has_bias, eps, activation, one, 
             mean[c] = m
             var[c] = v
             invstd[c] = inv
+            if has_running:
+                running_mean[c] = float(running_mean[c]) * (1.0 - momentum) + momentum * m
+                running_var[c] = float(running_var[c]) * (1.0 - momentum) + unbiased * v
 
 
 @cuda.jit(cache=True)
@@ -310,16 +315,26 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     _raise_if_flagged(flag, target, ignore_index, logits.shape[1])
 
 
-def batchnorm_fwd(x, weight, bias, eps, activation, mean, var, invstd, out):
-    """Training-mode batch normalisation and its activation: see
-    :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`. One block per channel; the activation is
-    applied where ``out`` is written, as :func:`activation_fwd` would after it (same bits)."""
-    check_device(x=x, weight=weight, bias=bias, mean=mean, var=var, invstd=invstd, out=out)
+def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, momentum, mean,
+                  var, invstd, out):
+    """Training-mode batch normalisation and its activation, the running statistics updated:
+    see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`. One block per channel; the activation
+    is applied where ``out`` is written, as :func:`activation_fwd` would after it (same bits),
+    and the lane that stores the channel's mean and variance updates its running ones, in the
+    same launch."""
+    check_device(x=x, weight=weight, bias=bias, running_mean=running_mean,
+                 running_var=running_var, mean=mean, var=var, invstd=invstd, out=out)
     check_activation(activation)
+    has_running, momentum = running_mean is not None, float(momentum)
+    count = x.shape[0] * x.shape[2]
+    # the variance's factor as the reference computes it (M = 1 raises its ZeroDivisionError)
+    unbiased = momentum * (count / (count - 1)) if has_running else 0.0
     blocks, threads = segment_grid(x.shape[1])
     _batchnorm_fwd[blocks, threads](x, _stand_in(weight, x), weight is not None,
                                     _stand_in(bias, x), bias is not None, float(eps),
-                                    activation, x.dtype.type(1.0), mean, var, invstd, out)
+                                    activation, x.dtype.type(1.0), _stand_in(running_mean, x),
+                                    _stand_in(running_var, x), has_running, momentum, unbiased,
+                                    mean, var, invstd, out)
 
 
 def batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad_x, grad_weight,
