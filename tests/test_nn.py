@@ -558,6 +558,30 @@ def test_mse_loss_values_and_gradient(reduction):
     np.testing.assert_allclose(x.grad.numpy(), 2 * (a - b) * scale, rtol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", ["none", "mean", "sum"])
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_mse_loss_is_one_op_with_the_values_of_its_composition(reduction, dtype):
+    """mse_loss is one node whose output and gradients (input and target) are those of
+    ``(x - y) * (x - y)`` reduced by the elementwise ops, bit for bit."""
+    rng = np.random.default_rng(32)
+    a, b = (rng.standard_normal((16, 8)).astype(dtype) for _ in range(2))
+    grad = rng.standard_normal(a.shape).astype(dtype) if reduction == "none" else None
+
+    def run(loss_of):
+        x, y = _t(a, True), _t(b, True)
+        loss = loss_of(x, y)
+        node = type(loss.grad_fn).__name__
+        loss.backward(None if grad is None else _t(grad))
+        return node, [loss.numpy(), x.grad.numpy(), y.grad.numpy()]
+
+    node, ours = run(lambda x, y: F.mse_loss(x, y, reduction=reduction))
+    _, composed = run(lambda x, y: F._reduce((x - y) * (x - y), reduction))
+    for name, got, expected in zip(("loss", "grad input", "grad target"), ours, composed):
+        np.testing.assert_array_equal(got, expected, err_msg=name)
+        assert got.dtype == dtype, name
+    assert node == "_MSELoss"
+
+
 def test_gradcheck_mse_loss():
     rng = np.random.default_rng(31)
     inputs = (_t(rng.standard_normal((3, 2)), True), _t(rng.standard_normal((3, 2)), True))
