@@ -55,26 +55,33 @@ def _stable_sigmoid(z):
 
 @ieee
 class _Linear(Function):
+    # A small layer's op is mostly this Python: the usual 2-D contiguous arrays pass through
+    # without a reshape or copy call (0.7 us of a 3 us Linear(8, 8) forward).
     def forward(self, x, weight, bias, activation):
-        self.x_shape = x.shape
-        # the rows counted, not -1: a reshape cannot infer them when a size is 0
-        x2 = np.ascontiguousarray(x.reshape(math.prod(x.shape[:-1]), x.shape[-1]))
-        weight = np.ascontiguousarray(weight)
-        out = np.empty((x2.shape[0], weight.shape[0]), x.dtype)
-        K.linear_fwd(x2, weight, bias, activation, out)
-        self.x2, self.weight, self.out, self.activation = x2, weight, out, activation
+        self.x_shape = shape = x.shape
+        if len(shape) != 2 or not x.flags.c_contiguous:
+            # the rows counted, not -1: a reshape cannot infer them when a size is 0
+            x = np.ascontiguousarray(x.reshape(math.prod(shape[:-1]), shape[-1]))
+        if not weight.flags.c_contiguous:
+            weight = np.ascontiguousarray(weight)
+        out = np.empty((x.shape[0], weight.shape[0]), x.dtype)
+        K.linear_fwd(x, weight, bias, activation, out)
+        self.x2, self.weight, self.out, self.activation = x, weight, out, activation
         self.has_bias = bias is not None
-        return out.reshape(x.shape[:-1] + (weight.shape[0],))
+        return out if len(shape) == 2 else out.reshape(shape[:-1] + (weight.shape[0],))
 
     def backward(self, grad):
         needs_x, needs_w, needs_b = self.needs_input_grad[:3]
-        x2, weight = self.x2, self.weight
+        x2, weight, out = self.x2, self.weight, self.out
         grad_x = np.empty_like(x2) if needs_x else None
         grad_w = np.empty_like(weight) if needs_w else None
         grad_b = np.empty(weight.shape[0], weight.dtype) if needs_b and self.has_bias else None
-        grad2 = np.ascontiguousarray(grad.reshape(self.out.shape))
-        K.linear_bwd(grad2, x2, weight, self.out, self.activation, grad_x, grad_w, grad_b)
-        return (grad_x.reshape(self.x_shape) if needs_x else None), grad_w, grad_b, None
+        if grad.shape != out.shape or not grad.flags.c_contiguous:
+            grad = np.ascontiguousarray(grad.reshape(out.shape))
+        K.linear_bwd(grad, x2, weight, out, self.activation, grad_x, grad_w, grad_b)
+        if needs_x and len(self.x_shape) != 2:
+            grad_x = grad_x.reshape(self.x_shape)
+        return grad_x, grad_w, grad_b, None
 
 
 def linear(input, weight, bias=None, activation="none"):
