@@ -517,7 +517,7 @@ def _walk(roots, gradients, retain_graph, capture=None):
                     grad_outputs[index] = _call_tensor_hooks(hooks, grad_outputs[index])
         if capture is not None:
             _capture_outputs(node, grad_outputs, capture)
-        if node.materialize_grads:
+        if node.materialize_grads and len(grad_outputs) > 1:  # one output: it has its own
             grad_outputs = [g if g is not None else np.zeros(shape, dtype)
                             for g, (shape, dtype) in zip(grad_outputs, node.output_meta)]
         grad_inputs = node.backward(*grad_outputs)

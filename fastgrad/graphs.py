@@ -532,7 +532,9 @@ class _Trace:
             if grad_outputs is None:
                 continue
             pending[number] = None
-            if op.materialize_grads and any(g is None for g in grad_outputs):
+            # a pending single output has its gradient: only several can miss one
+            if op.materialize_grads and len(grad_outputs) > 1 \
+                    and any(g is None for g in grad_outputs):
                 grad_outputs = [g if g is not None else np.zeros(values[i].shape, values[i].dtype)
                                 for g, i in zip(grad_outputs, outputs)]
             grad_inputs = backward(op, *grad_outputs)
