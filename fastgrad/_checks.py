@@ -11,6 +11,7 @@ line and one Python call.
 :func:`ieee`, the decorator on every differentiable Function of the op modules, is here too:
 it is shared by the same modules, and this one imports no op.
 """
+import itertools
 import numbers
 
 import numpy as np
@@ -95,9 +96,10 @@ def tensor_list(tensors, argument):
     except TypeError:
         raise TypeError(f"{argument} must be a Tensor or an iterable of Tensors, got "
                         f"{type(tensors).__name__}") from None
-    for i, t in enumerate(tensors):
-        if not isinstance(t, _tensor.Tensor):
-            raise TypeError(f"{argument}[{i}] must be a Tensor, got {type(t).__name__}")
+    if not all(map(isinstance, tensors, itertools.repeat(_tensor.Tensor))):  # one C loop
+        for i, t in enumerate(tensors):
+            if not isinstance(t, _tensor.Tensor):
+                raise TypeError(f"{argument}[{i}] must be a Tensor, got {type(t).__name__}")
     return tensors
 
 
