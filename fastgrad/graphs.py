@@ -30,8 +30,8 @@ change means a new capture (at most :data:`MAX_SIGNATURES` signatures, then eage
 noticed, as with CUDA graphs in PyTorch: Python state other than tensors and module flags
 that steers forward, a tensor read from a global that is rebound between calls (pass it as an
 argument), and Python side effects of forward (attributes set, prints). Between a replay and
-its backward the recorded ops keep what they saved for backward (one step's activations) until
-the next replay.
+its backward the recorded ops keep what they saved for backward (one step's activations); the
+backward frees it, as an eager backward does (unless ``retain_graph=True``).
 """
 import collections
 import threading
@@ -514,6 +514,17 @@ class _Trace:
             return values[self.outputs[0]]
         return tuple(values[i] for i in self.outputs)
 
+    def release(self):
+        """Drop the last replay's values and what its ops saved (each op keeps only which
+        inputs need a gradient, set at the capture)."""
+        self.values = None
+        for entry in self.program:
+            node = entry[0]
+            if node is not None:
+                needs = node.needs_input_grad
+                node.__dict__.clear()
+                node.needs_input_grad = needs
+
     def backward(self, replay, grads):
         """The gradients of the tensor arguments and parameters, as autograd's walk over the
         captured graph would give them (same order, same sums)."""
@@ -576,6 +587,13 @@ class _Replay(Function):
 
     def backward(self, *grads):
         return self.trace.backward(self, grads)
+
+    def _release(self):
+        """Free, with the node, what the replayed ops saved for backward (one step's
+        activations), as an eager backward frees each op's: the next step's arrays then
+        reuse that memory instead of new memory beside it."""
+        self.trace.release()
+        super()._release()
 
 
 def _unwrapped(node, name):

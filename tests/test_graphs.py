@@ -243,6 +243,32 @@ def test_autograd_grad_and_retained_graphs_through_a_replay():
     assert step.stats["replays"] == 1
 
 
+def test_the_backward_frees_what_the_replay_saved_as_eager_backward_does():
+    """After a replay's backward (without retain_graph) the recorded ops hold nothing of that
+    step: its activations are freed, so the next step reuses their memory (a captured LSTM
+    step's peak memory was one step's activations above the eager step's); a second backward
+    is the usual error, and the next replay is as correct as the first."""
+    fg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    step = make_graphed_callables(lambda x: (model(x) ** 2).sum())
+    x = fg.randn(4, 3, requires_grad=True)
+    step(x).backward()  # the capture
+    x.grad = None
+    out = step(x)
+    trace = next(iter(step._traces.values()))
+    assert trace.values is not None
+    out.backward()
+    assert trace.values is None
+    assert all(set(vars(op[0])) == {"needs_input_grad"} for op in trace.program)
+    with pytest.raises(RuntimeError, match="second time"):
+        out.backward()
+    first = x.grad.numpy().copy()
+    x.grad = None
+    step(x).backward()
+    np.testing.assert_array_equal(x.grad.numpy(), first)
+    assert step.stats["replays"] == 2
+
+
 def test_outputs_keep_their_requires_grad_and_no_grad_runs_eagerly():
     layer = nn.Linear(3, 2)
     step = make_graphed_callables(lambda x: (layer(x), layer(x).detach() * 2))
