@@ -19,6 +19,7 @@ import pytest
 
 from fastgrad import backends
 from fastgrad.backends import ACTIVATIONS, KERNELS, K, blas
+from fastgrad.backends.numpy_ref import update_running_stats
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 CSRC = ROOT / "csrc"
@@ -490,15 +491,6 @@ def test_batchnorm_fused_activation_is_bit_identical_to_the_separate_kernels(
         np.testing.assert_array_equal(fused[key], separate[key], err_msg=key)
 
 
-def _running_update(running, batch, factor, momentum):
-    """numpy_ref.batchnorm_fwd's update of one running statistic, its operations in its
-    order: in float64, rounded once to the running array's dtype."""
-    update = running.astype(np.float64)
-    update *= 1 - momentum
-    update += factor * batch
-    return update.astype(running.dtype)
-
-
 #: narrow with S = 1, narrow with S > 1, wide (S >= 512), and one of several tiles
 _BN_RUNNING_SHAPES = [(7, 6, 1), (5, 3, 40), (3, 2, 9000), (64, 40, 1024)]
 
@@ -516,16 +508,13 @@ def test_batchnorm_running_statistics_are_the_references_bit_for_bit(
     with them, and nothing falls back to the reference."""
     _no_reference(c, monkeypatch)
     with_running = _bn_example(dtype, shape, momentum=momentum)
-    start_mean = with_running["running_mean"].copy()
-    start_var = with_running["running_var"].copy()
-    count = shape[0] * shape[2]
+    expected_mean = with_running["running_mean"].copy()
+    expected_var = with_running["running_var"].copy()
     c.batchnorm_fwd(**with_running)
-    mean, var = with_running["mean"], with_running["var"]
-    np.testing.assert_array_equal(with_running["running_mean"],
-                                  _running_update(start_mean, mean, momentum, momentum))
-    np.testing.assert_array_equal(
-        with_running["running_var"],
-        _running_update(start_var, var, momentum * (count / (count - 1)), momentum))
+    update_running_stats(expected_mean, expected_var, with_running["mean"], with_running["var"],
+                         momentum, shape[0] * shape[2])
+    np.testing.assert_array_equal(with_running["running_mean"], expected_mean)
+    np.testing.assert_array_equal(with_running["running_var"], expected_var)
 
     reference = _bn_example(dtype, shape, momentum=momentum)
     KERNELS["batchnorm_fwd"].reference(**reference)

@@ -64,6 +64,16 @@ def test_the_backend_implements_kernels():
     assert IMPLEMENTED, "the CUDA backend implements no kernel"
 
 
+def test_one_running_statistic_without_the_other_is_refused_before_the_launch():
+    """The kernel would update a stand-in for the missing one (the input itself)."""
+    x = cuda.to_device(np.ones((2, 3, 1), np.float32))
+    stats = [cuda.device_array(3, np.float64) for _ in range(3)]
+    with pytest.raises(ValueError, match="got only running_mean"):
+        numba_cuda.batchnorm_fwd(x, None, None, 1e-5, ACTIVATIONS["none"],
+                                 cuda.to_device(np.zeros(3, np.float32)), None, 0.1, *stats,
+                                 cuda.device_array((2, 3, 1), np.float32))
+    np.testing.assert_array_equal(x.copy_to_host(), 1.0)
+
 
 @pytest.mark.parametrize("dtype", DTYPES, ids=lambda d: np.dtype(d).name)
 @pytest.mark.parametrize("activation", [a for a in ACTIVATIONS if a != "none"], ids=str)

@@ -322,11 +322,38 @@ def test_batchnorm_running_statistics_are_the_reference_bit_for_bit(dtype, momen
     args["momentum"] = momentum
     actual = copy.deepcopy(args)
     layers.batchnorm_fwd(**actual)
-    count = args["x"].shape[0] * args["x"].shape[2]
-    for key, batch, factor in (("running_mean", actual["mean"], momentum),
-                               ("running_var", actual["var"], momentum * (count / (count - 1)))):
-        expected = args[key].astype(np.float64) * (1 - momentum) + factor * batch
-        np.testing.assert_array_equal(actual[key], expected.astype(dtype), err_msg=key)
+    expected_mean, expected_var = args["running_mean"].copy(), args["running_var"].copy()
+    reference.update_running_stats(expected_mean, expected_var, actual["mean"], actual["var"],
+                                   momentum, args["x"].shape[0] * args["x"].shape[2])
+    np.testing.assert_array_equal(actual["running_mean"], expected_mean)
+    np.testing.assert_array_equal(actual["running_var"], expected_var)
+
+
+@pytest.mark.parametrize("change, shape", [
+    (dict(running_var=None), (7, 6, 1)), (dict(running_mean=None), (3, 2, 20000)),
+    ({}, (1, 3, 1))], ids=["mean-only", "var-only", "one-value-per-channel"])
+def test_batchnorm_running_statistics_the_kernel_does_not_take_go_to_the_reference(change,
+                                                                                   shape):
+    """One running statistic without the other, or one value per channel (no unbiased
+    variance): the reference runs, with its behaviour and error, never an update of a
+    stand-in array or a NaN from the kernel (as in the C backend)."""
+    args = _batchnorm_fwd_args(np.random.default_rng(8), shape)
+    args.update(change)
+    expected = copy.deepcopy(args)
+    try:
+        reference.batchnorm_fwd(**expected)
+        error = None
+    except (AttributeError, ZeroDivisionError) as caught:
+        error = type(caught)
+    before = layers.FALLBACKS.of("batchnorm_fwd").get("other arguments", 0)
+    if error is None:
+        layers.batchnorm_fwd(**args)
+        for key in ("running_mean", "running_var", "out"):
+            np.testing.assert_array_equal(args[key], expected[key], err_msg=key)
+    else:
+        with pytest.raises(error):
+            layers.batchnorm_fwd(**args)
+    assert layers.FALLBACKS.of("batchnorm_fwd")["other arguments"] == before + 1
 
 
 @pytest.mark.parametrize("path", ["serial", "parallel"], indirect=True)

@@ -894,12 +894,20 @@ def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, m
     np.copyto(out, centred, casting="same_kind")
     _activate(out, activation)
     if running_mean is not None:
-        for running, batch, factor in ((running_mean, mean, momentum),
-                                       (running_var, var, momentum * (count / (count - 1)))):
-            update = running.astype(np.float64)
-            update *= 1 - momentum
-            update += factor * batch
-            running[...] = update
+        update_running_stats(running_mean, running_var, mean, var, momentum, count)
+
+
+def update_running_stats(running_mean, running_var, mean, var, momentum, count):
+    """``running = (1 - momentum) * running + momentum * batch`` for the mean and the
+    unbiased variance (``var * count / (count - 1)``), in float64 and rounded once into the
+    running arrays: :func:`batchnorm_fwd`'s update, which the compiled backends repeat
+    operation for operation (SyncBatchNorm applies it to its global statistics)."""
+    for running, batch, factor in ((running_mean, mean, momentum),
+                                   (running_var, var, momentum * (count / (count - 1)))):
+        update = running.astype(np.float64)
+        update *= 1 - momentum
+        update += factor * batch
+        running[...] = update
 
 
 def _batchnorm_bwd_example(rng, dtype, size, activation=_NONE):

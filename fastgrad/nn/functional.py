@@ -37,7 +37,7 @@ from .._checks import (REDUCTIONS, check_broadcast, check_dtype, check_floating,
                        check_reduction, check_tensor, flag, ieee, integer, normalize_dim, real)
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
-from ..backends.numpy_ref import conv_output_size, packed_shape
+from ..backends.numpy_ref import conv_output_size, packed_shape, update_running_stats
 from ..shapes import one_hot, pad  # noqa: F401 (torch.nn.functional's names)
 from ..tensor import Tensor
 
@@ -585,14 +585,9 @@ def _update_running_stats(running_mean, running_var, mean, var, momentum, count)
     """``running = (1 - m) * running + m * batch`` in float64, rounded once into the running
     tensors (buffers: no autograd), the variance unbiased."""
     autograd._untraced("running statistics were updated outside an op")
-    for running, batch, factor in ((running_mean, mean, momentum),
-                                   (running_var, var, momentum * (count / (count - 1)))):
-        data = running._data
-        update = data.astype(np.float64)
-        update *= 1 - momentum
-        update += factor * batch
-        data[...] = update
-        running._version += 1
+    update_running_stats(running_mean._data, running_var._data, mean, var, momentum, count)
+    running_mean._version += 1
+    running_var._version += 1
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,

@@ -1553,7 +1553,11 @@ def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, m
     if activation not in ACTIVATION_CODES:
         _unknown_activation(activation)
     if not (_native(x.dtype, x, weight, bias, running_mean, running_var, out)
-            and mean.dtype == np.float64 and _native(mean.dtype, mean, var, invstd)):
+            and mean.dtype == np.float64 and _native(mean.dtype, mean, var, invstd)
+            # one running statistic without the other, or one value per channel (no unbiased
+            # variance): the reference's behaviour and errors, as the C backend's
+            and (running_mean is None) == (running_var is None)
+            and (running_mean is None or x.shape[0] * x.shape[2] >= 2)):
         return _fallback("batchnorm_fwd", x, weight, bias, eps, activation, running_mean,
                          running_var, momentum, mean, var, invstd, out)
     n, channels, spatial = x.shape

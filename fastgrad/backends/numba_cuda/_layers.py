@@ -325,6 +325,9 @@ def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, m
     check_device(x=x, weight=weight, bias=bias, running_mean=running_mean,
                  running_var=running_var, mean=mean, var=var, invstd=invstd, out=out)
     check_activation(activation)
+    if (running_mean is None) != (running_var is None):  # a stand-in would be written
+        raise ValueError("batchnorm_fwd takes running_mean and running_var together, got only "
+                         f"{'running_mean' if running_var is None else 'running_var'}")
     has_running, momentum = running_mean is not None, float(momentum)
     count = x.shape[0] * x.shape[2]
     # the variance's factor as the reference computes it (M = 1 raises its ZeroDivisionError)
