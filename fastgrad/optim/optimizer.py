@@ -188,10 +188,6 @@ class Optimizer:
                 return max(totals)
             return float(np.sum(np.power(totals, norm_type)) ** (1.0 / norm_type))
 
-    def _states_initialised(self, arena, name):
-        """Per parameter of ``arena``: whether state ``name`` exists yet."""
-        return [name in self.state.get(p, ()) for p in arena.params]
-
     def _init_state(self, arena, index, name):
         """Register parameter ``index``'s view of the arena's state buffer ``name``."""
         self.state[arena.params[index]][name] = arena.state_view(name, index)
@@ -222,7 +218,21 @@ class Optimizer:
         parameter with its own slice of the arena and count. ``step`` is the count after
         this step.
         """
-        indices = [i for i, p in enumerate(arena.params) if p._grad is not None]
+        params = arena.params
+        if not [p for p in params if p._grad is None]:
+            # the usual step: every parameter has a gradient, its state and the same count
+            # (one pass over the states instead of the general path's five: 3 of a small
+            # model's 9 us of Python per Adam step)
+            states = [self.state[p] for p in params]
+            counts = [s.get("step") for s in states]
+            first = counts[0]
+            if first is not None and counts.count(first) == len(counts) \
+                    and all(initial.keys() <= s.keys() for s in states):
+                update(slice(None), first + 1.0)
+                for s in states:
+                    s["step"] = first + 1.0
+                return
+        indices = [i for i, p in enumerate(params) if p._grad is not None]
         if not indices:
             return
         for i in indices:

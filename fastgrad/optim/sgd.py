@@ -55,20 +55,24 @@ class SGD(Optimizer):
         options = dict(lr=group["lr"], momentum=momentum, dampening=group["dampening"],
                        weight_decay=group["weight_decay"], nesterov=group["nesterov"],
                        maximize=group["maximize"])
-        buffer = arena.state_buffer("momentum_buffer") if momentum != 0 else None
-        started = self._states_initialised(arena, "momentum_buffer")
-        if arena.all_grads() and (all(started) or not any(started)):
-            K.sgd_step(arena.data, arena.grad, buffer, first_step=not any(started), **options)
-            steps = range(len(arena.params))
+        params = arena.params
+        missing = [p for p in params if p._grad is None]
+        if momentum == 0:  # no state: one pass over the arena, or over each gradient
+            buffer, fresh = None, ()
+        else:
+            buffer, state = arena.state_buffer("momentum_buffer"), self.state
+            fresh = [i for i, p in enumerate(params)
+                     if "momentum_buffer" not in state.get(p, ())]
+        if not missing and len(fresh) in (0, len(params)):
+            K.sgd_step(arena.data, arena.grad, buffer, first_step=bool(fresh), **options)
         else:
             # some parameters have no gradient (or no momentum yet): step the others one by one
-            steps = [i for i, p in enumerate(arena.params) if p._grad is not None]
-            for i in steps:
-                start, stop = arena.offsets[i], arena.offsets[i + 1]
-                K.sgd_step(arena.data[start:stop], arena.grad[start:stop],
-                           None if buffer is None else buffer[start:stop],
-                           first_step=not started[i], **options)
-        if buffer is not None:
-            for i in steps:
-                if not started[i]:
-                    self._init_state(arena, i, "momentum_buffer")
+            for i, p in enumerate(params):
+                if p._grad is not None:
+                    start, stop = arena.offsets[i], arena.offsets[i + 1]
+                    K.sgd_step(arena.data[start:stop], arena.grad[start:stop],
+                               None if buffer is None else buffer[start:stop],
+                               first_step=i in fresh, **options)
+        for i in fresh:
+            if params[i]._grad is not None:
+                self._init_state(arena, i, "momentum_buffer")
