@@ -40,6 +40,7 @@ import weakref
 import numpy as np
 
 from . import autograd
+from . import backends
 from ._checks import ieee
 from .autograd import Function
 from .nn import module as _module
@@ -425,6 +426,9 @@ class _Trace:
         self.leaves = len(self.slots)
         self.values = None
         self.owner = None
+        # the ops' kernels are bound (Function.bind) after the first replay's forward, to the
+        # kernel table of the capture: a new table (backends.use) means a new capture
+        self.bound, self.generation = False, backends.generation()
         # backward: the ops autograd reaches from the outputs, in _walk's order
         ops = recorder.ops
         destinations = {n: op[6] for n, op in enumerate(ops) if op[0] is not None}
@@ -439,6 +443,8 @@ class _Trace:
         """``(parameters, other outside values)`` for a replay; :data:`_GONE` when one of
         them no longer exists, :data:`_CHANGED` when a module or one of them changed since
         the capture."""
+        if backends.generation() != self.generation:
+            return _CHANGED
         if _module._Changes.count != self.changes:  # some module changed: are these intact?
             for module, training, registries in self.modules:
                 if module.training != training or _registries(module) != registries \
@@ -510,20 +516,31 @@ class _Trace:
             else:
                 values[outputs[0]] = result if type(result) is np.ndarray \
                     else np.asarray(result)
+        if not self.bound:
+            self._bind()
         if len(self.outputs) == 1 and self.kind is Tensor:
             return values[self.outputs[0]]
         return tuple(values[i] for i in self.outputs)
 
+    def _bind(self):
+        """Bind the kernels of the ops that can (``Function.bind``: their per-call checks
+        done once), after a forward that ran them on this signature's arrays."""
+        for entry in self.program:
+            bind = getattr(entry[0], "bind", None)
+            if bind is not None:
+                bind()
+        self.bound = True
+
     def release(self):
         """Drop the last replay's values and what its ops saved (each op keeps only which
-        inputs need a gradient, set at the capture)."""
+        inputs need a gradient, set at the capture, and its bound kernels)."""
         self.values = None
         for entry in self.program:
             node = entry[0]
             if node is not None:
-                needs = node.needs_input_grad
+                kept = {name: node.__dict__[name] for name in _KEPT if name in node.__dict__}
                 node.__dict__.clear()
-                node.needs_input_grad = needs
+                node.__dict__.update(kept)
 
     def backward(self, replay, grads):
         """The gradients of the tensor arguments and parameters, as autograd's walk over the
@@ -594,6 +611,10 @@ class _Replay(Function):
         reuse that memory instead of new memory beside it."""
         self.trace.release()
         super()._release()
+
+
+#: What a replayed op keeps between replays (see :meth:`_Trace.release`).
+_KEPT = ("needs_input_grad", "kernels")
 
 
 def _unwrapped(node, name):

@@ -259,7 +259,10 @@ def test_the_backward_frees_what_the_replay_saved_as_eager_backward_does():
     assert trace.values is not None
     out.backward()
     assert trace.values is None
-    assert all(set(vars(op[0])) == {"needs_input_grad"} for op in trace.program)
+    # each op keeps which inputs need a gradient and its bound kernels, no array
+    kept = [vars(op[0]) for op in trace.program]
+    assert all(set(attributes) <= {"needs_input_grad", "kernels"} for attributes in kept)
+    assert "kernels" in kept[0]  # the Linear's, bound at the first replay
     with pytest.raises(RuntimeError, match="second time"):
         out.backward()
     first = x.grad.numpy().copy()
@@ -267,6 +270,27 @@ def test_the_backward_frees_what_the_replay_saved_as_eager_backward_does():
     step(x).backward()
     np.testing.assert_array_equal(x.grad.numpy(), first)
     assert step.stats["replays"] == 2
+
+
+def test_another_kernel_table_means_a_new_capture():
+    """The replayed ops' kernels are bound to the backend of the capture: after
+    ``backends.use`` the next call captures again, on the kernels now in force."""
+    fg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 8), nn.Tanh(), nn.Linear(8, 2))
+    step = make_graphed_callables(lambda x: (model(x) ** 2).sum())
+    x = fg.randn(4, 3)
+    for _ in range(3):
+        step(x).backward()
+    assert step.stats == {"captures": 1, "replays": 2}
+    with fg.backends.use("numpy"):
+        model.zero_grad()
+        step(x).backward()
+        replayed = [p.grad.numpy().copy() for p in model.parameters()]
+        model.zero_grad()
+        (model(x) ** 2).sum().backward()
+        for p, grad in zip(model.parameters(), replayed):
+            np.testing.assert_array_equal(p.grad.numpy(), grad)
+    assert step.stats["captures"] == 2
 
 
 def test_outputs_keep_their_requires_grad_and_no_grad_runs_eagerly():

@@ -431,6 +431,49 @@ def test_activation_shapes(shape):
                                       grad_in=np.empty_like(x)))
 
 
+# ---------------------------------------------------------------------------- bound kernels
+@pytest.mark.parametrize("name", ["linear_fwd", "linear_bwd", "batchnorm_fwd", "batchnorm_bwd"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_bound_kernels_write_what_the_kernels_write(name, dtype):
+    """``backends.bind`` on the numba backend: a callable that skips the kernel's checks, for
+    arguments like the ones bound (a captured replay's), writing the same bits as the kernel
+    on those arguments and on new values of the same shapes."""
+    spec = KERNELS[name]
+    kernel = getattr(layers, name)
+    for variant in spec.variants:
+        for seed in (0, 1):
+            rng = np.random.default_rng(seed)
+            example = spec.arguments(rng, dtype, max(spec.sizes), variant)
+            with backends.use("numba"):
+                bound = backends.bind(name, **example)
+            assert bound is not kernel, variant  # the compiled path applies
+            for seed_values in (2, 3):
+                args = spec.arguments(np.random.default_rng(seed_values), dtype,
+                                      max(spec.sizes), variant)
+                theirs = {k: v.copy() if isinstance(v, np.ndarray) else v
+                          for k, v in args.items()}
+                bound(**args)
+                kernel(**theirs)
+                for written in spec.writes:
+                    if args[written] is not None:
+                        np.testing.assert_array_equal(args[written], theirs[written],
+                                                      err_msg=f"{variant}: {written}")
+
+
+def test_bind_returns_the_checked_kernel_where_the_compiled_path_does_not_apply():
+    rng = np.random.default_rng(0)
+    spec = KERNELS["linear_fwd"]
+    with backends.use("numba"):
+        half = spec.arguments(rng, np.float16, 4)
+        assert backends.bind("linear_fwd", **half) is layers.linear_fwd  # not compiled for it
+        args = spec.arguments(rng, np.float32, 4)
+        args["x"] = np.asfortranarray(args["x"])
+        assert backends.bind("linear_fwd", **args) is layers.linear_fwd  # not contiguous
+    with backends.use("numpy"):  # a backend without binders: its kernel
+        assert backends.bind("linear_fwd", **spec.arguments(rng, np.float32, 4)) \
+            is reference.linear_fwd
+
+
 # ------------------------------------------------------------ the jitted bodies as Python
 _PLAIN_PYTHON = r"""
 import copy

@@ -46,6 +46,7 @@ _modules = {}      # name -> loaded module
 _reasons = {}      # name -> why it could not be loaded
 _forced = [None]   # the backend forced by use()/FASTGRAD_BACKEND, or None for the default order
 _threads = [None]  # the count last given to set_num_threads, for backends loaded later
+_generation = [0]  # bumped at every rebinding of the kernel table (see generation())
 
 
 def _load(name):
@@ -202,8 +203,30 @@ def _activate(name):
         loaded = [_modules[n] for n in available()]
         table = {k: next(getattr(m, k) for m in loaded if hasattr(m, k)) for k in KERNELS}
     _forced[0] = name
+    _generation[0] += 1
     K.__dict__.clear()
     K.__dict__.update(table)
+
+
+def generation():
+    """A number that changes whenever the kernel table is rebound (:class:`use`): what
+    :func:`bind` returned before it may come from another backend than ``K`` now."""
+    return _generation[0]
+
+
+def bind(name, *args, **kwargs):
+    """Kernel ``name`` for calls whose arguments have exactly the dtypes, shapes and layouts
+    of these (given as to the kernel) and the same non-array values: a captured replay's,
+    which repeat one call's (see :mod:`fastgrad.graphs`).
+
+    A backend whose kernel has a ``bind`` attribute checks these arguments once, now, and
+    returns a callable with the kernel's signature that skips the checks (on a small layer
+    they are a third of the call); otherwise the kernel itself. Same results as the kernel,
+    bit for bit.
+    """
+    implementation = getattr(K, name)
+    binder = getattr(implementation, "bind", None)
+    return implementation if binder is None else binder(*args, **kwargs)
 
 
 class use:

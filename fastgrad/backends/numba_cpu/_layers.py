@@ -1469,6 +1469,23 @@ def linear_fwd(x, weight, bias, activation, out):
                          activation, _threshold("linear_epilogue", activation))
 
 
+def _bind_linear_fwd(x, weight, bias, activation, out):
+    """:func:`linear_fwd` for arguments like these (see :func:`fastgrad.backends.bind`): the
+    checks of its compiled path done once; where that path does not apply, ``linear_fwd``."""
+    if (activation not in ACTIVATION_CODES or not _native(x.dtype, x, weight, bias, out)
+            or not blas.AVAILABLE or x.shape[1] == 0 or out.size == 0):
+        return linear_fwd
+    (one, zero), empty, has_bias = _ONE_ZERO[out.dtype], _EMPTY[out.dtype], bias is not None
+
+    def bound(x, weight, bias, activation, out):
+        _gemm_epilogue(ADDRESSES, x, weight, False, True, one, zero, out,
+                       bias if has_bias else empty, has_bias, activation)
+    return bound
+
+
+linear_fwd.bind = _bind_linear_fwd
+
+
 @config.jit()
 def _linear_backward(addresses, grad_out, x, weight, out, activation, g, grad_x, has_grad_x,
                      grad_weight, has_grad_weight, grad_bias, has_grad_bias, one, zero,
@@ -1515,6 +1532,31 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
         if grad_weight is not None:
             gemm(g, x, True, False, False, grad_weight)
 
+
+
+def _bind_linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
+    """:func:`linear_bwd` for arguments like these (see :func:`fastgrad.backends.bind`): the
+    checks of its compiled path done once; where that path does not apply, ``linear_bwd``."""
+    if (activation not in ACTIVATION_CODES
+            or not _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias)
+            or not (blas.AVAILABLE and grad_out.shape[0] > 0 and grad_out.shape[1] > 0)):
+        return linear_bwd
+    empty, (one, zero) = _EMPTY[x.dtype], _ONE_ZERO[x.dtype]
+    empty2 = empty.reshape(0, 0)
+    has_x, has_weight, has_bias = (grad_x is not None, grad_weight is not None,
+                                   grad_bias is not None)
+
+    def bound(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
+        _linear_backward(ADDRESSES, grad_out, x, weight, out, activation,
+                         grad_out if activation == _NONE else np.empty_like(grad_out),
+                         grad_x if has_x else empty2, has_x,
+                         grad_weight if has_weight else empty2, has_weight,
+                         grad_bias if has_bias else empty, has_bias, one, zero,
+                         PARALLEL_MIN["linear_grad"])
+    return bound
+
+
+linear_bwd.bind = _bind_linear_bwd
 
 def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
     """Per-row cross-entropy: see :func:`fastgrad.backends.numpy_ref.cross_entropy_fwd`. One
@@ -1597,6 +1639,65 @@ def batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad_x, gr
                  grad_weight is not None, empty if grad_bias is None else grad_bias,
                  grad_bias is not None, PARALLEL_MIN["batchnorm"], PARALLEL_MIN["activation"])
 
+
+
+def _bind_batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, momentum,
+                        mean, var, invstd, out):
+    """:func:`batchnorm_fwd` for arguments like these (see :func:`fastgrad.backends.bind`):
+    the checks of its compiled path done once; where that path does not apply, the kernel."""
+    if (activation not in ACTIVATION_CODES
+            or not (_native(x.dtype, x, weight, bias, running_mean, running_var, out)
+                    and mean.dtype == np.float64 and _native(mean.dtype, mean, var, invstd)
+                    and (running_mean is None) == (running_var is None)
+                    and (running_mean is None or x.shape[0] * x.shape[2] >= 2))):
+        return batchnorm_fwd
+    n, channels, spatial = x.shape
+    empty, running = _EMPTY[x.dtype], running_mean is not None
+    has_weight, has_bias = weight is not None, bias is not None
+
+    def bound(x, weight, bias, eps, activation, running_mean, running_var, momentum, mean, var,
+              invstd, out):
+        x2 = x.reshape(n, channels * spatial)
+        _bn_forward(x2, out.reshape(x2.shape), channels, spatial, float(eps), activation,
+                    running_mean if running else empty, running_var if running else empty,
+                    running, float(momentum), mean, var, invstd,
+                    weight if has_weight else empty, bias if has_bias else empty, has_weight,
+                    has_bias, PARALLEL_MIN["batchnorm"])
+    return bound
+
+
+batchnorm_fwd.bind = _bind_batchnorm_fwd
+
+
+def _bind_batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad_x,
+                        grad_weight, grad_bias):
+    """:func:`batchnorm_bwd` for arguments like these (see :func:`fastgrad.backends.bind`):
+    the checks of its compiled path done once; where that path does not apply, the kernel."""
+    if (activation not in ACTIVATION_CODES
+            or not (_native(x.dtype, grad_out, x, weight,
+                            None if activation == _NONE else out, grad_x, grad_weight,
+                            grad_bias)
+                    and mean.dtype == np.float64 and _native(mean.dtype, mean, invstd))):
+        return batchnorm_bwd
+    n, channels, spatial = x.shape
+    empty, has_x = _EMPTY[x.dtype], grad_x is not None
+    has_weight, has_grad_weight, has_grad_bias = (weight is not None, grad_weight is not None,
+                                                  grad_bias is not None)
+
+    def bound(grad_out, x, weight, mean, invstd, out, activation, grad_x, grad_weight,
+              grad_bias):
+        x2 = x.reshape(n, channels * spatial)
+        _bn_backward(grad_out.reshape(x2.shape), x2 if activation == _NONE
+                     else out.reshape(x2.shape), activation, x2,
+                     grad_x.reshape(x2.shape) if has_x else x2, has_x, channels, spatial, mean,
+                     invstd, weight if has_weight else empty, has_weight,
+                     grad_weight if has_grad_weight else empty, has_grad_weight,
+                     grad_bias if has_grad_bias else empty, has_grad_bias,
+                     PARALLEL_MIN["batchnorm"], PARALLEL_MIN["activation"])
+    return bound
+
+
+batchnorm_bwd.bind = _bind_batchnorm_bwd
 
 def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
     """The pointwise part of one LSTM step: see
