@@ -261,6 +261,13 @@ class Function:
     grads_are_fresh = False
     #: ``{output_nr: hooks dict}`` of the outputs that carry tensor hooks, or None.
     tensor_hooks = None
+    #: True when ``backward`` takes the arrays the walk offers in :attr:`grad_into`.
+    writes_grads_into = False
+    #: Set by the walk before ``backward`` (for an op that :attr:`writes_grads_into`): per
+    #: input, None or the array to write that input's gradient into (and return): the
+    #: gradient buffer of a parameter whose ``.grad`` it will become (see
+    #: :func:`offered_buffers`), which saves allocating the gradient and copying it there.
+    grad_into = None
 
     def forward(self, *args, **kwargs):
         raise NotImplementedError
@@ -308,6 +315,14 @@ class Function:
                     output.grad_fn = node
                     output._output_nr = index
         return outputs
+
+    def grad_array(self, position, shape, dtype):
+        """The array for input ``position``'s gradient: the buffer the walk offered for it
+        (:attr:`grad_into`, of that shape and dtype), else a new one."""
+        into = self.grad_into
+        if into is None or into[position] is None:
+            return np.empty(shape, dtype)
+        return into[position]
 
     def _release(self):
         """Free what forward saved; a second backward through this node then fails clearly."""
@@ -379,7 +394,7 @@ def _accumulate_into_grad(leaf, gradient, fresh=False):
                 buffer = gradient
             else:
                 buffer = np.array(gradient, dtype=leaf.dtype)
-        else:
+        elif gradient is not buffer:  # not written there by its op (see offered_buffers)
             np.copyto(buffer, gradient)
         leaf._grad = _tensor.Tensor(buffer)
     else:
@@ -387,11 +402,13 @@ def _accumulate_into_grad(leaf, gradient, fresh=False):
 
 
 class _Callbacks(threading.local):
-    """The callbacks queued for the end of each backward in progress (a stack: a hook may run
-    a backward of its own)."""
+    """Per backward in progress (stacks: a hook may run a backward of its own): the callbacks
+    queued for its end, and the ids of the parameters whose gradient buffer was offered to an
+    op (:func:`offered_buffers`; None for :func:`grad`, which fills no ``.grad``)."""
 
     def __init__(self):
         self.stack = []
+        self.offered = []
 
 
 _callbacks = _Callbacks()
@@ -468,6 +485,7 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
     the callbacks queued during it (:func:`queue_callback`)."""
     queued = []
     _callbacks.stack.append(queued)
+    _callbacks.offered.append(set() if capture is None else None)
     try:
         _walk(roots, gradients, retain_graph, capture)
         position = 0
@@ -476,6 +494,7 @@ def _run_backward(roots, gradients, retain_graph, capture=None):
             position += 1
     finally:
         _callbacks.stack.pop()
+        _callbacks.offered.pop()
 
 
 def _walk(roots, gradients, retain_graph, capture=None):
@@ -520,6 +539,8 @@ def _walk(roots, gradients, retain_graph, capture=None):
         if node.materialize_grads and len(grad_outputs) > 1:  # one output: it has its own
             grad_outputs = [g if g is not None else np.zeros(shape, dtype)
                             for g, (shape, dtype) in zip(grad_outputs, node.output_meta)]
+        if node.writes_grads_into:
+            node.grad_into = offered_buffers(node.inputs)
         grad_inputs = node.backward(*grad_outputs)
         if type(grad_inputs) is not tuple:
             grad_inputs = (grad_inputs,)
@@ -550,6 +571,31 @@ def _capture_outputs(node, grad_outputs, capture):
         output = ref()
         if output is not None and gradient is not None and id(output) in capture:
             capture[id(output)][1] = gradient
+
+
+def offered_buffers(inputs):
+    """Per input (a Tensor or None), the gradient buffer an op's backward may write that
+    input's gradient into (:attr:`Function.grad_into`), or None; None altogether outside a
+    backward that fills ``.grad``.
+
+    Offered for a parameter whose gradient will be exactly that one, so that it becomes its
+    ``.grad`` with no copy: one without a ``.grad`` yet (or the op's gradient would be added,
+    not stored), with an arena buffer, no tensor hooks (its gradient is summed first, then
+    hooked), and offered to no other op in this backward (two ops writing one buffer would
+    lose a gradient; a second use sums into a new array, which is then copied there).
+    """
+    offered = _callbacks.offered[-1] if _callbacks.offered else None
+    if offered is None:
+        return None
+    into = []
+    for tensor in inputs:
+        if tensor is None or tensor._grad_view is None or tensor._grad is not None \
+                or tensor._hooks or id(tensor) in offered or not tensor._requires_grad:
+            into.append(None)
+        else:
+            offered.add(id(tensor))
+            into.append(tensor._grad_view)
+    return into
 
 
 def _check_versions(node):

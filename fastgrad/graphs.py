@@ -436,7 +436,8 @@ class _Trace:
             [r[0] for r in roots if r is not None],
             lambda n: [d[0] for d in destinations[n] if d is not None and type(d) is not int])
         self.plan = [(n, ops[n][0], _unwrapped(ops[n][0], "backward"), ops[n][4],
-                      [(i, d) for i, d in enumerate(destinations[n]) if d is not None])
+                      [(i, d) for i, d in enumerate(destinations[n]) if d is not None],
+                      _leaves_of(ops[n][0], destinations[n]))
                      for n in order]
 
     def resolve(self):
@@ -555,11 +556,14 @@ class _Trace:
                     slots = pending[root[0]] = [None] * len(program[root[0]][5])
                 previous = slots[root[1]]
                 slots[root[1]] = gradient if previous is None else previous + gradient
-        for number, op, backward, outputs, destinations in self.plan:
+        for number, op, backward, outputs, destinations, leaves_of in self.plan:
             grad_outputs = pending[number]
             if grad_outputs is None:
                 continue
             pending[number] = None
+            if leaves_of is not None:  # the parameters' gradient buffers it may write into
+                op.grad_into = autograd.offered_buffers(
+                    [None if leaf is None else replay.inputs[leaf] for leaf in leaves_of])
             # a pending single output has its gradient: only several can miss one
             if op.materialize_grads and len(grad_outputs) > 1 \
                     and any(g is None for g in grad_outputs):
@@ -611,6 +615,15 @@ class _Replay(Function):
         reuse that memory instead of new memory beside it."""
         self.trace.release()
         super()._release()
+
+
+def _leaves_of(node, destinations):
+    """For an op that writes gradients into offered buffers (``Function.writes_grads_into``),
+    the replay input (leaf index) behind each of its inputs, None where it is another op's
+    output or needs no gradient; None for other ops."""
+    if node is None or not node.writes_grads_into:
+        return None
+    return tuple(d if type(d) is int else None for d in destinations)
 
 
 #: What a replayed op keeps between replays (see :meth:`_Trace.release`).

@@ -334,3 +334,96 @@ def test_a_fresh_gradient_becomes_the_grad_without_a_copy_and_still_accumulates(
     fg.autograd.backward([y], [seed])
     x.grad.numpy()[:] = 0  # the leaf owns its gradient: nothing else changes with it
     np.testing.assert_array_equal(y.detach().numpy(), 2 * np.arange(4.0))
+
+
+# ---------------------------------------------------- gradients written into parameter buffers
+def _tied_model(seed):
+    """Linear -> BatchNorm -> Linear, the last Linear's weight used twice (tied), as
+    Tensors: ``(parameters, loss of x)``."""
+    fg.manual_seed(seed)
+    first, norm, last = fg.nn.Linear(5, 6), fg.nn.BatchNorm1d(6), fg.nn.Linear(6, 6)
+    params = [*first.parameters(), *norm.parameters(), *last.parameters()]
+
+    def loss(x):
+        hidden = last(fg.tanh(norm(first(x))))
+        return (fg.nn.functional.linear(hidden, last.weight) ** 2).sum()
+
+    return params, loss
+
+
+@pytest.mark.parametrize("graphed", [False, True])
+def test_ops_write_parameter_gradients_into_the_arena_as_the_copies_would(graphed):
+    """Linear and BatchNorm write a parameter's gradient straight into its arena buffer when
+    it becomes the whole ``.grad`` (``Function.grad_into``): the same values as a model
+    without an arena (where each gradient is allocated, then kept), for a weight used twice
+    (its second gradient added), after a backward that accumulates, and through a replay."""
+    x = fg.randn(8, 5)
+    params, loss = _tied_model(0)
+    fg.optim.SGD(params, lr=0.1)  # packs the parameters: their gradients live in an arena
+    plain_params, plain_loss = _tied_model(0)
+    if graphed:  # both: a replay sums a tied weight's gradients before accumulating them
+        loss = fg.graphs.make_graphed_callables(loss)
+        plain_loss = fg.graphs.make_graphed_callables(plain_loss)
+    for step in range(3):
+        for p, q in zip(params, plain_params):
+            if step < 2:  # the third step accumulates onto the second's gradients
+                p.grad = q.grad = None
+        loss(x).backward()
+        plain_loss(x).backward()
+        for p, q in zip(params, plain_params):
+            assert p.grad._data is p._grad_view
+            np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+
+
+def test_no_buffer_is_written_for_autograd_grad_or_a_hooked_parameter():
+    params, loss = _tied_model(1)
+    fg.optim.SGD(params, lr=0.1)
+    plain_params, plain_loss = _tied_model(1)
+    x = fg.randn(8, 5)
+    buffers = [p._grad_view.copy() for p in params]
+    grads = grad(loss(x), params)
+    expected = grad(plain_loss(x), plain_params)
+    for p, before, g, e in zip(params, buffers, grads, expected):
+        assert p.grad is None
+        np.testing.assert_array_equal(p._grad_view, before)  # untouched
+        np.testing.assert_array_equal(g.numpy(), e.numpy())
+    seen = []
+    params[0].register_hook(lambda g: seen.append(g.numpy().copy()))
+    loss(x).backward()
+    plain_loss(x).backward()
+    np.testing.assert_array_equal(seen[0], plain_params[0].grad.numpy())
+    for p, q in zip(params, plain_params):
+        np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())
+
+
+class _Recurrent(fg.nn.Module):
+    """A recurrent layer's output summed, as a one-output model."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self.layer = layer
+
+    def forward(self, x):
+        return self.layer(x)[0]
+
+
+@pytest.mark.parametrize("build, shape", [
+    (lambda: fg.nn.Sequential(fg.nn.Conv2d(2, 3, 3, padding=1), fg.nn.ReLU(),
+                              fg.nn.Conv2d(3, 2, 3)), (2, 2, 6, 6)),
+    (lambda: _Recurrent(fg.nn.LSTM(3, 4, num_layers=2, bidirectional=True)), (5, 2, 3)),
+    (lambda: _Recurrent(fg.nn.GRU(3, 4)), (5, 2, 3)),
+    (lambda: _Recurrent(fg.nn.RNN(3, 4)), (5, 2, 3)),
+], ids=["conv", "lstm", "gru", "rnn"])
+def test_other_layers_write_their_parameter_gradients_into_the_arena(build, shape):
+    fg.manual_seed(2)
+    packed = build()
+    fg.manual_seed(2)
+    plain = build()
+    fg.optim.SGD(packed.parameters(), lr=0.1)
+    x = fg.randn(*shape)
+    for _ in range(2):  # the second backward accumulates
+        (packed(x) ** 2).sum().backward()
+        (plain(x) ** 2).sum().backward()
+        for p, q in zip(packed.parameters(), plain.parameters()):
+            assert p.grad._data is p._grad_view
+            np.testing.assert_array_equal(p.grad.numpy(), q.grad.numpy())

@@ -62,6 +62,7 @@ class _Linear(Function):
     #: ``(linear_fwd, linear_bwd)`` bound by :meth:`bind` (a captured replay's node), or None:
     #: the registry's kernels, which check their arguments at every call.
     kernels = None
+    writes_grads_into = True
 
     def forward(self, x, weight, bias, activation):
         self.x_shape = shape = x.shape
@@ -81,8 +82,9 @@ class _Linear(Function):
         needs_x, needs_w, needs_b = self.needs_input_grad[:3]
         x2, weight, out = self.x2, self.weight, self.out
         grad_x = np.empty_like(x2) if needs_x else None
-        grad_w = np.empty_like(weight) if needs_w else None
-        grad_b = np.empty(weight.shape[0], weight.dtype) if needs_b and self.has_bias else None
+        grad_w = self.grad_array(1, weight.shape, weight.dtype) if needs_w else None
+        grad_b = self.grad_array(2, weight.shape[0], weight.dtype) \
+            if needs_b and self.has_bias else None
         if grad.shape != out.shape or not grad.flags.c_contiguous:
             grad = np.ascontiguousarray(grad.reshape(out.shape))
         (K.linear_bwd if self.kernels is None else self.kernels[1])(
@@ -543,6 +545,7 @@ class _BatchNormTraining(Function):
     #: ``(batchnorm_fwd, batchnorm_bwd)`` bound by :meth:`bind`, or None (see
     #: :attr:`_Linear.kernels`).
     kernels = None
+    writes_grads_into = True
 
     def forward(self, x, weight, bias, eps, activation, running_mean=None, running_var=None,
                 momentum=0.1, num_batches_tracked=None):
@@ -575,8 +578,8 @@ class _BatchNormTraining(Function):
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
         x3, channels = self.x3, self.x3.shape[1]
         grad_x = np.empty_like(x3) if needs_x else None
-        grad_weight = np.empty(channels, x3.dtype) if needs_weight else None
-        grad_bias = np.empty(channels, x3.dtype) if needs_bias else None
+        grad_weight = self.grad_array(1, channels, x3.dtype) if needs_weight else None
+        grad_bias = self.grad_array(2, channels, x3.dtype) if needs_bias else None
         (K.batchnorm_bwd if self.kernels is None else self.kernels[1])(
             np.ascontiguousarray(grad_out.reshape(x3.shape)), x3, self.weight, self.mean,
             self.invstd, self.out, self.activation, grad_x, grad_weight, grad_bias)
@@ -1040,6 +1043,7 @@ class _Conv2d(Function):
     kernels' (stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, groups)."""
 
     grads_are_fresh = True
+    writes_grads_into = True
 
     def forward(self, x, weight, bias, geometry):
         x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
@@ -1061,9 +1065,9 @@ class _Conv2d(Function):
             grad_x = np.empty_like(self.x)
             K.conv2d_bwd_input(grad, self.weight, *self.geometry, grad_x)
         if needs_bias:
-            grad_bias = np.empty(grad.shape[1], grad.dtype)
+            grad_bias = self.grad_array(2, grad.shape[1], grad.dtype)
         if needs_weight:
-            grad_weight = np.empty_like(self.weight)
+            grad_weight = self.grad_array(1, self.weight.shape, self.weight.dtype)
             K.conv2d_bwd_weight(grad, self.x, *self.geometry, grad_weight, grad_bias)
         elif needs_bias:  # a frozen weight: the bias gradient alone, without the kernel's GEMM
             np.sum(grad, axis=(0, 2, 3), out=grad_bias)
@@ -1597,40 +1601,44 @@ class _StepGrads:
         return np.ascontiguousarray(norms[::-1]) if reverse else norms
 
 
-def _parameter_grads(needs, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
+def _parameter_grads(node, first, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
     """The gradients of input, W_ih, W_hh and both biases from the pre-activation gradients.
 
     ``grad_pre`` (T, N, G) holds d(loss)/d(x_t W_ih^T + b_ih) of every step, ``grad_hidden``
     d(loss)/d(h_{t-1} W_hh^T + b_hh) (the same array unless given: only the GRU's differ); the
     hidden state entering step t is ``h0`` for t = 0 and ``out[t - 1]`` after, so ``dW_hh`` is
-    two GEMMs over the whole sequence instead of one per step. ``needs`` says which of the five
-    are wanted (the others are None).
+    two GEMMs over the whole sequence instead of one per step. ``node`` is the layer's
+    Function, its inputs the sequence at 0 and the four weights from ``first`` on: which of the
+    five gradients are wanted (the others are None), and where the weights' go
+    (``Function.grad_array``).
     """
     steps, batch, width = grad_pre.shape
     dtype = grad_pre.dtype
     flat = grad_pre.reshape(steps * batch, width)
     shared = grad_hidden is None
     hidden_flat = flat if shared else grad_hidden.reshape(steps * batch, width)
-    needs_x, needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh = needs
+    needs = node.needs_input_grad
+    needs_x, (needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh) = needs[0], needs[first:first + 4]
     grad_x = np.empty((steps, batch, w_ih.shape[1]), dtype) if needs_x else None
-    grad_w_ih = np.empty(w_ih.shape, dtype) if needs_w_ih else None
-    grad_b_ih = np.empty(width, dtype) if needs_b_ih or (needs_b_hh and shared) else None
+    grad_w_ih = node.grad_array(first, w_ih.shape, dtype) if needs_w_ih else None
+    grad_b_ih = node.grad_array(first + 2, width, dtype) if needs_b_ih \
+        else np.empty(width, dtype) if needs_b_hh and shared else None
     # the input projection's backward: its two GEMMs, and the bias gradient from one parallel
     # pass (NumPy's sum over the T*N rows took 0.6 ms of an LSTM(256, 512) step at T=50, N=64)
     _linear_bwd(flat, x2, w_ih, grad_x, grad_w_ih, grad_b_ih)
     grad_w_hh = None
     if needs_w_hh:
-        grad_w_hh = np.empty((width, h0.shape[1]), dtype)
+        grad_w_hh = node.grad_array(first + 1, (width, h0.shape[1]), dtype)
         K.gemm(hidden_flat[:batch], h0, True, False, False, grad_w_hh)
         if steps > 1:
             K.gemm(hidden_flat[batch:], out[:-1].reshape((steps - 1) * batch, out.shape[2]),
                    True, False, True, grad_w_hh)
     grad_b_hh = None
     if needs_b_hh:
+        grad_b_hh = node.grad_array(first + 3, width, dtype)
         if shared:
-            grad_b_hh = grad_b_ih.copy()
+            np.copyto(grad_b_hh, grad_b_ih)
         else:
-            grad_b_hh = np.empty(width, dtype)
             _linear_bwd(hidden_flat, x2, w_ih, None, None, grad_b_hh)
     return grad_x, grad_w_ih, grad_w_hh, grad_b_ih if needs_b_ih else None, grad_b_hh
 
@@ -1647,6 +1655,8 @@ def _linear_bwd(grad, x2, weight, grad_x, grad_weight, grad_bias):
 class _LSTMLayer(Function):
     """One LSTM layer over a time-major sequence; returns ``(output, h_n, c_n)``. ``reverse``
     runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
+
+    writes_grads_into = True
 
     def forward(self, x, h0, c0, w_ih, w_hh, b_ih, b_hh, reverse=False, record=None):
         x = _time_order(x, reverse)
@@ -1694,7 +1704,7 @@ class _LSTMLayer(Function):
             record(grad_steps.time_order(reverse), grad_cells.time_order(reverse, first=1))
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
-            (needs[0],) + tuple(needs[3:7]), grad_gates, h0, out, x2, w_ih)
+            self, 3, grad_gates, h0, out, x2, w_ih)
         return (_time_order(grad_x, reverse), grad_h if needs[1] else None,
                 grad_c if needs[2] else None, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh)
 
@@ -1703,6 +1713,8 @@ class _LSTMLayer(Function):
 class _RNNLayer(Function):
     """One Elman RNN layer over a time-major sequence; returns ``(output, h_n)``. ``reverse``
     runs it over the time-reversed sequence (a bidirectional layer's reverse direction)."""
+
+    writes_grads_into = True
 
     def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, activation, reverse=False, record=None):
         x = _time_order(x, reverse)
@@ -1739,7 +1751,7 @@ class _RNNLayer(Function):
             record(grad_steps.time_order(reverse), None)
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
-            (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih)
+            self, 2, grad_pre, h0, out, x2, w_ih)
         return (_time_order(grad_x, reverse), grad_h if needs[1] else None, grad_w_ih,
                 grad_w_hh, grad_b_ih, grad_b_hh, None)
 
@@ -1754,6 +1766,8 @@ class _GRULayer(Function):
     where PyTorch's formula puts it. Kept per step for backward: the activated r, z and n,
     ``hh_n + b_hn`` and the output.
     """
+
+    writes_grads_into = True
 
     def forward(self, x, h0, w_ih, w_hh, b_ih, b_hh, reverse=False, record=None):
         x = _time_order(x, reverse)
@@ -1826,7 +1840,7 @@ class _GRULayer(Function):
         grad_pre[:, :, 2 * hidden:] = grad_n_pre
         needs = self.needs_input_grad
         grad_x, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh = _parameter_grads(
-            (needs[0],) + tuple(needs[2:6]), grad_pre, h0, out, x2, w_ih, grad_hidden)
+            self, 2, grad_pre, h0, out, x2, w_ih, grad_hidden)
         return (_time_order(grad_x, reverse), grad_h if needs[1] else None, grad_w_ih,
                 grad_w_hh, grad_b_ih, grad_b_hh)
 
