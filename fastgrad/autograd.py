@@ -252,6 +252,11 @@ class Function:
         materialize_grads: when True (the default), an output that received no gradient is
             passed to ``backward`` as zeros; when False, as None (PyTorch's
             ``ctx.set_materialize_grads``).
+
+    An op may also define ``bind()``: a captured replay (:mod:`fastgrad.graphs`) calls it once,
+    after a forward, to bind the op's kernels to that forward's arrays
+    (:func:`fastgrad.backends.bind`), which every later replay repeats in dtype, shape and
+    layout; the bound kernels are kept between replays (``_Linear.kernels``).
     """
 
     materialize_grads = True

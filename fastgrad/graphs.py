@@ -11,6 +11,10 @@ clipping stay outside, as in PyTorch: wrap the model, or a function of the model
 
 A replay runs the same kernels on the same values in the same order as eager execution, so
 outputs, gradients, running statistics and dropout's random draws are bit-identical to it.
+It repeats each op's arrays in dtype, shape and layout, so an op that can (``Function.bind``:
+linear, batchnorm) binds its kernels once, after the first replay's forward, and later
+replays skip their per-call argument checks (a new kernel table, ``backends.use``, means a
+new capture).
 What a replay cannot repeat is Python outside the ops. The capture notices, and the callable
 then runs eagerly for that signature (until a module changes: a hook removed, a layer
 replaced), silently and correctly, when the captured call
