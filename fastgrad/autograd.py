@@ -84,10 +84,16 @@ class _SetGradMode:
         _grad_mode.enabled = self._previous
 
     def __call__(self, function):
+        mode = self.mode
+
         @functools.wraps(function)
-        def wrapper(*args, **kwargs):
-            with type(self)():
+        def wrapper(*args, **kwargs):  # the context manager's work, without making one
+            previous = _grad_mode.enabled
+            _grad_mode.enabled = mode
+            try:
                 return function(*args, **kwargs)
+            finally:
+                _grad_mode.enabled = previous
         return wrapper
 
 

@@ -135,15 +135,16 @@ class Optimizer:
                 self._arenas[i] = self._pack(group["params"])
 
     def arenas(self):
-        """``(group, arena)`` for each arena of each parameter group, every arena intact.
+        """``(group, arena)`` for each arena of each parameter group, every arena intact (a
+        list).
 
         This is the handle for whole-model gradient work (clipping, accumulation,
         diagnostics): ``arena.grad`` is every gradient of the group and dtype in one array.
         """
-        self._repack()
-        for group, arenas in zip(self.param_groups, self._arenas):
-            for arena in arenas:
-                yield group, arena
+        if [arena for arenas in self._arenas for arena in arenas if not arena.intact]:
+            self._repack()
+        return [(group, arena) for group, arenas in zip(self.param_groups, self._arenas)
+                for arena in arenas]
 
     def zero_grad(self, set_to_none=True):
         """Forget the gradients (default), or zero them with one fill per arena."""
@@ -164,11 +165,11 @@ class Optimizer:
         if closure is not None:
             with autograd.enable_grad():
                 loss = closure()
-        for group, arena in self.arenas():
-            with np.errstate(all="ignore"):  # NaN and inf gradients propagate silently
+        with np.errstate(all="ignore"):  # NaN and inf gradients propagate silently
+            for group, arena in self.arenas():
                 self._step_arena(group, arena)
-            for p in arena.params:
-                p._version += 1
+                for p in arena.params:
+                    p._version += 1
         return loss
 
     def _step_arena(self, group, arena):
