@@ -328,12 +328,16 @@ class Function:
         return outputs
 
     def grad_array(self, position, shape, dtype):
-        """The array for input ``position``'s gradient: the buffer the walk offered for it
-        (:attr:`grad_into`, of that shape and dtype), else a new one."""
+        """The array for input ``position``'s gradient, of ``shape`` (a tuple or an int) and
+        ``dtype``: the buffer the walk offered for it (:attr:`grad_into`) when it is one,
+        else a new one (a gradient of another dtype than its parameter's is cast when it is
+        delivered, as before)."""
         into = self.grad_into
-        if into is None or into[position] is None:
+        buffer = None if into is None else into[position]
+        if buffer is None or buffer.dtype != dtype \
+                or buffer.shape != (shape if type(shape) is tuple else (shape,)):
             return np.empty(shape, dtype)
-        return into[position]
+        return buffer
 
     def _release(self):
         """Free what forward saved; a second backward through this node then fails clearly."""
