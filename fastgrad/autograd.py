@@ -259,10 +259,10 @@ class Function:
             passed to ``backward`` as zeros; when False, as None (PyTorch's
             ``ctx.set_materialize_grads``).
 
-    An op may also define ``bind()``: a captured replay (:mod:`fastgrad.graphs`) calls it once,
-    after a forward, to bind the op's kernels to that forward's arrays
+    An op may also define ``bind_kernels()``: a captured replay (:mod:`fastgrad.graphs`) calls
+    it once, after a forward, to bind the op's kernels to that forward's arrays
     (:func:`fastgrad.backends.bind`), which every later replay repeats in dtype, shape and
-    layout; the bound kernels are kept between replays (``_Linear.kernels``).
+    layout; the bound kernels are kept between replays (``_Linear.bound_kernels``).
     """
 
     materialize_grads = True

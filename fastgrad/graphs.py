@@ -11,10 +11,10 @@ clipping stay outside, as in PyTorch: wrap the model, or a function of the model
 
 A replay runs the same kernels on the same values in the same order as eager execution, so
 outputs, gradients, running statistics and dropout's random draws are bit-identical to it.
-It repeats each op's arrays in dtype, shape and layout, so an op that can (``Function.bind``:
-linear, batchnorm) binds its kernels once, after the first replay's forward, and later
-replays skip their per-call argument checks (a new kernel table, ``backends.use``, means a
-new capture).
+It repeats each op's arrays in dtype, shape and layout, so an op that can
+(``Function.bind_kernels``: linear, batchnorm) binds its kernels once, after the first
+replay's forward, and later replays skip their per-call argument checks (a new kernel table,
+``backends.use``, means a new capture).
 What a replay cannot repeat is Python outside the ops. The capture notices, and the callable
 then runs eagerly for that signature (until a module changes: a hook removed, a layer
 replaced), silently and correctly, when the captured call
@@ -430,8 +430,8 @@ class _Trace:
         self.leaves = len(self.slots)
         self.values = None
         self.owner = None
-        # the ops' kernels are bound (Function.bind) after the first replay's forward, to the
-        # kernel table of the capture: a new table (backends.use) means a new capture
+        # the ops' kernels are bound (Function.bind_kernels) after the first replay's forward,
+        # to the kernel table of the capture: a new table (backends.use) means a new capture
         self.bound, self.generation = False, backends.generation()
         # backward: the ops autograd reaches from the outputs, in _walk's order
         ops = recorder.ops
@@ -528,10 +528,10 @@ class _Trace:
         return tuple(values[i] for i in self.outputs)
 
     def _bind(self):
-        """Bind the kernels of the ops that can (``Function.bind``: their per-call checks
+        """Bind the kernels of the ops that can (``Function.bind_kernels``: their per-call checks
         done once), after a forward that ran them on this signature's arrays."""
         for entry in self.program:
-            bind = getattr(entry[0], "bind", None)
+            bind = getattr(entry[0], "bind_kernels", None)
             if bind is not None:
                 bind()
         self.bound = True
@@ -631,7 +631,7 @@ def _leaves_of(node, destinations):
 
 
 #: What a replayed op keeps between replays (see :meth:`_Trace.release`).
-_KEPT = ("needs_input_grad", "kernels")
+_KEPT = ("needs_input_grad", "bound_kernels")
 
 
 def _unwrapped(node, name):

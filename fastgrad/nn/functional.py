@@ -59,9 +59,9 @@ class _Linear(Function):
     # A small layer's op is mostly this Python: the usual 2-D contiguous arrays pass through
     # without a reshape or copy call (0.7 us of a 3 us Linear(8, 8) forward).
 
-    #: ``(linear_fwd, linear_bwd)`` bound by :meth:`bind` (a captured replay's node), or None:
-    #: the registry's kernels, which check their arguments at every call.
-    kernels = None
+    #: ``(linear_fwd, linear_bwd)`` bound by :meth:`bind_kernels` (a captured replay's node),
+    #: or None: the registry's kernels, which check their arguments at every call.
+    bound_kernels = None
     writes_grads_into = True
 
     def forward(self, x, weight, bias, activation):
@@ -72,7 +72,7 @@ class _Linear(Function):
         if not weight.flags.c_contiguous:
             weight = np.ascontiguousarray(weight)
         out = np.empty((x.shape[0], weight.shape[0]), x.dtype)
-        (K.linear_fwd if self.kernels is None else self.kernels[0])(x, weight, bias,
+        (K.linear_fwd if self.bound_kernels is None else self.bound_kernels[0])(x, weight, bias,
                                                                     activation, out)
         self.x2, self.weight, self.out, self.activation = x, weight, out, activation
         self.has_bias = bias is not None
@@ -87,20 +87,20 @@ class _Linear(Function):
             if needs_b and self.has_bias else None
         if grad.shape != out.shape or not grad.flags.c_contiguous:
             grad = np.ascontiguousarray(grad.reshape(out.shape))
-        (K.linear_bwd if self.kernels is None else self.kernels[1])(
+        (K.linear_bwd if self.bound_kernels is None else self.bound_kernels[1])(
             grad, x2, weight, out, self.activation, grad_x, grad_w, grad_b)
         if needs_x and len(self.x_shape) != 2:
             grad_x = grad_x.reshape(self.x_shape)
         return grad_x, grad_w, grad_b, None
 
-    def bind(self):
+    def bind_kernels(self):
         """Bind the kernels to the arrays of the last forward (:func:`fastgrad.backends.bind`):
         a captured replay repeats their dtypes, shapes and layouts, and this op makes the
         arrays it hands the kernels contiguous and 2-D."""
         x2, weight, out = self.x2, self.weight, self.out
         bias = np.empty(weight.shape[0], weight.dtype) if self.has_bias else None
         needs_x, needs_w, needs_b = self.needs_input_grad[:3]
-        self.kernels = (
+        self.bound_kernels = (
             backends.bind("linear_fwd", x2, weight, bias, self.activation, out),
             backends.bind("linear_bwd", out, x2, weight, out, self.activation,
                           x2 if needs_x else None, weight if needs_w else None,
@@ -542,9 +542,9 @@ class _BatchNormTraining(Function):
     the pass that writes the output, its derivative in the backward's first."""
 
     grads_are_fresh = True
-    #: ``(batchnorm_fwd, batchnorm_bwd)`` bound by :meth:`bind`, or None (see
-    #: :attr:`_Linear.kernels`).
-    kernels = None
+    #: ``(batchnorm_fwd, batchnorm_bwd)`` bound by :meth:`bind_kernels`, or None (see
+    #: :attr:`_Linear.bound_kernels`).
+    bound_kernels = None
     writes_grads_into = True
 
     def forward(self, x, weight, bias, eps, activation, running_mean=None, running_var=None,
@@ -563,7 +563,7 @@ class _BatchNormTraining(Function):
                           None if running_mean is None else running_mean._data,
                           None if running_var is None else running_var._data,
                           0.0 if momentum is None else momentum, mean, var, invstd, out)
-        (K.batchnorm_fwd if self.kernels is None else self.kernels[0])(*self.arguments)
+        (K.batchnorm_fwd if self.bound_kernels is None else self.bound_kernels[0])(*self.arguments)
         self.x3, self.weight, self.mean, self.invstd = x3, weight, mean, invstd
         self.activation, self.out = activation, (out if activation != _NONE else None)
         if running_mean is not None:  # updated in place by the kernel: buffers, no autograd
@@ -580,18 +580,19 @@ class _BatchNormTraining(Function):
         grad_x = np.empty_like(x3) if needs_x else None
         grad_weight = self.grad_array(1, channels, x3.dtype) if needs_weight else None
         grad_bias = self.grad_array(2, channels, x3.dtype) if needs_bias else None
-        (K.batchnorm_bwd if self.kernels is None else self.kernels[1])(
+        (K.batchnorm_bwd if self.bound_kernels is None else self.bound_kernels[1])(
             np.ascontiguousarray(grad_out.reshape(x3.shape)), x3, self.weight, self.mean,
             self.invstd, self.out, self.activation, grad_x, grad_weight, grad_bias)
         grad_x = grad_x.reshape(self.shape) if needs_x else None
         return grad_x, grad_weight, grad_bias, None, None
 
-    def bind(self):
-        """Bind the kernels to the arrays of the last forward (see :meth:`_Linear.bind`)."""
+    def bind_kernels(self):
+        """Bind the kernels to the arrays of the last forward (see
+        :meth:`_Linear.bind_kernels`)."""
         x3, channels = self.x3, self.x3.shape[1]
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
         grad_channels = np.empty(channels, x3.dtype)
-        self.kernels = (
+        self.bound_kernels = (
             backends.bind("batchnorm_fwd", *self.arguments),
             backends.bind("batchnorm_bwd", x3, x3, self.weight, self.mean, self.invstd,
                           self.out, self.activation, x3 if needs_x else None,
