@@ -122,21 +122,22 @@ def linear(input, weight, bias=None, activation="none"):
     check_tensor(weight, "weight")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    if weight.ndim != 2:
+    x, w = input._data, weight._data  # the arrays' shapes: no Size made on the way
+    if w.ndim != 2:
         raise ValueError(f"weight must be 2-D (out_features, in_features), got shape "
                          f"{weight.shape}")
-    if input.ndim == 0 or input.shape[-1] != weight.shape[1]:
+    if x.ndim == 0 or x.shape[-1] != w.shape[1]:
         raise RuntimeError(f"linear: input of shape {input.shape} cannot be multiplied with "
                            f"weight of shape {weight.shape} (expected input shape "
-                           f"(*, {weight.shape[1]}))")
-    if input.dtype != weight.dtype:
+                           f"(*, {w.shape[1]}))")
+    if x.dtype != w.dtype:
         raise RuntimeError(f"linear: input and weight must have the same dtype, got input "
                            f"{input.dtype} and weight {weight.dtype}")
     if bias is not None:
         check_tensor(bias, "bias")
-        if bias.shape != (weight.shape[0],):
-            raise ValueError(f"bias must have shape ({weight.shape[0]},), got {bias.shape}")
-        if bias.dtype != weight.dtype:
+        if bias._data.shape != (w.shape[0],):
+            raise ValueError(f"bias must have shape ({w.shape[0]},), got {bias.shape}")
+        if bias._data.dtype != w.dtype:
             raise RuntimeError(f"linear: bias and weight must have the same dtype, got bias "
                                f"{bias.dtype} and weight {weight.dtype}")
     return _Linear.apply(input, weight, bias, ACTIVATIONS[activation])
