@@ -1876,7 +1876,7 @@ def _pair(input, target, name):
     dtype (PyTorch's promotion)."""
     check_floating(input, "input")
     check_tensor(target, "target")
-    if input.shape != target.shape:
+    if input._data.shape != target._data.shape:
         raise ValueError(f"{name}: target shape {target.shape} differs from input shape "
                          f"{input.shape}; losses do not broadcast, reshape one of them")
     dtype = dtypes.promote(input.dtype, target.dtype)
@@ -2140,10 +2140,10 @@ def mse_loss(input, target, size_average=None, reduce=None, reduction="mean", we
     check_tensor(target, "target")
     reduction = _legacy_reduction(size_average, reduce, reduction)
     check_reduction(reduction)
-    if input.shape != target.shape:
+    if input._data.shape != target._data.shape:
         raise ValueError(f"mse_loss input and target must have the same shape, got "
                          f"{input.shape} and {target.shape}")
-    if weight is None and target.dtype == input.dtype:
+    if weight is None and target._data.dtype == input._data.dtype:
         return _MSELoss.apply(input, target, reduction)
     difference = input - target
     return _reduce_weighted(difference * difference, weight, reduction, input, True)
@@ -2312,7 +2312,7 @@ def kl_div(input, target, size_average=None, reduce=None, reduction="mean", log_
 def _binary_pair(input, target, name):
     check_floating(input, "input")
     check_tensor(target, "target")
-    if input.shape != target.shape:
+    if input._data.shape != target._data.shape:
         raise ValueError(f"{name}: target shape {target.shape} differs from input shape "
                          f"{input.shape}; losses do not broadcast, reshape one of them")
     if target.dtype != input.dtype:
