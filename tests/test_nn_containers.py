@@ -355,3 +355,20 @@ def test_reassigning_a_child_module_keeps_its_place():
     model.first = nn.Parameter(fg.zeros(1))
     model.first = nn.ReLU()
     assert list(model._modules) == ["0", "1", "2", "first"] and "first" not in model._parameters
+
+
+def test_sequential_finds_its_fused_pairs_again_after_a_layer_changes():
+    """Sequential keeps its plan of fused pairs between calls; replacing, deleting or
+    appending a layer makes a new one."""
+    fg.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+    x = fg.randn(5, 3)
+    model(x)
+    model[1] = nn.Tanh()
+    np.testing.assert_array_equal(model(x).numpy(),
+                                  model[2](fg.tanh(model[0](x))).numpy())
+    del model[1]
+    np.testing.assert_array_equal(model(x).numpy(), model[1](model[0](x)).numpy())
+    model.append(nn.Sigmoid())
+    np.testing.assert_array_equal(model(x).numpy(),
+                                  fg.sigmoid(model[1](model[0](x))).numpy())
