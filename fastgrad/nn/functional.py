@@ -677,9 +677,10 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
     check_floating(input, "input")
     if activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    if input.ndim < 2:
+    shape, dtype = input._data.shape, input._data.dtype  # no Size made per read
+    if len(shape) < 2:
         raise ValueError(f"batch_norm expects input of shape (N, C, *), got shape {input.shape}")
-    channels = input.shape[1]
+    channels = shape[1]
     for name, value in (("running_mean", running_mean), ("running_var", running_var),
                         ("weight", weight), ("bias", bias)):
         if value is None:
@@ -688,7 +689,7 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
         if value._data.shape != (channels,):
             raise RuntimeError(f"batch_norm: {name} should have shape ({channels},) for input "
                                f"of shape {input.shape}, got {value.shape}")
-        if value._data.dtype != input._data.dtype:
+        if value._data.dtype != dtype:
             raise RuntimeError(f"batch_norm: {name} and input must have the same dtype, got "
                                f"{name} {value.dtype} and input {input.dtype}")
     if (running_mean is None) != (running_var is None):
@@ -705,7 +706,7 @@ def _batch_norm(input, running_mean, running_var, weight, bias, training, moment
                              "and running_var; got None for both")
         out = _batch_norm_eval(input, running_mean, running_var, weight, bias, eps)
         return out if activation == "none" else _ACTIVATION_OPS[activation](out)
-    _verify_batch_size(input.shape)
+    _verify_batch_size(shape)
     code = ACTIVATIONS[activation]
     if running_mean is None:
         return _BatchNormTraining.apply(input, weight, bias, eps, code)
