@@ -1891,16 +1891,17 @@ def _class_rows(input, target, name):
     Returns:
         ``(rows, target_shape)``.
     """
-    if target.dtype.kind not in "iu":
+    if target._data.dtype.kind not in "iu":
         raise RuntimeError(f"{name} target must hold int64 class indices, got dtype "
                            f"{target.dtype}")
-    class_dim = 0 if input.ndim == 1 else 1
-    expected = input.shape[:class_dim] + input.shape[class_dim + 1:]
-    if target.shape != expected:
+    shape = input._data.shape  # the array's: no Size made per read
+    class_dim = 0 if len(shape) == 1 else 1
+    expected = shape[:class_dim] + shape[class_dim + 1:]
+    if target._data.shape != expected:
         raise ValueError(f"{name} target must have shape {expected} for input of shape "
                          f"{input.shape}, got {target.shape}")
-    classes = input.shape[class_dim]
-    if input.ndim == 2:
+    classes = shape[class_dim]
+    if len(shape) == 2:
         return input, expected
     rows = ops.permute(input, *([d for d in range(input.ndim) if d != class_dim]
                                 + [class_dim])) if input.ndim > 2 else input
@@ -2028,14 +2029,14 @@ def cross_entropy(input, target, weight=None, size_average=None, ignore_index=-1
     smoothing = real(label_smoothing, "label_smoothing")
     if not 0 <= smoothing <= 1:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {smoothing}")
-    if not dtypes.is_floating(input.dtype):
+    if not dtypes.is_floating(input._data.dtype):
         raise TypeError(f"cross_entropy input must hold floating logits, got dtype {input.dtype}")
-    if input.ndim == 0:
+    if input._data.ndim == 0:
         raise ValueError("cross_entropy input must have a class dimension, got a 0-d tensor")
-    class_dim = 0 if input.ndim == 1 else 1
-    classes = input.shape[class_dim]
+    class_dim = 0 if input._data.ndim == 1 else 1
+    classes = input._data.shape[class_dim]
     weight = _check_class_weight(weight, input, classes)
-    if dtypes.is_floating(target.dtype):
+    if dtypes.is_floating(target._data.dtype):
         if target.shape != input.shape:
             raise RuntimeError(
                 f"cross_entropy expects int64 class indices of shape "
