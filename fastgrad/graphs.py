@@ -11,6 +11,9 @@ clipping stay outside, as in PyTorch: wrap the model, or a function of the model
 
 A replay runs the same kernels on the same values in the same order as eager execution, so
 outputs, gradients, running statistics and dropout's random draws are bit-identical to it.
+One exception: a parameter used several times in the call whose gradients are accumulated
+onto an existing ``.grad`` (no ``zero_grad`` between backwards) gets ``g + (a + b)`` from a
+replay, which sums its uses first, and ``(g + a) + b`` eagerly (a last-bit difference).
 It repeats each op's arrays in dtype, shape and layout, so an op that can
 (``Function.bind_kernels``: linear, batchnorm) binds its kernels once, after the first
 replay's forward, and later replays skip their per-call argument checks (a new kernel table,
