@@ -117,7 +117,7 @@ class Arena:
     # ------------------------------------------------------------------------- gradients
     def all_grads(self):
         """True when every parameter has a gradient (the fused whole-arena path applies)."""
-        return all(p._grad is not None for p in self.params)
+        return not [p for p in self.params if p._grad is None]  # a comprehension: no generator
 
     def holds_grads(self):
         """True when the arena is intact and every gradient lives in its segment of

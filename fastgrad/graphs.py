@@ -14,7 +14,7 @@ outputs, gradients, running statistics and dropout's random draws are bit-identi
 One exception: a parameter used several times in the call whose gradients are accumulated
 onto an existing ``.grad`` (no ``zero_grad`` between backwards) gets ``g + (a + b)`` from a
 replay, which sums its uses first, and ``(g + a) + b`` eagerly (a last-bit difference).
-It repeats each op's arrays in dtype, shape and layout, so an op that can
+A replay repeats each op's arrays in dtype, shape and layout, so an op that can
 (``Function.bind_kernels``: linear, batchnorm) binds its kernels once, after the first
 replay's forward, and later replays skip their per-call argument checks (a new kernel table,
 ``backends.use``, means a new capture).

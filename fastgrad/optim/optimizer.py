@@ -220,7 +220,7 @@ class Optimizer:
         this step.
         """
         params = arena.params
-        if not [p for p in params if p._grad is None]:
+        if arena.all_grads():
             # the usual step: every parameter has a gradient, its state and the same count
             # (one pass over the states instead of the general path's five: 3 of a small
             # model's 9 us of Python per Adam step)

@@ -56,14 +56,13 @@ class SGD(Optimizer):
                        weight_decay=group["weight_decay"], nesterov=group["nesterov"],
                        maximize=group["maximize"])
         params = arena.params
-        missing = [p for p in params if p._grad is None]
         if momentum == 0:  # no state: one pass over the arena, or over each gradient
             buffer, fresh = None, ()
         else:
             buffer, state = arena.state_buffer("momentum_buffer"), self.state
             fresh = [i for i, p in enumerate(params)
                      if "momentum_buffer" not in state.get(p, ())]
-        if not missing and len(fresh) in (0, len(params)):
+        if arena.all_grads() and len(fresh) in (0, len(params)):
             K.sgd_step(arena.data, arena.grad, buffer, first_step=bool(fresh), **options)
         else:
             # some parameters have no gradient (or no momentum yet): step the others one by one

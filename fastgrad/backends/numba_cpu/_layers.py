@@ -1486,6 +1486,11 @@ def _bind_linear_fwd(x, weight, bias, activation, out):
 linear_fwd.bind = _bind_linear_fwd
 
 
+def _products_apply(grad_out):
+    """True when :func:`linear_bwd`'s products run compiled (a usable BLAS, no empty side)."""
+    return blas.AVAILABLE and grad_out.shape[0] > 0 and grad_out.shape[1] > 0
+
+
 @config.jit()
 def _linear_backward(addresses, grad_out, x, weight, out, activation, g, grad_x, has_grad_x,
                      grad_weight, has_grad_weight, grad_bias, has_grad_bias, one, zero,
@@ -1516,7 +1521,7 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
     if not _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias):
         return _fallback("linear_bwd", grad_out, x, weight, out, activation, grad_x,
                          grad_weight, grad_bias)
-    compiled = blas.AVAILABLE and grad_out.shape[0] > 0 and grad_out.shape[1] > 0
+    compiled = _products_apply(grad_out)
     g = grad_out if activation == _NONE else np.empty_like(grad_out)
     empty, (one, zero) = _EMPTY[x.dtype], _ONE_ZERO[x.dtype]
     _linear_backward(ADDRESSES, grad_out, x, weight, out, activation, g,
@@ -1533,13 +1538,12 @@ def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_b
             gemm(g, x, True, False, False, grad_weight)
 
 
-
 def _bind_linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
     """:func:`linear_bwd` for arguments like these (see :func:`fastgrad.backends.bind`): the
     checks of its compiled path done once; where that path does not apply, ``linear_bwd``."""
     if (activation not in ACTIVATION_CODES
             or not _native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias)
-            or not (blas.AVAILABLE and grad_out.shape[0] > 0 and grad_out.shape[1] > 0)):
+            or not _products_apply(grad_out)):
         return linear_bwd
     empty, (one, zero) = _EMPTY[x.dtype], _ONE_ZERO[x.dtype]
     empty2 = empty.reshape(0, 0)
@@ -1557,6 +1561,7 @@ def _bind_linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, 
 
 
 linear_bwd.bind = _bind_linear_bwd
+
 
 def cross_entropy_fwd(logits, target, ignore_index, loss, lse):
     """Per-row cross-entropy: see :func:`fastgrad.backends.numpy_ref.cross_entropy_fwd`. One
@@ -1583,6 +1588,23 @@ def cross_entropy_bwd(logits, target, lse, ignore_index, grad_loss, grad_logits)
     raise_bad_target(bad, target, ignore_index, logits.shape[1])
 
 
+def _bn_fwd_compiled(x, weight, bias, running_mean, running_var, mean, var, invstd, out):
+    """True when :func:`batchnorm_fwd`'s compiled path takes these arguments (the kernel's check
+    and its binder's): else one running statistic without the other, or one value per channel
+    (no unbiased variance), go to the reference's behaviour and errors, as the C backend's."""
+    return (_native(x.dtype, x, weight, bias, running_mean, running_var, out)
+            and mean.dtype == np.float64 and _native(mean.dtype, mean, var, invstd)
+            and (running_mean is None) == (running_var is None)
+            and (running_mean is None or x.shape[0] * x.shape[2] >= 2))
+
+
+def _bn_bwd_compiled(grad_out, x, weight, mean, invstd, out, grad_x, grad_weight, grad_bias):
+    """True when :func:`batchnorm_bwd`'s compiled path takes these arguments (``out`` None
+    without an activation: not read)."""
+    return (_native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias)
+            and mean.dtype == np.float64 and _native(mean.dtype, mean, invstd))
+
+
 def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, momentum, mean,
                   var, invstd, out):
     """Training-mode batch normalisation: see :func:`fastgrad.backends.numpy_ref.batchnorm_fwd`.
@@ -1594,12 +1616,7 @@ def batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_var, m
     """
     if activation not in ACTIVATION_CODES:
         _unknown_activation(activation)
-    if not (_native(x.dtype, x, weight, bias, running_mean, running_var, out)
-            and mean.dtype == np.float64 and _native(mean.dtype, mean, var, invstd)
-            # one running statistic without the other, or one value per channel (no unbiased
-            # variance): the reference's behaviour and errors, as the C backend's
-            and (running_mean is None) == (running_var is None)
-            and (running_mean is None or x.shape[0] * x.shape[2] >= 2)):
+    if not _bn_fwd_compiled(x, weight, bias, running_mean, running_var, mean, var, invstd, out):
         return _fallback("batchnorm_fwd", x, weight, bias, eps, activation, running_mean,
                          running_var, momentum, mean, var, invstd, out)
     n, channels, spatial = x.shape
@@ -1625,8 +1642,8 @@ def batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad_x, gr
         _unknown_activation(activation)
     if activation == _NONE:
         out = None  # not read
-    if not (_native(x.dtype, grad_out, x, weight, out, grad_x, grad_weight, grad_bias)
-            and mean.dtype == np.float64 and _native(mean.dtype, mean, invstd)):
+    if not _bn_bwd_compiled(grad_out, x, weight, mean, invstd, out, grad_x, grad_weight,
+                            grad_bias):
         return _fallback("batchnorm_bwd", grad_out, x, weight, mean, invstd, out, activation,
                          grad_x, grad_weight, grad_bias)
     n, channels, spatial = x.shape
@@ -1645,11 +1662,8 @@ def _bind_batchnorm_fwd(x, weight, bias, eps, activation, running_mean, running_
                         mean, var, invstd, out):
     """:func:`batchnorm_fwd` for arguments like these (see :func:`fastgrad.backends.bind`):
     the checks of its compiled path done once; where that path does not apply, the kernel."""
-    if (activation not in ACTIVATION_CODES
-            or not (_native(x.dtype, x, weight, bias, running_mean, running_var, out)
-                    and mean.dtype == np.float64 and _native(mean.dtype, mean, var, invstd)
-                    and (running_mean is None) == (running_var is None)
-                    and (running_mean is None or x.shape[0] * x.shape[2] >= 2))):
+    if activation not in ACTIVATION_CODES or not _bn_fwd_compiled(
+            x, weight, bias, running_mean, running_var, mean, var, invstd, out):
         return batchnorm_fwd
     n, channels, spatial = x.shape
     empty, running = _EMPTY[x.dtype], running_mean is not None
@@ -1673,11 +1687,9 @@ def _bind_batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad
                         grad_weight, grad_bias):
     """:func:`batchnorm_bwd` for arguments like these (see :func:`fastgrad.backends.bind`):
     the checks of its compiled path done once; where that path does not apply, the kernel."""
-    if (activation not in ACTIVATION_CODES
-            or not (_native(x.dtype, grad_out, x, weight,
-                            None if activation == _NONE else out, grad_x, grad_weight,
-                            grad_bias)
-                    and mean.dtype == np.float64 and _native(mean.dtype, mean, invstd))):
+    if activation not in ACTIVATION_CODES or not _bn_bwd_compiled(
+            grad_out, x, weight, mean, invstd, None if activation == _NONE else out, grad_x,
+            grad_weight, grad_bias):
         return batchnorm_bwd
     n, channels, spatial = x.shape
     empty, has_x = _EMPTY[x.dtype], grad_x is not None
@@ -1698,6 +1710,7 @@ def _bind_batchnorm_bwd(grad_out, x, weight, mean, invstd, out, activation, grad
 
 
 batchnorm_bwd.bind = _bind_batchnorm_bwd
+
 
 def lstm_cell_fwd(gates, c_prev, gates_act, h, c):
     """The pointwise part of one LSTM step: see
