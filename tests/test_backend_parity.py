@@ -339,6 +339,11 @@ def test_reference_monitor_norms(with_grads, have_prev, size, dtype):
         np.testing.assert_allclose(args["out"][0], norms[0], rtol=1e-12)
     else:
         np.testing.assert_array_equal(args["out"][0], -1.0)  # left as it was
+    layers = spec.example(np.random.default_rng(size), dtype, size)["layer_sq"]
+    for p, layer in enumerate(args["layer_of"]):
+        if layer >= 0:
+            layers[layer] += args["out"][0, p] ** 2
+    np.testing.assert_allclose(args["layer_sq"], layers, rtol=1e-12)
     np.testing.assert_allclose(args["out"][1], norms[1], rtol=1e-12)
     if have_prev:
         np.testing.assert_allclose(args["out"][2], norms[2], rtol=1e-12)

@@ -239,7 +239,7 @@ VARIANTS = {
     "monitor_norms-inner-segments": lambda d: ("monitor_norms", dict(
         grads=np.arange(12, dtype=d), values=np.linspace(-1, 1, 12).astype(d),
         prev=np.zeros(12, d), offsets=np.array([2, 5, 5, 9]), have_prev=True,
-        out=np.empty((3, 3)))),
+        out=np.empty((3, 3)), layer_of=np.array([1, -1, 1]), layer_sq=np.ones(2))),
     "adam-float-step": lambda d: ("adam_step", _example("adam_step", d, step=7.0)),
     "adagrad-float-step": lambda d: ("adagrad_step", _example("adagrad_step", d, step=4.0)),
     "adamax-maximize-float-step": lambda d: ("adamax_step", _example(

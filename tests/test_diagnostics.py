@@ -152,6 +152,30 @@ def test_a_layer_below_the_floor_for_patience_steps_is_vanishing():
     assert checker.check(0, [0.0, 1.0], [False, True], 1.0, False, {}) == []
 
 
+class _GeneralChecker(Checker):
+    """A Checker that never takes the usual-step shortcut (it always seems to be counting
+    a layer towards the floor)."""
+
+    _counting = property(lambda self: True, lambda self, value: None)
+
+
+def test_the_usual_step_shortcut_issues_what_the_general_checks_do():
+    traits = ModelTraits({"sigmoid"}, False, False, False, False, 3, 1.0, lr=0.1)
+    rng = np.random.default_rng(0)
+    thresholds = Thresholds(patience=2, window=4, growth=3.0, floor=1e-3)
+    fast, general = (cls(thresholds, ["a", "b", "c"], traits) for cls in (Checker,
+                                                                          _GeneralChecker))
+    for step in range(3000):
+        norms = list(np.exp(rng.normal(0, 3 if step % 500 < 250 else 1, 3)))
+        if step % 97 == 5:
+            norms[rng.integers(3)] = rng.choice([np.nan, np.inf, 0.0])
+        total = math.sqrt(sum(n * n for n in norms))
+        got, want = (c.check(step, list(norms), None, total, False, {}) for c in (fast, general))
+        assert [v.state() for v in got] == [v.state() for v in want], step
+    assert {v.kind for v in fast.verdicts} >= {"vanishing", "exploding", "non-finite"}
+    assert fast.state_dict() == general.state_dict()
+
+
 def test_saturated_sigmoids_are_flagged(digits):
     model = _mlp(3, 32, nn.Sigmoid)
     for module in model.modules():
@@ -275,9 +299,9 @@ def test_after_clipping_the_gradients_are_not_measured_again(digits, monkeypatch
         passes.append(values)
         return original(values, offsets, norm_type, out)
 
-    def counting_fused(grads, values, prev, offsets, have_prev, out):
+    def counting_fused(grads, *args):
         fused.append(grads)
-        return original_fused(grads, values, prev, offsets, have_prev, out)
+        return original_fused(grads, *args)
 
     monkeypatch.setattr(K, "segment_norms", counting)
     monkeypatch.setattr(K, "monitor_norms", counting_fused)

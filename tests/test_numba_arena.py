@@ -117,12 +117,15 @@ def test_monitor_norms_are_bit_identical_for_1_and_2_threads_and_paths(threads, 
         else:
             threads(count)
         prev, out = start.copy(), np.full((3, len(offsets) - 1), np.nan)
-        _arena.monitor_norms(grads, values, prev, offsets, True, out)
+        layer_sq = np.zeros(2)
+        layer_of = np.arange(len(offsets) - 1) % 2
+        _arena.monitor_norms(grads, values, prev, offsets, True, out, layer_of, layer_sq)
         np.testing.assert_array_equal(prev, values)
-        results.append(out)
-    assert np.isfinite(results[0]).all()
+        results.append((out, layer_sq))
+    assert np.isfinite(results[0][0]).all()
     for other in results[1:]:
-        np.testing.assert_array_equal(other, results[0])
+        np.testing.assert_array_equal(other[0], results[0][0])
+        np.testing.assert_array_equal(other[1], results[0][1])
 
 
 @TWO_THREADS

@@ -39,7 +39,7 @@ import numpy as np
 
 from . import blas
 from . import numpy_ref as _reference
-from .numpy_ref import ACTIVATIONS
+from .numpy_ref import ACTIVATIONS, add_layer_squares
 from .spec import Fallbacks, raise_bad_target
 
 try:
@@ -219,19 +219,22 @@ def segment_norms(values, offsets, norm_type, out):
     return total[0]
 
 
-def monitor_norms(grads, values, prev, offsets, have_prev, out):
+def monitor_norms(grads, values, prev, offsets, have_prev, out, layer_of, layer_sq):
     """Per-segment L2 norms of the gradients, the values and the values' change, then
-    ``prev = values``, in one pass: see :func:`fastgrad.backends.numpy_ref.monitor_norms`.
-    Sums in double over fixed pieces combined in order."""
+    ``prev = values``, in one pass, and the squared gradient norms per layer: see
+    :func:`fastgrad.backends.numpy_ref.monitor_norms`. Sums in double over fixed pieces
+    combined in order; the per-layer sums (a few numbers per parameter) as the reference's."""
     segments = offsets.size - 1
     c = _native(values.dtype, grads, values, prev)
     if (c is None or offsets.ndim != 1 or segments < 0 or out.shape != (3, segments)
             or not _same_size(values.size, grads, prev) or not _contiguous(_I64, offsets)
             or not _contiguous(_F64, out)):
-        return _fallback("monitor_norms", grads, values, prev, offsets, have_prev, out)
+        return _fallback("monitor_norms", grads, values, prev, offsets, have_prev, out,
+                         layer_of, layer_sq)
     _check(c["monitor_norms"](_NULL if grads is None else _in(grads), _in(values), _out(prev),
                               values.size, _in(offsets), segments, bool(have_prev), _out(out),
                               PARALLEL_MIN["norms"]), values, offsets)
+    add_layer_squares(out[0], layer_of, layer_sq)
 
 
 def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_param_out):

@@ -377,25 +377,34 @@ def _monitor_norms_example(rng, dtype, size):
     args = _segment_norms_example(rng, dtype, size)
     values, offsets = args["values"], args["offsets"]
     change = rng.standard_normal(values.size) * 1e-3
+    segments = len(offsets) - 1
+    # segments grouped into layers of one to three, one segment left out (position -1)
+    layer_of = np.cumsum(rng.integers(0, 2, segments) * (rng.integers(0, 3, segments) > 0))
+    layer_of[rng.integers(0, segments)] = -1
     return dict(grads=rng.standard_normal(values.size).astype(dtype), values=values,
                 prev=(values + change).astype(dtype), offsets=offsets, have_prev=True,
-                out=np.zeros((3, len(offsets) - 1), np.float64))
+                out=np.zeros((3, segments), np.float64), layer_of=layer_of.astype(np.int64),
+                layer_sq=rng.random(int(layer_of.max()) + 1))
 
 
-@kernel(writes=("prev", "out"), example=_monitor_norms_example, bench_sizes=(100, 10_000),
-        tolerances={np.dtype(np.float32): (1e-6, 0.0)},
+@kernel(writes=("prev", "out", "layer_sq"), example=_monitor_norms_example,
+        bench_sizes=(100, 10_000), tolerances={np.dtype(np.float32): (1e-6, 0.0)},
         variants=({"grads": {}, "no-grads": dict(grads=None)},
                   {"prev": {}, "no-prev": dict(have_prev=False)}))
-def monitor_norms(grads, values, prev, offsets, have_prev, out):
+def monitor_norms(grads, values, prev, offsets, have_prev, out, layer_of, layer_sq):
     """Per-segment L2 norms of the gradients, of the values and of the values' change since
-    ``prev``, then ``prev = values``: a gradient monitor's whole per-step measurement of an
-    arena in one pass.
+    ``prev``, then ``prev = values``, and the gradient norms summed per layer: a gradient
+    monitor's whole per-step measurement of an arena in one pass.
 
     Segment ``p`` is ``[offsets[p]:offsets[p + 1]]`` (one parameter). Shapes: grads, values and
     prev (M,), one dtype; offsets (P + 1,) int64; out (3, P) float64, rows: gradient norms,
     value norms, change norms (NaN without ``have_prev``). ``grads`` may be None (the gradient
     norms are known already, e.g. from the clipping pass): row 0 is then left as it is. Sums,
-    and the change, in float64. Overwrites ``out`` and ``prev``.
+    and the change, in float64. Then each ``out[0, p] ** 2`` is added to
+    ``layer_sq[layer_of[p]]`` (the squared norm of the layer owning parameter ``p``; not for
+    a negative ``layer_of[p]``), in segment order: layer_of (P,) int64, layer_sq (L,) float64
+    (accumulated into, so that several arenas' parameters can share a layer). Overwrites
+    ``out`` and ``prev``.
     """
     for p in range(out.shape[1]):
         lo, hi = offsets[p], offsets[p + 1]
@@ -405,6 +414,16 @@ def monitor_norms(grads, values, prev, offsets, have_prev, out):
         out[1, p] = np.sqrt(np.sum(np.square(v)))
         out[2, p] = np.sqrt(np.sum(np.square(v - prev[lo:hi]))) if have_prev else np.nan
     np.copyto(prev, values)
+    add_layer_squares(out[0], layer_of, layer_sq)
+
+
+def add_layer_squares(norms, layer_of, layer_sq):
+    """``layer_sq[layer_of[p]] += norms[p] ** 2`` for each ``p`` in order, skipping negative
+    ``layer_of[p]``: :func:`monitor_norms`'s last step, which the backends whose kernel
+    computes only the per-segment norms finish with (a few numbers per parameter)."""
+    for norm, layer in zip(norms.tolist(), layer_of.tolist()):
+        if layer >= 0:
+            layer_sq[layer] += norm * norm
 
 
 # ------------------------------------------------------------------------------- optimisers

@@ -83,15 +83,19 @@ class _Source:
         identity: the source holds exactly the monitored parameters, in the monitor's order
             (its norms are the monitor's rows as they are).
         arena: the Arena, or None.
+        layer_of: (P,) int64, each parameter's layer (its forward position; -1 for a
+            parameter not monitored): the ``monitor_norms`` kernel sums the squared gradient
+            norms per layer through it (see :meth:`set_layers`).
         prev: the parameter values the last measurement saw, or a snapshot taken before a
             recorded step (``have_prev`` says whether it holds either yet); each measurement
             moves it on to the current values.
         norms: (3, P) float64 rows of the last measurement: gradient, value and change norms.
     """
 
-    def __init__(self, params, positions, count, arena=None):
+    def __init__(self, params, positions, count, layer_position, arena=None):
         self.arena, self.params = arena, params
-        self.identity = list(positions) == list(range(count))
+        self.positions = list(positions)
+        self.identity = self.positions == list(range(count))
         self.take = np.array([i for i, p in enumerate(positions) if p >= 0], np.int64)
         self.dest = np.array([p for p in positions if p >= 0], np.int64)
         if arena is not None:
@@ -101,47 +105,59 @@ class _Source:
         self.sizes = np.diff(self.offsets)
         self.norms = np.empty((3, len(params)))
         self.prev, self.have_prev = None, False
+        self.set_layers(layer_position)
 
-    def _prev(self, values):
-        """The ``prev`` buffer, (re)allocated (and emptied) when it no longer fits ``values``."""
-        if self.prev is None or self.prev.size != values.size \
-                or self.prev.dtype != values.dtype:
-            self.prev, self.have_prev = np.empty_like(values), False
-        return self.prev
+    def set_layers(self, layer_position):
+        """Take each monitored parameter's layer from ``layer_position`` (monitor parameter
+        index -> forward position of its layer)."""
+        self.layer_of = np.array([layer_position[p] if p >= 0 else -1 for p in self.positions],
+                                 np.int64)
 
-    def measure(self, grads, out):
-        """Each parameter's gradient norm (unless ``grads`` is None: row 0 is then left as
-        set), value norm and change since ``prev`` into ``out`` (3, P), in one pass over the
-        arena."""
-        values = self.flat_values()
-        K.monitor_norms(grads, values, self._prev(values), self.offsets, self.have_prev, out)
+    def measure(self, out, layer_sq, read_grads=True):
+        """Each parameter's gradient norm (unless not ``read_grads``: row 0 then holds them
+        already), value norm and change since ``prev`` into ``out`` (3, P), in one pass over
+        the arena, and the squared gradient norms of the parameters with a gradient added to
+        their layers' ``layer_sq``.
+
+        Returns:
+            The indices of the parameters without a gradient (a list; their gradient norm is
+            measured as zero).
+        """
+        missing = [i for i, p in enumerate(self.params) if p._grad is None]
+        arena, layer_of = self.arena, self.layer_of
+        if missing:
+            layer_of = layer_of.copy()
+            layer_of[missing] = -1
+        if arena is not None:
+            values = arena.data
+            if missing and read_grads:
+                arena.zero_stale()  # their segments hold stale values: count them as zero
+            grads = arena.grad if read_grads else None
+        else:
+            param = self.params[0]
+            values = np.ascontiguousarray(param._data).reshape(-1)
+            grads = None if not read_grads \
+                else np.zeros(values.size, values.dtype) if missing \
+                else np.ascontiguousarray(param._grad._data).reshape(-1)
+        prev = self.prev
+        if prev is None or prev.size != values.size or prev.dtype != values.dtype:
+            prev = self._new_prev(values)
+        K.monitor_norms(grads, values, prev, self.offsets, self.have_prev, out, layer_of,
+                        layer_sq)
         self.have_prev = True
+        return missing
 
     def snapshot(self):
         """Copy the values into ``prev`` (before a recorded step)."""
-        values = self.flat_values()
-        np.copyto(self._prev(values), values)
+        values = self.arena.data if self.arena is not None \
+            else np.ascontiguousarray(self.params[0]._data).reshape(-1)
+        np.copyto(self._new_prev(values), values)
         self.have_prev = True
 
-    def flat_values(self):
-        if self.arena is not None:
-            return self.arena.data
-        return np.ascontiguousarray(self.params[0]._data).reshape(-1)
-
-    def missing(self):
-        """The indices of the parameters without a gradient."""
-        return [i for i, p in enumerate(self.params) if p._grad is None]
-
-    def flat_grad(self, missing):
-        """The flat gradients, zero for the parameters without one (``missing``)."""
-        if self.arena is not None:
-            if missing:
-                self.arena.zero_stale()
-            return self.arena.grad
-        grad = self.params[0]._grad
-        if grad is None:
-            return np.zeros(self.params[0].numel(), self.params[0].dtype)
-        return np.ascontiguousarray(grad._data).reshape(-1)
+    def _new_prev(self, values):
+        """A new, empty ``prev`` buffer for ``values``."""
+        self.prev, self.have_prev = np.empty_like(values), False
+        return self.prev
 
 
 class GradientMonitor:
@@ -284,6 +300,8 @@ class GradientMonitor:
         self._order_list = order
         forward = {layer: position for position, layer in enumerate(order)}
         self._position = [forward[layer] for layer in self._param_layer.tolist()]
+        for source in self._sources:
+            source.set_layers(self._position)
         self._checker.set_layers(self.layer_names)
 
     @property
@@ -401,10 +419,11 @@ class GradientMonitor:
             for arena in arenas:
                 positions = [self._index.get(id(p), -1) for p in arena.params]
                 if any(pos >= 0 for pos in positions):
-                    sources.append(_Source(arena.params, positions, len(self._params), arena))
+                    sources.append(_Source(arena.params, positions, len(self._params),
+                                           self._position, arena))
                     covered.update(pos for pos in positions if pos >= 0)
-            sources += [_Source([p], [i], len(self._params)) for i, p in enumerate(self._params)
-                        if i not in covered]
+            sources += [_Source([p], [i], len(self._params), self._position)
+                        for i, p in enumerate(self._params) if i not in covered]
             self._sources, self._layout_key = sources, key
         return self._sources
 
@@ -438,56 +457,50 @@ class GradientMonitor:
 
     def _record(self, step):
         row = self._table.next()
+        layer_sq = np.zeros(self._layer_count)
         clipped, coef, present = False, 1.0, None
+        since = self._clips_seen
+        clips = clip_count() != since  # any clip since the last step, whose norms to reuse
         for source in self._layout():
-            missing = source.missing()
-            before = None if source.arena is None \
-                else source.arena.clip_norms(2.0, since=self._clips_seen)
+            before = source.arena.clip_norms(2.0, since=since) \
+                if clips and source.arena is not None else None
             out = row if source.identity else source.norms
             if before is not None:
                 clipped = True
                 coef = _clip_coefficient(source, before)
                 out[0] = before
-                source.measure(None, out)
-            else:
-                source.measure(source.flat_grad(missing), out)
+            missing = source.measure(out, layer_sq, read_grads=before is None)
             if not source.identity:
                 row[:, source.dest] = out[:, source.take]
             if missing:
                 if present is None:
                     present = np.ones(self._count, bool)
                 present[source.dest[np.isin(source.take, missing)]] = False
-        layer_grad, layer_present, total = self._layer_norms(
-            row[0].tolist(), None if present is None else present.tolist())
+        squares = layer_sq.tolist()
+        layer_grad = [math.sqrt(square) for square in squares]
+        total = math.sqrt(sum(squares))
         self._globals.append((total, total * coef, coef) if clipped else
                              (total, total, math.nan))
         self._recorded_steps.append(step)
         if self.optimizer is not None:  # remedies quote the learning rate in force
             self.traits.lr = self.optimizer.param_groups[0]["lr"]
         activations = self._take_activations(step) if self._pending_activations else {}
-        new = self._checker.check(step, layer_grad, layer_present, total, clipped, activations)
+        new = self._checker.check(step, layer_grad, None if present is None
+                                  else self._layers_present(present), total, clipped,
+                                  activations)
         if self._recurrent:
             profiles = self._take_time(len(self._recorded_steps) - 1)
             new += self._checker.check_time(step, profiles, clipped)
         return new
 
-    def _layer_norms(self, per_param, present):
-        """Per-layer gradient norms (a list, forward order) from per-parameter ones (a list),
-        which layers have any gradient (None: all, as ``present``, per parameter) and the
-        global norm. In Python: a step records a few floats per parameter, fewer than NumPy's
-        calls would cost on small models."""
-        squares, position = [0.0] * self._layer_count, self._position
-        if present is None:
-            for i, norm in enumerate(per_param):
-                squares[position[i]] += norm * norm
-            have = None
-        else:
-            have = [False] * self._layer_count
-            for i, norm in enumerate(per_param):
-                if present[i]:
-                    squares[position[i]] += norm * norm
-                    have[position[i]] = True
-        return [math.sqrt(s) for s in squares], have, math.sqrt(sum(squares))
+    def _layers_present(self, present):
+        """Which layers (forward order) have a gradient (a list of bools), from which
+        parameters have one (a bool array)."""
+        have = [False] * self._layer_count
+        for i, here in enumerate(present.tolist()):
+            if here:
+                have[self._position[i]] = True
+        return have
 
     def _take_activations(self, step):
         pending, self._pending_activations = self._pending_activations, {}

@@ -275,9 +275,11 @@ def _monitor_piece(grads, has_grads, values, prev, partial):
 
 
 @config.jit(parallel=True)
-def _monitor(grads, has_grads, values, prev, offsets, have_prev, out, parallel_min):
+def _monitor(grads, has_grads, values, prev, offsets, have_prev, out, layer_of, layer_sq,
+             parallel_min):
     """Per-segment gradient, value and change norms into ``out`` from pieces of CHUNK
-    elements, partials combined in order (as :func:`_norms`)."""
+    elements, partials combined in order (as :func:`_norms`), then the squared gradient norms
+    added to their layers' ``layer_sq``."""
     first, starts, stops = _piece_layout(offsets)
     pieces = starts.size
     partial = np.empty((pieces, 3), np.float64)
@@ -301,15 +303,19 @@ def _monitor(grads, has_grads, values, prev, offsets, have_prev, out, parallel_m
             out[0, s] = math.sqrt(gg)
         out[1, s] = math.sqrt(vv)
         out[2, s] = math.sqrt(dd) if have_prev else math.nan
+        if layer_of[s] >= 0:
+            layer_sq[layer_of[s]] += out[0, s] * out[0, s]
 
 
-def monitor_norms(grads, values, prev, offsets, have_prev, out):
-    """Gradient, value and change norms per segment, then ``prev = values``: see
-    :func:`fastgrad.backends.numpy_ref.monitor_norms`. One pass over the three buffers."""
+def monitor_norms(grads, values, prev, offsets, have_prev, out, layer_of, layer_sq):
+    """Gradient, value and change norms per segment, then ``prev = values``, and the squared
+    gradient norms per layer: see :func:`fastgrad.backends.numpy_ref.monitor_norms`. One pass
+    over the three buffers."""
     if not _jitted(values):
-        return _fallback("monitor_norms", grads, values, prev, offsets, have_prev, out)
+        return _fallback("monitor_norms", grads, values, prev, offsets, have_prev, out,
+                         layer_of, layer_sq)
     _monitor(_EMPTY[values.dtype] if grads is None else grads, grads is not None, values, prev,
-             offsets, bool(have_prev), out, PARALLEL_MIN["segment_norms"])
+             offsets, bool(have_prev), out, layer_of, layer_sq, PARALLEL_MIN["segment_norms"])
 
 
 def clip_grad_norm(grads, offsets, max_norm, norm_type, error_if_nonfinite, per_param_out):

@@ -238,15 +238,28 @@ def _monitor(grads, has_grads, values, prev, offsets, have_prev, out):
             out[2, s] = math.sqrt(dd) if have_prev else math.nan
 
 
-def monitor_norms(grads, values, prev, offsets, have_prev, out):
-    """Gradient, value and change norms per segment, then ``prev = values``: see
-    :func:`fastgrad.backends.numpy_ref.monitor_norms`. One pass over the three buffers."""
-    check_device(grads=grads, values=values, prev=prev, offsets=offsets, out=out)
+@cuda.jit(cache=True)
+def _add_layer_squares(out, layer_of, layer_sq):
+    """``layer_sq[layer_of[p]] += out[0, p] ** 2`` in segment order, on one thread (a few
+    numbers per parameter; no atomics, so the sums are deterministic)."""
+    if cuda.grid(1) == 0:
+        for p in range(out.shape[1]):
+            if layer_of[p] >= 0:
+                layer_sq[layer_of[p]] += out[0, p] * out[0, p]
+
+
+def monitor_norms(grads, values, prev, offsets, have_prev, out, layer_of, layer_sq):
+    """Gradient, value and change norms per segment, then ``prev = values``, and the squared
+    gradient norms per layer: see :func:`fastgrad.backends.numpy_ref.monitor_norms`. One pass
+    over the three buffers."""
+    check_device(grads=grads, values=values, prev=prev, offsets=offsets, out=out,
+                 layer_of=layer_of, layer_sq=layer_sq)
     has_grads = grads is not None
     blocks, threads = segment_grid(out.shape[1])
     # without gradients, ``values`` stands in for them (unread), so one kernel serves both
     _monitor[blocks, threads](grads if has_grads else values, has_grads, values, prev, offsets,
                               bool(have_prev), out)
+    _add_layer_squares[1, 1](out, layer_of, layer_sq)
 
 
 @cuda.jit(device=True)
