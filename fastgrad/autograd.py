@@ -25,6 +25,7 @@ import weakref
 import numpy as np
 
 from . import dtypes
+from .device import array_of, check_same_device, to_device, zeros
 
 
 class _GradMode(threading.local):
@@ -311,10 +312,10 @@ class Function:
         node.needs_input_grad = needs
         result = node.forward(*raw, **kwargs)
         if type(result) is tuple:
-            outputs = tuple(Tensor(a if type(a) is np.ndarray else np.asarray(a))
+            outputs = tuple(Tensor(a if type(a) is np.ndarray else array_of(a))
                             for a in result)
         else:
-            outputs = Tensor(result if type(result) is np.ndarray else np.asarray(result))
+            outputs = Tensor(result if type(result) is np.ndarray else array_of(result))
         if record:
             node.inputs, node.versions = tuple(inputs), versions
             if type(outputs) is not tuple:  # one output: no generators (0.5 us of an op)
@@ -399,7 +400,11 @@ def _root_gradient(output, gradient, position):
     elif isinstance(gradient, (bool, np.bool_)) or not isinstance(gradient, numbers.Real):
         raise TypeError(f"gradient must be a Tensor, a numpy.ndarray or None, got "
                         f"{type(gradient).__name__}")
-    gradient = np.asarray(gradient)
+    gradient = array_of(gradient)
+    if type(gradient) is not type(output._data):  # a number, or an array of another device
+        if gradient.ndim == 0 and type(gradient) is np.ndarray:
+            gradient = to_device(gradient, output.device)
+        check_same_device([output._data, gradient], "output and gradient")
     if gradient.shape != output.shape:
         raise RuntimeError(f"mismatch in shape: gradient {position} has shape {gradient.shape} "
                            f"but output {position} has shape {output.shape}")
@@ -415,7 +420,7 @@ def _accumulate_into_grad(leaf, gradient, fresh=False):
             if fresh and gradient.dtype == leaf.dtype and gradient.flags.writeable:
                 buffer = gradient
             else:
-                buffer = np.array(gradient, dtype=leaf.dtype)
+                buffer = array_of(gradient).astype(leaf.dtype)  # a copy, on its device
         elif gradient is not buffer:  # not written there by its op (see offered_buffers)
             np.copyto(buffer, gradient)
         leaf._grad = _tensor.Tensor(buffer)
@@ -559,7 +564,8 @@ def _walk(roots, gradients, retain_graph, capture=None):
         if capture is not None:
             _capture_outputs(node, grad_outputs, capture)
         if node.materialize_grads and len(grad_outputs) > 1:  # one output: it has its own
-            grad_outputs = [g if g is not None else np.zeros(shape, dtype)
+            like = next(g for g in grad_outputs if g is not None)
+            grad_outputs = [g if g is not None else zeros(shape, dtype, like)
                             for g, (shape, dtype) in zip(grad_outputs, node.output_meta)]
         if node.writes_grads_into:
             node.grad_into = offered_buffers(node.inputs)
@@ -695,7 +701,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=False, allow_unused=Fa
             raise RuntimeError(f"input {position} (shape {tensor.shape}) was not used to compute "
                                "the outputs; pass allow_unused=True to get None for it")
         results.append(None if gradient is None else _tensor.Tensor(
-            np.array(gradient, dtype=tensor.dtype)))
+            array_of(gradient).astype(tensor.dtype)))
     return tuple(results)
 
 

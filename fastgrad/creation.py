@@ -20,7 +20,9 @@ import numpy as np
 from . import dtypes
 from . import random as _random
 from ._checks import check_broadcast, check_dtype, check_tensor, integer, shape_argument
+from .device import CPU
 from .device import resolve as _resolve_device
+from .device import to_device as _to_device
 from .tensor import Tensor, tensor
 
 __all__ = ["arange", "as_tensor", "bernoulli", "empty", "empty_like", "eye", "full",
@@ -30,7 +32,11 @@ __all__ = ["arange", "as_tensor", "bernoulli", "empty", "empty_like", "eye", "fu
 
 
 # ------------------------------------------------------------------------------------ helpers
-def _make(array, requires_grad):
+def _make(array, requires_grad, where=CPU):
+    """A tensor of the NumPy ``array``'s values on the device ``where`` (resolved): the values
+    are made on the host, then copied there."""
+    if where is not CPU and where.type != "cpu":
+        array = _to_device(array, where)
     return Tensor(array, requires_grad=requires_grad)
 
 
@@ -71,27 +77,27 @@ def _generator(generator):
 # ---------------------------------------------------------------------------------- factories
 def zeros(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of zeros of shape ``size`` (float32 unless ``dtype``)."""
-    _resolve_device(device)
-    return _make(np.zeros(_size(size), check_dtype(dtype)), requires_grad)
+    where = _resolve_device(device)
+    return _make(np.zeros(_size(size), check_dtype(dtype)), requires_grad, where)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of ones of shape ``size`` (float32 unless ``dtype``)."""
-    _resolve_device(device)
-    return _make(np.ones(_size(size), check_dtype(dtype)), requires_grad)
+    where = _resolve_device(device)
+    return _make(np.ones(_size(size), check_dtype(dtype)), requires_grad, where)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False):
     """A tensor of shape ``size`` whose values are whatever the memory held (fill it before
     reading, as with PyTorch's)."""
-    _resolve_device(device)
-    return _make(np.empty(_size(size), check_dtype(dtype)), requires_grad)
+    where = _resolve_device(device)
+    return _make(np.empty(_size(size), check_dtype(dtype)), requires_grad, where)
 
 
 def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
     """A tensor of shape ``size`` filled with ``fill_value`` (its dtype follows the value, as
     in PyTorch: bool, int64 or float32, unless ``dtype``)."""
-    _resolve_device(device)
+    where = _resolve_device(device)
     if not isinstance(fill_value, (numbers.Real, np.bool_)):
         raise TypeError(f"fill_value must be a number, got {type(fill_value).__name__} "
                         f"{fill_value!r}")
@@ -106,39 +112,40 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False):
             raise RuntimeError(f"fill_value {fill_value!r} cannot be converted to dtype {dtype} "
                                "without overflow")
     with np.errstate(over="ignore"):  # beyond a float dtype's range: inf, as in PyTorch
-        return _make(np.full(shape, np.asarray(fill_value).astype(dtype), dtype), requires_grad)
+        values = np.full(shape, np.asarray(fill_value).astype(dtype), dtype)
+    return _make(values, requires_grad, where)
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False):
     """The ``n`` x ``m`` identity (``m`` defaults to ``n``): ones on the diagonal."""
-    _resolve_device(device)
+    where = _resolve_device(device)
     n = integer(n, "n")
     m = n if m is None else integer(m, "m")
     for name, value in (("n", n), ("m", m)):
         if value < 0:
             raise RuntimeError(f"{name} must be greater or equal to 0, got {value}")
-    return _make(np.eye(n, m, dtype=check_dtype(dtype)), requires_grad)
+    return _make(np.eye(n, m, dtype=check_dtype(dtype)), requires_grad, where)
 
 
 def zeros_like(input, *, dtype=None, device=None, requires_grad=False):
     """Zeros of ``input``'s shape, and dtype unless ``dtype``."""
-    _resolve_device(device)
     input = check_tensor(input, "input")
-    return _make(np.zeros(input.shape, check_dtype(dtype, input.dtype)), requires_grad)
+    where = input.device if device is None else _resolve_device(device)
+    return _make(np.zeros(input.shape, check_dtype(dtype, input.dtype)), requires_grad, where)
 
 
 def ones_like(input, *, dtype=None, device=None, requires_grad=False):
     """Ones of ``input``'s shape, and dtype unless ``dtype``."""
-    _resolve_device(device)
     input = check_tensor(input, "input")
-    return _make(np.ones(input.shape, check_dtype(dtype, input.dtype)), requires_grad)
+    where = input.device if device is None else _resolve_device(device)
+    return _make(np.ones(input.shape, check_dtype(dtype, input.dtype)), requires_grad, where)
 
 
 def empty_like(input, *, dtype=None, device=None, requires_grad=False):
     """An uninitialised tensor of ``input``'s shape, and dtype unless ``dtype``."""
-    _resolve_device(device)
     input = check_tensor(input, "input")
-    return _make(np.empty(input.shape, check_dtype(dtype, input.dtype)), requires_grad)
+    where = input.device if device is None else _resolve_device(device)
+    return _make(np.empty(input.shape, check_dtype(dtype, input.dtype)), requires_grad, where)
 
 
 def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False):
@@ -146,20 +153,23 @@ def full_like(input, fill_value, *, dtype=None, device=None, requires_grad=False
     (2.5 into an integer tensor is 2, as in PyTorch)."""
     input = check_tensor(input, "input")
     return full(input.shape, fill_value, dtype=input.dtype if dtype is None else dtype,
-                device=device, requires_grad=requires_grad)
+                device=input.device if device is None else device,
+                requires_grad=requires_grad)
 
 
 def as_tensor(data, *, dtype=None, device=None):
     """``data`` as a tensor, sharing memory where it can, as ``torch.as_tensor``: a Tensor of
     the right dtype is returned as is (a cast otherwise), a NumPy array of the right dtype is
     wrapped without a copy; anything else is copied as :func:`fastgrad.tensor` does."""
-    _resolve_device(device)
+    where = None if device is None else _resolve_device(device)
     if isinstance(data, Tensor):
-        return data if dtype is None else data.to(dtype)
-    if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and (
+        result = data if dtype is None else data.to(dtype)
+    elif isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and (
             dtype is None or dtypes.resolve(dtype) == data.dtype):
-        return Tensor(data)
-    return tensor(data, dtype=dtype)
+        result = Tensor(data)
+    else:
+        result = tensor(data, dtype=dtype)
+    return result if where is None else result.to(where)
 
 
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
@@ -170,7 +180,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
         RuntimeError: a step of 0, a non-finite bound or step, or a step whose sign points
             away from ``end`` (PyTorch's checks).
     """
-    _resolve_device(device)
+    where = _resolve_device(device)
     if end is None:
         start, end = 0, start
     arguments = (("start", start), ("end", end), ("step", step))
@@ -194,7 +204,7 @@ def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=Fa
     except (ValueError, MemoryError):
         raise RuntimeError(f"arange from start {start} to end {end} by step {step} has too "
                            "many elements to allocate") from None
-    return _make(values, requires_grad)
+    return _make(values, requires_grad, where)
 
 
 def _linspace(start, end, steps):
@@ -222,51 +232,53 @@ def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False)
 
     ``start`` and ``end`` are numbers or one-element tensors.
     """
-    _resolve_device(device)
+    where = _resolve_device(device)
     start, end, steps = _number(start, "start"), _number(end, "end"), _steps(steps)
     values = _linspace(start, end, steps)
     with np.errstate(invalid="ignore"):
-        return _make(values.astype(check_dtype(dtype)), requires_grad)
+        return _make(values.astype(check_dtype(dtype)), requires_grad, where)
 
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None, requires_grad=False):
     """``steps`` values ``base ** x`` for ``x`` evenly spaced from ``start`` to ``end``
     inclusive (float32 unless ``dtype``)."""
-    _resolve_device(device)
+    where = _resolve_device(device)
     start, end, steps = _number(start, "start"), _number(end, "end"), _steps(steps)
     base = _number(base, "base")
     with np.errstate(over="ignore", invalid="ignore"):
         values = np.power(np.float64(base), _linspace(start, end, steps))
-        return _make(values.astype(check_dtype(dtype)), requires_grad)
+        return _make(values.astype(check_dtype(dtype)), requires_grad, where)
 
 
 # ------------------------------------------------------------------------------------- random
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Uniform samples in [0, 1) from the seeded generator."""
-    _resolve_device(device)
+    where = _resolve_device(device)
     shape, dtype = _size(size), check_dtype(dtype, floating=True)
-    return _make(_generator(generator).random(shape).astype(dtype), requires_grad)
+    return _make(_generator(generator).random(shape).astype(dtype), requires_grad, where)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False):
     """Standard normal samples from the seeded generator."""
-    _resolve_device(device)
+    where = _resolve_device(device)
     shape, dtype = _size(size), check_dtype(dtype, floating=True)
-    return _make(_generator(generator).standard_normal(shape).astype(dtype), requires_grad)
+    return _make(_generator(generator).standard_normal(shape).astype(dtype), requires_grad, where)
 
 
 def rand_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):
     """:func:`rand` of ``input``'s shape, and dtype unless ``dtype`` (a floating one)."""
     input = check_tensor(input, "input")
     return rand(input.shape, generator=generator, dtype=check_dtype(dtype, input.dtype, True),
-                device=device, requires_grad=requires_grad)
+                device=input.device if device is None else device,
+                requires_grad=requires_grad)
 
 
 def randn_like(input, *, generator=None, dtype=None, device=None, requires_grad=False):
     """:func:`randn` of ``input``'s shape, and dtype unless ``dtype`` (a floating one)."""
     input = check_tensor(input, "input")
     return randn(input.shape, generator=generator, dtype=check_dtype(dtype, input.dtype, True),
-                 device=device, requires_grad=requires_grad)
+                 device=input.device if device is None else device,
+                 requires_grad=requires_grad)
 
 
 def _random_integers(low, high, shape, dtype, generator):
@@ -296,7 +308,7 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
         RuntimeError: ``low >= high``, or bounds a integer ``dtype`` cannot hold.
         TypeError: a ``size`` that is not a tuple or list, or bounds that are not ints.
     """
-    _resolve_device(device)
+    where = _resolve_device(device)
     if size is None and isinstance(high, (tuple, list)):  # randint(high, size)
         low, high, size = 0, low, high
     elif high is None:  # randint(high, size=...)
@@ -305,31 +317,31 @@ def randint(low=0, high=None, size=None, *, generator=None, dtype=None, device=N
         raise TypeError("randint() missing the required argument 'size' (a tuple of ints)")
     shape = _size_tuple(size, "randint")
     values = _random_integers(low, high, shape, check_dtype(dtype, dtypes.int64), generator)
-    return _make(values, requires_grad)
+    return _make(values, requires_grad, where)
 
 
 def randint_like(input, low=0, high=None, *, generator=None, dtype=None, device=None,
                  requires_grad=False):
     """:func:`randint` of ``input``'s shape, and dtype unless ``dtype``:
     ``randint_like(input, high)`` or ``randint_like(input, low, high)``."""
-    _resolve_device(device)
     input = check_tensor(input, "input")
+    where = input.device if device is None else _resolve_device(device)
     if high is None:
         low, high = 0, low
     values = _random_integers(low, high, input.shape, check_dtype(dtype, input.dtype), generator)
-    return _make(values, requires_grad)
+    return _make(values, requires_grad, where)
 
 
 def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False):
     """A random permutation of ``0 .. n-1`` (int64 unless ``dtype``)."""
-    _resolve_device(device)
+    where = _resolve_device(device)
     n = integer(n, "n")
     if n < 0:
         raise RuntimeError(f"n must be non-negative, got {n}")
     dtype = check_dtype(dtype, dtypes.int64)
     if dtype.kind == "b" or (dtype.kind in "iu" and n - 1 > np.iinfo(dtype).max):
         raise RuntimeError(f"n is too large for result tensor type: n {n}, dtype {dtype}")
-    return _make(_generator(generator).permutation(n).astype(dtype), requires_grad)
+    return _make(_generator(generator).permutation(n).astype(dtype), requires_grad, where)
 
 
 def _sample_dtype(tensor_, name):
@@ -368,12 +380,12 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         return Tensor((means + stds * draws).astype(dtype))
     if size is None:
         raise TypeError("normal() with a number mean and std needs size, a tuple of ints")
-    _resolve_device(device)
+    where = _resolve_device(device)
     mean, std = _number(mean, "mean"), _number(std, "std")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
     shape, dtype = _size_tuple(size, "normal"), check_dtype(dtype, floating=True)
-    return _make(_generator(generator).normal(mean, std, shape).astype(dtype), requires_grad)
+    return _make(_generator(generator).normal(mean, std, shape).astype(dtype), requires_grad, where)
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):

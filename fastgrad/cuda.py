@@ -6,15 +6,16 @@ is harmless, as in PyTorch without a GPU (there is no CUDA generator to seed); w
 (``synchronize``, ``current_device``) raises the RuntimeError that putting a tensor on a CUDA
 device raises (:func:`fastgrad.device.resolve`).
 """
-from .device import AVAILABLE_TYPES
+from .device import available_types as _available_types
 from .device import cuda_device as _cuda_device
 from .device import resolve as _resolve
 from .random import check_seed as _check_seed
 
 
 def is_available():
-    """True when tensors can live on a CUDA device (never, in this build)."""
-    return "cuda" in AVAILABLE_TYPES
+    """True when tensors can live on a CUDA device (when CUDA arrays are registered:
+    :func:`fastgrad.device.register_arrays`)."""
+    return "cuda" in _available_types()
 
 
 def device_count():

@@ -1,10 +1,24 @@
 """Devices: where a tensor's values live, named as PyTorch names them (``"cpu"``, ``"cuda:0"``).
 
 :class:`device` parses PyTorch's forms. Which devices this build can hold tensors on is decided
-here and only here: :data:`AVAILABLE_TYPES` lists them (the CPU today), and :func:`resolve`
-turns a ``device=`` argument into one of them or raises a RuntimeError that names the device
-and says why. Creation functions, ``Tensor.to``, ``Module.to`` and :mod:`fastgrad.cuda` all ask
-these, so a CUDA backend adds its type here without changing any signature.
+here and only here: :func:`available_types` lists them, and :func:`resolve` turns a
+``device=`` argument into one of them or raises a RuntimeError that names the device and says
+why. Creation functions, ``Tensor.to``, ``Module.to`` and :mod:`fastgrad.cuda` all ask these.
+
+A tensor's values are a NumPy array on the CPU, and an array of the device's own library
+elsewhere (CuPy's on CUDA), registered here with :func:`register_arrays`: its device type and
+the two explicit copies to and from host memory. The core computes on either through NumPy's
+dispatch protocols, which CuPy implements: a ufunc (``np.exp(x)``) or a NumPy function
+(``np.sum(x)``, ``np.zeros_like(x)``) given a device array runs the device library's
+(``__array_ufunc__``, NEP 13; ``__array_function__``, NEP 18), so the same op code serves
+every device, at no cost on the CPU path. What those protocols cannot dispatch (a new array
+from a shape alone, ``np.asarray`` of a result, ``np.ascontiguousarray``) goes through
+:func:`zeros`, :func:`empty`, :func:`full`, :func:`array_of` and :func:`contiguous`, which
+take the device from an input array. Kernels: the CPU backends hand a call on device arrays
+to the device's kernel table (:class:`DeviceArrays`), the reference kernels unless the device
+brings its own. Only registered types are device arrays; a device type with registered arrays
+is available. The tests register a stand-in device whose arrays refuse every implicit host
+copy (tests/_strict_device.py), so a hidden host round trip fails CI without a GPU.
 
 Inside fastgrad, import names from this module (``from .device import resolve``), never the
 module itself (``from . import device``): the package attribute ``fastgrad.device`` is the
@@ -21,8 +35,157 @@ KNOWN_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep
                "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
                "privateuseone")
 
-#: The device types this build can hold tensors on.
-AVAILABLE_TYPES = ("cpu",)
+#: Registered device arrays: array type -> :class:`DeviceArrays` (see :func:`register_arrays`).
+_ARRAYS = {}
+
+
+class DeviceArrays:
+    """How fastgrad holds values on a device: the array type, its device type, and the copies
+    between it and host memory.
+
+    Attributes:
+        array_type: the device library's array class (``cupy.ndarray``).
+        device_type: the device type its arrays live on (``"cuda"``).
+        to_host: ``to_host(array)`` -> a new NumPy array with the values.
+        from_host: ``from_host(array, index)`` -> a new device array on device ``index``
+            (None: the current one) with the NumPy array's values.
+        index_of: ``index_of(array)`` -> the index of the device holding ``array``.
+        kernels: the device's kernel table (an object with a function per registry kernel,
+            as a backend module), or None: the reference kernels
+            (:mod:`fastgrad.backends.numpy_ref`), which compute on device arrays through
+            NumPy's dispatch protocols. The CPU backends hand a call on device arrays to it.
+    """
+
+    __slots__ = ("array_type", "device_type", "to_host", "from_host", "index_of", "kernels")
+
+    def __init__(self, array_type, device_type, to_host, from_host, index_of, kernels):
+        self.array_type, self.device_type = array_type, device_type
+        self.to_host, self.from_host, self.index_of = to_host, from_host, index_of
+        self.kernels = kernels
+
+
+def register_arrays(array_type, device_type, to_host, from_host, index_of=lambda array: 0,
+                    kernels=None):
+    """Let tensors hold ``array_type`` arrays, as values on ``device_type`` devices (see
+    :class:`DeviceArrays` for the arguments); the type becomes available to :func:`resolve`.
+
+    Raises:
+        ValueError: ``device_type`` is not a known device type, or is ``"cpu"``.
+    """
+    if device_type not in KNOWN_TYPES or device_type == "cpu":
+        raise ValueError(f"device_type must be a non-CPU device type, got {device_type!r}")
+    _ARRAYS[array_type] = DeviceArrays(array_type, device_type, to_host, from_host, index_of,
+                                       kernels)
+
+
+def unregister_arrays(array_type):
+    """Undo :func:`register_arrays` for ``array_type`` (tensors holding them stay as they are
+    but can no longer be made)."""
+    _ARRAYS.pop(array_type, None)
+
+
+def available_types():
+    """The device types this build can hold tensors on: the CPU, and those with registered
+    arrays."""
+    return ("cpu",) + tuple(dict.fromkeys(a.device_type for a in _ARRAYS.values()))
+
+
+def device_arrays(value):
+    """The :class:`DeviceArrays` of ``value``'s type, or None (a NumPy array, or no array)."""
+    return _ARRAYS.get(type(value))
+
+
+def arrays_among(values):
+    """The :class:`DeviceArrays` of the first device array among ``values`` (a kernel's
+    arguments), or None when there is none."""
+    for value in values:
+        arrays = _ARRAYS.get(type(value))
+        if arrays is not None:
+            return arrays
+    return None
+
+
+def array_device(array):
+    """The :class:`device` holding ``array`` (a NumPy or registered device array)."""
+    arrays = _ARRAYS.get(type(array))
+    if arrays is None:
+        return CPU
+    return device(arrays.device_type, arrays.index_of(array))
+
+
+def array_of(value):
+    """``value`` as an array: a NumPy or device array as it is, anything else (the NumPy
+    scalar an op on 0-d arrays gives, where a device library gives a 0-d array) through
+    ``np.asarray``."""
+    if type(value) is np.ndarray or type(value) in _ARRAYS:
+        return value
+    return np.asarray(value)
+
+
+def contiguous(array):
+    """``array`` in C order: itself when it is, else a C-order copy on its device
+    (``np.ascontiguousarray``, which NumPy does not dispatch, would copy a device array to
+    the host)."""
+    if array.flags.c_contiguous:
+        return array
+    if type(array) is np.ndarray:
+        return np.ascontiguousarray(array)
+    return array.copy(order="C")
+
+
+def zeros(shape, dtype, like):
+    """Zeros of ``shape`` and ``dtype`` on the device of the array ``like``."""
+    if type(like) is np.ndarray:
+        return np.zeros(shape, dtype)
+    return np.zeros_like(like, dtype=dtype, shape=shape)
+
+
+def empty(shape, dtype, like):
+    """An uninitialised array of ``shape`` and ``dtype`` on the device of the array ``like``."""
+    if type(like) is np.ndarray:
+        return np.empty(shape, dtype)
+    return np.empty_like(like, dtype=dtype, shape=shape)
+
+
+def full(shape, value, dtype, like):
+    """``value`` in every element of a ``shape`` array of ``dtype`` on ``like``'s device."""
+    if type(like) is np.ndarray:
+        return np.full(shape, value, dtype)
+    return np.full_like(like, value, dtype=dtype, shape=shape)
+
+
+def to_host(array):
+    """``array``'s values in host memory: the array itself when it is a NumPy array, else a
+    NumPy copy (the explicit device-to-host copy)."""
+    arrays = _ARRAYS.get(type(array))
+    return array if arrays is None else arrays.to_host(array)
+
+
+def to_device(array, where):
+    """``array`` (NumPy or device) on the device ``where`` (a resolved :class:`device`): the
+    array itself when it is there already, else a copy there."""
+    arrays = _ARRAYS.get(type(array))
+    here = CPU if arrays is None else device(arrays.device_type, arrays.index_of(array))
+    if here == where or (where.type == here.type and where.index is None):
+        return array
+    host = array if arrays is None else arrays.to_host(array)
+    if where.type == "cpu":
+        return host
+    for target in _ARRAYS.values():
+        if target.device_type == where.type:
+            return target.from_host(host, where.index)
+    raise RuntimeError(f"device {str(where)!r} holds no arrays in this build")
+
+
+def check_same_device(arrays, what="tensors"):
+    """PyTorch's RuntimeError when ``arrays`` live on more than one device (checked on their
+    types: NumPy arrays and one device library's arrays do not mix)."""
+    first = type(arrays[0])
+    for other in arrays[1:]:
+        if type(other) is not first:
+            devices = [str(array_device(a)) for a in (arrays[0], other)]
+            raise RuntimeError(f"Expected all {what} to be on the same device, but found at "
+                               f"least two devices, {devices[0]} and {devices[1]}!")
 
 
 class device:
@@ -137,12 +300,12 @@ def resolve(value, argument="device"):
         return CPU
     if not isinstance(value, device):
         value = device(value)
-    if value.type not in AVAILABLE_TYPES:
+    if value.type not in available_types():
         if value.type == "cuda":
             why = ("this build of fastgrad has no CUDA backend "
                    "(fastgrad.cuda.is_available() is False)")
         else:
-            why = f"fastgrad holds tensors on {', '.join(AVAILABLE_TYPES)} only"
+            why = f"fastgrad holds tensors on {', '.join(available_types())} only"
         raise RuntimeError(f"{argument} {str(value)!r} is not available: {why}; use 'cpu'")
     return CPU if value.type == "cpu" else value
 

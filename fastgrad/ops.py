@@ -30,6 +30,8 @@ from ._checks import (as_operand, check_broadcast, flag, ieee, is_tensor, no_boo
                       normalize_dim, normalize_dims, shape_argument, tensor_input)
 from .autograd import Function
 from .backends import ACTIVATIONS, K
+from .device import array_device, array_of, check_same_device, contiguous, empty, zeros
+from .device import to_device as move_array
 
 
 # ------------------------------------------------------------------------------------ helpers
@@ -48,6 +50,8 @@ def _binary_operands(a, b):
     of that dtype (immutable: a captured step keeps them as constants)."""
     a, b = as_operand(a, "input"), as_operand(b, "other")
     if is_tensor(a) and is_tensor(b):
+        if type(a._data) is not type(b._data):
+            a, b = same_device(a, b)
         if a.shape != b.shape:
             check_broadcast(a.shape, b.shape)
         if a.dtype != b.dtype:
@@ -68,6 +72,17 @@ def _binary_operands(a, b):
         raise RuntimeError(f"{'input' if swapped else 'other'} {number!r} overflows the "
                            f"dtype {target}") from None
     return (number, tensor_) if swapped else (tensor_, number)
+
+
+def same_device(a, b):
+    """Tensors ``a`` and ``b`` on one device: a 0-d CPU tensor goes to the other's device (it
+    acts as a number, as in PyTorch); otherwise PyTorch's RuntimeError for two devices."""
+    for scalar, other in ((a, b), (b, a)):
+        if scalar._data.ndim == 0 and type(scalar._data) is np.ndarray:
+            moved = to_device(scalar, other.device)
+            return (moved, b) if scalar is a else (a, moved)
+    check_same_device([a._data, b._data])
+    return a, b
 
 
 def _floating(x):
@@ -91,6 +106,25 @@ def cast(x, dtype):
     """``x`` as ``dtype``; differentiable between floating dtypes; ``x`` itself if unchanged."""
     dtype = dtypes.resolve(dtype)
     return x if x.dtype == dtype else Cast.apply(x, dtype)
+
+
+class ToDevice(Function):
+    """A copy on another device; the gradient comes back to the input's device."""
+
+    def forward(self, x, where):
+        self.home = array_device(x)
+        return move_array(x, where)
+
+    def backward(self, grad):
+        return move_array(grad, self.home), None
+
+
+def to_device(x, where):
+    """``x`` on the device ``where`` (resolved); ``x`` itself when it is there already."""
+    here = array_device(x._data)
+    if here == where or (where.index is None and here.type == where.type):
+        return x
+    return ToDevice.apply(x, where)
 
 
 class Clone(Function):
@@ -280,15 +314,14 @@ class _Activation(Function):
     code = None
 
     def forward(self, x):
-        x = np.ascontiguousarray(x).reshape(x.shape)  # ascontiguousarray makes 0-d 1-d
+        x = contiguous(x)
         self.out = np.empty_like(x)
         K.activation_fwd(x, self.code, self.out)
         return self.out
 
     def backward(self, grad):
         grad_in = np.empty_like(self.out)
-        K.activation_bwd(np.ascontiguousarray(grad).reshape(grad.shape), self.out, self.code,
-                         grad_in)
+        K.activation_bwd(contiguous(grad), self.out, self.code, grad_in)
         return grad_in
 
 
@@ -341,7 +374,7 @@ def relu(input):
 class Clamp(Function):
     def forward(self, x, low, high):
         low, high = (None if v is None else _bound(v, x.dtype) for v in (low, high))
-        self.inside = np.ones(x.shape, dtype=bool)
+        self.inside = np.ones_like(x, dtype=bool)
         if low is not None:
             self.inside &= x >= low
         if high is not None:
@@ -353,12 +386,12 @@ class Clamp(Function):
 
 
 def _bound(value, dtype):
-    """A clamp bound as a 0-d array of ``dtype``; for integers, limited to the dtype's range
-    (the same clamp, without NumPy's overflow error)."""
+    """A clamp bound as a NumPy scalar of ``dtype``; for integers, limited to the dtype's
+    range (the same clamp, without NumPy's overflow error)."""
     if dtype.kind in "iu":
         info = np.iinfo(dtype)
         value = builtins.min(builtins.max(value, info.min), info.max)
-    return np.asarray(value).astype(dtype)
+    return np.asarray(value).astype(dtype)[()]
 
 
 def clamp(input, min=None, max=None):
@@ -384,7 +417,7 @@ def clamp(input, min=None, max=None):
 def compare(ufunc, input, other):
     """A boolean tensor from comparing ``input`` and ``other`` elementwise (no gradient)."""
     a, b = _binary_operands(input, other)
-    return _tensor.Tensor(np.asarray(ufunc(getattr(a, "_data", a), getattr(b, "_data", b))))
+    return _tensor.Tensor(array_of(ufunc(getattr(a, "_data", a), getattr(b, "_data", b))))
 
 
 @ieee
@@ -394,7 +427,7 @@ class Where(Function):
         return np.where(condition, x, y)
 
     def backward(self, grad):
-        (sx, sy), zero = self.shapes, np.zeros((), grad.dtype)
+        (sx, sy), zero = self.shapes, grad.dtype.type(0)
         return (None,
                 unbroadcast(np.where(self.condition, grad, zero), sx, grad.dtype)
                 if self.needs_input_grad[1] else None,
@@ -436,8 +469,8 @@ def _product_2d(a, b, trans_a, trans_b):
         b, trans_b = b.T, not trans_b
     rows = a.shape[1] if trans_a else a.shape[0]
     cols = b.shape[0] if trans_b else b.shape[1]
-    out = np.empty((rows, cols), a.dtype)
-    K.gemm(np.ascontiguousarray(a), np.ascontiguousarray(b), trans_a, trans_b, False, out)
+    out = empty((rows, cols), a.dtype, a)
+    K.gemm(contiguous(a), contiguous(b), trans_a, trans_b, False, out)
     return out
 
 
@@ -554,7 +587,7 @@ class Mean(Function):
         return x.mean(axis=axes, keepdims=keepdim)
 
     def backward(self, grad):
-        grad = grad / np.asarray(builtins.max(self.count, 1), dtype=grad.dtype)
+        grad = grad / grad.dtype.type(builtins.max(self.count, 1))
         return _expand_reduced(grad, self.shape, self.axes, self.keepdim), None, None
 
 
@@ -632,7 +665,7 @@ class _ExtremeDim(Function):
 
     def backward(self, grad_values, grad_indices):
         grad = grad_values if self.keepdim else np.expand_dims(grad_values, self.axis)
-        out = np.zeros(self.shape, dtype=grad.dtype)
+        out = zeros(self.shape, grad.dtype, grad)
         np.put_along_axis(out, self.indices, grad, axis=self.axis)
         return out, None, None
 
@@ -863,7 +896,7 @@ class Index(Function):
         return view if advanced is None else view[advanced]
 
     def backward(self, grad):
-        out = np.zeros(self.shape, dtype=grad.dtype)
+        out = zeros(self.shape, grad.dtype, grad)
         if self.advanced is None:
             out[self.basic] = grad
         else:
@@ -1050,7 +1083,7 @@ def index(input, key):
 class Concatenate(Function):
     def forward(self, *arrays, axis):
         self.axis = axis
-        self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        self.splits = np.cumsum([a.shape[axis] for a in arrays])[:-1].tolist()
         return np.concatenate(arrays, axis=axis)
 
     def backward(self, grad):

@@ -1,10 +1,12 @@
 """Tensor: a NumPy array with a gradient, and the constructors users call.
 
-A Tensor wraps one ``numpy.ndarray`` (never a copy unless asked), records the operation that
-made it (``grad_fn``) while gradients are being recorded, and receives ``.grad`` from
+A Tensor wraps one ``numpy.ndarray`` (never a copy unless asked), or an array of a device
+library registered with :mod:`fastgrad.device`, records the operation that made it
+(``grad_fn``) while gradients are being recorded, and receives ``.grad`` from
 :func:`fastgrad.autograd.backward`. Dtypes are NumPy dtypes; promotion follows PyTorch
-(see :mod:`fastgrad.dtypes`). Every tensor lives on the CPU in this build; ``device``, ``to()``
-and ``cuda()`` speak PyTorch's device idiom through :mod:`fastgrad.device`.
+(see :mod:`fastgrad.dtypes`). ``device``, ``to()``, ``cpu()`` and ``cuda()`` speak PyTorch's
+device idiom through :mod:`fastgrad.device`; values leave a device only explicitly (``cpu()``,
+``item()``, ``tolist()``, printing), never through ``numpy()``, as in PyTorch.
 """
 import numbers
 
@@ -14,8 +16,11 @@ from . import _checks
 from . import autograd
 from . import dtypes
 from . import ops
-from .device import CPU as _CPU
+from .device import array_device as _array_device
 from .device import cuda_device as _cuda_device
+from .device import device_arrays as _device_arrays
+from .device import to_device as _move_array
+from .device import to_host as _to_host
 from .device import resolve as _resolve_device
 from .dtypes import Size
 
@@ -35,7 +40,7 @@ class Tensor:
     __array_priority__ = 1000
 
     def __init__(self, data, requires_grad=False):
-        if not isinstance(data, np.ndarray):
+        if not isinstance(data, np.ndarray) and _device_arrays(data) is None:
             raise TypeError(f"Tensor() wraps a numpy.ndarray, got {type(data).__name__}; "
                             "use fastgrad.tensor(data) to build one from other data")
         if data.dtype.kind not in "biuf":
@@ -117,8 +122,8 @@ class Tensor:
 
     @property
     def device(self):
-        """The :class:`~fastgrad.device` holding the values (the CPU in this build)."""
-        return _CPU
+        """The :class:`~fastgrad.device` holding the values."""
+        return _array_device(self._data)
 
     @property
     def is_cuda(self):
@@ -190,12 +195,24 @@ class Tensor:
 
     # ------------------------------------------------------------------------ conversions
     def numpy(self):
-        """The underlying array (shared memory, as PyTorch's ``.numpy()``)."""
+        """The underlying array (shared memory, as PyTorch's ``.numpy()``).
+
+        Raises:
+            TypeError: the values are on another device than the CPU (PyTorch's message:
+                copy them with :meth:`cpu` first).
+        """
         autograd._untraced("a tensor's values were read on the host (.numpy())")
+        self._check_host()
         return self._data
+
+    def _check_host(self):
+        if type(self._data) is not np.ndarray and _device_arrays(self._data) is not None:
+            raise TypeError(f"can't convert {self.device} device type tensor to numpy. Use "
+                            "Tensor.cpu() to copy the tensor to host memory first.")
 
     def __array__(self, dtype=None, copy=None):
         autograd._untraced("a tensor's values were read on the host (numpy.asarray)")
+        self._check_host()
         if copy:
             return np.array(self._data, dtype=dtype, copy=True)
         return self._data if dtype is None else self._data.astype(dtype, copy=False)
@@ -206,11 +223,11 @@ class Tensor:
             raise RuntimeError(f"a Tensor with {self._data.size} elements cannot be converted "
                                "to a Python number")
         autograd._untraced("a tensor's value was read on the host (.item(), float(), int())")
-        return self._data.item()
+        return _to_host(self._data).item()
 
     def tolist(self):
         autograd._untraced("a tensor's values were read on the host (.tolist())")
-        return self._data.tolist()
+        return _to_host(self._data).tolist()
 
     def detach(self):
         """A tensor sharing this one's memory, cut out of the graph."""
@@ -230,17 +247,17 @@ class Tensor:
 
         each with the keyword ``memory_format`` (``fastgrad.preserve_format`` or
         ``fastgrad.contiguous_format``). Returns self when nothing changes, unless ``copy``;
-        the cast is differentiable. ``non_blocking`` is accepted and has no effect (copies are
-        synchronous).
+        the cast and the copy to another device are differentiable. ``non_blocking`` is
+        accepted and has no effect (copies are synchronous).
 
         Raises:
-            RuntimeError: a device this build cannot hold tensors on (``"cuda"``...), or a
-                malformed device string.
+            RuntimeError: a device this build cannot hold tensors on (``"cuda"`` without CUDA
+                arrays...), or a malformed device string.
             TypeError: arguments that fit none of the forms, or a dtype a tensor cannot hold.
         """
-        _, dtype, _, copy, memory_format = _to_arguments(args, kwargs, "to")
-        # the device is resolved, and the CPU, this build's one device, already holds self
-        result = self if dtype is None else ops.cast(self, dtype)
+        device, dtype, _, copy, memory_format = _to_arguments(args, kwargs, "to")
+        result = self if device is None else ops.to_device(self, device)
+        result = result if dtype is None else ops.cast(result, dtype)
         if memory_format is dtypes.contiguous_format:
             result = result.contiguous()
         if copy and result is self:
@@ -248,7 +265,7 @@ class Tensor:
         return result
 
     def cpu(self, memory_format=dtypes.preserve_format):
-        """This tensor on the CPU: self, since every tensor is there in this build."""
+        """This tensor on the CPU (self when it is there already)."""
         return self.to("cpu", memory_format=memory_format)
 
     def cuda(self, device=None, non_blocking=False, memory_format=dtypes.preserve_format):
@@ -256,7 +273,7 @@ class Tensor:
         device).
 
         Raises:
-            RuntimeError: always in this build, which has no CUDA backend.
+            RuntimeError: no CUDA device is available (:func:`fastgrad.cuda.is_available`).
         """
         return self.to(_cuda_device(device), non_blocking=non_blocking,
                        memory_format=memory_format)
@@ -309,12 +326,12 @@ class Tensor:
         return self.to(dtypes.bool_)
 
     def __repr__(self):
-        data = self._data
+        data = _to_host(self._data)
         # PyTorch prints 4 decimals unless every value is whole ("1., 2.")
         whole = data.dtype.kind != "f" or not np.any(np.isfinite(data) & (data != np.round(data)))
         body = np.array2string(data, separator=", ", prefix="tensor(", precision=4,
                                floatmode="maxprec_equal" if whole else "fixed")
-        extras = []
+        extras = [] if type(self._data) is np.ndarray else [f"device='{self.device}'"]
         if self._data.dtype not in (dtypes.float32, dtypes.int64, dtypes.bool_) \
                 or self._data.size == 0:
             extras.append(f"dtype={self._data.dtype}")
@@ -794,12 +811,14 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False):
         data: a number, a (nested) sequence, a NumPy array, a Tensor, or anything with
             ``__array__``.
         dtype: a NumPy dtype (``fastgrad.float32``, ``fastgrad.float64``, ``fastgrad.int64``...).
-        device: where the tensor lives (:func:`fastgrad.device.resolve`; the CPU).
+        device: where the tensor lives (:func:`fastgrad.device.resolve`; the CPU unless
+            ``data`` is a tensor elsewhere).
         requires_grad: record operations on the result for backward.
     """
-    _resolve_device(device)
+    where = None if device is None else _resolve_device(device)
     if isinstance(data, Tensor):
-        data = data._data
+        where = data.device if where is None else where
+        data = _to_host(data._data)
     explicit = dtypes.resolve(dtype) if dtype is not None else None
     if explicit is not None and explicit.kind not in "biuf":
         raise TypeError(f"dtype must be a bool, integer or floating dtype, got {explicit}")
@@ -823,6 +842,8 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False):
     elif explicit is None and not keeps_dtype and array.dtype == dtypes.float64:
         with np.errstate(over="ignore"):  # beyond float32's range: inf, as in PyTorch
             array = array.astype(dtypes.default_float)
+    if where is not None and where.type != "cpu":
+        array = _move_array(array, where)
     return Tensor(array, requires_grad=requires_grad)
 
 

@@ -23,6 +23,17 @@ def rng():
 
 
 @pytest.fixture
+def strict_cuda():
+    """CUDA tensors for one test, on the stand-in device of tests/_strict_device.py (arrays
+    that refuse hidden host round trips): yields its StrictArray type."""
+    from _strict_device import StrictArray, from_host, to_host
+    from fastgrad.device import register_arrays, unregister_arrays
+    register_arrays(StrictArray, "cuda", to_host, from_host)
+    yield StrictArray
+    unregister_arrays(StrictArray)
+
+
+@pytest.fixture
 def c():
     """The C backend's module, or a skip that says why it is unavailable."""
     module = backends._load("c") if "c" in backends.BACKEND_MODULES else None

@@ -7,7 +7,7 @@ import pytest
 
 import fastgrad as fg
 from fastgrad import nn
-from fastgrad.device import AVAILABLE_TYPES, KNOWN_TYPES, resolve
+from fastgrad.device import KNOWN_TYPES, available_types, resolve
 
 # ------------------------------------------------------------------------------- parsing
 # (arguments, (type, index), str)
@@ -121,7 +121,7 @@ def test_the_tutorial_idiom_picks_the_cpu():
 
 
 def test_resolve_is_the_one_place_that_says_what_works():
-    assert AVAILABLE_TYPES == ("cpu",)
+    assert available_types() == ("cpu",)
     assert resolve(None) == resolve("cpu") == resolve("cpu:1") == fg.device("cpu")
     with pytest.raises(RuntimeError, match=r"device 'cuda:1' is not available: this build of "
                                            r"fastgrad has no CUDA backend \(fastgrad\.cuda\."

@@ -37,6 +37,7 @@ registry shows that reason in :func:`fastgrad.backends.describe`.
 """
 import numpy as np
 
+from ..device import arrays_among
 from . import blas
 from . import numpy_ref as _reference
 from .numpy_ref import ACTIVATIONS, add_layer_squares
@@ -124,7 +125,11 @@ FALLBACKS = Fallbacks()
 
 def _fallback(name, *args, reason=None):
     """Run the reference kernel ``name`` on ``args`` (arguments the C code does not take),
-    counted in :data:`FALLBACKS`."""
+    counted in :data:`FALLBACKS`; arrays of another device than the CPU go to that device's
+    kernels (:class:`fastgrad.device.DeviceArrays`)."""
+    device = arrays_among(args)
+    if device is not None:  # arrays of another device: its kernels, not a fallback
+        return getattr(device.kernels or _reference, name)(*args)
     FALLBACKS.record(name, args, reason)
     return getattr(_reference, name)(*args)
 
@@ -136,7 +141,8 @@ def _native(dtype, *arrays):
     if table is None:
         return None
     for a in arrays:  # a loop, not all(...): this runs on every call
-        if a is not None and (a.dtype != dtype or not a.flags.c_contiguous):
+        if a is not None and (type(a) is not np.ndarray or a.dtype != dtype
+                              or not a.flags.c_contiguous):
             return None
     return table
 

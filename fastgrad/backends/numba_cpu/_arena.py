@@ -92,9 +92,9 @@ _L2, _L1, _LINF, _LP = 0, 1, 2, 3
 
 
 def _jitted(array):
-    """True when the array's dtype is one the kernels are compiled for (float32, float64);
-    the arrays of one call share a dtype."""
-    return array.dtype.char in "fd"
+    """True when the array is a NumPy array of a dtype the kernels are compiled for
+    (float32, float64); the arrays of one call share a type and a dtype."""
+    return type(array) is np.ndarray and array.dtype.char in "fd"
 
 
 def _rounded(dtype, *values):

@@ -46,6 +46,7 @@ from numba import prange, types
 from numba.extending import intrinsic
 
 from ... import config
+from ...device import arrays_among
 from .. import blas
 from .. import numpy_ref as _reference
 from ..numpy_ref import ACTIVATIONS
@@ -126,7 +127,11 @@ _EXP_MIN64, _EXP_MAX64 = -708.3, 709.0
 
 def _fallback(name, *args, reason=None):
     """Run the reference kernel ``name`` on ``args`` (arguments the jitted code does not
-    take), counted in :data:`FALLBACKS`."""
+    take), counted in :data:`FALLBACKS`; arrays of another device than the CPU go to that
+    device's kernels (:class:`fastgrad.device.DeviceArrays`)."""
+    device = arrays_among(args)
+    if device is not None:  # arrays of another device: its kernels, not a fallback
+        return getattr(device.kernels or _reference, name)(*args)
     FALLBACKS.record(name, args, reason)
     return getattr(_reference, name)(*args)
 
@@ -142,7 +147,8 @@ def _native(dtype, *arrays):
     if dtype not in _JIT_DTYPES:
         return False
     for a in arrays:  # a loop, not all(...): this runs on every call, for small arrays too
-        if a is not None and (a.dtype != dtype or not a.flags.c_contiguous):
+        if a is not None and (type(a) is not np.ndarray or a.dtype != dtype
+                              or not a.flags.c_contiguous):
             return False
     return True
 

@@ -1,0 +1,125 @@
+"""Tensors on a device other than the CPU, through the stand-in device of
+tests/_strict_device.py (registered as CUDA for each test by the ``strict_cuda`` fixture):
+arrays that refuse every hidden host round trip, as CuPy's do. Each op runs on the device and
+on the CPU from the same values and must give the same values and gradients, with no implicit
+copy between host and device. The same NumPy calls run underneath, except where the CPU runs
+a compiled kernel (an activation, a matrix product) and the device the reference one: those
+agree to float32 rounding."""
+import numpy as np
+import pytest
+
+import fastgrad as fg
+from _strict_device import HostRoundTrip
+
+
+def _pair(rng, shape, positive=False):
+    """The same values as a CPU leaf and a CUDA leaf."""
+    values = rng.standard_normal(shape).astype(np.float32)
+    if positive:
+        values = np.abs(values) + 0.5
+    return (fg.tensor(values, requires_grad=True),
+            fg.tensor(values, device="cuda", requires_grad=True))
+
+
+def test_factories_put_tensors_on_the_device(strict_cuda):
+    assert fg.cuda.is_available()
+    for t in (fg.zeros(2, 3, device="cuda"), fg.ones(2, device="cuda"),
+              fg.full((2,), 1.5, device="cuda"), fg.arange(4, device="cuda"),
+              fg.randn(3, device="cuda"), fg.tensor([1.0, 2.0], device="cuda"),
+              fg.eye(2, device="cuda"), fg.linspace(0, 1, 5, device="cuda")):
+        assert type(t._data) is strict_cuda
+        assert t.device == fg.device("cuda:0") and t.is_cuda and not t.is_cpu
+    on_device = fg.ones(2, 2, device="cuda")
+    for like in (fg.zeros_like(on_device), fg.ones_like(on_device), fg.rand_like(on_device),
+                 fg.full_like(on_device, 3.0), fg.empty_like(on_device)):
+        assert like.is_cuda
+    assert fg.zeros_like(on_device, device="cpu").is_cpu
+
+
+def test_values_leave_the_device_only_explicitly(strict_cuda):
+    t = fg.tensor([[1.0, 2.0], [3.0, 4.0]], device="cuda")
+    message = "can't convert cuda:0 device type tensor to numpy. Use Tensor.cpu()"
+    with pytest.raises(TypeError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        t.numpy()
+    with pytest.raises(TypeError, match="can't convert cuda:0 device type tensor"):
+        np.asarray(t)
+    host = t.cpu()
+    assert host.is_cpu and type(host._data) is np.ndarray
+    np.testing.assert_array_equal(host.numpy(), [[1, 2], [3, 4]])
+    assert t[1, 0].item() == 3.0 and t.tolist() == [[1.0, 2.0], [3.0, 4.0]]
+    assert "device='cuda:0'" in repr(t)
+    assert t.cuda() is t and t.to("cuda") is t and host.cpu() is host
+
+
+def test_to_device_and_back_is_differentiable(strict_cuda):
+    x = fg.tensor([1.0, -2.0, 3.0], requires_grad=True)
+    y = (x.to("cuda") * 2).sum()
+    assert y.is_cuda
+    y.backward()
+    assert x.grad.is_cpu
+    np.testing.assert_array_equal(x.grad.numpy(), [2, 2, 2])
+    z = fg.tensor([1.0, 2.0], device="cuda", requires_grad=True)
+    (z.cpu() ** 2).sum().backward()
+    assert z.grad.is_cuda
+    np.testing.assert_array_equal(z.grad.cpu().numpy(), [2, 4])
+
+
+def test_mixing_devices_in_one_op_is_pytorchs_error(strict_cuda):
+    a, b = fg.ones(3), fg.ones(3, device="cuda")
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device, "
+                                           "but found at least two devices"):
+        a + b
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
+        b * a
+    # a 0-d CPU tensor acts as a number, as in PyTorch
+    assert (b + fg.tensor(2.0)).is_cuda
+    with pytest.raises(HostRoundTrip):
+        b._data + np.ones(3, np.float32)  # the stand-in refuses host arrays itself
+
+
+BINARY = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b, "pow": lambda a, b: a ** b, "matmul": lambda a, b: a @ b.T,
+    "maximum": fg.maximum, "minimum": fg.minimum,
+    "broadcast": lambda a, b: a[:1] * b + 1.0,
+}
+UNARY = {
+    "neg": lambda a: -a, "exp": fg.exp, "log": fg.log, "sqrt": fg.sqrt, "tanh": fg.tanh,
+    "sigmoid": fg.sigmoid, "relu": fg.relu, "abs": fg.abs, "sin": fg.sin,
+    "clamp": lambda a: a.clamp(0.6, 1.2), "sum": lambda a: a.sum(1), "mean": lambda a: a.mean(),
+    "max": lambda a: a.max(1).values, "amax": lambda a: a.amax(0), "std": lambda a: a.std(1),
+    "softmax": lambda a: fg.softmax(a, 1), "log_softmax": lambda a: fg.log_softmax(a, 1),
+    "logsumexp": lambda a: fg.logsumexp(a, 1), "cumsum": lambda a: a.cumsum(1),
+    "reshape": lambda a: a.reshape(4, 3), "transpose": lambda a: a.t(),
+    "permute": lambda a: a.permute(1, 0), "getitem": lambda a: a[1:, ::2],
+    "cat": lambda a: fg.cat([a, a * 2], 1), "stack": lambda a: fg.stack([a, a], 0),
+    "where": lambda a: fg.where(a > 1, a, a * 3), "flatten": lambda a: a.flatten(),
+    "unsqueeze": lambda a: a.unsqueeze(1).squeeze(1), "expand": lambda a: a[:, :1].expand(3, 4),
+    "norm": lambda a: a.norm(), "prod": lambda a: a.prod(1), "var": lambda a: a.var(0),
+}
+
+
+_CLOSE = dict(rtol=1e-5, atol=1e-6)
+
+
+def _compare(cpu, cuda, leaves):
+    assert cuda.is_cuda
+    np.testing.assert_allclose(cuda.cpu().detach().numpy(), cpu.detach().numpy(), **_CLOSE)
+    seed = np.linspace(-1, 1, cpu.numel(), dtype=np.float32).reshape(cpu.shape)
+    cpu.backward(fg.tensor(seed))
+    cuda.backward(fg.tensor(seed, device="cuda"))
+    for host, device in leaves:
+        assert device.grad.is_cuda
+        np.testing.assert_allclose(device.grad.cpu().numpy(), host.grad.numpy(), **_CLOSE)
+
+
+@pytest.mark.parametrize("name", sorted(BINARY))
+def test_binary_ops_on_the_device_equal_the_cpu(strict_cuda, rng, name):
+    (a, da), (b, db) = _pair(rng, (3, 4), positive=True), _pair(rng, (3, 4), positive=True)
+    _compare(BINARY[name](a, b), BINARY[name](da, db), [(a, da), (b, db)])
+
+
+@pytest.mark.parametrize("name", sorted(UNARY))
+def test_unary_ops_on_the_device_equal_the_cpu(strict_cuda, rng, name):
+    a, da = _pair(rng, (3, 4), positive=True)
+    _compare(UNARY[name](a), UNARY[name](da), [(a, da)])
