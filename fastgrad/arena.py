@@ -25,6 +25,7 @@ the caller's last reading of that count.
 import numpy as np
 
 from .backends import K
+from .device import empty, zeros
 from .tensor import Tensor
 
 _clips = 0  # clips remembered so far, on every arena: the stamp of the latest record
@@ -45,7 +46,8 @@ def clip_count():
 
 
 class Arena:
-    """Flat value, gradient and optimiser-state buffers for parameters of one dtype.
+    """Flat value, gradient and optimiser-state buffers for parameters of one dtype on one
+    device (the buffers are that device's arrays; ``offsets`` is host memory).
 
     Args:
         params: the parameters (leaf Tensors of one floating dtype), in order.
@@ -72,8 +74,9 @@ class Arena:
         self.dtype = self.params[0].dtype
         sizes = [p.numel() for p in self.params]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
-        self.data = np.empty(len(self), self.dtype)
-        self.grad = np.zeros(len(self), self.dtype)
+        like = self.params[0]._data  # the buffers live on the parameters' device
+        self.data = empty(len(self), self.dtype, like)
+        self.grad = zeros(len(self), self.dtype, like)
         self.state_buffers = {}
         self._clip = None  # (stamp, norms, norm_type) of the latest clip remembered
         for p, start, stop in zip(self.params, self.offsets[:-1], self.offsets[1:]):
@@ -106,7 +109,7 @@ class Arena:
     def state_buffer(self, name):
         """The flat optimiser-state buffer ``name`` (allocated zeroed on first use)."""
         if name not in self.state_buffers:
-            self.state_buffers[name] = np.zeros(len(self), self.dtype)
+            self.state_buffers[name] = zeros(len(self), self.dtype, self.data)
         return self.state_buffers[name]
 
     def state_view(self, name, index):

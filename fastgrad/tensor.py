@@ -793,7 +793,7 @@ def _check_contiguous_format(memory_format, name):
 def _as_tensor(value, argument):
     if isinstance(value, Tensor):
         return value
-    if isinstance(value, np.ndarray):
+    if isinstance(value, np.ndarray) or _device_arrays(value) is not None:
         if value.dtype.kind not in "biuf":
             raise TypeError(f"{argument} must hold bool, integer or floating values, got "
                             f"dtype {value.dtype}")

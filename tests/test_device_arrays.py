@@ -123,3 +123,48 @@ def test_binary_ops_on_the_device_equal_the_cpu(strict_cuda, rng, name):
 def test_unary_ops_on_the_device_equal_the_cpu(strict_cuda, rng, name):
     a, da = _pair(rng, (3, 4), positive=True)
     _compare(UNARY[name](a), UNARY[name](da), [(a, da)])
+
+
+def _mlp():
+    fg.manual_seed(0)
+    return fg.nn.Sequential(fg.nn.Linear(64, 32), fg.nn.ReLU(), fg.nn.Linear(32, 10))
+
+
+@pytest.mark.parametrize("make_optimizer", [
+    lambda ps: fg.optim.SGD(ps, lr=0.1, momentum=0.9),
+    lambda ps: fg.optim.Adam(ps, lr=1e-2, weight_decay=1e-3)], ids=["sgd", "adam"])
+def test_a_model_trains_on_the_device_as_on_the_cpu(strict_cuda, make_optimizer):
+    (x, y), _ = fg.data.load_digits(seed=0)
+    x, y = x[:48], y[:48]
+    runs = []
+    for device in ("cpu", "cuda"):
+        model = _mlp().to(device)
+        assert all(p.device.type == device for p in model.parameters())
+        optimizer = make_optimizer(model.parameters())
+        inputs, targets = fg.tensor(x, device=device), fg.tensor(y, device=device)
+        losses = []
+        for _ in range(5):
+            loss = fg.nn.functional.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            fg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            losses.append(loss.item())
+        assert all(p.device.type == device and p.grad.device.type == device
+                   for p in model.parameters())
+        runs.append((losses, [p.detach().cpu().numpy() for p in model.parameters()]))
+    (cpu_losses, cpu_params), (cuda_losses, cuda_params) = runs
+    np.testing.assert_allclose(cuda_losses, cpu_losses, rtol=1e-5)
+    for a, b in zip(cuda_params, cpu_params):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_a_module_moves_back_and_forth(strict_cuda):
+    model = _mlp()
+    before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
+    model.cuda()
+    assert all(p.is_cuda for p in model.parameters())
+    model.cpu()
+    for key, value in model.state_dict().items():
+        assert value.is_cpu
+        np.testing.assert_array_equal(value.numpy(), before[key])

@@ -39,6 +39,7 @@ from .._checks import (REDUCTIONS, check_broadcast, check_dtype, check_floating,
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
 from ..backends.numpy_ref import conv_output_size, packed_shape, update_running_stats
+from ..device import array_of, contiguous, empty, full, zeros
 from ..shapes import one_hot, pad  # noqa: F401 (torch.nn.functional's names)
 from ..tensor import Tensor
 
@@ -68,10 +69,10 @@ class _Linear(Function):
         self.x_shape = shape = x.shape
         if len(shape) != 2 or not x.flags.c_contiguous:
             # the rows counted, not -1: a reshape cannot infer them when a size is 0
-            x = np.ascontiguousarray(x.reshape(math.prod(shape[:-1]), shape[-1]))
+            x = contiguous(x.reshape(math.prod(shape[:-1]), shape[-1]))
         if not weight.flags.c_contiguous:
-            weight = np.ascontiguousarray(weight)
-        out = np.empty((x.shape[0], weight.shape[0]), x.dtype)
+            weight = contiguous(weight)
+        out = empty((x.shape[0], weight.shape[0]), x.dtype, x)
         (K.linear_fwd if self.bound_kernels is None else self.bound_kernels[0])(x, weight, bias,
                                                                     activation, out)
         self.x2, self.weight, self.out, self.activation = x, weight, out, activation
@@ -86,7 +87,7 @@ class _Linear(Function):
         grad_b = self.grad_array(2, weight.shape[0], weight.dtype) \
             if needs_b and self.has_bias else None
         if grad.shape != out.shape or not grad.flags.c_contiguous:
-            grad = np.ascontiguousarray(grad.reshape(out.shape))
+            grad = contiguous(grad.reshape(out.shape))
         (K.linear_bwd if self.bound_kernels is None else self.bound_kernels[1])(
             grad, x2, weight, out, self.activation, grad_x, grad_w, grad_b)
         if needs_x and len(self.x_shape) != 2:
@@ -98,7 +99,7 @@ class _Linear(Function):
         a captured replay repeats their dtypes, shapes and layouts, and this op makes the
         arrays it hands the kernels contiguous and 2-D."""
         x2, weight, out = self.x2, self.weight, self.out
-        bias = np.empty(weight.shape[0], weight.dtype) if self.has_bias else None
+        bias = empty(weight.shape[0], weight.dtype, weight) if self.has_bias else None
         needs_x, needs_w, needs_b = self.needs_input_grad[:3]
         self.bound_kernels = (
             backends.bind("linear_fwd", x2, weight, bias, self.activation, out),
@@ -246,7 +247,7 @@ class _Hardtanh(Function):
         return np.clip(x, low, high)
 
     def backward(self, grad):
-        return np.where(self.outside, np.zeros((), grad.dtype), grad), None, None
+        return np.where(self.outside, grad.dtype.type(0), grad), None, None
 
 
 def hardtanh(input, min_val=-1.0, max_val=1.0, inplace=False):
@@ -394,7 +395,7 @@ def _normal_cdf(x):
     argument, relative, down to the subnormal range (below x = -37.5); 0 below x = -38.2.
     """
     # C order: the tail is written through reshape(-1), a copy (and the write lost) otherwise
-    z = np.ascontiguousarray(x).reshape(x.shape) * math.sqrt(0.5)  # a 0-d x stays 0-d
+    z = contiguous(x).reshape(x.shape) * math.sqrt(0.5)  # a 0-d x stays 0-d
     y = np.minimum(np.abs(z), 27.0)  # erfc(27) is subnormal: taken as 0; y * y stays finite
     erfc = _rational(np.clip(y, _ERF_SMALL, 4.0), _ERFC_MID_P, _ERFC_MID_Q)
     erfc *= np.exp(-y * y)
@@ -491,11 +492,11 @@ class _Dropout(Function):
 
     def forward(self, x, p):
         if p == 1:
-            keep, scale = np.zeros(x.shape, bool), np.asarray(1, x.dtype)
+            keep, scale = np.zeros_like(x, dtype=bool), x.dtype.type(1)
         else:
             draw = x.dtype if x.dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
             keep = _random.numpy_generator().random(x.shape, dtype=draw) >= p
-            scale = np.asarray(1 / (1 - p), x.dtype)
+            scale = x.dtype.type(1 / (1 - p))
         self.keep, self.scale = keep, scale
         return np.where(keep, x * scale, 0)
 
@@ -551,10 +552,10 @@ class _BatchNormTraining(Function):
     def forward(self, x, weight, bias, eps, activation, running_mean=None, running_var=None,
                 momentum=0.1, num_batches_tracked=None):
         self.shape, channels = x.shape, x.shape[1]
-        x3 = np.ascontiguousarray(x.reshape(x.shape[0], channels, math.prod(x.shape[2:])))
-        weight = None if weight is None else np.ascontiguousarray(weight)
-        bias = None if bias is None else np.ascontiguousarray(bias)
-        mean, var, invstd = (np.empty(channels, np.float64) for _ in range(3))
+        x3 = contiguous(x.reshape(x.shape[0], channels, math.prod(x.shape[2:])))
+        weight = None if weight is None else contiguous(weight)
+        bias = None if bias is None else contiguous(bias)
+        mean, var, invstd = (empty(channels, np.float64, x3) for _ in range(3))
         out = np.empty_like(x3)
         if running_mean is not None and num_batches_tracked is not None:
             seen = int(num_batches_tracked._data) + 1
@@ -582,7 +583,7 @@ class _BatchNormTraining(Function):
         grad_weight = self.grad_array(1, channels, x3.dtype) if needs_weight else None
         grad_bias = self.grad_array(2, channels, x3.dtype) if needs_bias else None
         (K.batchnorm_bwd if self.bound_kernels is None else self.bound_kernels[1])(
-            np.ascontiguousarray(grad_out.reshape(x3.shape)), x3, self.weight, self.mean,
+            contiguous(grad_out.reshape(x3.shape)), x3, self.weight, self.mean,
             self.invstd, self.out, self.activation, grad_x, grad_weight, grad_bias)
         grad_x = grad_x.reshape(self.shape) if needs_x else None
         return grad_x, grad_weight, grad_bias, None, None
@@ -592,7 +593,7 @@ class _BatchNormTraining(Function):
         :meth:`_Linear.bind_kernels`)."""
         x3, channels = self.x3, self.x3.shape[1]
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
-        grad_channels = np.empty(channels, x3.dtype)
+        grad_channels = empty(channels, x3.dtype, x3)
         self.bound_kernels = (
             backends.bind("batchnorm_fwd", *self.arguments),
             backends.bind("batchnorm_bwd", x3, x3, self.weight, self.mean, self.invstd,
@@ -743,7 +744,7 @@ class _LayerNorm(Function):
         self.x2, self.weight = x2, weight
         out = x2.astype(np.float64)  # a copy, normalised in place
         if x2.size == 0:  # no statistics to take (NumPy would warn about the empty mean)
-            self.mean = self.rstd = np.zeros((x2.shape[0], 1))
+            self.mean = self.rstd = zeros((x2.shape[0], 1), np.float64, x2)
             return out.astype(x.dtype).reshape(x.shape)
         self.mean = out.mean(axis=1, keepdims=True)
         out -= self.mean
@@ -766,7 +767,7 @@ class _LayerNorm(Function):
         if needs_bias:
             grad_bias = g.sum(axis=0).astype(dtype).reshape(self.normalized)
         if needs_x and x2.size == 0:
-            grad_x = np.zeros(self.shape, dtype)
+            grad_x = zeros(self.shape, dtype, grad)
         elif needs_x:
             if self.weight is not None:
                 g *= self.weight.reshape(-1)
@@ -843,7 +844,7 @@ class _Embedding(Function):
         if self.padding_idx is not None:
             kept = picks != self.padding_idx
             picks, grad = picks[kept], grad[kept]
-        grad_weight = np.zeros((self.rows, grad.shape[1]), grad.dtype)
+        grad_weight = zeros((self.rows, grad.shape[1]), grad.dtype, grad)
         if picks.size:
             order = np.argsort(picks, kind="stable")
             picks = picks[order]
@@ -1049,8 +1050,8 @@ class _Conv2d(Function):
     writes_grads_into = True
 
     def forward(self, x, weight, bias, geometry):
-        x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
-        bias = None if bias is None else np.ascontiguousarray(bias)
+        x, weight = contiguous(x), contiguous(weight)
+        bias = None if bias is None else contiguous(bias)
         stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, _ = geometry
         out_channels, _, kernel_h, kernel_w = weight.shape
         out = np.empty((x.shape[0], out_channels,
@@ -1062,7 +1063,7 @@ class _Conv2d(Function):
 
     def backward(self, grad):
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
-        grad = np.ascontiguousarray(grad)
+        grad = contiguous(grad)
         grad_x = grad_weight = grad_bias = None
         if needs_x:
             grad_x = np.empty_like(self.x)
@@ -1158,7 +1159,7 @@ class _ConvTranspose2d(Function):
     grads_are_fresh = True
 
     def forward(self, x, weight, bias, geometry, out_size):
-        x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+        x, weight = contiguous(x), contiguous(weight)
         groups = geometry[-1]
         out = np.empty((x.shape[0], weight.shape[1] * groups) + out_size, x.dtype)
         K.conv2d_bwd_input(x, weight, *geometry, out)
@@ -1169,7 +1170,7 @@ class _ConvTranspose2d(Function):
 
     def backward(self, grad):
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
-        grad = np.ascontiguousarray(grad)
+        grad = contiguous(grad)
         grad_x = grad_weight = grad_bias = None
         if needs_x:
             grad_x = np.empty_like(self.x)
@@ -1296,13 +1297,13 @@ class _MaxPool2d(Function):
     def forward(self, x, geometry, out_size):
         shape = x.shape[:2] + out_size
         out, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
-        K.max_pool2d_fwd(np.ascontiguousarray(x), *geometry, out, indices)
+        K.max_pool2d_fwd(contiguous(x), *geometry, out, indices)
         self.x_shape, self.indices = x.shape, indices
         return out, indices
 
     def backward(self, grad, grad_indices):
         grad_x = np.empty(self.x_shape, grad.dtype)
-        K.max_pool2d_bwd(np.ascontiguousarray(grad), self.indices, grad_x)
+        K.max_pool2d_bwd(contiguous(grad), self.indices, grad_x)
         return grad_x, None, None
 
 
@@ -1349,13 +1350,13 @@ class _AvgPool2d(Function):
 
     def forward(self, x, geometry, out_size):
         out = np.empty(x.shape[:2] + out_size, x.dtype)
-        K.avg_pool2d_fwd(np.ascontiguousarray(x), *geometry, out)
+        K.avg_pool2d_fwd(contiguous(x), *geometry, out)
         self.x_shape, self.geometry = x.shape, geometry
         return out
 
     def backward(self, grad):
         grad_x = np.empty(self.x_shape, grad.dtype)
-        K.avg_pool2d_bwd(np.ascontiguousarray(grad), *self.geometry, grad_x)
+        K.avg_pool2d_bwd(contiguous(grad), *self.geometry, grad_x)
         return grad_x, None, None
 
 
@@ -1489,7 +1490,7 @@ class _AdaptiveMaxPool2d(Function):
 
     def backward(self, grad, grad_indices):
         grad_x = np.empty(self.x_shape, grad.dtype)
-        K.max_pool2d_bwd(np.ascontiguousarray(grad), self.indices, grad_x)
+        K.max_pool2d_bwd(contiguous(grad), self.indices, grad_x)
         return grad_x, None, None
 
 
@@ -1518,7 +1519,7 @@ def _time_order(array, reverse):
     outputs and input gradient are turned back to the caller's time order."""
     if array is None or not reverse:
         return array
-    return np.ascontiguousarray(array[::-1])
+    return contiguous(array[::-1])
 
 
 def _project(x, w_ih, bias, width):
@@ -1527,7 +1528,7 @@ def _project(x, w_ih, bias, width):
     Returns the flat input (T*N, I), kept for ``dW_ih``, and the projection (T, N, width).
     """
     steps, batch = x.shape[:2]
-    x2 = np.ascontiguousarray(x).reshape(steps * batch, x.shape[2])
+    x2 = contiguous(x).reshape(steps * batch, x.shape[2])
     projected = np.empty((steps, batch, width), w_ih.dtype)
     K.linear_fwd(x2, w_ih, bias, ACTIVATIONS["none"], projected.reshape(steps * batch, width))
     return x2, projected
@@ -1544,7 +1545,7 @@ def _packed(w_hh, trans):
 
 
 def _zeros_or(state, batch, hidden, dtype):
-    return np.zeros((batch, hidden), dtype) if state is None else np.ascontiguousarray(state)
+    return np.zeros((batch, hidden), dtype) if state is None else contiguous(state)
 
 
 # Per-step gradient norms (fastgrad's addition, for fastgrad.diagnostics): a layer Function
@@ -1601,7 +1602,7 @@ class _StepGrads:
     def time_order(self, reverse, first=0):
         """The norms of entries ``first..n-1`` in the caller's time order."""
         norms = self.norms[first:]
-        return np.ascontiguousarray(norms[::-1]) if reverse else norms
+        return contiguous(norms[::-1]) if reverse else norms
 
 
 def _parameter_grads(node, first, grad_pre, h0, out, x2, w_ih, grad_hidden=None):
@@ -1666,7 +1667,7 @@ class _LSTMLayer(Function):
         steps, batch = x.shape[:2]
         hidden = w_hh.shape[1]
         dtype = w_ih.dtype
-        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        w_ih, w_hh = contiguous(w_ih), contiguous(w_hh)
         h0 = _zeros_or(h0, batch, hidden, dtype)
         c0 = _zeros_or(c0, batch, hidden, dtype)
         x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, 4 * hidden)
@@ -1724,7 +1725,7 @@ class _RNNLayer(Function):
         steps, batch = x.shape[:2]
         hidden = w_hh.shape[1]
         dtype = w_ih.dtype
-        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        w_ih, w_hh = contiguous(w_ih), contiguous(w_hh)
         h0 = _zeros_or(h0, batch, hidden, dtype)
         x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, hidden)
         out = np.empty((steps, batch, hidden), dtype)
@@ -1777,7 +1778,7 @@ class _GRULayer(Function):
         steps, batch = x.shape[:2]
         hidden = w_hh.shape[1]
         dtype = w_ih.dtype
-        w_ih, w_hh = np.ascontiguousarray(w_ih), np.ascontiguousarray(w_hh)
+        w_ih, w_hh = contiguous(w_ih), contiguous(w_hh)
         h0 = _zeros_or(h0, batch, hidden, dtype)
         bias = b_hn = None
         if b_ih is not None:
@@ -1967,11 +1968,11 @@ class _CrossEntropy(Function):
     def forward(self, logits, target, ignore_index, reduction):
         # the labels are checked and counted here, inside the op, so a captured step's
         # replay (fastgrad.graphs) checks and counts each batch's own
-        logits = np.ascontiguousarray(logits)
+        logits = contiguous(logits)
         target = _labels(target, ignore_index, logits.shape[1])
         count = int(np.count_nonzero(target != ignore_index)) if reduction == "mean" else None
         n = logits.shape[0]
-        loss, lse = np.empty(n, logits.dtype), np.empty(n, np.float64)
+        loss, lse = empty(n, logits.dtype, logits), empty(n, np.float64, logits)
         K.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
         self.logits, self.target, self.lse, self.ignore_index = logits, target, lse, ignore_index
         self.reduction, self.count = reduction, count
@@ -1981,17 +1982,17 @@ class _CrossEntropy(Function):
         if reduction == "mean":
             with np.errstate(invalid="ignore"):  # no kept target: NaN, as PyTorch
                 total = total / count
-        return np.asarray(total, logits.dtype)
+        return array_of(total).astype(logits.dtype, copy=False)
 
     def backward(self, grad_loss):
         if self.reduction != "none":
             if self.reduction == "mean":
                 with np.errstate(divide="ignore", invalid="ignore"):
                     grad_loss = grad_loss / self.count
-            grad_loss = np.full(self.target.shape, grad_loss, self.logits.dtype)
+            grad_loss = full(self.target.shape, grad_loss, self.logits.dtype, self.logits)
         grad_logits = np.empty_like(self.logits)
         K.cross_entropy_bwd(self.logits, self.target, self.lse, self.ignore_index,
-                            np.ascontiguousarray(grad_loss), grad_logits)
+                            contiguous(grad_loss), grad_logits)
         return grad_logits, None, None, None, None
 
 
@@ -2083,7 +2084,7 @@ class _NLLLoss(Function):
 
     def backward(self, grad):
         grad = -grad if self.row_weight is None else -grad * self.row_weight
-        grad_in = np.zeros(self.shape, grad.dtype)
+        grad_in = zeros(self.shape, grad.dtype, grad)
         np.put_along_axis(grad_in, self.picked, np.where(self.kept, grad, 0)[:, None], axis=1)
         return grad_in, None, None, None
 
@@ -2170,7 +2171,7 @@ class _MSELoss(Function):
 
     def backward(self, grad):
         if self.reduction == "mean":
-            grad = grad / np.asarray(self.count, grad.dtype)
+            grad = grad / grad.dtype.type(self.count)
         grad_x = grad * self.difference
         grad_x += grad_x
         wants_x, wants_y = self.needs_input_grad[:2]
@@ -2524,7 +2525,7 @@ class _Penalty(Function):
             total = sum(float(np.abs(a).sum(dtype=np.float64)) for a in arrays)
         else:
             total = sum(float(np.square(a, dtype=np.float64).sum()) for a in arrays)
-        return np.array(total, dtype)
+        return full((), total, dtype, arrays[0]) if arrays else np.array(total, dtype)
 
     def backward(self, grad):
         grads = []

@@ -16,7 +16,8 @@ import numpy as np
 from .. import autograd
 from .. import dtypes
 from ..autograd import Function, RemovableHandle
-from ..device import cuda_device
+from ..device import cuda_device, device_arrays
+from ..device import to_device as move_array
 from .._checks import flag
 from ..tensor import Tensor, _dtype_of_type_name, _to_arguments
 
@@ -38,7 +39,7 @@ class Parameter(Tensor):
             data = np.empty(0, dtypes.default_float)
         elif isinstance(data, Tensor):
             data = data._data
-        elif not isinstance(data, np.ndarray):
+        elif not isinstance(data, np.ndarray) and device_arrays(data) is None:
             raise TypeError(f"Parameter data must be a Tensor or numpy.ndarray, got "
                             f"{type(data).__name__}")
         super().__init__(data, requires_grad=requires_grad)
@@ -652,39 +653,50 @@ class Module:
 
         ``dtype`` must be floating and casts the floating parameters and buffers only (integer
         buffers such as ``num_batches_tracked`` stay as they are, as in PyTorch). The device
-        is resolved (:func:`fastgrad.device.resolve`): the CPU, which already holds them.
-        Parameters get new memory, so create optimisers after casting (an existing optimiser
-        repacks them before its next step). ``non_blocking`` and ``memory_format`` have no
-        effect.
+        is resolved (:func:`fastgrad.device.resolve`); every parameter, gradient and buffer
+        moves there. Parameters get new memory, so create optimisers after moving or casting
+        (an existing optimiser repacks them before its next step). ``non_blocking`` and
+        ``memory_format`` have no effect.
 
         Raises:
-            RuntimeError: a device this build cannot hold tensors on (``"cuda"``...), or
+            RuntimeError: a device this build cannot hold tensors on (``"cuda"`` without
+                CUDA arrays...), or
                 ``copy=True``.
             TypeError: a dtype that is not floating, or arguments that fit no form.
         """
-        _, dtype, _, copy, _ = _to_arguments(args, kwargs, "Module.to")
+        device, dtype, _, copy, _ = _to_arguments(args, kwargs, "Module.to")
         if copy:
             raise RuntimeError("Module.to() does not accept copy=True: it converts the module "
                                "in place")
-        if dtype is None:
-            return self
-        if not dtypes.is_floating(dtype):
+        if dtype is not None and not dtypes.is_floating(dtype):
             raise TypeError(f"Module.to() takes a floating dtype, got {dtype}")
-        return self._cast(dtype, floating_only=True)
+        if device is not None:
+            self._convert(lambda array: move_array(array, device),
+                          lambda tensor: tensor.device != device)
+        if dtype is not None:
+            self._cast(dtype, floating_only=True)
+        return self
 
     def _cast(self, dtype, floating_only):
         """Cast the parameters and buffers to ``dtype`` in place (only the floating ones when
         ``floating_only``); returns self."""
+        return self._convert(
+            lambda array: array.astype(dtype),
+            lambda tensor: tensor.dtype != dtype and (dtypes.is_floating(tensor.dtype)
+                                                      or not floating_only))
+
+    def _convert(self, convert, selected):
+        """Replace the arrays of the parameters (and their gradients) and buffers that are
+        ``selected(tensor)`` by ``convert(array)``, in place; returns self."""
         for module in self.modules():
             for param in module._parameters.values():
-                if param is not None and param.dtype != dtype and (
-                        dtypes.is_floating(param.dtype) or not floating_only):
-                    param.data = param._data.astype(dtype)
+                if param is not None and selected(param):
+                    param.data = convert(param._data)
                     if param._grad is not None:
-                        param._grad = Tensor(param._grad._data.astype(dtype))
+                        param._grad = Tensor(convert(param._grad._data))
             for name, buffer in module._buffers.items():
-                if buffer is not None and (dtypes.is_floating(buffer.dtype) or not floating_only):
-                    module._buffers[name] = Tensor(buffer._data.astype(dtype))
+                if buffer is not None and selected(buffer):
+                    module._buffers[name] = Tensor(convert(buffer._data))
         return self
 
     def type(self, dst_type):
@@ -703,14 +715,14 @@ class Module:
         return self._cast(dst_type, floating_only=False)
 
     def cpu(self):
-        """Move to the CPU: self, since everything is there in this build."""
+        """Move the parameters and buffers to the CPU; returns self."""
         return self.to("cpu")
 
     def cuda(self, device=None):
         """Move to a CUDA device (None for the current one, an int or a device).
 
         Raises:
-            RuntimeError: always in this build, which has no CUDA backend.
+            RuntimeError: no CUDA device is available (:func:`fastgrad.cuda.is_available`).
         """
         return self.to(cuda_device(device))
 

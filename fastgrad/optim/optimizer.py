@@ -122,11 +122,11 @@ class Optimizer:
         self._arenas.append(self._pack(params))
 
     def _pack(self, params):
-        """One arena per dtype for ``params`` (a group's parameters)."""
-        by_dtype = collections.defaultdict(list)
+        """One arena per dtype and device for ``params`` (a group's parameters)."""
+        by_kind = collections.defaultdict(list)
         for p in params:
-            by_dtype[p.dtype].append(p)
-        return [Arena(ps, self.state, self.arena_state) for ps in by_dtype.values()]
+            by_kind[p.dtype, p.device].append(p)
+        return [Arena(ps, self.state, self.arena_state) for ps in by_kind.values()]
 
     def _repack(self):
         """Pack anew each group whose arenas a parameter has left."""
