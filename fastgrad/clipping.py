@@ -12,6 +12,7 @@ import numpy as np
 from . import dtypes
 from .arena import arena_of
 from .backends import K
+from .device import contiguous, empty, to_host
 
 
 def combine(totals, norm_type):
@@ -60,7 +61,7 @@ def loose_buffer(grad, position):
     offsets = np.array([0, grad.size], np.int64)
     if grad.flags.c_contiguous:
         return Buffer(grad.reshape(-1), offsets, [position], [grad.shape])
-    return Buffer(np.ascontiguousarray(grad).reshape(-1), offsets, [position], [grad.shape],
+    return Buffer(contiguous(grad).reshape(-1), offsets, [position], [grad.shape],
                    source=grad)
 
 
@@ -124,7 +125,7 @@ def clip_buffers(buffers, max_norm, norm_type, keep_if_nonfinite):
         ``(total, norms)``: the total norm before clipping (a float) and, per buffer, a float64
         array with one norm per segment.
     """
-    norms = [np.empty(len(b.offsets) - 1, np.float64) for b in buffers]
+    norms = [empty(len(b.offsets) - 1, np.float64, b.flat) for b in buffers]
     if len(buffers) == 1:
         buffer = buffers[0]
         total = K.clip_grad_norm(buffer.flat, buffer.offsets, max_norm, norm_type,
@@ -139,6 +140,7 @@ def clip_buffers(buffers, max_norm, norm_type, keep_if_nonfinite):
                 for buffer in buffers:
                     K.scale(buffer.flat, coef)
                     buffer.write_back()
+    norms = [to_host(n) for n in norms]  # on a device: a few numbers per parameter, copied
     for buffer, per in zip(buffers, norms):
         if buffer.arena is not None:
             buffer.arena.remember_clip(per, norm_type)

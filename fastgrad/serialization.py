@@ -93,6 +93,7 @@ import struct
 import numpy as np
 
 from .runtime import CHECKSUM_KEY, SAFETENSORS_DTYPES, read_safetensors
+from .device import device, resolve, to_device, to_host
 from .tensor import Tensor
 
 __all__ = ["save", "load", "write_safetensors"]
@@ -187,7 +188,7 @@ def write_safetensors(path, tensors, metadata=None):
         if not isinstance(name, str) or not name or name == "__metadata__":
             raise ValueError(f"tensor names must be non-empty strings other than "
                              f"'__metadata__', got {name!r}")
-        array = value._data if isinstance(value, Tensor) else value
+        array = to_host(value._data) if isinstance(value, Tensor) else value
         if not isinstance(array, np.ndarray):
             raise TypeError(f"cannot save {name!r}: expected a Tensor or numpy.ndarray, got "
                             f"{type(value).__name__}")
@@ -253,7 +254,7 @@ class _Encoder:
     def encode(self, value, path):
         where = ".".join(path) or "the object"
         if isinstance(value, Tensor):
-            return self._array("tensor", value._data, path)
+            return self._array("tensor", to_host(value._data), path)
         if isinstance(value, np.ndarray):
             return self._array("ndarray", value, path)
         if isinstance(value, np.generic) and value.dtype.newbyteorder("=") in _NAMES:
@@ -368,37 +369,42 @@ class _Decoder:
         raise self._refuse(f"unknown node {node!r:.80}")
 
 
-def _check_cpu(target, map_location):
-    """Refuse a ``map_location`` whose ``target`` device (a string such as "cuda:0", or a
-    device object with a ``.type``, as ``fastgrad.device``) is not the CPU."""
-    if isinstance(target, (str, bytes)):
-        text = target.decode() if isinstance(target, bytes) else target
-        on_cpu = re.fullmatch(r"cpu(:\d+)?", text) is not None
+def _target_device(target, map_location):
+    """The resolved device a ``map_location`` target names (a string such as "cuda:0", or a
+    device object with a ``.type``, as ``fastgrad.device``), or PyTorch's errors."""
+    if isinstance(target, bytes):
+        target = target.decode()
+    if isinstance(target, (str, device)):
+        spec = target
     elif isinstance(getattr(target, "type", None), str):
-        on_cpu = target.type == "cpu"
+        index = getattr(target, "index", None)
+        spec = target.type if index is None else f"{target.type}:{index}"
     else:
         raise TypeError(f"map_location must be a device (a string such as 'cpu', or a device "
                         f"object), a dict from location to device, or a callable(tensor, "
                         f"location), got {type(map_location).__name__} {map_location!r:.100}")
-    if not on_cpu:
+    try:
+        return resolve(spec, "map_location")
+    except (RuntimeError, TypeError) as error:
         raise RuntimeError(f"map_location={map_location!r:.100} asks to load the tensors onto "
-                           f"device {target!r}, but fastgrad tensors live on the CPU only: use "
-                           "map_location='cpu' (or leave it out)")
+                           f"device {target!r}: {error}") from None
 
 
 def _placement(map_location):
     """The function putting each loaded Tensor where ``map_location`` asks (PyTorch's forms:
     a device, a dict from saved location to device, or a callable ``(tensor, location)``
-    returning a tensor or None), or None where every tensor stays as loaded, on the CPU."""
+    returning a tensor or None), or None where every tensor stays as loaded, on the CPU.
+    Every tensor is saved from host memory, so its saved location is "cpu"."""
     if map_location is None:
         return None
-    if isinstance(map_location, dict):
-        _check_cpu(map_location.get("cpu", "cpu"), map_location)
-        return None
-    if isinstance(map_location, (str, bytes)) or hasattr(map_location, "type") \
-            or not callable(map_location):
-        _check_cpu(map_location, map_location)
-        return None
+    if isinstance(map_location, dict) or isinstance(map_location, (str, bytes)) \
+            or hasattr(map_location, "type") or not callable(map_location):
+        target = map_location.get("cpu", "cpu") if isinstance(map_location, dict) \
+            else map_location
+        where = _target_device(target, map_location)
+        if where.type == "cpu":
+            return None
+        return lambda tensor: Tensor(to_device(tensor._data, where))
 
     def place(tensor):
         placed = map_location(tensor, "cpu")  # every saved tensor's location is the CPU
@@ -425,7 +431,9 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
         map_location: where the tensors go, in PyTorch's forms: a device ("cpu",
             ``fastgrad.device("cpu")``), a dict from saved location ("cpu") to device, or a
             callable ``(tensor, location)`` returning the tensor to use (or None to keep it).
-            fastgrad tensors live on the CPU: another device raises a RuntimeError.
+            Tensors are saved from host memory (location "cpu") and load there unless
+            ``map_location`` names another available device; an unavailable one raises a
+            RuntimeError.
         pickle_module: must be None: fastgrad never unpickles.
         weights_only: True (or None, PyTorch's default); False raises a ValueError, as
             fastgrad never unpickles.
@@ -441,7 +449,8 @@ def load(f, map_location=None, pickle_module=None, *, weights_only=True, mmap=No
     Raises:
         ValueError: naming the file and the problem, for a truncated, corrupted or foreign
             file, or one written by a newer fastgrad; ``weights_only=False``.
-        RuntimeError: a ``map_location`` other than the CPU; a ``pickle_module``.
+        RuntimeError: a ``map_location`` naming a device this build cannot use; a
+            ``pickle_module``.
         TypeError: an ``f`` that is neither a path nor a binary file object; arguments of
             the wrong type.
         OSError: when the file cannot be read (FileNotFoundError...).

@@ -10,6 +10,7 @@ import pytest
 
 import fastgrad as fg
 from _strict_device import HostRoundTrip
+from fastgrad.diagnostics import GradientMonitor
 
 
 def _pair(rng, shape, positive=False):
@@ -168,3 +169,44 @@ def test_a_module_moves_back_and_forth(strict_cuda):
     for key, value in model.state_dict().items():
         assert value.is_cpu
         np.testing.assert_array_equal(value.numpy(), before[key])
+
+
+def test_checkpoints_and_the_monitor_on_the_device(strict_cuda, tmp_path):
+    (x, y), _ = fg.data.load_digits(seed=0)
+    histories, states = [], []
+    for device in ("cpu", "cuda"):
+        model = _mlp().to(device)
+        optimizer = fg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        monitor = GradientMonitor(model, optimizer)
+        inputs, targets = fg.tensor(x[:32], device=device), fg.tensor(y[:32], device=device)
+        for step in range(4):
+            loss = fg.nn.functional.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            if step % 2:
+                fg.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            optimizer.step()
+            monitor.step()
+        histories.append(monitor.history())
+        fg.save({"model": model.state_dict(), "optimizer": optimizer.state_dict()},
+                tmp_path / f"{device}.pt")
+        states.append(model.state_dict())
+    for key in ("grad_norm", "param_norm", "update_ratio", "global_norm", "clipped_norm"):
+        np.testing.assert_allclose(histories[1][key], histories[0][key], rtol=1e-4, atol=1e-7)
+    # saved from the device, loaded onto the CPU, the device, or into a model on the device
+    on_cpu = fg.load(tmp_path / "cuda.pt")
+    on_device = fg.load(tmp_path / "cuda.pt", map_location="cuda")
+    assert all(t.is_cpu for t in on_cpu["model"].values())
+    assert all(t.is_cuda for t in on_device["model"].values())
+    model = _mlp().cuda()
+    model.load_state_dict(on_cpu["model"])
+    for key, value in model.state_dict().items():
+        assert value.is_cuda
+        np.testing.assert_array_equal(value.cpu().numpy(), states[1][key].cpu().numpy())
+    optimizer = fg.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    optimizer.load_state_dict(on_device["optimizer"])
+    loss = fg.nn.functional.cross_entropy(model(fg.tensor(x[:8], device="cuda")),
+                                          fg.tensor(y[:8], device="cuda"))
+    loss.backward()
+    optimizer.step()
+    assert all(p.is_cuda for p in model.parameters())

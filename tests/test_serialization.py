@@ -721,7 +721,7 @@ def test_a_map_location_callable_sees_each_tensor_and_its_location(tmp_path):
 
 
 @pytest.mark.parametrize("kwargs, error, message", [
-    ({"map_location": "cuda"}, RuntimeError, "onto device 'cuda'.* CPU only"),
+    ({"map_location": "cuda"}, RuntimeError, "onto device 'cuda'.* no CUDA backend"),
     ({"map_location": "cuda:1"}, RuntimeError, "onto device 'cuda:1'"),
     ({"map_location": _Device("cuda")}, RuntimeError, r"device\(type='cuda'\)"),
     ({"map_location": {"cpu": "cuda:0"}}, RuntimeError, "onto device 'cuda:0'"),

@@ -11,6 +11,7 @@ from .. import autograd
 from .. import nn
 from ..arena import arena_of, clip_count
 from ..backends import K
+from ..device import array_device, contiguous, to_device, to_host, zeros
 from . import reports
 from .verdicts import Checker, ModelTraits, Thresholds
 
@@ -135,22 +136,30 @@ class _Source:
             grads = arena.grad if read_grads else None
         else:
             param = self.params[0]
-            values = np.ascontiguousarray(param._data).reshape(-1)
+            values = contiguous(param._data).reshape(-1)
             grads = None if not read_grads \
-                else np.zeros(values.size, values.dtype) if missing \
-                else np.ascontiguousarray(param._grad._data).reshape(-1)
+                else zeros(values.size, values.dtype, values) if missing \
+                else contiguous(param._grad._data).reshape(-1)
         prev = self.prev
         if prev is None or prev.size != values.size or prev.dtype != values.dtype:
             prev = self._new_prev(values)
-        K.monitor_norms(grads, values, prev, self.offsets, self.have_prev, out, layer_of,
-                        layer_sq)
+        if type(values) is np.ndarray:
+            K.monitor_norms(grads, values, prev, self.offsets, self.have_prev, out, layer_of,
+                            layer_sq)
+        else:  # on a device: measured into device arrays, the few numbers then copied here
+            device_out = to_device(out, array_device(values))
+            device_sq = zeros(layer_sq.shape, np.float64, values)
+            K.monitor_norms(grads, values, prev, self.offsets, self.have_prev, device_out,
+                            layer_of, device_sq)
+            out[...] = to_host(device_out)
+            layer_sq += to_host(device_sq)
         self.have_prev = True
         return missing
 
     def snapshot(self):
         """Copy the values into ``prev`` (before a recorded step)."""
         values = self.arena.data if self.arena is not None \
-            else np.ascontiguousarray(self.params[0]._data).reshape(-1)
+            else contiguous(self.params[0]._data).reshape(-1)
         np.copyto(self._new_prev(values), values)
         self.have_prev = True
 
@@ -717,7 +726,7 @@ def _clip_coefficient(source, before):
         return 1.0 if all(math.isfinite(b) for b in before) else math.nan
     i = min(candidates, key=lambda j: source.sizes[j])
     start, stop = source.offsets[i], source.offsets[i + 1]
-    now = np.empty(1)
-    K.segment_norms(source.arena.grad[start:stop], np.array([0, stop - start], np.int64), 2.0,
-                    now)
-    return float(now[0] / before[i])
+    grads = source.arena.grad[start:stop]
+    now = zeros(1, np.float64, grads)
+    K.segment_norms(grads, np.array([0, stop - start], np.int64), 2.0, now)
+    return float(to_host(now)[0] / before[i])

@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from .. import nn
+from ..device import to_host
 
 #: Verdict kinds, in the order reports list them.
 KINDS = ("non-finite", "exploding", "vanishing", "exploding-in-time", "vanishing-in-time",
@@ -180,7 +181,7 @@ class ModelTraits:
         # the layers with weights along the depth: Linear and Conv (fan-in for their gain)
         layers = [(m, m.weight[0].numel()) for m in model.modules()
                   if isinstance(m, (nn.Linear, nn.Conv1d, nn.Conv2d))]
-        gains = [float(np.std(m.weight.numpy()) * math.sqrt(fan_in))
+        gains = [float(np.std(to_host(m.weight._data)) * math.sqrt(fan_in))
                  for m, fan_in in layers if fan_in > 0 and m.weight.numel() > 1]
         names = {nn.Sigmoid: "sigmoid", nn.Tanh: "tanh", nn.ReLU: "relu",
                  nn.LeakyReLU: "leaky_relu", nn.ELU: "elu", nn.GELU: "gelu"}

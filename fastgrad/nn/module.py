@@ -799,7 +799,7 @@ class Module:
             raise RuntimeError(f"error(s) in loading state_dict for {type(self).__name__}:\n\t"
                                + "\n\t".join(errors))
         for key, value in arrays.items():
-            np.copyto(own[key]._data, value, casting="unsafe")
+            np.copyto(own[key]._data, move_array(value, own[key].device), casting="unsafe")
             own[key]._version += 1
         return _IncompatibleKeys(missing, unexpected)
 

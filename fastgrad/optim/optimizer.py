@@ -14,6 +14,8 @@ from .. import autograd
 from .. import dtypes
 from ..arena import Arena
 from ..backends import K
+from ..device import array_of
+from ..device import to_device as move_array
 from .._checks import check_norm_type
 from ..tensor import Tensor
 
@@ -298,11 +300,11 @@ class Optimizer:
             for name, value in values.items():
                 if name in self.arena_state:
                     view = arena.state_view(name, position)
-                    array = np.asarray(value._data if isinstance(value, Tensor) else value)
+                    array = value._data if isinstance(value, Tensor) else array_of(value)
                     if array.shape != p.shape:
                         raise ValueError(f"state {name!r} of parameter {saved_id} has shape "
                                          f"{array.shape}, expected {p.shape}")
-                    view._data[...] = array
+                    view._data[...] = move_array(array, p.device)
                     self.state[p][name] = view
                 elif name in self.scalar_state:
                     self.state[p][name] = float(value)
