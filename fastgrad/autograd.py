@@ -25,7 +25,7 @@ import weakref
 import numpy as np
 
 from . import dtypes
-from .device import array_of, check_same_device, to_device, zeros
+from .device import array_of, check_same_device, empty, to_device, zeros
 
 
 class _GradMode(threading.local):
@@ -335,16 +335,16 @@ class Function:
                     output._output_nr = index
         return outputs
 
-    def grad_array(self, position, shape, dtype):
+    def grad_array(self, position, shape, dtype, like):
         """The array for input ``position``'s gradient, of ``shape`` (a tuple or an int) and
-        ``dtype``: the buffer the walk offered for it (:attr:`grad_into`) when it is one,
-        else a new one (a gradient of another dtype than its parameter's is cast when it is
-        delivered, as before)."""
+        ``dtype``, on the device of the array ``like``: the buffer the walk offered for it
+        (:attr:`grad_into`) when it is one, else a new one (a gradient of another dtype than
+        its parameter's is cast when it is delivered, as before)."""
         into = self.grad_into
         buffer = None if into is None else into[position]
-        if buffer is None or buffer.dtype != dtype \
+        if buffer is None or buffer.dtype != dtype or type(buffer) is not type(like) \
                 or buffer.shape != (shape if type(shape) is tuple else (shape,)):
-            return np.empty(shape, dtype)
+            return empty(shape, dtype, like)
         return buffer
 
     def _release(self):

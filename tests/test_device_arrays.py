@@ -210,3 +210,67 @@ def test_checkpoints_and_the_monitor_on_the_device(strict_cuda, tmp_path):
     loss.backward()
     optimizer.step()
     assert all(p.is_cuda for p in model.parameters())
+
+
+LAYERS = {
+    "batchnorm1d": lambda: fg.nn.Sequential(fg.nn.Linear(6, 5), fg.nn.BatchNorm1d(5),
+                                            fg.nn.Tanh()),
+    "layernorm": lambda: fg.nn.Sequential(fg.nn.Linear(6, 5), fg.nn.LayerNorm(5),
+                                          fg.nn.GELU()),
+    "dropout_eval": lambda: fg.nn.Sequential(fg.nn.Linear(6, 5), fg.nn.Dropout(0.5)).eval(),
+    "sigmoid_mse": lambda: fg.nn.Sequential(fg.nn.Linear(6, 5), fg.nn.Sigmoid()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LAYERS))
+def test_layers_on_the_device_equal_the_cpu(strict_cuda, rng, name):
+    x = rng.standard_normal((7, 6)).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        fg.manual_seed(1)
+        model = LAYERS[name]().to(device)
+        out = model(fg.tensor(x, device=device))
+        (out * out).mean().backward()
+        results.append([out.detach().cpu().numpy()]
+                       + [p.grad.cpu().numpy() for p in model.parameters()]
+                       + [b.cpu().numpy() for b in model.buffers()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, **_CLOSE)
+
+
+class _Recurrent(fg.nn.Module):
+    def __init__(self, cell):
+        super().__init__()
+        self.rnn = cell(6, 5, num_layers=2, bidirectional=True)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        return out
+
+
+MODELS = {  # name: (model, input shape)
+    "lstm": (lambda: _Recurrent(fg.nn.LSTM), (4, 3, 6)),
+    "gru": (lambda: _Recurrent(fg.nn.GRU), (4, 3, 6)),
+    "rnn": (lambda: _Recurrent(fg.nn.RNN), (4, 3, 6)),
+    "cnn": (lambda: fg.nn.Sequential(
+        fg.nn.Conv2d(2, 4, 3, padding=1), fg.nn.BatchNorm2d(4), fg.nn.ReLU(),
+        fg.nn.MaxPool2d(2), fg.nn.Conv2d(4, 3, 3, stride=2, groups=1), fg.nn.AvgPool2d(1),
+        fg.nn.AdaptiveAvgPool2d(1), fg.nn.Flatten()), (2, 2, 9, 9)),
+    "resnet": (lambda: fg.models.resnet(depth=8), (2, 1, 8, 8)),
+}
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_models_on_the_device_equal_the_cpu(strict_cuda, rng, name):
+    make, shape = MODELS[name]
+    x = rng.standard_normal(shape).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        fg.manual_seed(1)
+        model = make().to(device)
+        out = model(fg.tensor(x, device=device))
+        (out * out).mean().backward()
+        results.append([out.detach().cpu().numpy()]
+                       + [p.grad.cpu().numpy() for p in model.parameters()])
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

@@ -9,6 +9,7 @@ valid: the Python layer has checked them.
 """
 import numpy as np
 
+from ..device import array_device, full, to_device, zeros
 from .spec import kernel
 
 #: Activation codes passed to the activation and fused linear kernels (an int, so every backend
@@ -243,7 +244,7 @@ def gemm_pack(b, trans_b, packed):
     """
     b = b.T if trans_b else b
     panels, depth, width = packed.shape
-    padded = np.zeros((depth, panels * width), packed.dtype)
+    padded = zeros((depth, panels * width), packed.dtype, packed)
     padded[:, :b.shape[1]] = b
     packed[...] = padded.reshape(depth, panels, width).transpose(1, 0, 2)
 
@@ -1130,8 +1131,8 @@ def _windows(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_h, dil
     padded copy: ``[n, c, i, j, p, q]`` is ``x[n, c, i*stride_h - pad_h + p*dil_h,
     j*stride_w - pad_w + q*dil_w]``, and ``fill`` where that is outside the image."""
     n, c, h, w = x.shape
-    padded = np.full((n, c, _padded_extent(h, pad_h, out_h, kernel_h, stride_h, dil_h),
-                      _padded_extent(w, pad_w, out_w, kernel_w, stride_w, dil_w)), fill, x.dtype)
+    padded = full((n, c, _padded_extent(h, pad_h, out_h, kernel_h, stride_h, dil_h),
+                   _padded_extent(w, pad_w, out_w, kernel_w, stride_w, dil_w)), fill, x.dtype, x)
     padded[:, :, pad_h:pad_h + h, pad_w:pad_w + w] = x
     spans = (dil_h * (kernel_h - 1) + 1, dil_w * (kernel_w - 1) + 1)
     view = np.lib.stride_tricks.sliding_window_view(padded, spans, axis=(2, 3))
@@ -1145,8 +1146,9 @@ def _add_windows(taps, stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, grad_x):
     at the position the tap reads; positions in the padding are dropped."""
     n, c, h, w = grad_x.shape
     kernel_h, kernel_w, out_h, out_w = taps.shape[2:]
-    padded = np.zeros((n, c, _padded_extent(h, pad_h, out_h, kernel_h, stride_h, dil_h),
-                       _padded_extent(w, pad_w, out_w, kernel_w, stride_w, dil_w)), grad_x.dtype)
+    padded = zeros((n, c, _padded_extent(h, pad_h, out_h, kernel_h, stride_h, dil_h),
+                    _padded_extent(w, pad_w, out_w, kernel_w, stride_w, dil_w)), grad_x.dtype,
+                   grad_x)
     for p in range(kernel_h):
         rows = slice(p * dil_h, p * dil_h + (out_h - 1) * stride_h + 1, stride_h)
         for q in range(kernel_w):
@@ -1370,6 +1372,8 @@ def max_pool2d_fwd(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_
     inside = (((rows >= 0) & (rows < h))[:, None, :, None]
               & ((cols >= 0) & (cols < w))[None, :, None, :]).reshape(out_h, out_w, taps)
     flat = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(out_h, out_w, taps)
+    # the two (OH, OW, KH * KW) tables above are made on the host: to the windows' device
+    inside, flat = (to_device(table, array_device(out)) for table in (inside, flat))
     nan = np.isnan(windows)
     pick = np.where(nan.any(axis=-1), taps - 1 - np.argmax(nan[..., ::-1], axis=-1),
                     np.argmax(windows, axis=-1))
@@ -1445,6 +1449,7 @@ def avg_pool2d_fwd(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, coun
                        out_w)
     divisors = _avg_pool_divisors(*x.shape[2:], out_h, out_w, kernel_h, kernel_w, stride_h,
                                   stride_w, pad_h, pad_w, count_include_pad, divisor_override)
+    divisors = to_device(divisors, array_device(out))  # a (OH, OW) table, made on the host
     np.divide(windows.sum(axis=(4, 5)), divisors, out=out, casting="same_kind")
 
 
@@ -1469,6 +1474,7 @@ def avg_pool2d_bwd(grad_out, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
     divisors = _avg_pool_divisors(*grad_x.shape[2:], out_h, out_w, kernel_h, kernel_w,
                                   stride_h, stride_w, pad_h, pad_w, count_include_pad,
                                   divisor_override)
+    divisors = to_device(divisors, array_device(grad_x))  # a (OH, OW) table, made on the host
     share = (grad_out / divisors).astype(grad_x.dtype, copy=False)
     _add_windows(np.broadcast_to(share[:, :, None, None], share.shape[:2] + (
         kernel_h, kernel_w) + share.shape[2:]), stride_h, stride_w, pad_h, pad_w, 1, 1, grad_x)

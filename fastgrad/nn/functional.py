@@ -83,8 +83,8 @@ class _Linear(Function):
         needs_x, needs_w, needs_b = self.needs_input_grad[:3]
         x2, weight, out = self.x2, self.weight, self.out
         grad_x = np.empty_like(x2) if needs_x else None
-        grad_w = self.grad_array(1, weight.shape, weight.dtype) if needs_w else None
-        grad_b = self.grad_array(2, weight.shape[0], weight.dtype) \
+        grad_w = self.grad_array(1, weight.shape, weight.dtype, weight) if needs_w else None
+        grad_b = self.grad_array(2, weight.shape[0], weight.dtype, weight) \
             if needs_b and self.has_bias else None
         if grad.shape != out.shape or not grad.flags.c_contiguous:
             grad = contiguous(grad.reshape(out.shape))
@@ -580,8 +580,8 @@ class _BatchNormTraining(Function):
         needs_x, needs_weight, needs_bias = self.needs_input_grad[:3]
         x3, channels = self.x3, self.x3.shape[1]
         grad_x = np.empty_like(x3) if needs_x else None
-        grad_weight = self.grad_array(1, channels, x3.dtype) if needs_weight else None
-        grad_bias = self.grad_array(2, channels, x3.dtype) if needs_bias else None
+        grad_weight = self.grad_array(1, channels, x3.dtype, x3) if needs_weight else None
+        grad_bias = self.grad_array(2, channels, x3.dtype, x3) if needs_bias else None
         (K.batchnorm_bwd if self.bound_kernels is None else self.bound_kernels[1])(
             contiguous(grad_out.reshape(x3.shape)), x3, self.weight, self.mean,
             self.invstd, self.out, self.activation, grad_x, grad_weight, grad_bias)
@@ -1054,9 +1054,9 @@ class _Conv2d(Function):
         bias = None if bias is None else contiguous(bias)
         stride_h, stride_w, pad_h, pad_w, dil_h, dil_w, _ = geometry
         out_channels, _, kernel_h, kernel_w = weight.shape
-        out = np.empty((x.shape[0], out_channels,
-                        conv_output_size(x.shape[2], kernel_h, stride_h, pad_h, dil_h),
-                        conv_output_size(x.shape[3], kernel_w, stride_w, pad_w, dil_w)), x.dtype)
+        out = empty((x.shape[0], out_channels,
+                     conv_output_size(x.shape[2], kernel_h, stride_h, pad_h, dil_h),
+                     conv_output_size(x.shape[3], kernel_w, stride_w, pad_w, dil_w)), x.dtype, x)
         K.conv2d_fwd(x, weight, bias, *geometry, out)
         self.x, self.weight, self.geometry = x, weight, geometry
         return out
@@ -1069,9 +1069,10 @@ class _Conv2d(Function):
             grad_x = np.empty_like(self.x)
             K.conv2d_bwd_input(grad, self.weight, *self.geometry, grad_x)
         if needs_bias:
-            grad_bias = self.grad_array(2, grad.shape[1], grad.dtype)
+            grad_bias = self.grad_array(2, grad.shape[1], grad.dtype, grad)
         if needs_weight:
-            grad_weight = self.grad_array(1, self.weight.shape, self.weight.dtype)
+            grad_weight = self.grad_array(1, self.weight.shape, self.weight.dtype,
+                                              self.weight)
             K.conv2d_bwd_weight(grad, self.x, *self.geometry, grad_weight, grad_bias)
         elif needs_bias:  # a frozen weight: the bias gradient alone, without the kernel's GEMM
             np.sum(grad, axis=(0, 2, 3), out=grad_bias)
@@ -1161,7 +1162,7 @@ class _ConvTranspose2d(Function):
     def forward(self, x, weight, bias, geometry, out_size):
         x, weight = contiguous(x), contiguous(weight)
         groups = geometry[-1]
-        out = np.empty((x.shape[0], weight.shape[1] * groups) + out_size, x.dtype)
+        out = empty((x.shape[0], weight.shape[1] * groups) + out_size, x.dtype, x)
         K.conv2d_bwd_input(x, weight, *geometry, out)
         if bias is not None:
             out += bias[:, None, None]
@@ -1296,13 +1297,13 @@ class _MaxPool2d(Function):
 
     def forward(self, x, geometry, out_size):
         shape = x.shape[:2] + out_size
-        out, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+        out, indices = empty(shape, x.dtype, x), empty(shape, np.int64, x)
         K.max_pool2d_fwd(contiguous(x), *geometry, out, indices)
         self.x_shape, self.indices = x.shape, indices
         return out, indices
 
     def backward(self, grad, grad_indices):
-        grad_x = np.empty(self.x_shape, grad.dtype)
+        grad_x = empty(self.x_shape, grad.dtype, grad)
         K.max_pool2d_bwd(contiguous(grad), self.indices, grad_x)
         return grad_x, None, None
 
@@ -1349,13 +1350,13 @@ class _AvgPool2d(Function):
     grads_are_fresh = True
 
     def forward(self, x, geometry, out_size):
-        out = np.empty(x.shape[:2] + out_size, x.dtype)
+        out = empty(x.shape[:2] + out_size, x.dtype, x)
         K.avg_pool2d_fwd(contiguous(x), *geometry, out)
         self.x_shape, self.geometry = x.shape, geometry
         return out
 
     def backward(self, grad):
-        grad_x = np.empty(self.x_shape, grad.dtype)
+        grad_x = empty(self.x_shape, grad.dtype, grad)
         K.avg_pool2d_bwd(contiguous(grad), *self.geometry, grad_x)
         return grad_x, None, None
 
@@ -1423,14 +1424,14 @@ class _AdaptiveAvgPool2d(Function):
 
     def forward(self, x, rows, cols):
         self.x_shape, self.rows, self.cols = x.shape, rows, cols
-        out = np.empty(x.shape[:-2] + (len(rows), len(cols)), x.dtype)
+        out = empty(x.shape[:-2] + (len(rows), len(cols)), x.dtype, x)
         for i, (top, bottom) in enumerate(rows):
             for j, (left, right) in enumerate(cols):
                 out[..., i, j] = x[..., top:bottom, left:right].mean(axis=(-2, -1))
         return out
 
     def backward(self, grad):
-        grad_x = np.zeros(self.x_shape, grad.dtype)
+        grad_x = zeros(self.x_shape, grad.dtype, grad)
         for i, (top, bottom) in enumerate(self.rows):
             for j, (left, right) in enumerate(self.cols):
                 share = grad[..., i, j] / ((bottom - top) * (right - left))
@@ -1477,7 +1478,7 @@ class _AdaptiveMaxPool2d(Function):
     def forward(self, x, rows, cols):
         width = x.shape[3]
         shape = x.shape[:2] + (len(rows), len(cols))
-        out, indices = np.empty(shape, x.dtype), np.empty(shape, np.int64)
+        out, indices = empty(shape, x.dtype, x), empty(shape, np.int64, x)
         for i, (top, bottom) in enumerate(rows):
             for j, (left, right) in enumerate(cols):
                 window = x[:, :, top:bottom, left:right].reshape(x.shape[:2] + (-1,))
@@ -1489,7 +1490,7 @@ class _AdaptiveMaxPool2d(Function):
         return out, indices
 
     def backward(self, grad, grad_indices):
-        grad_x = np.empty(self.x_shape, grad.dtype)
+        grad_x = empty(self.x_shape, grad.dtype, grad)
         K.max_pool2d_bwd(contiguous(grad), self.indices, grad_x)
         return grad_x, None, None
 
@@ -1529,7 +1530,7 @@ def _project(x, w_ih, bias, width):
     """
     steps, batch = x.shape[:2]
     x2 = contiguous(x).reshape(steps * batch, x.shape[2])
-    projected = np.empty((steps, batch, width), w_ih.dtype)
+    projected = empty((steps, batch, width), w_ih.dtype, w_ih)
     K.linear_fwd(x2, w_ih, bias, ACTIVATIONS["none"], projected.reshape(steps * batch, width))
     return x2, projected
 
@@ -1539,13 +1540,14 @@ def _packed(w_hh, trans):
     steps') packed into panels once per sequence: every step's product then reads it as it is
     (:func:`fastgrad.backends.numpy_ref.gemm_packed`) instead of a BLAS copying it each step."""
     depth, cols = w_hh.shape[::-1] if trans else w_hh.shape
-    packed = np.empty(packed_shape(depth, cols, w_hh.dtype), w_hh.dtype)
+    packed = empty(packed_shape(depth, cols, w_hh.dtype), w_hh.dtype, w_hh)
     K.gemm_pack(w_hh, trans, packed)
     return packed
 
 
-def _zeros_or(state, batch, hidden, dtype):
-    return np.zeros((batch, hidden), dtype) if state is None else contiguous(state)
+def _zeros_or(state, batch, hidden, dtype, like):
+    """A recurrent layer's initial state: zeros on ``like``'s device when not given."""
+    return zeros((batch, hidden), dtype, like) if state is None else contiguous(state)
 
 
 # Per-step gradient norms (fastgrad's addition, for fastgrad.diagnostics): a layer Function
@@ -1582,7 +1584,7 @@ class _StepGrads:
         span = 2
         if record is not None:
             span = max(2, min(entries, RING_BYTES // max(1, like.nbytes)))
-        ring = np.empty((span,) + like.shape, like.dtype)
+        ring = empty((span,) + like.shape, like.dtype, like)
         self.slots, self.span, self.size = list(ring), span, like.size
         self.flat = ring.reshape(-1)
         self.norms = None if record is None else np.empty(entries)
@@ -1623,23 +1625,23 @@ def _parameter_grads(node, first, grad_pre, h0, out, x2, w_ih, grad_hidden=None)
     hidden_flat = flat if shared else grad_hidden.reshape(steps * batch, width)
     needs = node.needs_input_grad
     needs_x, (needs_w_ih, needs_w_hh, needs_b_ih, needs_b_hh) = needs[0], needs[first:first + 4]
-    grad_x = np.empty((steps, batch, w_ih.shape[1]), dtype) if needs_x else None
-    grad_w_ih = node.grad_array(first, w_ih.shape, dtype) if needs_w_ih else None
-    grad_b_ih = node.grad_array(first + 2, width, dtype) if needs_b_ih \
-        else np.empty(width, dtype) if needs_b_hh and shared else None
+    grad_x = empty((steps, batch, w_ih.shape[1]), dtype, w_ih) if needs_x else None
+    grad_w_ih = node.grad_array(first, w_ih.shape, dtype, w_ih) if needs_w_ih else None
+    grad_b_ih = node.grad_array(first + 2, width, dtype, w_ih) if needs_b_ih \
+        else empty(width, dtype, w_ih) if needs_b_hh and shared else None
     # the input projection's backward: its two GEMMs, and the bias gradient from one parallel
     # pass (NumPy's sum over the T*N rows took 0.6 ms of an LSTM(256, 512) step at T=50, N=64)
     _linear_bwd(flat, x2, w_ih, grad_x, grad_w_ih, grad_b_ih)
     grad_w_hh = None
     if needs_w_hh:
-        grad_w_hh = node.grad_array(first + 1, (width, h0.shape[1]), dtype)
+        grad_w_hh = node.grad_array(first + 1, (width, h0.shape[1]), dtype, w_ih)
         K.gemm(hidden_flat[:batch], h0, True, False, False, grad_w_hh)
         if steps > 1:
             K.gemm(hidden_flat[batch:], out[:-1].reshape((steps - 1) * batch, out.shape[2]),
                    True, False, True, grad_w_hh)
     grad_b_hh = None
     if needs_b_hh:
-        grad_b_hh = node.grad_array(first + 3, width, dtype)
+        grad_b_hh = node.grad_array(first + 3, width, dtype, w_ih)
         if shared:
             np.copyto(grad_b_hh, grad_b_ih)
         else:
@@ -1668,11 +1670,11 @@ class _LSTMLayer(Function):
         hidden = w_hh.shape[1]
         dtype = w_ih.dtype
         w_ih, w_hh = contiguous(w_ih), contiguous(w_hh)
-        h0 = _zeros_or(h0, batch, hidden, dtype)
-        c0 = _zeros_or(c0, batch, hidden, dtype)
+        h0 = _zeros_or(h0, batch, hidden, dtype, w_ih)
+        c0 = _zeros_or(c0, batch, hidden, dtype, w_ih)
         x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, 4 * hidden)
         gates_act = np.empty_like(pre)
-        out = np.empty((steps, batch, hidden), dtype)
+        out = empty((steps, batch, hidden), dtype, w_ih)
         cells = np.empty_like(out)
         h_prev, c_prev = h0, c0
         w_packed = _packed(w_hh, True)
@@ -1688,7 +1690,7 @@ class _LSTMLayer(Function):
         grad_out = _time_order(grad_out, reverse)
         steps = out.shape[0]
         grad_gates = np.empty_like(gates_act)
-        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_h = grad_h_n.astype(out.dtype, order="C")  # a copy
         grad_steps = _StepGrads(grad_h, steps, record)
         # entry t: d(loss)/dc_t as step t + 1 passes it back; entry T, c_n's gradient
         grad_cells = _StepGrads(grad_h, steps + 1, record)
@@ -1726,9 +1728,9 @@ class _RNNLayer(Function):
         hidden = w_hh.shape[1]
         dtype = w_ih.dtype
         w_ih, w_hh = contiguous(w_ih), contiguous(w_hh)
-        h0 = _zeros_or(h0, batch, hidden, dtype)
+        h0 = _zeros_or(h0, batch, hidden, dtype, w_ih)
         x2, pre = _project(x, w_ih, None if b_ih is None else b_ih + b_hh, hidden)
-        out = np.empty((steps, batch, hidden), dtype)
+        out = empty((steps, batch, hidden), dtype, w_ih)
         h_prev = h0
         w_packed = _packed(w_hh, True)
         for t in range(steps):
@@ -1742,7 +1744,7 @@ class _RNNLayer(Function):
         x2, h0, w_ih, w_hh, out, activation, reverse, record = self.saved
         grad_out = _time_order(grad_out, reverse)
         grad_pre = np.empty_like(out)
-        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_h = grad_h_n.astype(out.dtype, order="C")  # a copy
         grad_steps = _StepGrads(grad_h, out.shape[0], record)
         w_packed = _packed(w_hh, False)
         for t in range(out.shape[0] - 1, -1, -1):
@@ -1779,20 +1781,20 @@ class _GRULayer(Function):
         hidden = w_hh.shape[1]
         dtype = w_ih.dtype
         w_ih, w_hh = contiguous(w_ih), contiguous(w_hh)
-        h0 = _zeros_or(h0, batch, hidden, dtype)
+        h0 = _zeros_or(h0, batch, hidden, dtype, w_ih)
         bias = b_hn = None
         if b_ih is not None:
             bias = b_ih.copy()
             bias[:2 * hidden] += b_hh[:2 * hidden]
             b_hn = b_hh[2 * hidden:]
         x2, pre = _project(x, w_ih, bias, 3 * hidden)
-        rz = np.empty((steps, batch, 2 * hidden), dtype)
-        n = np.empty((steps, batch, hidden), dtype)
+        rz = empty((steps, batch, 2 * hidden), dtype, w_ih)
+        n = empty((steps, batch, hidden), dtype, w_ih)
         hn = np.empty_like(n)
         out = np.empty_like(n)
-        hh = np.empty((batch, 3 * hidden), dtype)
-        rz_pre = np.empty((batch, 2 * hidden), dtype)
-        n_pre = np.empty((batch, hidden), dtype)
+        hh = empty((batch, 3 * hidden), dtype, w_ih)
+        rz_pre = empty((batch, 2 * hidden), dtype, w_ih)
+        n_pre = empty((batch, hidden), dtype, w_ih)
         h_prev = h0
         w_packed = _packed(w_hh, True)
         for t in range(steps):
@@ -1818,9 +1820,9 @@ class _GRULayer(Function):
         grad_out = _time_order(grad_out, reverse)
         steps, batch, hidden = out.shape
         # d(loss)/d(h_{t-1} W_hh^T + b_hh); the input projection's differs only in the n third
-        grad_hidden = np.empty((steps, batch, 3 * hidden), out.dtype)
+        grad_hidden = empty((steps, batch, 3 * hidden), out.dtype, out)
         grad_n_pre = np.empty_like(out)
-        grad_h = np.array(grad_h_n, dtype=out.dtype, order="C")
+        grad_h = grad_h_n.astype(out.dtype, order="C")  # a copy
         grad_steps = _StepGrads(grad_h, steps, record)
         w_packed = _packed(w_hh, False)
         for t in range(steps - 1, -1, -1):
