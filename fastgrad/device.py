@@ -113,6 +113,11 @@ def array_device(array):
     return device(arrays.device_type, arrays.index_of(array))
 
 
+def is_array(value):
+    """True for a NumPy array and for a registered device array."""
+    return isinstance(value, np.ndarray) or type(value) in _ARRAYS
+
+
 def array_of(value):
     """``value`` as an array: a NumPy or device array as it is, anything else (the NumPy
     scalar an op on 0-d arrays gives, where a device library gives a 0-d array) through

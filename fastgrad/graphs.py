@@ -50,6 +50,7 @@ from . import autograd
 from . import backends
 from ._checks import ieee
 from .autograd import Function
+from .device import array_of, is_array, zeros
 from .nn import module as _module
 from .tensor import Tensor
 
@@ -271,7 +272,7 @@ class _Recorder:
         for name, value in kwargs.items():
             if isinstance(value, Tensor):
                 dynamic.append((name, self._outside(value, "object")))
-            elif isinstance(value, np.ndarray):
+            elif is_array(value):
                 dynamic.append((name, self._array(value)))
             elif _holds_arrays(value):
                 self.refuse("an op took tensors inside a list or tuple")
@@ -299,7 +300,7 @@ class _Recorder:
         """``source`` was written into the array ``destination`` outside the ops."""
         if self.refused is not None:
             return
-        if isinstance(source, np.ndarray):
+        if is_array(source):
             index = self.data.get(id(source))
             if index is None:
                 return self.refuse("a value computed outside the ops was written into a "
@@ -339,7 +340,7 @@ class _Recorder:
             if leaf is None:
                 leaf = len(self.inputs) + self._param(a)[0]
             return index, leaf
-        if isinstance(a, np.ndarray):
+        if is_array(a):
             return self._array(a), None
         if _holds_arrays(a):
             self.refuse("an op took tensors inside a list or tuple")
@@ -409,7 +410,7 @@ class _Recorder:
 
 def _holds_arrays(value):
     return isinstance(value, (tuple, list)) and any(
-        isinstance(v, (Tensor, np.ndarray)) or _holds_arrays(v) for v in value)
+        isinstance(v, Tensor) or is_array(v) or _holds_arrays(v) for v in value)
 
 
 # ---------------------------------------------------------------------------------- replay
@@ -520,10 +521,10 @@ class _Trace:
             result = forward(node, *[values[i] for i in arguments], **static)
             if multiple:
                 for index, array in zip(outputs, result):
-                    values[index] = array if type(array) is np.ndarray else np.asarray(array)
+                    values[index] = array if type(array) is np.ndarray else array_of(array)
             else:
                 values[outputs[0]] = result if type(result) is np.ndarray \
-                    else np.asarray(result)
+                    else array_of(result)
         if not self.bound:
             self._bind()
         if len(self.outputs) == 1 and self.kind is Tensor:
@@ -574,7 +575,8 @@ class _Trace:
             # a pending single output has its gradient: only several can miss one
             if op.materialize_grads and len(grad_outputs) > 1 \
                     and any(g is None for g in grad_outputs):
-                grad_outputs = [g if g is not None else np.zeros(values[i].shape, values[i].dtype)
+                grad_outputs = [g if g is not None else zeros(values[i].shape, values[i].dtype,
+                                                               values[i])
                                 for g, i in zip(grad_outputs, outputs)]
             grad_inputs = backward(op, *grad_outputs)
             if type(grad_inputs) is not tuple:

@@ -274,3 +274,30 @@ def test_models_on_the_device_equal_the_cpu(strict_cuda, rng, name):
                        + [p.grad.cpu().numpy() for p in model.parameters()])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_a_captured_step_replays_on_the_device(strict_cuda):
+    (x, y), _ = fg.data.load_digits(seed=0)
+    inputs, targets = fg.tensor(x[:16], device="cuda"), fg.tensor(y[:16], device="cuda")
+    runs = []
+    for captured in (False, True):
+        model = _mlp().cuda()
+        optimizer = fg.optim.Adam(model.parameters(), lr=1e-2)
+
+        def loss_of(a, b):
+            return fg.nn.functional.cross_entropy(model(a), b)
+
+        step = fg.make_graphed_callables(loss_of) if captured else loss_of
+        losses = []
+        for _ in range(4):
+            loss = step(inputs, targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+        if captured:
+            assert step.reasons == {}
+        runs.append((losses, [p.detach().cpu().numpy() for p in model.parameters()]))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
