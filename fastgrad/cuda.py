@@ -1,12 +1,14 @@
 """``fastgrad.cuda``: PyTorch's ``torch.cuda`` queries, answered for this build.
 
-This build has no CUDA backend, so ``is_available()`` is False and ``device_count()`` is 0:
-the idiom ``device = "cuda" if fastgrad.cuda.is_available() else "cpu"`` picks the CPU. Seeding
-is harmless, as in PyTorch without a GPU (there is no CUDA generator to seed); what needs a GPU
-(``synchronize``, ``current_device``) raises the RuntimeError that putting a tensor on a CUDA
+CUDA is available when CUDA arrays are registered (:func:`fastgrad.device.register_arrays`);
+until then ``is_available()`` is False and ``device_count()`` is 0, so the idiom ``device =
+"cuda" if fastgrad.cuda.is_available() else "cpu"`` picks the CPU. Seeding is harmless, as in
+PyTorch without a GPU (there is no CUDA generator to seed); what needs a GPU (``synchronize``,
+``current_device``) raises, without one, the RuntimeError that putting a tensor on a CUDA
 device raises (:func:`fastgrad.device.resolve`).
 """
 from .device import available_types as _available_types
+from .device import device_count as _device_count
 from .device import cuda_device as _cuda_device
 from .device import resolve as _resolve
 from .random import check_seed as _check_seed
@@ -19,8 +21,8 @@ def is_available():
 
 
 def device_count():
-    """The number of CUDA devices this build can use (0)."""
-    return 0
+    """The number of CUDA devices this build can use (0 without CUDA arrays)."""
+    return _device_count("cuda")
 
 
 def manual_seed(seed):
@@ -40,18 +42,20 @@ def empty_cache():
 
 
 def synchronize(device=None):
-    """Wait for the work queued on a CUDA device.
+    """Wait for the work queued on a CUDA device (the registered CUDA arrays' copies and
+    kernels return when done, so there is nothing to wait for once the device is checked).
 
     Raises:
-        RuntimeError: always in this build (no CUDA backend).
+        RuntimeError: no CUDA device is available.
     """
-    _resolve(_cuda_device(device))  # raises: no CUDA backend
+    _resolve(_cuda_device(device))
 
 
 def current_device():
-    """The index of the current CUDA device.
+    """The index of the current CUDA device (0: fastgrad does not switch devices).
 
     Raises:
-        RuntimeError: always in this build (no CUDA backend).
+        RuntimeError: no CUDA device is available.
     """
-    _resolve(_cuda_device())  # raises: no CUDA backend
+    _resolve(_cuda_device())
+    return 0

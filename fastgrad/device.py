@@ -50,22 +50,25 @@ class DeviceArrays:
         from_host: ``from_host(array, index)`` -> a new device array on device ``index``
             (None: the current one) with the NumPy array's values.
         index_of: ``index_of(array)`` -> the index of the device holding ``array``.
+        device_count: ``device_count()`` -> how many devices of the type there are.
         kernels: the device's kernel table (an object with a function per registry kernel,
             as a backend module), or None: the reference kernels
             (:mod:`fastgrad.backends.numpy_ref`), which compute on device arrays through
             NumPy's dispatch protocols. The CPU backends hand a call on device arrays to it.
     """
 
-    __slots__ = ("array_type", "device_type", "to_host", "from_host", "index_of", "kernels")
+    __slots__ = ("array_type", "device_type", "to_host", "from_host", "index_of",
+                 "device_count", "kernels")
 
-    def __init__(self, array_type, device_type, to_host, from_host, index_of, kernels):
+    def __init__(self, array_type, device_type, to_host, from_host, index_of, device_count,
+                 kernels):
         self.array_type, self.device_type = array_type, device_type
         self.to_host, self.from_host, self.index_of = to_host, from_host, index_of
-        self.kernels = kernels
+        self.device_count, self.kernels = device_count, kernels
 
 
 def register_arrays(array_type, device_type, to_host, from_host, index_of=lambda array: 0,
-                    kernels=None):
+                    device_count=lambda: 1, kernels=None):
     """Let tensors hold ``array_type`` arrays, as values on ``device_type`` devices (see
     :class:`DeviceArrays` for the arguments); the type becomes available to :func:`resolve`.
 
@@ -75,13 +78,19 @@ def register_arrays(array_type, device_type, to_host, from_host, index_of=lambda
     if device_type not in KNOWN_TYPES or device_type == "cpu":
         raise ValueError(f"device_type must be a non-CPU device type, got {device_type!r}")
     _ARRAYS[array_type] = DeviceArrays(array_type, device_type, to_host, from_host, index_of,
-                                       kernels)
+                                       device_count, kernels)
 
 
 def unregister_arrays(array_type):
     """Undo :func:`register_arrays` for ``array_type`` (tensors holding them stay as they are
     but can no longer be made)."""
     _ARRAYS.pop(array_type, None)
+
+
+def device_count(device_type):
+    """How many devices of ``device_type`` (not the CPU) tensors can live on."""
+    counts = [a.device_count() for a in _ARRAYS.values() if a.device_type == device_type]
+    return max(counts, default=0)
 
 
 def available_types():

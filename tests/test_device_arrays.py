@@ -23,7 +23,7 @@ def _pair(rng, shape, positive=False):
 
 
 def test_factories_put_tensors_on_the_device(strict_cuda):
-    assert fg.cuda.is_available()
+    assert fg.cuda.is_available() and fg.cuda.device_count() == 1
     for t in (fg.zeros(2, 3, device="cuda"), fg.ones(2, device="cuda"),
               fg.full((2,), 1.5, device="cuda"), fg.arange(4, device="cuda"),
               fg.randn(3, device="cuda"), fg.tensor([1.0, 2.0], device="cuda"),
@@ -301,3 +301,27 @@ def test_a_captured_step_replays_on_the_device(strict_cuda):
     assert runs[0][0] == runs[1][0]
     for a, b in zip(runs[0][1], runs[1][1]):
         np.testing.assert_array_equal(a, b)
+
+
+def test_the_monitor_through_time_and_activations_on_the_device(strict_cuda, rng):
+    x = rng.standard_normal((6, 4, 6)).astype(np.float32)
+    histories = []
+    for device in ("cpu", "cuda"):
+        fg.manual_seed(2)
+        model = fg.nn.Sequential(_Recurrent(fg.nn.LSTM), fg.nn.Tanh()).to(device)
+        optimizer = fg.optim.SGD(model.parameters(), lr=0.1)
+        monitor = GradientMonitor(model, optimizer, activations=True)
+        for _ in range(3):
+            loss = (model(fg.tensor(x, device=device)) ** 2).mean()
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            monitor.step()
+        histories.append(monitor.history())
+    cpu, cuda = histories
+    assert sorted(cuda["time_grad_norms"]) == sorted(cpu["time_grad_norms"])
+    for key, norms in cpu["time_grad_norms"].items():
+        np.testing.assert_allclose(cuda["time_grad_norms"][key], norms, rtol=1e-4)
+    for name, rows in cpu["activations"].items():
+        np.testing.assert_allclose(cuda["activations"][name]["mean"], rows["mean"], rtol=1e-4,
+                                   atol=1e-6)

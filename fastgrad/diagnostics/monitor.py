@@ -351,7 +351,8 @@ class GradientMonitor:
             if not module.training or not autograd.is_grad_enabled():
                 return
             bounds, counts_dead = _activation_kind(module)
-            values = (output[0] if isinstance(output, tuple) else output).numpy()
+            # on a device: an explicit copy of the activations, on recorded steps only
+            values = to_host((output[0] if isinstance(output, tuple) else output)._data)
             if not values.size:
                 return
             saturated = dead = None
@@ -381,9 +382,9 @@ class GradientMonitor:
     def _on_time_grads(self, name, layer, direction, hidden, cell):
         """The recorder a recurrent module's backward calls (see ``record_time_grads``)."""
         key = f"{name}.l{layer}{'_reverse' if direction else ''}"
-        self._pending_time.setdefault(key, []).append(hidden)
+        self._pending_time.setdefault(key, []).append(to_host(hidden))  # T numbers
         if cell is not None:
-            self._pending_time.setdefault(key + ".cell", []).append(cell)
+            self._pending_time.setdefault(key + ".cell", []).append(to_host(cell))
 
     def _take_time(self, index):
         """Move the pending norms into the records of recorded step ``index``; return the

@@ -1587,7 +1587,7 @@ class _StepGrads:
         ring = empty((span,) + like.shape, like.dtype, like)
         self.slots, self.span, self.size = list(ring), span, like.size
         self.flat = ring.reshape(-1)
-        self.norms = None if record is None else np.empty(entries)
+        self.norms = None if record is None else empty(entries, np.float64, like)
         self.offsets = like.size * np.arange(span + 1, dtype=np.int64)  # size 0: all 0
 
     def __getitem__(self, entry):
