@@ -70,16 +70,24 @@ class StrictArray(NDArrayOperatorsMixin):
     def __iter__(self):
         return (_wrap(row) for row in self._a)
 
-    def __bool__(self):   # explicit reads of one value, as CuPy allows (a synchronisation)
+    #: How many single values were read on the host (``bool``, ``float``, ``int``, an index):
+    #: CuPy allows these, each a synchronisation with the device; tests count them.
+    host_reads = 0
+
+    def __bool__(self):
+        StrictArray.host_reads += 1
         return bool(self._a)
 
     def __float__(self):
+        StrictArray.host_reads += 1
         return float(self._a)
 
     def __int__(self):
+        StrictArray.host_reads += 1
         return int(self._a)
 
     def __index__(self):
+        StrictArray.host_reads += 1
         return self._a.__index__()
 
     def __repr__(self):

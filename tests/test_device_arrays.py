@@ -325,3 +325,23 @@ def test_the_monitor_through_time_and_activations_on_the_device(strict_cuda, rng
     for name, rows in cpu["activations"].items():
         np.testing.assert_allclose(cuda["activations"][name]["mean"], rows["mean"], rtol=1e-4,
                                    atol=1e-6)
+
+
+def test_a_training_step_reads_three_values_on_the_host(strict_cuda):
+    """The synchronisations a step on the device costs, counted: cross-entropy's check that
+    the targets are class indices in range and its count of kept targets (for the mean), and
+    the reference clip's total norm (a CUDA kernel table keeps that one on the device)."""
+    (x, y), _ = fg.data.load_digits(seed=0)
+    model = _mlp().cuda()
+    optimizer = fg.optim.Adam(model.parameters(), lr=1e-2)
+    inputs, targets = fg.tensor(x[:16], device="cuda"), fg.tensor(y[:16], device="cuda")
+    counts = []
+    for _ in range(3):
+        before = strict_cuda.host_reads
+        loss = fg.nn.functional.cross_entropy(model(inputs), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        fg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        counts.append(strict_cuda.host_reads - before)
+    assert counts == [3, 3, 3]
