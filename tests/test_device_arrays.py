@@ -327,10 +327,10 @@ def test_the_monitor_through_time_and_activations_on_the_device(strict_cuda, rng
                                    atol=1e-6)
 
 
-def test_a_training_step_reads_three_values_on_the_host(strict_cuda):
+def test_a_training_step_reads_two_values_on_the_host(strict_cuda):
     """The synchronisations a step on the device costs, counted: cross-entropy's check that
-    the targets are class indices in range and its count of kept targets (for the mean), and
-    the reference clip's total norm (a CUDA kernel table keeps that one on the device)."""
+    the targets are class indices in range (PyTorch asserts on the device instead), and the
+    reference clip's total norm (a CUDA kernel table keeps that one on the device)."""
     (x, y), _ = fg.data.load_digits(seed=0)
     model = _mlp().cuda()
     optimizer = fg.optim.Adam(model.parameters(), lr=1e-2)
@@ -344,4 +344,4 @@ def test_a_training_step_reads_three_values_on_the_host(strict_cuda):
         fg.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()
         counts.append(strict_cuda.host_reads - before)
-    assert counts == [3, 3, 3]
+    assert counts == [2, 2, 2]

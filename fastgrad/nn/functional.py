@@ -1972,7 +1972,12 @@ class _CrossEntropy(Function):
         # replay (fastgrad.graphs) checks and counts each batch's own
         logits = contiguous(logits)
         target = _labels(target, ignore_index, logits.shape[1])
-        count = int(np.count_nonzero(target != ignore_index)) if reduction == "mean" else None
+        count = None
+        if reduction == "mean":
+            count = np.count_nonzero(target != ignore_index)
+            # on the host an int; on a device it stays there, in the loss's dtype (no
+            # synchronisation), which divides as the int does
+            count = int(count) if type(target) is np.ndarray else count.astype(logits.dtype)
         n = logits.shape[0]
         loss, lse = empty(n, logits.dtype, logits), empty(n, np.float64, logits)
         K.cross_entropy_fwd(logits, target, ignore_index, loss, lse)
