@@ -35,7 +35,7 @@ __all__ = ["arange", "as_tensor", "bernoulli", "empty", "empty_like", "eye", "fu
 def _make(array, requires_grad, where=CPU):
     """A tensor of the NumPy ``array``'s values on the device ``where`` (resolved): the values
     are made on the host, then copied there."""
-    if where is not CPU and where.type != "cpu":
+    if where.type != "cpu":
         array = _to_device(array, where)
     return Tensor(array, requires_grad=requires_grad)
 

@@ -122,6 +122,13 @@ def array_device(array):
     return device(arrays.device_type, arrays.index_of(array))
 
 
+def is_on(array, where):
+    """True when ``array`` lives on the device ``where`` (a resolved :class:`device`; one
+    without an index means any device of its type)."""
+    here = array_device(array)
+    return here == where or (where.index is None and here.type == where.type)
+
+
 def is_array(value):
     """True for a NumPy array and for a registered device array."""
     return isinstance(value, np.ndarray) or type(value) in _ARRAYS
@@ -178,11 +185,9 @@ def to_host(array):
 def to_device(array, where):
     """``array`` (NumPy or device) on the device ``where`` (a resolved :class:`device`): the
     array itself when it is there already, else a copy there."""
-    arrays = _ARRAYS.get(type(array))
-    here = CPU if arrays is None else device(arrays.device_type, arrays.index_of(array))
-    if here == where or (where.type == here.type and where.index is None):
+    if is_on(array, where):
         return array
-    host = array if arrays is None else arrays.to_host(array)
+    host = to_host(array)
     if where.type == "cpu":
         return host
     for target in _ARRAYS.values():

@@ -30,7 +30,7 @@ from ._checks import (as_operand, check_broadcast, flag, ieee, is_tensor, no_boo
                       normalize_dim, normalize_dims, shape_argument, tensor_input)
 from .autograd import Function
 from .backends import ACTIVATIONS, K
-from .device import array_device, array_of, check_same_device, contiguous, empty, zeros
+from .device import array_device, array_of, check_same_device, contiguous, empty, is_on, zeros
 from .device import to_device as move_array
 
 
@@ -121,10 +121,7 @@ class ToDevice(Function):
 
 def to_device(x, where):
     """``x`` on the device ``where`` (resolved); ``x`` itself when it is there already."""
-    here = array_device(x._data)
-    if here == where or (where.index is None and here.type == where.type):
-        return x
-    return ToDevice.apply(x, where)
+    return x if is_on(x._data, where) else ToDevice.apply(x, where)
 
 
 class Clone(Function):

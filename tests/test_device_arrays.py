@@ -165,6 +165,11 @@ def test_a_module_moves_back_and_forth(strict_cuda):
     before = {k: v.numpy().copy() for k, v in model.state_dict().items()}
     model.cuda()
     assert all(p.is_cuda for p in model.parameters())
+    optimizer = fg.optim.SGD(model.parameters(), lr=0.1)
+    weights = [p._data for p in model.parameters()]
+    model.cuda()  # already there: nothing moves, the optimiser's arena stays as it is
+    assert [p._data for p in model.parameters()] == weights
+    assert all(arena.intact for arena in optimizer._arenas[0])
     model.cpu()
     for key, value in model.state_dict().items():
         assert value.is_cpu

@@ -143,16 +143,15 @@ class _Source:
         prev = self.prev
         if prev is None or prev.size != values.size or prev.dtype != values.dtype:
             prev = self._new_prev(values)
-        if type(values) is np.ndarray:
-            K.monitor_norms(grads, values, prev, self.offsets, self.have_prev, out, layer_of,
-                            layer_sq)
-        else:  # on a device: measured into device arrays, the few numbers then copied here
-            device_out = to_device(out, array_device(values))
-            device_sq = zeros(layer_sq.shape, np.float64, values)
-            K.monitor_norms(grads, values, prev, self.offsets, self.have_prev, device_out,
-                            layer_of, device_sq)
-            out[...] = to_host(device_out)
-            layer_sq += to_host(device_sq)
+        # on a device: measured into device arrays, the few numbers then copied here
+        on_host = type(values) is np.ndarray
+        into = out if on_host else to_device(out, array_device(values))
+        squares = layer_sq if on_host else zeros(layer_sq.shape, np.float64, values)
+        K.monitor_norms(grads, values, prev, self.offsets, self.have_prev, into, layer_of,
+                        squares)
+        if not on_host:
+            out[...] = to_host(into)
+            layer_sq += to_host(squares)
         self.have_prev = True
         return missing
 

@@ -16,7 +16,7 @@ import numpy as np
 from .. import autograd
 from .. import dtypes
 from ..autograd import Function, RemovableHandle
-from ..device import cuda_device, device_arrays
+from ..device import cuda_device, device_arrays, is_on
 from ..device import to_device as move_array
 from .._checks import flag
 from ..tensor import Tensor, _dtype_of_type_name, _to_arguments
@@ -672,7 +672,7 @@ class Module:
             raise TypeError(f"Module.to() takes a floating dtype, got {dtype}")
         if device is not None:
             self._convert(lambda array: move_array(array, device),
-                          lambda tensor: tensor.device != device)
+                          lambda tensor: not is_on(tensor._data, device))
         if dtype is not None:
             self._cast(dtype, floating_only=True)
         return self
