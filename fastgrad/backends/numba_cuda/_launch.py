@@ -12,9 +12,9 @@ from numba import config as _config
 #: True under Numba's CUDA simulator (every simulated thread is a Python thread: small grids).
 SIMULATED = bool(_config.ENABLE_CUDASIM)
 #: Threads per block: a power of two (block reductions halve it), 256 on a GPU.
-THREADS = 32 if SIMULATED else 256
+THREADS = 8 if SIMULATED else 256
 #: The most blocks a grid-stride launch uses.
-MAX_BLOCKS = 4 if SIMULATED else 1024
+MAX_BLOCKS = 2 if SIMULATED else 1024
 
 
 def blocks(n):
