@@ -74,6 +74,7 @@ class Arena:
         self.dtype = self.params[0].dtype
         sizes = [p.numel() for p in self.params]
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int64)
+        self.offsets.flags.writeable = False  # fixed: a device keeps its copy (see K tables)
         like = self.params[0]._data  # the buffers live on the parameters' device
         self.data = empty(len(self), self.dtype, like)
         self.grad = zeros(len(self), self.dtype, like)
@@ -168,10 +169,12 @@ class Arena:
         Parameters without a gradient count as zero.
 
         Returns:
-            ``(total, per_param)``: a float and a float64 array with one norm per parameter.
+            ``(total, per_param)``: a Python float (or a 0-d array on the arena's device from a
+            device's kernel table) and a float64 array on the arena's device with one norm
+            per parameter.
         """
         self.zero_stale()
-        per_param = np.empty(len(self.params), np.float64)
+        per_param = empty(len(self.params), np.float64, self.grad)
         total = K.segment_norms(self.grad, self.offsets, float(norm_type), per_param)
         return total, per_param
 

@@ -12,12 +12,13 @@ import numpy as np
 from . import dtypes
 from .arena import arena_of
 from .backends import K
-from .device import contiguous, empty, to_host
+from .device import contiguous, empty, full, is_array, to_host
 
 
 def combine(totals, norm_type):
-    """The norm of several buffers from their norms (NaN and inf propagate)."""
-    totals = np.asarray(totals, np.float64)
+    """The norm of several buffers from their norms (NaN and inf propagate), a Python float:
+    a total on a device (a 0-d array) is read on the host here."""
+    totals = np.array([float(total) for total in totals], np.float64)
     if totals.size == 0:
         return 0.0
     if norm_type == math.inf:
@@ -105,10 +106,20 @@ def grad_dtype(params):
     return np.result_type(*grads) if grads else dtypes.default_float
 
 
+def total_tensor(total, dtype, like):
+    """The total norm as PyTorch's clipping returns it: a 0-d tensor of ``dtype`` on the
+    device of the array ``like``. ``total`` is a Python float, or a 0-d array on that device
+    (a device kernel table's: it stays there, unread)."""
+    from .tensor import Tensor  # tensor imports the ops, which import this module
+    if is_array(total):
+        return Tensor(total.astype(dtype))
+    return Tensor(full((), total, dtype, like))
+
+
 def first_nonfinite(buffers, norms):
     """``(position, shape)`` of the first parameter (in the caller's order) whose gradient
-    norm is not finite, or None."""
-    bad = [(position, buffer.shapes[j]) for buffer, per in zip(buffers, norms)
+    norm is not finite, or None (``norms``, on any device, are read on the host)."""
+    bad = [(position, buffer.shapes[j]) for buffer, per in zip(buffers, map(to_host, norms))
            for j, position in enumerate(buffer.positions) if not np.isfinite(per[j])]
     return min(bad, key=lambda item: item[0]) if bad else None
 
@@ -116,14 +127,17 @@ def first_nonfinite(buffers, norms):
 def clip_buffers(buffers, max_norm, norm_type, keep_if_nonfinite):
     """Measure every buffer and scale them all when the total exceeds ``max_norm``.
 
-    One buffer: one ``clip_grad_norm`` kernel call. Several: one ``segment_norms`` pass each,
-    then one ``scale`` pass each when clipping is needed. A non-finite total leaves the
-    gradients untouched when ``keep_if_nonfinite``. Each arena remembers its per-parameter
-    norms (:meth:`~fastgrad.arena.Arena.remember_clip`; see :func:`clip_grad_norm_`).
+    One buffer: one ``clip_grad_norm`` kernel call, which decides whether to scale where the
+    gradients are (on a device, without waiting for it). Several: one ``segment_norms`` pass
+    each, then one ``scale`` pass each when clipping is needed, decided on the host (a device's
+    totals are read there). A non-finite total leaves the gradients untouched when
+    ``keep_if_nonfinite``. Each arena remembers its per-parameter norms
+    (:meth:`~fastgrad.arena.Arena.remember_clip`; see :func:`clip_grad_norm_`).
 
     Returns:
-        ``(total, norms)``: the total norm before clipping (a float) and, per buffer, a float64
-        array with one norm per segment.
+        ``(total, norms)``: the total norm before clipping (a Python float, or a 0-d array on
+        the gradients' device from a device's kernel table) and, per buffer, a float64 array
+        on the gradients' device with one norm per segment.
     """
     norms = [empty(len(b.offsets) - 1, np.float64, b.flat) for b in buffers]
     if len(buffers) == 1:
@@ -140,7 +154,6 @@ def clip_buffers(buffers, max_norm, norm_type, keep_if_nonfinite):
                 for buffer in buffers:
                     K.scale(buffer.flat, coef)
                     buffer.write_back()
-    norms = [to_host(n) for n in norms]  # on a device: a few numbers per parameter, copied
     for buffer, per in zip(buffers, norms):
         if buffer.arena is not None:
             buffer.arena.remember_clip(per, norm_type)

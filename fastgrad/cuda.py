@@ -1,13 +1,15 @@
 """``fastgrad.cuda``: PyTorch's ``torch.cuda`` queries, answered for this build.
 
-CUDA is available when CUDA arrays are registered (:func:`fastgrad.device.register_arrays`);
-until then ``is_available()`` is False and ``device_count()`` is 0, so the idiom ``device =
-"cuda" if fastgrad.cuda.is_available() else "cpu"`` picks the CPU. Seeding is harmless, as in
-PyTorch without a GPU (there is no CUDA generator to seed); what needs a GPU (``synchronize``,
-``current_device``) raises, without one, the RuntimeError that putting a tensor on a CUDA
-device raises (:func:`fastgrad.device.resolve`).
+CUDA is available when CUDA arrays are registered (:func:`fastgrad.device.register_arrays`):
+CuPy's, registered on the first question about CUDA where CuPy and an NVIDIA GPU are
+(:mod:`fastgrad.backends.cupy_arrays`). Without them ``is_available()`` is False and
+``device_count()`` is 0, so the idiom ``device = "cuda" if fastgrad.cuda.is_available() else
+"cpu"`` picks the CPU. Seeding is harmless, as in PyTorch without a GPU (there is no CUDA
+generator to seed); what needs a GPU (``synchronize``, ``current_device``) raises, without
+one, the RuntimeError that putting a tensor on a CUDA device raises
+(:func:`fastgrad.device.resolve`).
 """
-from .device import available_types as _available_types
+from .device import device_arrays_of as _device_arrays_of
 from .device import device_count as _device_count
 from .device import cuda_device as _cuda_device
 from .device import resolve as _resolve
@@ -17,7 +19,7 @@ from .random import check_seed as _check_seed
 def is_available():
     """True when tensors can live on a CUDA device (when CUDA arrays are registered:
     :func:`fastgrad.device.register_arrays`)."""
-    return "cuda" in _available_types()
+    return _device_count("cuda") > 0
 
 
 def device_count():
@@ -42,13 +44,12 @@ def empty_cache():
 
 
 def synchronize(device=None):
-    """Wait for the work queued on a CUDA device (the registered CUDA arrays' copies and
-    kernels return when done, so there is nothing to wait for once the device is checked).
+    """Wait until the work queued on a CUDA device is done (its kernels run asynchronously).
 
     Raises:
         RuntimeError: no CUDA device is available.
     """
-    _resolve(_cuda_device(device))
+    _device_arrays_of(_resolve(_cuda_device(device))).synchronize()
 
 
 def current_device():

@@ -24,12 +24,13 @@ Inside fastgrad, import names from this module (``from .device import resolve``)
 module itself (``from . import device``): the package attribute ``fastgrad.device`` is the
 class, as ``torch.device`` is.
 """
+import importlib
 import operator
 
 import numpy as np
 
 #: Every device type PyTorch's parser knows. A device of any of them can be named
-#: (``fastgrad.device("mps")`` is a valid object, as in PyTorch); only :data:`AVAILABLE_TYPES`
+#: (``fastgrad.device("mps")`` is a valid object, as in PyTorch); only :func:`available_types`
 #: can hold tensors.
 KNOWN_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
                "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
@@ -37,6 +38,12 @@ KNOWN_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep
 
 #: Registered device arrays: array type -> :class:`DeviceArrays` (see :func:`register_arrays`).
 _ARRAYS = {}
+
+#: The module that registers a device type's arrays (its ``register()``), imported the first
+#: time a program asks about that type (:func:`_offer`): never by ``import fastgrad``.
+_PROVIDERS = {"cuda": "fastgrad.backends.cupy_arrays"}
+#: Device type -> why its provider registered nothing ("" when it did), once it was tried.
+_OFFERED = {}
 
 
 class DeviceArrays:
@@ -51,6 +58,8 @@ class DeviceArrays:
             (None: the current one) with the NumPy array's values.
         index_of: ``index_of(array)`` -> the index of the device holding ``array``.
         device_count: ``device_count()`` -> how many devices of the type there are.
+        synchronize: ``synchronize()`` waits until the work queued on the current device is
+            done (``fastgrad.cuda.synchronize``).
         kernels: the device's kernel table (an object with a function per registry kernel,
             as a backend module), or None: the reference kernels
             (:mod:`fastgrad.backends.numpy_ref`), which compute on device arrays through
@@ -58,17 +67,17 @@ class DeviceArrays:
     """
 
     __slots__ = ("array_type", "device_type", "to_host", "from_host", "index_of",
-                 "device_count", "kernels")
+                 "device_count", "synchronize", "kernels")
 
     def __init__(self, array_type, device_type, to_host, from_host, index_of, device_count,
-                 kernels):
+                 synchronize, kernels):
         self.array_type, self.device_type = array_type, device_type
         self.to_host, self.from_host, self.index_of = to_host, from_host, index_of
-        self.device_count, self.kernels = device_count, kernels
+        self.device_count, self.synchronize, self.kernels = device_count, synchronize, kernels
 
 
 def register_arrays(array_type, device_type, to_host, from_host, index_of=lambda array: 0,
-                    device_count=lambda: 1, kernels=None):
+                    device_count=lambda: 1, synchronize=lambda: None, kernels=None):
     """Let tensors hold ``array_type`` arrays, as values on ``device_type`` devices (see
     :class:`DeviceArrays` for the arguments); the type becomes available to :func:`resolve`.
 
@@ -78,7 +87,7 @@ def register_arrays(array_type, device_type, to_host, from_host, index_of=lambda
     if device_type not in KNOWN_TYPES or device_type == "cpu":
         raise ValueError(f"device_type must be a non-CPU device type, got {device_type!r}")
     _ARRAYS[array_type] = DeviceArrays(array_type, device_type, to_host, from_host, index_of,
-                                       device_count, kernels)
+                                       device_count, synchronize, kernels)
 
 
 def unregister_arrays(array_type):
@@ -87,8 +96,21 @@ def unregister_arrays(array_type):
     _ARRAYS.pop(array_type, None)
 
 
+def _offer(device_type):
+    """Let ``device_type``'s provider (:data:`_PROVIDERS`) register its arrays, once: the
+    first question about that type imports it (CuPy's arrays for ``"cuda"``); why it could
+    not is kept for :func:`resolve`'s error."""
+    if device_type in _PROVIDERS and device_type not in _OFFERED:
+        _OFFERED[device_type] = ""
+        try:
+            importlib.import_module(_PROVIDERS[device_type]).register()
+        except Exception as error:  # a missing library or device is a reason, not a crash
+            _OFFERED[device_type] = f"{type(error).__name__}: {error}"
+
+
 def device_count(device_type):
     """How many devices of ``device_type`` (not the CPU) tensors can live on."""
+    _offer(device_type)
     counts = [a.device_count() for a in _ARRAYS.values() if a.device_type == device_type]
     return max(counts, default=0)
 
@@ -97,6 +119,12 @@ def available_types():
     """The device types this build can hold tensors on: the CPU, and those with registered
     arrays."""
     return ("cpu",) + tuple(dict.fromkeys(a.device_type for a in _ARRAYS.values()))
+
+
+def device_arrays_of(where):
+    """The :class:`DeviceArrays` of the device ``where`` (a resolved :class:`device`, not the
+    CPU)."""
+    return next(a for a in _ARRAYS.values() if a.device_type == where.type)
 
 
 def device_arrays(value):
@@ -190,10 +218,9 @@ def to_device(array, where):
     host = to_host(array)
     if where.type == "cpu":
         return host
-    for target in _ARRAYS.values():
-        if target.device_type == where.type:
-            return target.from_host(host, where.index)
-    raise RuntimeError(f"device {str(where)!r} holds no arrays in this build")
+    if where.type not in available_types():
+        raise RuntimeError(f"device {str(where)!r} holds no arrays in this build")
+    return device_arrays_of(where).from_host(host, where.index)
 
 
 def check_same_device(arrays, what="tensors"):
@@ -308,7 +335,7 @@ def resolve(value, argument="device"):
         argument: how to name ``value`` in errors.
 
     Returns:
-        A :class:`device` whose type is in :data:`AVAILABLE_TYPES` (any index of the CPU is
+        A :class:`device` whose type is in :func:`available_types` (any index of the CPU is
         the one CPU, as in PyTorch).
 
     Raises:
@@ -320,9 +347,12 @@ def resolve(value, argument="device"):
     if not isinstance(value, device):
         value = device(value)
     if value.type not in available_types():
+        _offer(value.type)
+    if value.type not in available_types():
         if value.type == "cuda":
-            why = ("this build of fastgrad has no CUDA backend "
-                   "(fastgrad.cuda.is_available() is False)")
+            why = (f"this build of fastgrad has no CUDA backend (fastgrad.cuda.is_available() "
+                   f"is False) because {_OFFERED['cuda']}: CUDA tensors need an NVIDIA GPU and "
+                   f"the cuda extra (pip install fastgrad[cuda])")
         else:
             why = f"fastgrad holds tensors on {', '.join(available_types())} only"
         raise RuntimeError(f"{argument} {str(value)!r} is not available: {why}; use 'cpu'")

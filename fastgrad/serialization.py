@@ -86,7 +86,6 @@ import io
 import json
 import math
 import os
-import re
 import secrets
 import struct
 

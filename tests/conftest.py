@@ -34,6 +34,37 @@ def strict_cuda():
 
 
 @pytest.fixture
+def simulated_cuda():
+    """CUDA tensors for one test, on the stand-in device of :func:`strict_cuda` with the CUDA
+    backend's kernels as its kernel table, run in Numba's simulator: yields StrictArray."""
+    from numba import config
+    if not config.ENABLE_CUDASIM:
+        pytest.skip("Numba's CUDA simulator is off (NUMBA_ENABLE_CUDASIM=0: a GPU run)")
+    try:
+        from _strict_device import simulated_kernels
+        kernels = simulated_kernels()
+    except ImportError as error:  # no numba.cuda
+        pytest.skip(f"the CUDA backend is unavailable: {error}")
+    from _strict_device import StrictArray, from_host, to_host
+    from fastgrad.device import register_arrays, unregister_arrays
+    register_arrays(StrictArray, "cuda", to_host, from_host, kernels=kernels)
+    yield StrictArray
+    unregister_arrays(StrictArray)
+
+
+@pytest.fixture
+def gpu_cuda():
+    """CUDA tensors on a real GPU, as a user gets them (CuPy's arrays with the CUDA backend's
+    kernels: fastgrad.backends.cupy_arrays); skipped, with the reason, without one
+    (bench/gpu_check.sh runs these tests on a GPU machine): yields the array type."""
+    import fastgrad
+    from fastgrad.device import _OFFERED, device_arrays_of
+    if not fastgrad.cuda.is_available():
+        pytest.skip(f"no CUDA device: {_OFFERED.get('cuda') or 'no CUDA arrays registered'}")
+    return device_arrays_of(fastgrad.device("cuda")).array_type
+
+
+@pytest.fixture
 def c():
     """The C backend's module, or a skip that says why it is unavailable."""
     module = backends._load("c") if "c" in backends.BACKEND_MODULES else None

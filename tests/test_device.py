@@ -125,7 +125,8 @@ def test_resolve_is_the_one_place_that_says_what_works():
     assert resolve(None) == resolve("cpu") == resolve("cpu:1") == fg.device("cpu")
     with pytest.raises(RuntimeError, match=r"device 'cuda:1' is not available: this build of "
                                            r"fastgrad has no CUDA backend \(fastgrad\.cuda\."
-                                           r"is_available\(\) is False\)"):
+                                           r"is_available\(\) is False\) because .*: CUDA "
+                                           r"tensors need an NVIDIA GPU and the cuda extra"):
         resolve("cuda:1")
     with pytest.raises(RuntimeError, match="'mps' is not available: fastgrad holds tensors on "
                                            "cpu only"):

@@ -473,6 +473,8 @@ class GradientMonitor:
         for source in self._layout():
             before = source.arena.clip_norms(2.0, since=since) \
                 if clips and source.arena is not None else None
+            if before is not None:
+                before = to_host(before)  # a device's: its few numbers, read once here
             out = row if source.identity else source.norms
             if before is not None:
                 clipped = True

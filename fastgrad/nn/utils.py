@@ -26,6 +26,7 @@ from .. import clipping
 from .. import dtypes
 from .._checks import check_norm_type, real, tensor_list
 from ..backends import K
+from ..device import empty, to_host
 from ..tensor import Tensor
 from .functional import _Penalty
 
@@ -87,7 +88,7 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
                                              bool(error_if_nonfinite))
         if error_if_nonfinite and not math.isfinite(total):
             raise clipping.nonfinite_error(norm_type, clipping.first_nonfinite(buffers, norms))
-        return Tensor(np.array(total).astype(dtype))
+        return clipping.total_tensor(total, dtype, buffers[0].flat)
 
 
 def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False):
@@ -107,16 +108,19 @@ def get_total_norm(tensors, norm_type=2.0, error_if_nonfinite=False):
     if not tensors:
         return Tensor(np.array(0.0, dtypes.default_float))
     buffers = [clipping.loose_buffer(t._data, i) for i, t in enumerate(tensors)]
-    norms = [np.empty(1, np.float64) for _ in buffers]
+    norms = [empty(1, np.float64, b.flat) for b in buffers]
     with np.errstate(all="ignore"):  # NaN and inf norms propagate silently, as in PyTorch
-        total = clipping.combine([K.segment_norms(b.flat, b.offsets, norm_type, n)
-                          for b, n in zip(buffers, norms)], norm_type)
+        totals = [K.segment_norms(b.flat, b.offsets, norm_type, n)
+                  for b, n in zip(buffers, norms)]
+        # one tensor's norm stays where the kernel left it (on a device: unread)
+        total = totals[0] if len(totals) == 1 else clipping.combine(totals, norm_type)
         if error_if_nonfinite and not math.isfinite(total):
-            position = next(i for i, n in enumerate(norms) if not np.isfinite(n[0]))
+            position = next(i for i, n in enumerate(norms) if not np.isfinite(to_host(n)[0]))
             raise RuntimeError(f"The total norm of order {norm_type} for `tensors` is "
                                f"non-finite (first non-finite: tensors[{position}] of shape "
                                f"{tensors[position].shape})")
-        return Tensor(np.array(total).astype(np.result_type(*[t.dtype for t in tensors])))
+        return clipping.total_tensor(total, np.result_type(*[t.dtype for t in tensors]),
+                                     buffers[0].flat)
 
 
 def clip_grads_with_norm_(parameters, max_norm, total_norm):

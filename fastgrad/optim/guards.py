@@ -11,6 +11,7 @@ from .. import clipping
 from .. import random as _random
 from .._checks import check_norm_type, real
 from ..backends import K
+from ..device import empty, to_host
 from .wrapper import OptimizerWrapper
 
 
@@ -95,10 +96,10 @@ class SkipNonFinite(OptimizerWrapper):
             total, norms = clipping.clip_buffers(buffers, self.max_norm, self.norm_type,
                                                  keep_if_nonfinite=True)
         else:
-            norms = [np.empty(len(b.offsets) - 1, np.float64) for b in buffers]
+            norms = [empty(len(b.offsets) - 1, np.float64, b.flat) for b in buffers]
             total = clipping.combine([K.segment_norms(b.flat, b.offsets, math.inf, n)
                                       for b, n in zip(buffers, norms)], math.inf)
-        self.last_norm = total
+        self.last_norm = total = float(total)  # the decision below is the host's
         self.last_skipped = not math.isfinite(total)
         if not self.last_skipped:
             self.optimizer.step()
@@ -106,7 +107,7 @@ class SkipNonFinite(OptimizerWrapper):
         self.skipped += 1
         if self.warn:
             (g, i), shape = clipping.first_nonfinite(buffers, norms)
-            count = sum(int((~np.isfinite(n)).sum()) for n in norms)
+            count = sum(int((~np.isfinite(to_host(n))).sum()) for n in norms)
             warnings.warn(f"step {self.step_count}: {count} parameter(s) have non-finite gradients "
                           f"(first: param_groups[{g}]['params'][{i}] of shape {tuple(shape)}); "
                           f"the optimizer step was skipped ({self.skipped} of {self.step_count} "

@@ -186,7 +186,7 @@ class Optimizer:
         """
         norm_type = check_norm_type(norm_type)
         with np.errstate(all="ignore"):  # NaN and inf gradients give a NaN or inf norm
-            totals = [arena.grad_norms(norm_type)[0] for _, arena in self.arenas()]
+            totals = [float(arena.grad_norms(norm_type)[0]) for _, arena in self.arenas()]
             if norm_type == np.inf:
                 return max(totals)
             return float(np.sum(np.power(totals, norm_type)) ** (1.0 / norm_type))

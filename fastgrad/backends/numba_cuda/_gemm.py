@@ -5,8 +5,8 @@ The product is one tiled shared-memory kernel (:func:`_gemm_tiles`): each block 
 threads computes a TILE x TILE tile of the output, staging TILE-wide slices of op(a) and op(b)
 in shared memory; op(a) and op(b) are read by indexing, never copied transposed. Every output
 element sums its products over k in ascending order in float64 and is rounded once, so the
-result does not depend on the grid. This kernel is the portable fallback: on a real GPU,
-cuBLAS (through CuPy) should run the products, with the epilogues below around them.
+result does not depend on the grid. This kernel is the portable product; :func:`product_kernels`
+builds the same kernels around another (cuBLAS, through CuPy, for CuPy's arrays).
 
 :func:`gemm_packed` runs the same kernel on the column panels that :func:`gemm_pack` wrote
 (the kernel reads a plain B as one panel): the same sums as :func:`gemm` on the unpacked B.
@@ -146,17 +146,64 @@ def _column_sums(matrix, sums):
 
 
 # ---------------------------------------------------------------------------- the kernels
-def _product(a, b, trans_a, trans_b, accumulate, out):
+def tiled_product(a, b, trans_a, trans_b, accumulate, out):
+    """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``) by the tiled kernel: the portable
+    product of :func:`product_kernels`, and this module's."""
     blocks, threads = tile_grid(*out.shape, TILE)
     _gemm_tiles[blocks, threads](a, bool(trans_a), b.reshape(1, *b.shape), bool(trans_b),
                                  bool(accumulate), out)
 
 
-def gemm(a, b, trans_a, trans_b, accumulate, out):
-    """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``): see
-    :func:`fastgrad.backends.numpy_ref.gemm`."""
-    check_device(a=a, b=b, out=out)
-    _product(a, b, trans_a, trans_b, accumulate, out)
+def product_kernels(product):
+    """The kernels made of matrix products and epilogues (``gemm``, ``linear_fwd``,
+    ``linear_bwd``), with their products run by ``product(a, b, trans_a, trans_b, accumulate,
+    out)``: ``out = op(a) @ op(b)`` (``+=`` with ``accumulate``) on device arrays. The
+    products are where a vendor library is fastest (cuBLAS, through CuPy:
+    :mod:`fastgrad.backends.cupy_arrays`); the epilogues stay this module's kernels.
+
+    Returns:
+        ``{name: kernel}``, each with the reference's signature.
+    """
+    def gemm(a, b, trans_a, trans_b, accumulate, out):
+        """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``): see
+        :func:`fastgrad.backends.numpy_ref.gemm`."""
+        check_device(a=a, b=b, out=out)
+        product(a, b, trans_a, trans_b, accumulate, out)
+
+    def linear_fwd(x, weight, bias, activation, out):
+        """``out = act(x @ weight.T + bias)``: see
+        :func:`fastgrad.backends.numpy_ref.linear_fwd`. The product, then one elementwise
+        epilogue (skipped without bias and activation)."""
+        check_device(x=x, weight=weight, bias=bias, out=out)
+        check_activation(activation)
+        product(x, weight, False, True, False, out)
+        if bias is not None or activation != NONE:
+            blocks, threads = grid(out.size)
+            _bias_activation[blocks, threads](out, _no_bias(out.dtype) if bias is None
+                                              else bias, bias is not None, int(activation))
+
+    def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
+        """Gradients of ``linear_fwd``: see :func:`fastgrad.backends.numpy_ref.linear_bwd`.
+        ``g = grad_out * act'(out)`` (a temporary, without activation ``grad_out`` itself),
+        its column sums as the bias gradient, then ``grad_x = g @ weight`` and
+        ``grad_weight = g.T @ x``."""
+        check_device(grad_out=grad_out, x=x, weight=weight, out=out, grad_x=grad_x,
+                     grad_weight=grad_weight, grad_bias=grad_bias)
+        check_activation(activation)
+        g = grad_out
+        if activation != NONE:
+            g = cuda.device_array(grad_out.shape, grad_out.dtype)
+            blocks, threads = grid(g.size)
+            _activation_grad[blocks, threads](grad_out, out, int(activation), g)
+        if grad_bias is not None:
+            blocks, threads = grid(g.shape[1])
+            _column_sums[blocks, threads](g, grad_bias)
+        if grad_x is not None:
+            product(g, weight, False, False, False, grad_x)
+        if grad_weight is not None:
+            product(g, x, True, False, False, grad_weight)
+
+    return {"gemm": gemm, "linear_fwd": linear_fwd, "linear_bwd": linear_bwd}
 
 
 def gemm_pack(b, trans_b, packed):
@@ -174,35 +221,5 @@ def gemm_packed(a, packed, accumulate, out):
     _gemm_tiles[blocks, threads](a, False, packed, False, bool(accumulate), out)
 
 
-def linear_fwd(x, weight, bias, activation, out):
-    """``out = act(x @ weight.T + bias)``: see :func:`fastgrad.backends.numpy_ref.linear_fwd`.
-    The product, then one elementwise epilogue (skipped without bias and activation)."""
-    check_device(x=x, weight=weight, bias=bias, out=out)
-    check_activation(activation)
-    _product(x, weight, False, True, False, out)
-    if bias is not None or activation != NONE:
-        blocks, threads = grid(out.size)
-        _bias_activation[blocks, threads](out, _no_bias(out.dtype) if bias is None else bias,
-                                          bias is not None, int(activation))
-
-
-def linear_bwd(grad_out, x, weight, out, activation, grad_x, grad_weight, grad_bias):
-    """Gradients of :func:`linear_fwd`: see :func:`fastgrad.backends.numpy_ref.linear_bwd`.
-    ``g = grad_out * act'(out)`` (a temporary, without activation ``grad_out`` itself), its
-    column sums as the bias gradient, then ``grad_x = g @ weight`` and ``grad_weight =
-    g.T @ x``."""
-    check_device(grad_out=grad_out, x=x, weight=weight, out=out, grad_x=grad_x,
-                 grad_weight=grad_weight, grad_bias=grad_bias)
-    check_activation(activation)
-    g = grad_out
-    if activation != NONE:
-        g = cuda.device_array(grad_out.shape, grad_out.dtype)
-        blocks, threads = grid(g.size)
-        _activation_grad[blocks, threads](grad_out, out, int(activation), g)
-    if grad_bias is not None:
-        blocks, threads = grid(g.shape[1])
-        _column_sums[blocks, threads](g, grad_bias)
-    if grad_x is not None:
-        _product(g, weight, False, False, False, grad_x)
-    if grad_weight is not None:
-        _product(g, x, True, False, False, grad_weight)
+_TILED = product_kernels(tiled_product)
+gemm, linear_fwd, linear_bwd = _TILED["gemm"], _TILED["linear_fwd"], _TILED["linear_bwd"]
