@@ -264,6 +264,9 @@ def _vs_torch_header(document):
              f"run {document.get('datetime', 'at an unknown time')}",
              f"- CPU: {env.get('cpu_model', 'unknown CPU')}"
              + (f", {cores} cores" if cores else ""),
+             *([f"- **on the GPU** (CUDA tensors, GPU batch sizes): "
+                f"{env.get('gpu') or 'unknown GPU'}"] if settings.get("device") == "cuda"
+               else []),
              "- " + ", ".join(names),
              f"- {settings.get('threads', '?')} threads per process"
              + (f" ({variables} and set_num_threads)" if variables else "")

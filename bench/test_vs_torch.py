@@ -80,3 +80,42 @@ def test_captured_rows_share_pytorchs_run_not_fastgrads(smoke):
         assert eager["fastgrad"]["options"] == {}
         assert captured["fastgrad"]["options"] == {"captured": True}
         assert captured["torch"] == eager["torch"]
+
+
+@pytest.fixture
+def stand_in_cuda():
+    """CUDA tensors on the tests' stand-in device (tests/_strict_device.py: arrays that
+    refuse hidden host round trips), registered for one test: yields the array type."""
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(__file__)), "tests"))
+    try:
+        from _strict_device import StrictArray, from_host, to_host
+    finally:
+        sys.path.pop(0)
+    from fastgrad.device import register_arrays, unregister_arrays
+    register_arrays(StrictArray, "cuda", to_host, from_host)
+    yield StrictArray
+    unregister_arrays(StrictArray)
+
+
+@pytest.mark.parametrize("name", list(vs_torch.WORKLOADS))
+def test_every_workload_runs_on_a_cuda_device(stand_in_cuda, name):
+    """``--device cuda``'s code path, without a GPU: each workload built on the stand-in CUDA
+    device (at smoke sizes) computes on device arrays, with no hidden host round trip, and
+    its first step checks the same as on the CPU."""
+    import fastgrad
+    workload = vs_torch.WORKLOADS[name]
+    checks = []
+    for device in ("cpu", "cuda"):
+        made = stand_in_cuda.made
+        fw = vs_torch.OnDevice(fastgrad, device)
+        step = workload.build(fw, workload.sizes(device, smoke=True),
+                              workload.options("fastgrad"))
+        for _ in range(2):
+            if step.reset is not None:
+                step.reset()
+            step.run()
+            fw.synchronize()
+            if len(checks) < 1 + (device == "cuda"):
+                checks.append(step.check())
+        assert (stand_in_cuda.made > made) == (device == "cuda")
+    assert checks[1] == pytest.approx(checks[0], rel=1e-4)

@@ -30,7 +30,11 @@ means nothing.
 
 The workload code is written once against a library module ``fw`` (``fastgrad`` or
 ``torch``): fastgrad follows PyTorch's API (``fw.nn.Linear``, ``fw.optim.Adam``,
-``fw.nn.utils.clip_grad_norm_``, ``fw.autograd.backward``). Ratio = PyTorch's time over
+``fw.nn.utils.clip_grad_norm_``, ``fw.autograd.backward``). ``--device cuda`` runs the same
+workloads on a GPU (CUDA tensors, ``fastgrad[cuda]`` against PyTorch CUDA, each in its own
+process), at the batch sizes of the rows' ``gpu`` sizes, every timed step followed by
+``cuda.synchronize()``: ``fw`` is then a :class:`OnDevice` that makes tensors and modules on
+the device. Ratio = PyTorch's time over
 fastgrad's: above 1, fastgrad is faster. The Adam rows share fastgrad's run and differ in
 PyTorch's: ``fused=True`` and the default (which on CPU is the single-tensor for-loop: PyTorch
 2.13 only defaults to ``foreach`` on accelerators).
@@ -88,6 +92,45 @@ class Step:
     reset: Optional[Callable[[], None]] = None
 
 
+class OnDevice:
+    """A library module (``fastgrad`` or ``torch``) whose ``tensor`` and ``nn`` layers make
+    their tensors and modules on ``device``; every other name is the library's."""
+
+    def __init__(self, library, device):
+        self.library, self.device = library, device
+        self.nn = _LayersOn(library.nn, device)
+
+    def __getattr__(self, name):
+        return getattr(self.library, name)
+
+    def tensor(self, data, **kwargs):
+        return self.library.tensor(data, device=self.device, **kwargs)
+
+    def place(self, module):
+        """``module`` moved to the device."""
+        return module.to(self.device)
+
+    def synchronize(self):
+        """Wait for the device's queued work (nothing to wait for on the CPU)."""
+        if self.device != "cpu":
+            self.library.cuda.synchronize()
+
+
+class _LayersOn:
+    """A library's ``nn`` whose Module classes make their modules on ``device`` (``Module``
+    itself stays the class, to subclass)."""
+
+    def __init__(self, nn, device):
+        self._nn, self._device = nn, device
+
+    def __getattr__(self, name):
+        value = getattr(self._nn, name)
+        if isinstance(value, type) and issubclass(value, self._nn.Module) \
+                and value is not self._nn.Module:
+            return lambda *args, **kwargs: value(*args, **kwargs).to(self._device)
+        return value
+
+
 def _uniform(rng, shape, fan_in):
     """PyTorch's default Linear and LSTM initialisation, U(-1/sqrt(fan_in), 1/sqrt(fan_in))."""
     bound = 1 / math.sqrt(fan_in)
@@ -108,7 +151,7 @@ def _norm(tensors):
     """The 2-norm of all of ``tensors`` together, in float64."""
     total = 0.0
     for tensor in tensors:
-        values = tensor.detach().numpy().astype(np.float64).ravel()
+        values = tensor.detach().cpu().numpy().astype(np.float64).ravel()
         total += float(values @ values)
     return math.sqrt(total)
 
@@ -393,9 +436,9 @@ def resnet(fw, dims, options):
     rng = np.random.default_rng(11)
     if fw.__name__ == "fastgrad":
         import fastgrad.models
-        model = fastgrad.models.resnet(depth, 1, classes)
+        model = fw.place(fastgrad.models.resnet(depth, 1, classes))
     else:
-        model = _torch_resnet(fw, depth, (16, 32, 64), classes)
+        model = fw.place(_torch_resnet(fw.library, depth, (16, 32, 64), classes))
     _load(fw, model, _random_state(model, rng))
     params = list(model.parameters())
     x = fw.tensor(rng.standard_normal((batch, 1, size, size), F32))
@@ -417,6 +460,7 @@ class Workload:
             ``dims`` share fastgrad's run.
         dims: the sizes to publish.
         smoke: small sizes of the same shape (``--smoke``).
+        gpu: the sizes on a GPU (``--device cuda``), batches that fill one; None: ``dims``.
         torch_options: PyTorch's extra keyword arguments for this row.
         fastgrad_options: fastgrad's (``captured``: the training step's forward and loss
             replayed as a captured step, see :mod:`fastgrad.graphs`).
@@ -428,11 +472,18 @@ class Workload:
     build: Callable[..., Step]
     dims: tuple
     smoke: tuple
+    gpu: Optional[tuple] = None
     torch_options: dict = field(default_factory=dict)
     fastgrad_options: dict = field(default_factory=dict)
 
     def options(self, library):
         return self.torch_options if library == "torch" else self.fastgrad_options
+
+    def sizes(self, device, smoke):
+        """The sizes to run at: ``smoke``'s, else the device's."""
+        if smoke:
+            return self.smoke
+        return self.gpu if device != "cpu" and self.gpu is not None else self.dims
 
 
 WORKLOADS = {w.name: w for w in (
@@ -443,21 +494,23 @@ WORKLOADS = {w.name: w for w in (
     Workload("adam_default", "Adam step, same model, vs the default (for-loop on CPU)", 3, adam,
              (10_000_000, 100), (20_000, 10)),
     Workload("batchnorm", "BatchNorm1d(1024) forward+backward, batch 256", 1.5, batchnorm,
-             (256, 1024), (16, 64)),
+             (256, 1024), (16, 64), gpu=(4096, 1024)),
     Workload("mlp", "MLP 784-256-256-10 ReLU, CE, backward, clip 1.0, SGD-momentum step, "
-             "batch 64", 1.5, mlp, (64, 784, 256, 256, 10), (8, 49, 16, 16, 10)),
+             "batch 64", 1.5, mlp, (64, 784, 256, 256, 10), (8, 49, 16, 16, 10),
+             gpu=(4096, 784, 256, 256, 10)),
     Workload("tiny", "tiny step: 3 x Linear(8,8)+Tanh, MSE, Adam, batch 16", 5, tiny,
              (16, 8, 8, 8, 8), (16, 8, 8, 8, 8)),
     Workload("sigmoid_bn", "20-layer sigmoid MLP with BatchNorm1d (width 64, digits-sized: 64 "
              "inputs, 10 classes), CE, clip, SGD step, batch 64", 2, sigmoid_bn,
-             (64, 64, 64, 20, 10), (8, 64, 8, 20, 10)),
+             (64, 64, 64, 20, 10), (8, 64, 8, 20, 10), gpu=(1024, 64, 64, 20, 10)),
     Workload("lstm", "LSTM(256, 512), T=50, batch 64, forward+backward+clip+Adam", 1.2, lstm,
-             (50, 64, 256, 512), (5, 4, 16, 32)),
+             (50, 64, 256, 512), (5, 4, 16, 32), gpu=(50, 256, 256, 512)),
     Workload("cnn", "CNN step: Conv(1->32)-BN-ReLU-MaxPool-Conv(32->64)-BN-ReLU-AvgPool-Linear, "
              "CE, SGD-momentum, batch 64 on 1x28x28", 1, cnn, (64, 28, 32, 64, 10),
-             (4, 8, 4, 8, 10)),
+             (4, 8, 4, 8, 10), gpu=(512, 28, 32, 64, 10)),
     Workload("resnet", "digits ResNet-20 step (16-32-64 channels, 1x8x8 images), CE, "
-             "SGD-momentum, batch 64", 1, resnet, (64, 8, 20, 10), (4, 8, 8, 10)),
+             "SGD-momentum, batch 64", 1, resnet, (64, 8, 20, 10), (4, 8, 8, 10),
+             gpu=(512, 8, 20, 10)),
     Workload("conv_small", "Conv2d(32, 64, 3, padding=1) forward+backward, batch 64, 14x14", 1,
              conv, (64, 32, 64, 14, 3), (2, 4, 8, 6, 3)),
     Workload("conv_large", "Conv2d(64, 128, 3, padding=1) forward+backward, batch 32, 32x32", 1,
@@ -473,12 +526,14 @@ WORKLOADS = {name: row for workload in WORKLOADS.values() for name, row in (
 
 
 # --------------------------------------------------------------------------------- worker
-def _timed(step):
-    """One step's wall time, its reset excluded."""
+def _timed(step, synchronize):
+    """One step's wall time, its reset excluded, until the device has done its work."""
     if step.reset is not None:
         step.reset()
+        synchronize()
     start = time.perf_counter()
     step.run()
+    synchronize()
     return time.perf_counter() - start
 
 
@@ -494,23 +549,23 @@ def _busy_seconds():
     return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(step, seconds):
+def measure(step, seconds, synchronize=lambda: None):
     """Warm up, then time steps for about ``seconds``: the first step's time (compilation
     included), the warm-up steps, the check value, the step times' quantiles, and how many
     cores other processes kept busy meanwhile (None where that cannot be read): on a shared
     machine a thread waiting at a barrier for a descheduled partner loses whole scheduler
     slices, so that figure says whether the times can be trusted."""
-    first = _timed(step)
+    first = _timed(step, synchronize)
     check = dict(name=step.check_name, value=step.check())
     warmup, started = 1, time.perf_counter()
     while warmup < WARMUP_STEPS or time.perf_counter() - started < WARMUP_SHARE * seconds:
-        _timed(step)
+        _timed(step, synchronize)
         warmup += 1
     busy, own = _busy_seconds(), time.process_time()
     times, started = [], time.perf_counter()
     while len(times) < MIN_STEPS or (time.perf_counter() - started < seconds
                                      and len(times) < MAX_STEPS):
-        times.append(_timed(step))
+        times.append(_timed(step, synchronize))
     wall = time.perf_counter() - started
     other = None if busy is None else max(
         0.0, (_busy_seconds() - busy - (time.process_time() - own)) / wall)
@@ -531,16 +586,17 @@ def _threads_in_force(fw, requested):
     return threads
 
 
-def worker(library, name, threads, seconds, smoke):
-    """Time workload ``name`` with ``library`` alone in this process; returns the JSON
-    record."""
+def worker(library, name, threads, seconds, smoke, device="cpu"):
+    """Time workload ``name`` with ``library`` alone in this process, on ``device``; returns
+    the JSON record."""
     workload = WORKLOADS[name]
-    fw = importlib.import_module(library)
+    fw = OnDevice(importlib.import_module(library), device)
     fw.set_num_threads(threads)
-    dims = workload.smoke if smoke else workload.dims
+    dims = workload.sizes(device, smoke)
     options = workload.options(library)
-    record = dict(library=library, workload=name, dims=list(dims), options=options)
-    record.update(measure(workload.build(fw, dims, options), seconds))
+    record = dict(library=library, workload=name, dims=list(dims), options=options,
+                  device=device)
+    record.update(measure(workload.build(fw, dims, options), seconds, fw.synchronize))
     other = [lib for lib in LIBRARIES if lib != library and lib in sys.modules]
     if other:
         raise RuntimeError(f"the {library} worker loaded {other[0]}")
@@ -553,11 +609,11 @@ def worker(library, name, threads, seconds, smoke):
     return record
 
 
-def _worker_main(library, name, threads, seconds, smoke):
+def _worker_main(library, name, threads, seconds, smoke, device):
     """Print the worker's JSON line; a failure is printed as ``{"error": ...}`` (exit 1), so
     that the driver puts it in the table instead of stopping."""
     try:
-        record = worker(library, name, threads, seconds, smoke)
+        record = worker(library, name, threads, seconds, smoke, device)
     except Exception as error:   # any failure of the library under test is a result
         traceback.print_exc()
         print(json.dumps({"error": f"{type(error).__name__}: {error}"}))
@@ -572,7 +628,8 @@ def run_worker(library, workload, arguments):
     env = dict(os.environ, **{name: str(arguments.threads) for name in THREAD_VARIABLES})
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [_ROOT, os.environ.get("PYTHONPATH")]))
     command = [sys.executable, _HERE, "--worker", library, workload.name,
-               "--threads", str(arguments.threads), "--seconds", str(arguments.seconds)]
+               "--threads", str(arguments.threads), "--seconds", str(arguments.seconds),
+               "--device", arguments.device]
     if arguments.smoke:
         command.append("--smoke")
     try:
@@ -687,6 +744,16 @@ def drive(workloads, libraries, arguments, log=sys.stderr):
     return rows
 
 
+def _gpu_name():
+    """The first GPU's name from nvidia-smi, or None."""
+    try:
+        names = subprocess.run(["nvidia-smi", "--query-gpu=name", "--format=csv,noheader"],
+                               capture_output=True, text=True, timeout=30).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return names.strip().splitlines()[0] if names.strip() else None
+
+
 def _load_average():
     return os.getloadavg()[0] if hasattr(os, "getloadavg") else None
 
@@ -714,6 +781,9 @@ def main(argv=None):
                              "0 with --smoke)")
     parser.add_argument("--timeout", type=float, default=600,
                         help="seconds before a worker is stopped (default 600)")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu",
+                        help="where both libraries train (default cpu; cuda: a GPU, at the "
+                             "rows' GPU sizes)")
     parser.add_argument("--json", metavar="PATH", help="write the results to PATH")
     arguments = parser.parse_args(argv)
     if arguments.rounds is None:
@@ -727,7 +797,7 @@ def main(argv=None):
         if library not in LIBRARIES or name not in WORKLOADS:
             parser.error(f"--worker takes one of {LIBRARIES} and one of {list(WORKLOADS)}")
         return _worker_main(library, name, arguments.threads, arguments.seconds,
-                            arguments.smoke)
+                            arguments.smoke, arguments.device)
     if arguments.threads < 1 or arguments.rounds < 1 or arguments.seconds <= 0 \
             or arguments.retries < 0:
         parser.error("--threads and --rounds must be at least 1, --seconds positive and "
@@ -744,9 +814,11 @@ def main(argv=None):
         "datetime": started,
         "settings": dict(threads=arguments.threads, rounds=arguments.rounds,
                          seconds=arguments.seconds, smoke=arguments.smoke,
+                         device=arguments.device,
                          retries=arguments.retries,
                          libraries=libraries, thread_variables=list(THREAD_VARIABLES)),
         "environment": dict(cpu_model=machine.cpu_model(), cores=os.cpu_count(),
+                            gpu=_gpu_name() if arguments.device == "cuda" else None,
                             python=platform.python_version(),
                             commit=machine.git("rev-parse", "--short", "HEAD"),
                             dirty=bool(machine.git("status", "--porcelain",

@@ -108,6 +108,14 @@ def _offer(device_type):
             _OFFERED[device_type] = f"{type(error).__name__}: {error}"
 
 
+def why_unavailable(device_type):
+    """Why tensors cannot live on ``device_type`` devices (its provider's failure, e.g. CuPy
+    not installed), or None when they can."""
+    if device_count(device_type) > 0:
+        return None
+    return _OFFERED.get(device_type) or f"no {device_type} arrays are registered"
+
+
 def device_count(device_type):
     """How many devices of ``device_type`` (not the CPU) tensors can live on."""
     _offer(device_type)

@@ -25,10 +25,15 @@ class StrictArray(NDArrayOperatorsMixin):
 
     __slots__ = ("_a",)
 
+    #: How many StrictArrays were made: a test of code meant to run on the device checks
+    #: that it did.
+    made = 0
+
     def __init__(self, array):
         if type(array) is not np.ndarray:
             raise TypeError(f"StrictArray wraps a numpy.ndarray, got {type(array).__name__}")
         self._a = array
+        StrictArray.made += 1
 
     def __array__(self, dtype=None, copy=None):
         raise HostRoundTrip("implicit conversion of a device array to a NumPy array (a hidden "

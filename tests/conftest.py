@@ -58,9 +58,9 @@ def gpu_cuda():
     kernels: fastgrad.backends.cupy_arrays); skipped, with the reason, without one
     (bench/gpu_check.sh runs these tests on a GPU machine): yields the array type."""
     import fastgrad
-    from fastgrad.device import _OFFERED, device_arrays_of
+    from fastgrad.device import device_arrays_of, why_unavailable
     if not fastgrad.cuda.is_available():
-        pytest.skip(f"no CUDA device: {_OFFERED.get('cuda') or 'no CUDA arrays registered'}")
+        pytest.skip(f"no CUDA tensors: {why_unavailable('cuda')}")
     return device_arrays_of(fastgrad.device("cuda")).array_type
 
 

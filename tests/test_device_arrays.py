@@ -350,3 +350,14 @@ def test_a_training_step_reads_two_values_on_the_host(strict_cuda):
         optimizer.step()
         counts.append(strict_cuda.host_reads - before)
     assert counts == [2, 2, 2]
+
+
+def test_why_a_device_is_unavailable_is_said(strict_cuda):
+    from fastgrad.device import unregister_arrays, why_unavailable
+    assert why_unavailable("cuda") is None and fg.cuda.is_available()
+    fg.cuda.synchronize()  # the stand-in's queue: nothing to wait for
+    unregister_arrays(strict_cuda)
+    reason = why_unavailable("cuda")  # CuPy's registration failed, or none was tried
+    assert isinstance(reason, str) and reason and not fg.cuda.is_available()
+    with pytest.raises(RuntimeError, match="'cuda' is not available"):
+        fg.cuda.synchronize()
