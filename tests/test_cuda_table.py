@@ -14,7 +14,7 @@ import fastgrad as fg
 from _strict_device import StrictArray
 from fastgrad.backends.device_kernels import DeviceKernels
 from fastgrad.diagnostics import GradientMonitor
-from test_device_arrays import MODELS
+from test_device_arrays import MODELS, assert_model_on_cuda_equals_the_cpu
 
 
 # ------------------------------------------------------------------------------ the table
@@ -184,15 +184,4 @@ def test_models_on_the_cuda_kernels_equal_the_cpu(cuda, rng, name):
     GPU)."""
     if cuda is StrictArray and name not in ("cnn", "rnn"):
         pytest.skip("minutes in Numba's simulator: run on a GPU (bench/gpu_check.sh)")
-    make, shape = MODELS[name]
-    x = rng.standard_normal(shape).astype(np.float32)
-    results = []
-    for device in ("cpu", "cuda"):
-        fg.manual_seed(1)
-        model = make().to(device)
-        out = model(fg.tensor(x, device=device))
-        (out * out).mean().backward()
-        results.append([out.detach().cpu().numpy()]
-                       + [p.grad.cpu().numpy() for p in model.parameters()])
-    for a, b in zip(*results):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+    assert_model_on_cuda_equals_the_cpu(name, rng)

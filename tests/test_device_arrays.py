@@ -265,8 +265,9 @@ MODELS = {  # name: (model, input shape)
 }
 
 
-@pytest.mark.parametrize("name", sorted(MODELS))
-def test_models_on_the_device_equal_the_cpu(strict_cuda, rng, name):
+def assert_model_on_cuda_equals_the_cpu(name, rng):
+    """Model ``name`` of :data:`MODELS`, the same weights and input on the CPU and on CUDA:
+    the same output and parameter gradients."""
     make, shape = MODELS[name]
     x = rng.standard_normal(shape).astype(np.float32)
     results = []
@@ -279,6 +280,11 @@ def test_models_on_the_device_equal_the_cpu(strict_cuda, rng, name):
                        + [p.grad.cpu().numpy() for p in model.parameters()])
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(MODELS))
+def test_models_on_the_device_equal_the_cpu(strict_cuda, rng, name):
+    assert_model_on_cuda_equals_the_cpu(name, rng)
 
 
 def test_a_captured_step_replays_on_the_device(strict_cuda):
