@@ -136,8 +136,15 @@ def device_arrays_of(where):
 
 
 def device_arrays(value):
-    """The :class:`DeviceArrays` of ``value``'s type, or None (a NumPy array, or no array)."""
-    return _ARRAYS.get(type(value))
+    """The :class:`DeviceArrays` of ``value``'s type, or None (a NumPy array, or no array).
+    A CUDA array (one with ``__cuda_array_interface__``) of a type not registered yet lets
+    CUDA's provider register first (CuPy's arrays given before any question about CUDA)."""
+    arrays = _ARRAYS.get(type(value))
+    if arrays is None and "cuda" not in _OFFERED and type(value) is not np.ndarray \
+            and hasattr(value, "__cuda_array_interface__"):
+        _offer("cuda")
+        arrays = _ARRAYS.get(type(value))
+    return arrays
 
 
 def arrays_among(values):

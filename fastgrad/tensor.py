@@ -808,8 +808,9 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False):
     bools bool, NumPy arrays and scalars keep their dtype; ``dtype`` overrides.
 
     Args:
-        data: a number, a (nested) sequence, a NumPy array, a Tensor, or anything with
-            ``__array__``.
+        data: a number, a (nested) sequence, a NumPy array, a device array (CuPy's: the
+            tensor is on its device unless ``device`` says otherwise), a Tensor, or anything
+            with ``__array__``.
         dtype: a NumPy dtype (``fastgrad.float32``, ``fastgrad.float64``, ``fastgrad.int64``...).
         device: where the tensor lives (:func:`fastgrad.device.resolve`; the CPU unless
             ``data`` is a tensor elsewhere).
@@ -819,6 +820,9 @@ def tensor(data, *, dtype=None, device=None, requires_grad=False):
     if isinstance(data, Tensor):
         where = data.device if where is None else where
         data = _to_host(data._data)
+    elif _device_arrays(data) is not None:  # a device library's array (CuPy's): its device
+        where = _array_device(data) if where is None else where
+        data = _to_host(data)
     explicit = dtypes.resolve(dtype) if dtype is not None else None
     if explicit is not None and explicit.kind not in "biuf":
         raise TypeError(f"dtype must be a bool, integer or floating dtype, got {explicit}")

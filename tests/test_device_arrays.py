@@ -367,3 +367,32 @@ def test_why_a_device_is_unavailable_is_said(strict_cuda):
     assert isinstance(reason, str) and reason and not fg.cuda.is_available()
     with pytest.raises(RuntimeError, match="'cuda' is not available"):
         fg.cuda.synchronize()
+
+
+def test_a_device_array_becomes_a_tensor_on_its_device(strict_cuda):
+    values = np.arange(6, dtype=np.float32).reshape(2, 3)
+    array = strict_cuda(values.copy())
+    t = fg.tensor(array)
+    assert t.is_cuda and t._data is not array  # a copy, as torch.tensor makes
+    np.testing.assert_array_equal(t.cpu().numpy(), values)
+    on_cpu = fg.tensor(array, dtype=fg.float64, device="cpu")
+    assert on_cpu.is_cpu and on_cpu.dtype == np.float64
+    np.testing.assert_array_equal(on_cpu.numpy(), values)
+
+
+def test_a_cuda_array_of_an_unregistered_type_asks_for_cuda_first():
+    import sys
+    module = sys.modules["fastgrad.device"]  # the module (fastgrad.device is the class)
+
+    class Foreign:  # a CUDA array of a library fastgrad does not register
+        __cuda_array_interface__ = {"shape": (1,), "typestr": "<f4", "data": (0, False),
+                                    "version": 3}
+
+    offered = dict(module._OFFERED)
+    module._OFFERED.pop("cuda", None)
+    try:
+        assert module.device_arrays(Foreign()) is None
+        assert "cuda" in module._OFFERED  # CuPy's registration was tried (here: no CuPy)
+    finally:
+        module._OFFERED.clear()
+        module._OFFERED.update(offered)
