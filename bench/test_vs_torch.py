@@ -119,3 +119,22 @@ def test_every_workload_runs_on_a_cuda_device(stand_in_cuda, name):
                 checks.append(step.check())
         assert (stand_in_cuda.made > made) == (device == "cuda")
     assert checks[1] == pytest.approx(checks[0], rel=1e-4)
+
+
+def test_the_gpu_check_script_names_what_exists():
+    """bench/gpu_check.sh runs only on a GPU machine, so CI checks that it parses and that
+    the tests, scripts and workloads it names still exist."""
+    import re
+    import shutil
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.dirname(here)
+    path = os.path.join(here, "gpu_check.sh")
+    if shutil.which("bash"):
+        assert subprocess.run(["bash", "-n", path]).returncode == 0
+    with open(path, encoding="utf-8") as file:
+        script = file.read()
+    named = re.findall(r"\b((?:tests|bench)/[\w/]+\.(?:py|sh))", script)
+    assert named and all(os.path.exists(os.path.join(root, p)) for p in named), named
+    only = re.search(r"--only ((?:[\w]+[\s\\]*)+?)--json", script)
+    assert only, "the script's vs_torch.py call lists its workloads with --only"
+    assert set(only.group(1).replace("\\", " ").split()) <= set(vs_torch.WORKLOADS)
