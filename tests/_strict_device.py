@@ -148,9 +148,10 @@ def simulated_kernels():
     """The kernel table of :mod:`fastgrad.backends.numba_cuda` for StrictArrays, run in
     Numba's CUDA simulator (whose device arrays wrap NumPy arrays, as StrictArray does): the
     stand-in device with the CUDA backend's kernels instead of the reference's. Its matrix
-    products are NumPy's on the simulated memory, standing in for cuBLAS (as CuPy's arrays
-    take cuBLAS's: :mod:`fastgrad.backends.cupy_arrays`); the tiled product kernel, which
-    the simulator runs a thousand times slower, has its own tests (test_cuda_kernels.py)."""
+    products go through the library product CuPy's arrays take
+    (:mod:`fastgrad.backends.cupy_arrays`), with NumPy's on the simulated memory standing in
+    for cuBLAS; the tiled product kernel, which the simulator runs a thousand times slower,
+    has its own tests (test_cuda_kernels.py)."""
     from numba import cuda
     from numba.cuda.simulator.cudadrv.devicearray import FakeCUDAArray
 
@@ -159,13 +160,5 @@ def simulated_kernels():
 
     return DeviceKernels(numba_cuda, StrictArray, to_kernel=lambda a: FakeCUDAArray(a._a),
                          from_kernel=lambda a: StrictArray(a._ary), upload=cuda.to_device,
-                         overrides=numba_cuda.product_kernels(_simulated_product))
-
-
-def _simulated_product(a, b, trans_a, trans_b, accumulate, out):
-    """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``) on simulated device arrays."""
-    a, b = (a._ary.T if trans_a else a._ary), (b._ary.T if trans_b else b._ary)
-    if accumulate:
-        out._ary[...] += a @ b
-    else:
-        np.matmul(a, b, out=out._ary)
+                         overrides=numba_cuda.product_kernels(numba_cuda.library_product(
+                             lambda a: a._ary, np.matmul)))

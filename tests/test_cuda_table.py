@@ -185,3 +185,30 @@ def test_models_on_the_cuda_kernels_equal_the_cpu(cuda, rng, name):
     if cuda is StrictArray and name not in ("cnn", "rnn"):
         pytest.skip("minutes in Numba's simulator: run on a GPU (bench/gpu_check.sh)")
     assert_model_on_cuda_equals_the_cpu(name, rng)
+
+
+@pytest.mark.parametrize("name", ["gemm", "linear_fwd", "linear_bwd"])
+def test_the_product_kernels_around_a_library_product_match_the_reference(simulated_cuda, name):
+    """The kernels CuPy's arrays take (their products in cuBLAS, via ``library_product``),
+    here with NumPy's product on the simulator's memory: every variant, float32 and float64."""
+    import copy
+
+    from numba import cuda
+    from fastgrad.backends import KERNELS, numba_cuda
+    kernels = numba_cuda.product_kernels(numba_cuda.library_product(lambda a: a._ary,
+                                                                    np.matmul))
+    spec = KERNELS[name]
+    for dtype in (np.float32, np.float64):
+        for variant in spec.variants:
+            args = spec.arguments(np.random.default_rng(3), dtype, max(spec.sizes), variant)
+            expected = copy.deepcopy(args)
+            spec.reference(**expected)
+            on_device = {k: cuda.to_device(v) if isinstance(v, np.ndarray) else v
+                         for k, v in args.items()}
+            kernels[name](**on_device)
+            rtol, atol = spec.tolerances[np.dtype(dtype)]
+            for key in spec.writes:
+                if expected[key] is not None:
+                    np.testing.assert_allclose(on_device[key].copy_to_host(), expected[key],
+                                               rtol=rtol, atol=atol,
+                                               err_msg=f"{name} [{variant}] {key}")

@@ -32,17 +32,6 @@ def _to_kernel(array):
     return cuda.as_cuda_array(array, sync=False)
 
 
-def _product(a, b, trans_a, trans_b, accumulate, out):
-    """``out = op(a) @ op(b)`` (``+=`` with ``accumulate``) in cuBLAS, on numba device
-    arrays viewed as CuPy's (no copy; a transposed operand is a view cuBLAS reads as such)."""
-    a, b, out = cupy.asarray(a), cupy.asarray(b), cupy.asarray(out)
-    a, b = (a.T if trans_a else a), (b.T if trans_b else b)
-    if accumulate:
-        out += cupy.matmul(a, b)
-    else:
-        cupy.matmul(a, b, out=out)
-
-
 def _from_host(array, index):
     """A CuPy copy of the NumPy ``array`` on CUDA device ``index`` (None: the current)."""
     if index is None:
@@ -66,7 +55,8 @@ def register():
         raise RuntimeError("CuPy sees no CUDA device")
     kernels = DeviceKernels(numba_cuda, cupy.ndarray, to_kernel=_to_kernel,
                             from_kernel=cupy.asarray, upload=cuda.to_device,
-                            overrides=numba_cuda.product_kernels(_product))
+                            overrides=numba_cuda.product_kernels(
+                                numba_cuda.library_product(cupy.asarray, cupy.matmul)))
     register_arrays(cupy.ndarray, "cuda", to_host=cupy.asnumpy, from_host=_from_host,
                            index_of=lambda array: array.device.id,
                            device_count=cupy.cuda.runtime.getDeviceCount,

@@ -9,7 +9,8 @@ taken on the device (:func:`clip_grad_norm`).
 
 The kernels made of matrix products (``gemm``, ``linear_fwd``, ``linear_bwd``) run them in a
 tiled kernel of their own; :func:`product_kernels` builds them around a vendor library's
-product instead (cuBLAS through CuPy: :mod:`fastgrad.backends.cupy_arrays`).
+product instead (:func:`library_product`: cuBLAS through CuPy, see
+:mod:`fastgrad.backends.cupy_arrays`).
 
 Every kernel is a grid-stride loop launched through :mod:`._launch` (the one place for launch
 configuration); a reduction writes one partial per block and a second, one-block kernel
@@ -37,4 +38,4 @@ from ._layers import *  # noqa: E402,F401,F403
 from ._pool import *  # noqa: E402,F401,F403
 from ._gemm import *  # noqa: E402,F401,F403
 from ._conv import *  # noqa: E402,F401,F403
-from ._gemm import product_kernels, tiled_product  # noqa: E402,F401 (for vendor products)
+from ._gemm import library_product, product_kernels, tiled_product  # noqa: E402,F401

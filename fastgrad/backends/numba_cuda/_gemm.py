@@ -154,6 +154,21 @@ def tiled_product(a, b, trans_a, trans_b, accumulate, out):
                                  bool(accumulate), out)
 
 
+def library_product(asarray, matmul):
+    """A product for :func:`product_kernels` from an array library's matrix product:
+    ``asarray`` views a numba device array as the library's array (no copy), ``matmul(a, b,
+    out=None)`` multiplies (cuBLAS for CuPy); a transposed operand is passed as a transposed
+    view, which the library reads as such."""
+    def product(a, b, trans_a, trans_b, accumulate, out):
+        a, b, out = asarray(a), asarray(b), asarray(out)
+        a, b = (a.T if trans_a else a), (b.T if trans_b else b)
+        if accumulate:
+            out += matmul(a, b)
+        else:
+            matmul(a, b, out=out)
+    return product
+
+
 def product_kernels(product):
     """The kernels made of matrix products and epilogues (``gemm``, ``linear_fwd``,
     ``linear_bwd``), with their products run by ``product(a, b, trans_a, trans_b, accumulate,
