@@ -212,3 +212,20 @@ def test_the_product_kernels_around_a_library_product_match_the_reference(simula
                     np.testing.assert_allclose(on_device[key].copy_to_host(), expected[key],
                                                rtol=rtol, atol=atol,
                                                err_msg=f"{name} [{variant}] {key}")
+
+
+def test_strided_device_arrays_are_copied_to_c_order_or_go_to_the_reference():
+    backend, uploads = _Backend(), []
+    table = _table(backend, uploads)
+    values = StrictArray(np.arange(8.0)[::2])
+    assert not values._a.flags.c_contiguous
+    out = StrictArray(np.zeros(2))
+    table.segment_norms(values, np.array([0, 2, 4]), 2.0, out)
+    seen = backend.calls[-1][0]
+    assert seen.flags.c_contiguous and seen is not values._a
+    np.testing.assert_array_equal(seen, values._a)
+    strided_out = StrictArray(np.zeros(4)[::2])  # written by the kernel: the reference runs
+    calls = len(backend.calls)
+    table.segment_norms(StrictArray(np.arange(4.0)), np.array([0, 2, 4]), 2.0, strided_out)
+    assert len(backend.calls) == calls
+    np.testing.assert_allclose(strided_out._a, [1.0, np.hypot(2.0, 3.0)])

@@ -16,9 +16,11 @@ translates one call:
   back as a 0-d device array of the registered type, not read on the host: a training step
   never waits for the device on it (clipping decides on the device).
 
-Calls the backend is not compiled for (a dtype other than float32 and float64) and kernels it
-lacks go to the reference kernels, which compute on device arrays through NumPy's dispatch
-protocols.
+A device array that is not C-contiguous is copied to C order when the kernel only reads it
+(kernels may reshape their arrays, which a strided device array refuses). Calls the backend is
+not compiled for (a dtype other than float32 and float64, an output that is not C-contiguous)
+and kernels it lacks go to the reference kernels, which compute on device arrays through
+NumPy's dispatch protocols.
 """
 import inspect
 import weakref
@@ -72,6 +74,10 @@ class DeviceKernels:
                 if kind is array_type:
                     if value.dtype.kind == "f" and value.dtype not in COMPILED_DTYPES:
                         return reference(*args)
+                    if not value.flags.c_contiguous:
+                        if i in written:  # the reference writes through any layout
+                            return reference(*args)
+                        value = value.copy()  # C order: the kernels may reshape it
                     value = self._to_kernel(value)
                 elif kind is np.ndarray:
                     if i in written:
