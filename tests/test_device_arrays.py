@@ -396,3 +396,35 @@ def test_a_cuda_array_of_an_unregistered_type_asks_for_cuda_first():
     finally:
         module._OFFERED.clear()
         module._OFFERED.update(offered)
+
+
+def test_a_data_loader_cuts_batches_on_the_tensors_device(strict_cuda):
+    (x, y), _ = fg.data.load_digits(seed=0)
+    x, y = x[:40], y[:40]
+
+    class Samples(fg.utils.data.Dataset):  # sample by sample: the default collate's path
+        def __init__(self, *tensors):
+            self.tensors = tensors
+
+        def __len__(self):
+            return len(self.tensors[0])
+
+        def __getitem__(self, i):
+            return tuple(t[i] for t in self.tensors)
+
+    def batches(device, kind):
+        tensors = (fg.tensor(x, device=device), fg.tensor(y, device=device))
+        dataset = {"tensors": fg.utils.data.TensorDataset(*tensors),
+                   "subset": fg.utils.data.Subset(fg.utils.data.TensorDataset(*tensors),
+                                                  list(range(3, 37))),
+                   "samples": Samples(*tensors)}[kind]
+        fg.manual_seed(5)
+        return list(fg.utils.data.DataLoader(dataset, batch_size=16, shuffle=True))
+
+    for kind in ("tensors", "subset", "samples"):
+        on_cpu, on_cuda = batches("cpu", kind), batches("cuda", kind)
+        assert len(on_cpu) == len(on_cuda) > 1
+        for (xc, yc), (xd, yd) in zip(on_cpu, on_cuda):
+            assert xd.is_cuda and yd.is_cuda
+            np.testing.assert_array_equal(xd.cpu().numpy(), xc.numpy())
+            np.testing.assert_array_equal(yd.cpu().numpy(), yc.numpy())

@@ -23,6 +23,7 @@ import numbers
 import numpy as np
 
 from ... import random
+from ...device import contiguous
 from ...tensor import Tensor
 from .collate import default_collate, default_convert
 from .dataset import IterableDataset, Subset, TensorDataset
@@ -264,7 +265,7 @@ class DataLoader:
         arrays, mapping = rows
         if mapping is not None:
             indices = mapping[indices]
-        return [Tensor(np.ascontiguousarray(array[indices])) for array in arrays]
+        return [Tensor(contiguous(array[indices])) for array in arrays]
 
     # ---------------------------------------------------------------------- checkpoints
     def state_dict(self):
@@ -360,9 +361,9 @@ def _check_order(order, sampler, size):
 
 def _tensor_rows(loader):
     """``(arrays, mapping)`` when the loader's batches can be cut from the arrays of a
-    TensorDataset: its dataset is one (or exact Subsets of one), batches are
-    default-collated and no tensor requires grad; ``mapping`` takes the loader's indices to
-    rows of the arrays (None: the identity). None otherwise."""
+    TensorDataset (on any device: a batch is on its tensors'): its dataset is one (or exact
+    Subsets of one), batches are default-collated and no tensor requires grad; ``mapping``
+    takes the loader's indices to rows of the arrays (None: the identity). None otherwise."""
     if loader.collate_fn is not default_collate:
         return None
     dataset, mapping = loader.dataset, None
@@ -374,4 +375,4 @@ def _tensor_rows(loader):
             type(dataset).__getitem__ is not TensorDataset.__getitem__ or \
             any(t.requires_grad for t in dataset.tensors):
         return None
-    return [t.numpy() for t in dataset.tensors], mapping
+    return [t._data for t in dataset.tensors], mapping  # on the tensors' device
