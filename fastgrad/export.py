@@ -29,6 +29,7 @@ import sys
 import numpy as np
 
 from . import autograd
+from .device import to_host
 from .nn import (activation, container, conv, dropout, linear, normalization, pooling,
                  recurrent, residual)
 from .nn.module import Module
@@ -217,8 +218,8 @@ def _walk(module, name, x):
                         "return_indices=True; the runtime's layers pass one array on")
     y = module(x)
     if kind in (linear.Linear, conv.Conv2d):
-        bias = None if module.bias is None else module.bias.numpy().copy()
-        node = {"op": "linear", "name": name, "weight": module.weight.numpy().copy(),
+        bias = None if module.bias is None else _values(module.bias)
+        node = {"op": "linear", "name": name, "weight": _values(module.weight),
                 "bias": bias}
         if kind is conv.Conv2d:
             node.update(op="conv2d", stride=list(module.stride),
@@ -233,12 +234,12 @@ def _walk(module, name, x):
                             "statistics (track_running_stats=False): it normalises with the "
                             "batch's statistics even in evaluation mode, which a fixed graph "
                             "cannot do")
-        mean = module.running_mean.numpy().astype(np.float64)
-        scale = 1 / np.sqrt(module.running_var.numpy().astype(np.float64) + module.eps)
+        mean = _values(module.running_mean).astype(np.float64)
+        scale = 1 / np.sqrt(_values(module.running_var).astype(np.float64) + module.eps)
         shift = -mean * scale
         if module.weight is not None:
-            scale = scale * module.weight.numpy()
-            shift = shift * module.weight.numpy() + module.bias.numpy()
+            scale = scale * _values(module.weight)
+            shift = shift * _values(module.weight) + _values(module.bias)
         return [{"op": "batch_norm", "name": name, "scale": scale, "shift": shift,
                  "dtype": y.dtype, "ndim": x.ndim}], y
     if kind is activation.Flatten:
@@ -248,7 +249,7 @@ def _walk(module, name, x):
         if module.bidirectional:
             raise TypeError(f"export: {_label(name)} ({type(module).__name__}) is "
                             "bidirectional; the runtime runs one direction only")
-        layers = [[None if w is None else w.numpy().copy() for w in module._layer_weights(k)]
+        layers = [[None if w is None else _values(w) for w in module._layer_weights(k)]
                   for k in range(module.num_layers)]
         node = {"op": "lstm" if kind is recurrent.LSTM else "rnn", "name": name,
                 "input_size": module.input_size, "hidden_size": module.hidden_size,
@@ -299,8 +300,14 @@ class _Weights:
     def structure(self, value, key):
         """Store an output structure (a Tensor or nested tuples of them) under ``key``."""
         if isinstance(value, Tensor):
-            return self.add(key, value.numpy().copy())
+            return self.add(key, _values(value))
         return [self.structure(v, f"{key}.{i}") for i, v in enumerate(value)]
+
+
+def _values(tensor):
+    """A host copy of ``tensor``'s values: a model on a device exports as it would from the
+    CPU (the exported graph runs on the host)."""
+    return np.array(to_host(tensor._data))
 
 
 def export(model, path, example_input):
@@ -344,7 +351,7 @@ def export(model, path, example_input):
     graph = {"format": "fastgrad.graph", "version": 1, "dtype": str(example_input.dtype),
              "root": weights.node(_sequence(_fold(nodes), "")),
              "example": {"input": weights.add(f"{_EXAMPLE}.input",
-                                              example_input.numpy().copy()),
+                                              _values(example_input)),
                          "output": weights.structure(expected, f"{_EXAMPLE}.output")}}
     runtime_model = Model(graph, weights.arrays, "the exported graph")
     error = relative_error(runtime_model(runtime_model.example_input),

@@ -428,3 +428,18 @@ def test_a_data_loader_cuts_batches_on_the_tensors_device(strict_cuda):
             assert xd.is_cuda and yd.is_cuda
             np.testing.assert_array_equal(xd.cpu().numpy(), xc.numpy())
             np.testing.assert_array_equal(yd.cpu().numpy(), yc.numpy())
+
+
+def test_a_model_on_the_device_exports_as_from_the_cpu(strict_cuda, rng, tmp_path):
+    from fastgrad import runtime
+    from fastgrad.export import export
+    x = rng.standard_normal((2, 1, 8, 8)).astype(np.float32)
+    outputs = []
+    for device in ("cpu", "cuda"):
+        fg.manual_seed(1)
+        model = fg.models.resnet(depth=8)
+        model(fg.tensor(x))  # training-mode batch statistics: BatchNorm's running ones move
+        model.to(device)
+        export(model, tmp_path / f"{device}.safetensors", fg.tensor(x, device=device))
+        outputs.append(runtime.load(tmp_path / f"{device}.safetensors")(x))
+    np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
