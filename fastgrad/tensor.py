@@ -504,8 +504,12 @@ class Tensor:
             return self._write(ufunc(a, b), "other")
 
     def copy_(self, src):
-        """Copy ``src`` into this tensor in place (broadcast, cast to this dtype)."""
-        return self._write(_as_tensor(src, "src")._data, "src")
+        """Copy ``src`` into this tensor in place (broadcast, cast to this dtype), from any
+        device, as PyTorch's does (the values cross between devices by an explicit copy)."""
+        values = _as_tensor(src, "src")._data
+        if type(values) is not type(self._data):  # another device's array
+            values = _move_array(values, self.device)
+        return self._write(values, "src")
 
     def fill_(self, value):
         """Set every element to ``value`` (a number, or a 0-d Tensor)."""

@@ -443,3 +443,42 @@ def test_a_model_on_the_device_exports_as_from_the_cpu(strict_cuda, rng, tmp_pat
         export(model, tmp_path / f"{device}.safetensors", fg.tensor(x, device=device))
         outputs.append(runtime.load(tmp_path / f"{device}.safetensors")(x))
     np.testing.assert_allclose(outputs[1], outputs[0], rtol=1e-5, atol=1e-6)
+
+
+def test_copy_crosses_devices_and_initialisers_draw_as_on_the_cpu(strict_cuda):
+    host = fg.tensor(np.arange(6, dtype=np.float32).reshape(2, 3))
+    on_device = fg.zeros(2, 3, device="cuda")
+    on_device.copy_(host)
+    assert on_device.is_cuda
+    np.testing.assert_array_equal(on_device.cpu().numpy(), host.numpy())
+    back = fg.zeros(2, 3)
+    back.copy_(on_device * 2)
+    np.testing.assert_array_equal(back.numpy(), 2 * host.numpy())
+    drawn = []
+    for device in ("cpu", "cuda"):
+        fg.manual_seed(3)
+        weight = fg.empty(8, 5, device=device)
+        fg.nn.init.kaiming_uniform_(weight, a=5 ** 0.5)
+        fg.nn.init.orthogonal_(fg.empty(4, 4, device=device))
+        fg.nn.init.normal_(weight, std=0.1)
+        assert weight.device.type == device
+        drawn.append(weight.cpu().numpy())
+    np.testing.assert_array_equal(drawn[1], drawn[0])  # one generator, the same draws
+
+
+def test_gradient_noise_on_the_device_adds_the_cpus_noise(strict_cuda):
+    (x, y), _ = fg.data.load_digits(seed=0)
+    params = []
+    for device in ("cpu", "cuda"):
+        model = _mlp().to(device)
+        optimizer = fg.optim.GradientNoise(fg.optim.SGD(model.parameters(), lr=0.1), eta=0.1,
+                                           generator=fg.Generator().manual_seed(4))
+        inputs, targets = fg.tensor(x[:16], device=device), fg.tensor(y[:16], device=device)
+        for _ in range(2):
+            loss = fg.nn.functional.cross_entropy(model(inputs), targets)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+        params.append([p.detach().cpu().numpy() for p in model.parameters()])
+    for a, b in zip(*params):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
