@@ -440,7 +440,7 @@ def where(condition, input=None, other=None):
         condition = tensor_input(condition)
         return tuple(_tensor.Tensor(p.astype(np.int64))
                      for p in np.nonzero(np.atleast_1d(condition._data)))
-    condition = condition._data if is_tensor(condition) else np.asarray(condition)
+    condition = condition._data if is_tensor(condition) else array_of(condition)
     if condition.dtype != np.bool_:
         raise TypeError(f"where expects a bool condition, got dtype {condition.dtype}")
     x, y = _binary_operands(input, other)

@@ -223,6 +223,8 @@ LAYERS = {
     "layernorm": lambda: fg.nn.Sequential(fg.nn.Linear(6, 5), fg.nn.LayerNorm(5),
                                           fg.nn.GELU()),
     "dropout_eval": lambda: fg.nn.Sequential(fg.nn.Linear(6, 5), fg.nn.Dropout(0.5)).eval(),
+    # the mask comes from fastgrad's host generator: the same on both devices
+    "dropout_train": lambda: fg.nn.Sequential(fg.nn.Linear(6, 5), fg.nn.Dropout(0.5)),
     "sigmoid_mse": lambda: fg.nn.Sequential(fg.nn.Linear(6, 5), fg.nn.Sigmoid()),
 }
 
@@ -482,3 +484,23 @@ def test_gradient_noise_on_the_device_adds_the_cpus_noise(strict_cuda):
         params.append([p.detach().cpu().numpy() for p in model.parameters()])
     for a, b in zip(*params):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("options", [dict(label_smoothing=0.1),
+                                     dict(label_smoothing=0.1, weight=True)],
+                         ids=["smoothing", "weighted-smoothing"])
+def test_cross_entropy_options_on_the_device_equal_the_cpu(strict_cuda, rng, options):
+    logits = rng.standard_normal((5, 4)).astype(np.float32)
+    target = np.array([0, 3, 1, -100, 2])
+    weight = rng.uniform(0.5, 1.5, 4).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        x = fg.tensor(logits, device=device, requires_grad=True)
+        kwargs = dict(options, weight=fg.tensor(weight, device=device)) \
+            if options.get("weight") else options
+        loss = fg.nn.functional.cross_entropy(x, fg.tensor(target, device=device), **kwargs)
+        loss.backward()
+        assert loss.device.type == device
+        results.append((loss.item(), x.grad.cpu().numpy()))
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-6)
+    np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-7)
