@@ -30,7 +30,8 @@ from ._checks import (as_operand, check_broadcast, flag, ieee, is_tensor, no_boo
                       normalize_dim, normalize_dims, shape_argument, tensor_input)
 from .autograd import Function
 from .backends import ACTIVATIONS, K
-from .device import array_device, array_of, check_same_device, contiguous, empty, is_on, zeros
+from .device import (array_device, array_of, check_same_device, contiguous, empty, full,
+                     is_on, zeros)
 from .device import to_device as move_array
 
 
@@ -363,7 +364,7 @@ def relu(input):
     input = no_bool(input, "relu")
     if not dtypes.is_floating(input.dtype):
         # integers carry no gradient; asarray: a 0-d maximum is a NumPy scalar
-        return _tensor.Tensor(np.asarray(np.maximum(input._data, 0)))
+        return _tensor.Tensor(array_of(np.maximum(input._data, 0)))
     return ReLU.apply(input)
 
 
@@ -580,7 +581,7 @@ class Mean(Function):
         self.shape, self.axes, self.keepdim = x.shape, axes, keepdim
         self.count = math.prod(x.shape if axes is None else [x.shape[a] for a in axes])
         if not self.count:  # the mean of nothing is NaN (NumPy would also warn)
-            return np.full(np.sum(x, axis=axes, keepdims=keepdim).shape, np.nan, x.dtype)
+            return full(np.sum(x, axis=axes, keepdims=keepdim).shape, np.nan, x.dtype, x)
         return x.mean(axis=axes, keepdims=keepdim)
 
     def backward(self, grad):
@@ -645,7 +646,7 @@ def evenly_distribute(grad, x, value):
     all elements): shared equally by the elements equal to ``value``, or by the NaNs when it
     is NaN, as PyTorch does."""
     hits = np.isnan(x) if np.isnan(value) else x == value
-    return hits * (grad / np.asarray(hits.sum(), grad.dtype))
+    return hits * (grad / hits.sum().astype(grad.dtype))
 
 
 class _ExtremeDim(Function):
@@ -711,7 +712,7 @@ def _extreme(name, input, dim, keepdim):
     if dim is None:
         return over_all.apply(input)
     if axis is None:  # a 0-d tensor along dim 0 or -1: itself, at index 0
-        return result(clone(input), _tensor.Tensor(np.zeros((), np.int64)))
+        return result(clone(input), _tensor.Tensor(zeros((), np.int64, input._data)))
     return result(*along.apply(input, axis, keepdim))
 
 
@@ -722,9 +723,10 @@ def _arg_extreme(name, arg, input, dim, keepdim):
     keepdim = flag(keepdim, "keepdim")
     axis = _reduced_axis(name, input, dim)
     if axis is None:
-        return _tensor.Tensor(np.asarray(arg(input._data), dtype=np.int64))
-    return _tensor.Tensor(np.asarray(arg(input._data, axis=axis, keepdims=keepdim),
-                                     dtype=np.int64))  # asarray: 1-d in, NumPy scalar out
+        return _tensor.Tensor(array_of(arg(input._data)).astype(np.int64, copy=False))
+    # array_of: 1-d in, NumPy scalar out
+    return _tensor.Tensor(array_of(arg(input._data, axis=axis, keepdims=keepdim))
+                          .astype(np.int64, copy=False))
 
 
 @numpy_aliases

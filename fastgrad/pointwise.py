@@ -19,12 +19,13 @@ from . import autograd, dtypes, ops
 from . import tensor as _tensor  # the module: tensor.py imports this one while it loads
 from ._checks import check_broadcast, ieee, integer, is_tensor, no_bool, tensor_input
 from .autograd import Function
+from .device import array_of
 from .ops import _binary_operands, _floating, cast, clone, compare, unbroadcast
 
 
 def _new(array):
     """A Tensor (no gradient) around an op's result; NumPy gives scalars for 0-d inputs."""
-    return _tensor.Tensor(np.asarray(array))
+    return _tensor.Tensor(array_of(array))
 
 
 def _data(value):
@@ -544,7 +545,7 @@ def lerp(input, end, weight):
                          names=("input", "end", "weight"))
     elif isinstance(weight, numbers.Real) and not isinstance(weight, (bool, np.bool_)):
         check_broadcast(input.shape, end.shape, names=("input", "end"))
-        weight = np.asarray(weight, dtype=input.dtype)
+        weight = input.dtype.type(weight)  # a scalar: it goes with an array on any device
     else:
         raise TypeError(f"lerp: weight must be a number or a Tensor, got "
                         f"{type(weight).__name__}")

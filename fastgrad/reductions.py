@@ -23,6 +23,7 @@ from . import dtypes
 from . import tensor as _tensor  # the module: tensor.py imports this one while it loads
 from ._checks import flag, ieee, normalize_dim, normalize_dims, real, tensor_input
 from .autograd import Function
+from .device import array_of, full, zeros
 from .ops import (
     _arg_extreme,
     _extreme,
@@ -45,7 +46,8 @@ TopkResult = collections.namedtuple("TopkResult", ["values", "indices"])
 
 def _new(array, dtype=None):
     """A Tensor (no gradient) around a result; NumPy gives scalars for full reductions."""
-    return _tensor.Tensor(np.asarray(array, dtype=dtype))
+    array = array_of(array)
+    return _tensor.Tensor(array if dtype is None else array.astype(dtype, copy=False))
 
 
 def _size(shape, axes):
@@ -84,7 +86,7 @@ class TakeAlong(Function):
         return np.take_along_axis(x, indices, axis=axis)
 
     def backward(self, grad):
-        out = np.zeros(self.shape, grad.dtype)
+        out = zeros(self.shape, grad.dtype, grad)
         np.put_along_axis(out, self.indices, grad, axis=self.axis)
         return out, None, None
 
@@ -474,8 +476,8 @@ def _truth(ufunc, input, dim, keepdim):
     # unlike sum's, any/all's empty dim list reduces nothing (each element's truth), as in
     # PyTorch
     empty = isinstance(dim, (tuple, list)) and not dim
-    out = np.asarray(ufunc(input._data, axis=() if empty else normalize_dims(dim, input.ndim),
-                           keepdims=flag(keepdim, "keepdim")))
+    out = array_of(ufunc(input._data, axis=() if empty else normalize_dims(dim, input.ndim),
+                         keepdims=flag(keepdim, "keepdim")))
     # uint8 in, uint8 out, as in PyTorch (a legacy of uint8 masks)
     return _new(out, np.uint8 if input.dtype == np.uint8 else None)
 
@@ -515,7 +517,7 @@ class MedianAll(Function):
     def forward(self, x):
         flat = x.reshape(-1)
         if flat.size == 0 or np.isnan(flat).any():
-            self.out = np.asarray(np.nan, x.dtype)
+            self.out = full((), np.nan, x.dtype, x)
         else:
             self.out = np.partition(flat, (flat.size - 1) // 2)[(flat.size - 1) // 2]
         self.x = x
@@ -529,7 +531,7 @@ def _median_index(x, axis):
     """The index of the lower median along ``axis`` (kept as a size-1 axis), or of the first
     NaN where a slice holds one."""
     k = (x.shape[axis] - 1) // 2
-    index = np.take(_sort_indices(x, axis, False), [k], axis=axis)
+    index = _sort_indices(x, axis, False)[(slice(None),) * axis + (slice(k, k + 1),)]
     if x.dtype.kind == "f":
         nans = np.isnan(x)
         first_nan = np.argmax(nans, axis=axis, keepdims=True)
@@ -565,7 +567,7 @@ def kthvalue(input, k, dim=-1, keepdim=False):
                            f"{dim} of size {size}")
     if input.ndim == 0:
         return KthvalueResult(*_zero_dim_pair(input))
-    index = np.take(_sort_indices(input._data, axis, False), [k - 1], axis=axis)
+    index = _sort_indices(input._data, axis, False)[(slice(None),) * axis + (slice(k - 1, k),)]
     return KthvalueResult(*_gathered(input, index, axis, keepdim))
 
 
@@ -576,7 +578,7 @@ def _sorted(input, dim, descending, count=None):
         return _zero_dim_pair(input)
     indices = _sort_indices(input._data, axis, flag(descending, "descending"))
     if count is not None:
-        indices = np.take(indices, np.arange(count), axis=axis)
+        indices = indices[(slice(None),) * axis + (slice(0, count),)]
     return TakeAlong.apply(input, indices, axis), _new(indices, np.int64)
 
 

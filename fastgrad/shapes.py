@@ -30,6 +30,7 @@ from . import dtypes
 from . import ops
 from ._checks import check_broadcast, flag, integer, is_tensor, normalize_dim, tensor_input
 from .autograd import Function
+from .device import array_device, full, to_device, zeros
 from .ops import Index, index_key, unbroadcast
 from .tensor import Tensor
 
@@ -283,7 +284,8 @@ def setitem(self, key, value):
         target = self._data[basic]
         if advanced is not None:
             # the shape NumPy's advanced indexing gives, computed on a zero-strided stand-in
-            target = np.broadcast_to(np.zeros((), np.int8), target.shape)[advanced]
+            # on the tensor's device (where index arrays of that device can index it)
+            target = np.broadcast_to(zeros((), np.int8, target), target.shape)[advanced]
         shape = _strip_leading_ones(value.shape)
         if shape != value.shape:
             value = ops.reshape(value, shape)
@@ -291,8 +293,8 @@ def setitem(self, key, value):
             raise RuntimeError(f"shape mismatch: value tensor of shape {list(value.shape)} "
                                f"cannot be broadcast to indexing result of shape "
                                f"{list(target.shape)}")
-    else:
-        value = _as_dtype(_number(value, "value"), self.dtype)
+    else:  # a NumPy scalar: it is written into an array on any device
+        value = _as_dtype(_number(value, "value"), self.dtype)[()]
     _check_writable(self, "setitem")
     if not _recording(self, (value,)):  # the common case, written directly
         autograd._untraced("a tensor was written by item assignment outside autograd")
@@ -636,7 +638,7 @@ class Gather(Function):
         return x[key]
 
     def backward(self, grad):
-        out = np.zeros(self.shape, grad.dtype)
+        out = zeros(self.shape, grad.dtype, grad)
         np.add.at(out, self.key, grad)
         return out, None
 
@@ -671,7 +673,7 @@ class Scatter(Function):
             grad_x = grad.copy()
             grad_x[self.key] = 0
         if self.needs_input_grad[1]:
-            grad_src = np.zeros(self.src_shape, grad.dtype)
+            grad_src = zeros(self.src_shape, grad.dtype, grad)
             grad_src[tuple(slice(0, s) for s in self.index_shape)] = grad[self.key]
         return grad_x, grad_src, None, None
 
@@ -690,7 +692,7 @@ class ScatterAdd(Function):
     def backward(self, grad):
         grad_src = None
         if self.needs_input_grad[1]:
-            grad_src = np.zeros(self.src_shape, grad.dtype)
+            grad_src = zeros(self.src_shape, grad.dtype, grad)
             grad_src[tuple(slice(0, s) for s in self.index_shape)] = grad[self.key]
         return grad, grad_src, None, None
 
@@ -706,7 +708,7 @@ def _scatter_source(name, input, src, value):
             raise RuntimeError(f"{name}(): Expected self.dtype to be equal to src.dtype, got "
                                f"{input.dtype} and {src.dtype}")
         return src
-    return _as_dtype(_number(src, "value"), input.dtype)
+    return _as_dtype(_number(src, "value"), input.dtype)[()]  # a scalar, for any device
 
 
 def _scatter_apply(function, name, input, dim, index, src):
@@ -942,10 +944,10 @@ class Triangle(Function):
 
     def forward(self, x, keep):
         self.keep = keep
-        return np.where(keep, x, np.zeros((), x.dtype))
+        return np.where(keep, x, x.dtype.type(0))
 
     def backward(self, grad):
-        return np.where(self.keep, grad, np.zeros((), grad.dtype)), None
+        return np.where(self.keep, grad, grad.dtype.type(0)), None
 
 
 def _triangle(name, input, diagonal, lower):
@@ -956,7 +958,7 @@ def _triangle(name, input, diagonal, lower):
     rows, cols = input.shape[-2:]
     keep = np.tri(rows, cols, diagonal, dtype=bool) if lower else \
         ~np.tri(rows, cols, diagonal - 1, dtype=bool)
-    return Triangle.apply(input, keep)
+    return Triangle.apply(input, to_device(keep, input.device))
 
 
 def tril(input, diagonal=0):
@@ -991,7 +993,7 @@ class Diag(Function):
     def backward(self, grad):
         if len(self.shape) == 1:
             return np.diag(grad, self.offset).copy(), None
-        out = np.zeros(self.shape, grad.dtype)
+        out = zeros(self.shape, grad.dtype, grad)
         steps = np.arange(grad.shape[0])
         out[steps - builtins.min(self.offset, 0), steps + builtins.max(self.offset, 0)] = grad
         return out, None
@@ -1188,12 +1190,13 @@ class Einsum(Function):
                 if char in target:  # a diagonal: the output letter d pairs with char
                     renamed = next(spare)
                     terms.append(char + renamed)
-                    operands.append(np.eye(self.sizes[char], dtype=grad.dtype))
+                    operands.append(to_device(np.eye(self.sizes[char], dtype=grad.dtype),
+                                              array_device(grad)))
                     char = renamed
                 target += char
             for char in set(term) - set("".join(terms)):
                 terms.append(char)
-                operands.append(np.ones(self.sizes[char], grad.dtype))
+                operands.append(full(self.sizes[char], 1, grad.dtype, grad))
             result = np.einsum(f"{','.join(terms)}->{target}", *operands,
                                optimize=len(operands) > 2)
             grads.append(unbroadcast(result, array.shape, array.dtype))
@@ -1234,12 +1237,12 @@ class ConstantPad(Function):
 
     def forward(self, x, shape, inner, outer, value):
         self.shape, self.inner, self.outer = x.shape, inner, outer
-        out = np.full(shape, value, x.dtype)
+        out = full(shape, value, x.dtype, x)
         out[outer] = x[inner]
         return out
 
     def backward(self, grad):
-        out = np.zeros(self.shape, grad.dtype)
+        out = zeros(self.shape, grad.dtype, grad)
         out[self.inner] = grad[self.outer]
         return out, None, None, None, None
 
@@ -1258,7 +1261,7 @@ class GatherPad(Function):
         for axis, positions in reversed(self.sources):
             sizes = list(grad.shape)
             sizes[axis] = self.shape[axis]
-            out = np.zeros(sizes, grad.dtype)
+            out = zeros(sizes, grad.dtype, grad)
             np.add.at(out, (slice(None),) * axis + (positions,), grad)
             grad = out
         return grad, None
@@ -1334,8 +1337,10 @@ def pad(input, pad, mode="constant", value=None):
     if mode != "constant":
         if value not in (None, 0):
             raise RuntimeError(f"pad: mode {mode!r} takes no value, got value={value!r}")
-        return GatherPad.apply(input, sources)
-    fill = _as_dtype(0 if value is None else _number(value, "value"), input.dtype)
+        return GatherPad.apply(input, [(axis, to_device(positions, input.device))
+                                       for axis, positions in sources])
+    # a NumPy scalar: it fills an array on any device
+    fill = _as_dtype(0 if value is None else _number(value, "value"), input.dtype)[()]
     return ConstantPad.apply(input, tuple(shape), tuple(inner), tuple(outer), fill)
 
 
@@ -1359,7 +1364,8 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError("Class values must be non-negative.")
     if values.size and values.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
-    return Tensor((values[..., None] == np.arange(num_classes)).astype(np.int64))
+    classes = to_device(np.arange(num_classes), array_device(values))
+    return Tensor((values[..., None] == classes).astype(np.int64))
 
 
 #: Tensor method name -> function taking the tensor first.

@@ -504,3 +504,62 @@ def test_cross_entropy_options_on_the_device_equal_the_cpu(strict_cuda, rng, opt
         results.append((loss.item(), x.grad.cpu().numpy()))
     assert results[1][0] == pytest.approx(results[0][0], rel=1e-6)
     np.testing.assert_allclose(results[1][1], results[0][1], rtol=1e-5, atol=1e-7)
+
+
+_IDX = np.array([[0, 2], [1, 5], [3, 3], [4, 0]])
+
+
+def _index(device, values=_IDX):
+    return fg.tensor(values, device=device)
+
+
+def _set(x, key, value):
+    y = x.clone()
+    y[key] = value
+    return y
+
+
+#: Ops that index, sort, pad, scatter or build constants: each runs on the device and on the
+#: CPU from the same (4, 6) input, values and gradients compared.
+INDEXING_OPS = {
+    "gather": lambda x, d: fg.gather(x, 1, _index(d)),
+    "scatter": lambda x, d: fg.zeros(4, 6, device=d).scatter(1, _index(d), x[:, :2]),
+    "scatter_value": lambda x, d: x.scatter(1, _index(d), 0.5),
+    "scatter_add": lambda x, d: fg.zeros(4, 6, device=d).scatter_add(1, _index(d), x[:, :2]),
+    "take_along_dim": lambda x, d: fg.take_along_dim(x, _index(d), 1),
+    "index_select": lambda x, d: fg.index_select(x, 1, _index(d, np.array([0, 3]))),
+    "setitem_number": lambda x, d: _set(x, (0, slice(None)), 3.0),
+    "setitem_tensor": lambda x, d: _set(x, _index(d, np.array([1, 2])), x[0]),
+    "topk": lambda x, d: fg.topk(x, 2, dim=1)[0],
+    "sort": lambda x, d: fg.sort(x, dim=1)[0],
+    "kthvalue": lambda x, d: fg.kthvalue(x, 2, dim=1)[0],
+    "median_dim": lambda x, d: fg.median(x, dim=1)[0],
+    "median_all": lambda x, d: fg.median(x) + x.sum(),
+    "argmax": lambda x, d: x.argmax(1).float() + x.sum(1),
+    "any_all": lambda x, d: x + (x > 0).any(1, keepdim=True).float() + (x > -5).all().float(),
+    "pad_constant": lambda x, d: fg.nn.functional.pad(x, (1, 2), value=0.5),
+    "pad_reflect": lambda x, d: fg.nn.functional.pad(x[None], (2, 1), mode="reflect")[0],
+    "pad_circular": lambda x, d: fg.nn.functional.pad(x[None], (2, 1), mode="circular")[0],
+    "tril": lambda x, d: fg.tril(x),
+    "triu": lambda x, d: fg.triu(x, 1),
+    "diag": lambda x, d: fg.diag(x[:, :4]),
+    "einsum_diagonal": lambda x, d: fg.einsum("ii->i", x[:, :4]),
+    "one_hot": lambda x, d: x + fg.nn.functional.one_hot(_index(d, np.array([0, 1, 2, 5])),
+                                                         6).float(),
+    "lerp": lambda x, d: fg.lerp(x, x * 2, 0.3),
+    "masked_fill": lambda x, d: x.masked_fill(x > 0.5, 0.0),
+}
+
+
+@pytest.mark.parametrize("name", sorted(INDEXING_OPS))
+def test_indexing_ops_on_the_device_equal_the_cpu(strict_cuda, name):
+    values = np.random.default_rng(0).standard_normal((4, 6)).astype(np.float32)
+    results = []
+    for device in ("cpu", "cuda"):
+        x = fg.tensor(values, device=device, requires_grad=True)
+        out = INDEXING_OPS[name](x, device)
+        assert out.device.type == device
+        out.sum().backward()
+        results.append((out.detach().cpu().numpy(), x.grad.cpu().numpy()))
+    for a, b in zip(*results):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
