@@ -23,6 +23,7 @@ from ._checks import check_broadcast, check_dtype, check_tensor, integer, shape_
 from .device import CPU
 from .device import resolve as _resolve_device
 from .device import to_device as _to_device
+from .device import to_host as _to_host
 from .tensor import Tensor, tensor
 
 __all__ = ["arange", "as_tensor", "bernoulli", "empty", "empty_like", "eye", "full",
@@ -344,6 +345,12 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
     return _make(_generator(generator).permutation(n).astype(dtype), requires_grad, where)
 
 
+def _on_device_of(draws, tensor_):
+    """Host ``draws`` (fastgrad's generator draws on the host, the same values for every
+    device) on the device of ``tensor_``: copied there explicitly when it is not the CPU."""
+    return draws if tensor_.is_cpu else _to_device(draws, tensor_.device)
+
+
 def _sample_dtype(tensor_, name):
     if tensor_.dtype.kind != "f":
         raise TypeError(f"{name}: expected a floating tensor, got dtype {tensor_.dtype}")
@@ -374,9 +381,10 @@ def normal(mean, std=1.0, size=None, *, generator=None, dtype=None, device=None,
         stds = std._data if isinstance(std, Tensor) else _number(std, "std")
         dtype = _sample_dtype(mean if isinstance(mean, Tensor) else std, "normal")
         shape = check_broadcast(np.shape(means), np.shape(stds), names=("mean", "std"))
-        if np.any(np.asarray(stds) < 0):
+        if bool(np.any(stds < 0)):  # on a device: read on the host, once
             raise RuntimeError("normal expects all elements of std >= 0.0")
-        draws = _generator(generator).standard_normal(shape)
+        draws = _on_device_of(_generator(generator).standard_normal(shape),
+                              mean if isinstance(mean, Tensor) else std)
         return Tensor((means + stds * draws).astype(dtype))
     if size is None:
         raise TypeError("normal() with a number mean and std needs size, a tuple of ints")
@@ -423,7 +431,8 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
     if not replacement and num_samples > categories:
         raise RuntimeError(f"cannot sample n_sample > prob_dist.size(-1) samples without "
                            f"replacement: {num_samples} > {categories}")
-    weights = np.atleast_2d(input._data).astype(np.float64)
+    # drawn on the host (a device's weights copied there, explicitly), as for every device
+    weights = np.atleast_2d(_to_host(input._data)).astype(np.float64)
     if not np.all(np.isfinite(weights) & (weights >= 0)):
         raise RuntimeError("probability tensor contains either `inf`, `nan` or element < 0")
     totals = weights.sum(axis=1)
@@ -442,7 +451,7 @@ def multinomial(input, num_samples, replacement=False, *, generator=None):
             arrival = rng.standard_exponential(weights.shape) / weights
         indices = np.argsort(arrival, axis=1, kind="stable")[:, :num_samples]
     indices = indices.astype(np.int64)
-    return Tensor(indices if input.ndim == 2 else indices[0])
+    return Tensor(_on_device_of(indices if input.ndim == 2 else indices[0], input))
 
 
 def bernoulli(input, p=None, *, generator=None):
@@ -458,11 +467,11 @@ def bernoulli(input, p=None, *, generator=None):
     if p is None:
         _sample_dtype(input, "bernoulli")
         probabilities = input._data
-        if not np.all((probabilities >= 0) & (probabilities <= 1)):
+        if not bool(np.all((probabilities >= 0) & (probabilities <= 1))):
             raise RuntimeError("bernoulli: every probability in input must be in [0, 1]")
     else:
         probabilities = _probability(p, "bernoulli")
-    draws = _generator(generator).random(input.shape) < probabilities
+    draws = _on_device_of(_generator(generator).random(input.shape), input) < probabilities
     return Tensor(draws.astype(input.dtype))
 
 
@@ -482,7 +491,8 @@ def uniform_(self, from_=0, to=1, *, generator=None):
     if from_ > to:
         raise RuntimeError(f"uniform_ expects to return a [from, to) range, but found "
                            f"from={from_} > to={to}")
-    return self._write(_generator(generator).uniform(from_, to, self.shape), "from")
+    return self._write(_on_device_of(_generator(generator).uniform(from_, to, self.shape),
+                                     self), "from")
 
 
 def normal_(self, mean=0, std=1, *, generator=None):
@@ -491,7 +501,8 @@ def normal_(self, mean=0, std=1, *, generator=None):
     mean, std = _number(mean, "mean"), _number(std, "std")
     if std < 0:
         raise RuntimeError(f"normal expects std >= 0.0, but found std {std}")
-    return self._write(_generator(generator).normal(mean, std, self.shape), "mean")
+    return self._write(_on_device_of(_generator(generator).normal(mean, std, self.shape),
+                                     self), "mean")
 
 
 def bernoulli_(self, p=0.5, *, generator=None):
@@ -499,12 +510,12 @@ def bernoulli_(self, p=0.5, *, generator=None):
     probabilities broadcastable to this one)."""
     if isinstance(p, Tensor) and p.numel() != 1:
         probabilities = p._data
-        if not np.all((probabilities >= 0) & (probabilities <= 1)):
+        if not bool(np.all((probabilities >= 0) & (probabilities <= 1))):
             raise RuntimeError("bernoulli_: every probability in p must be in [0, 1]")
         check_broadcast(self.shape, p.shape, names=("self", "p"))
     else:
         probabilities = _probability(p, "bernoulli_")
-    draws = _generator(generator).random(self.shape) < probabilities
+    draws = _on_device_of(_generator(generator).random(self.shape), self) < probabilities
     return self._write(draws, "p")
 
 

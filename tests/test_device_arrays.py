@@ -563,3 +563,29 @@ def test_indexing_ops_on_the_device_equal_the_cpu(strict_cuda, name):
         results.append((out.detach().cpu().numpy(), x.grad.cpu().numpy()))
     for a, b in zip(*results):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+#: Sampling: fastgrad's generator draws on the host, so each device gets the CPU's values.
+SAMPLERS = {
+    "uniform_": lambda d: fg.empty(3, 4, device=d).uniform_(-1, 2),
+    "normal_": lambda d: fg.empty(3, 4, device=d).normal_(1, 2),
+    "bernoulli_": lambda d: fg.empty(3, 4, device=d).bernoulli_(0.3),
+    "bernoulli": lambda d: fg.bernoulli(fg.full((3, 4), 0.4, device=d)),
+    "normal_tensors": lambda d: fg.normal(fg.zeros(3, device=d), fg.full((3,), 2.0, device=d)),
+    "multinomial": lambda d: fg.multinomial(fg.tensor([[0.2, 0.8, 0.0], [1.0, 1.0, 1.0]],
+                                                      device=d), 2),
+    "multinomial_replacement": lambda d: fg.multinomial(fg.tensor([0.2, 0.8], device=d), 5,
+                                                        replacement=True),
+    "randn": lambda d: fg.randn(2, 3, device=d),
+}
+
+
+@pytest.mark.parametrize("name", sorted(SAMPLERS))
+def test_sampling_on_the_device_draws_what_the_cpu_draws(strict_cuda, name):
+    drawn = []
+    for device in ("cpu", "cuda"):
+        fg.manual_seed(11)
+        out = SAMPLERS[name](device)
+        assert out.device.type == device
+        drawn.append(out.cpu().numpy())
+    np.testing.assert_array_equal(drawn[1], drawn[0])
