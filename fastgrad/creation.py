@@ -23,6 +23,7 @@ from ._checks import check_broadcast, check_dtype, check_tensor, integer, shape_
 from .device import CPU
 from .device import resolve as _resolve_device
 from .device import to_device as _to_device
+from .device import to_device_of as _to_device_of
 from .device import to_host as _to_host
 from .tensor import Tensor, tensor
 
@@ -347,8 +348,8 @@ def randperm(n, *, generator=None, dtype=None, device=None, requires_grad=False)
 
 def _on_device_of(draws, tensor_):
     """Host ``draws`` (fastgrad's generator draws on the host, the same values for every
-    device) on the device of ``tensor_``: copied there explicitly when it is not the CPU."""
-    return draws if tensor_.is_cpu else _to_device(draws, tensor_.device)
+    device) on the device of ``tensor_``."""
+    return _to_device_of(draws, tensor_._data)
 
 
 def _sample_dtype(tensor_, name):

@@ -238,6 +238,15 @@ def to_device(array, where):
     return device_arrays_of(where).from_host(host, where.index)
 
 
+def to_device_of(host_array, like):
+    """The NumPy ``host_array`` on the device of the array ``like``: itself when that is the
+    CPU, else an explicit copy there (what fastgrad makes on the host, e.g. random draws from
+    its one generator, going to a device tensor)."""
+    if type(like) is np.ndarray:
+        return host_array
+    return to_device(host_array, array_device(like))
+
+
 def check_same_device(arrays, what="tensors"):
     """PyTorch's RuntimeError when ``arrays`` live on more than one device (checked on their
     types: NumPy arrays and one device library's arrays do not mix)."""

@@ -30,7 +30,7 @@ from . import dtypes
 from . import ops
 from ._checks import check_broadcast, flag, integer, is_tensor, normalize_dim, tensor_input
 from .autograd import Function
-from .device import array_device, full, to_device, zeros
+from .device import full, to_device, to_device_of, zeros
 from .ops import Index, index_key, unbroadcast
 from .tensor import Tensor
 
@@ -1190,8 +1190,8 @@ class Einsum(Function):
                 if char in target:  # a diagonal: the output letter d pairs with char
                     renamed = next(spare)
                     terms.append(char + renamed)
-                    operands.append(to_device(np.eye(self.sizes[char], dtype=grad.dtype),
-                                              array_device(grad)))
+                    operands.append(to_device_of(np.eye(self.sizes[char], dtype=grad.dtype),
+                                                 grad))
                     char = renamed
                 target += char
             for char in set(term) - set("".join(terms)):
@@ -1364,7 +1364,7 @@ def one_hot(tensor, num_classes=-1):
         raise RuntimeError("Class values must be non-negative.")
     if values.size and values.max() >= num_classes:
         raise RuntimeError("Class values must be smaller than num_classes.")
-    classes = to_device(np.arange(num_classes), array_device(values))
+    classes = to_device_of(np.arange(num_classes), values)
     return Tensor((values[..., None] == classes).astype(np.int64))
 
 

@@ -39,7 +39,7 @@ from .._checks import (REDUCTIONS, check_broadcast, check_dtype, check_floating,
 from ..autograd import Function
 from ..backends import ACTIVATIONS, K
 from ..backends.numpy_ref import conv_output_size, packed_shape, update_running_stats
-from ..device import array_device, array_of, contiguous, empty, full, to_device, zeros
+from ..device import array_of, contiguous, empty, full, to_device_of, zeros
 from ..shapes import one_hot, pad  # noqa: F401 (torch.nn.functional's names)
 from ..tensor import Tensor
 
@@ -495,9 +495,8 @@ class _Dropout(Function):
             keep, scale = np.zeros_like(x, dtype=bool), x.dtype.type(1)
         else:
             draw = x.dtype if x.dtype in (dtypes.float32, dtypes.float64) else dtypes.float64
-            keep = _random.numpy_generator().random(x.shape, dtype=draw) >= p
-            if type(x) is not np.ndarray:  # drawn on the host: the CPU's mask, copied over
-                keep = to_device(keep, array_device(x))
+            # drawn on the host (a device gets the CPU's mask, copied over)
+            keep = to_device_of(_random.numpy_generator().random(x.shape, dtype=draw) >= p, x)
             scale = x.dtype.type(1 / (1 - p))
         self.keep, self.scale = keep, scale
         return np.where(keep, x * scale, 0)

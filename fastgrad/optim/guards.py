@@ -11,7 +11,7 @@ from .. import clipping
 from .. import random as _random
 from .._checks import check_norm_type, real
 from ..backends import K
-from ..device import array_device, empty, to_device, to_host
+from ..device import empty, to_device_of, to_host
 from .wrapper import OptimizerWrapper
 
 
@@ -191,8 +191,7 @@ class GradientNoise(OptimizerWrapper):
                 rng.standard_normal(dtype=noise.dtype, out=noise)
             else:
                 noise[...] = rng.standard_normal(noise.shape)
-            if type(arena.grad) is not np.ndarray:  # drawn on the host: the same noise as
-                noise = to_device(noise, array_device(arena.grad))  # the CPU's, copied over
+            noise = to_device_of(noise, arena.grad)  # drawn on the host, as on the CPU
             if arena.all_grads():
                 K.axpy(arena.grad, noise, sigma)
             else:
