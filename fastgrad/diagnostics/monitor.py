@@ -113,6 +113,7 @@ class _Source:
         index -> forward position of its layer)."""
         self.layer_of = np.array([layer_position[p] if p >= 0 else -1 for p in self.positions],
                                  np.int64)
+        self.layer_of.flags.writeable = False  # fixed: a device keeps its copy
 
     def measure(self, out, layer_sq, read_grads=True):
         """Each parameter's gradient norm (unless not ``read_grads``: row 0 then holds them

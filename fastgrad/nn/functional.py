@@ -1590,6 +1590,7 @@ class _StepGrads:
         self.flat = ring.reshape(-1)
         self.norms = None if record is None else empty(entries, np.float64, like)
         self.offsets = like.size * np.arange(span + 1, dtype=np.int64)  # size 0: all 0
+        self.offsets.flags.writeable = False  # fixed: a device keeps its copy
 
     def __getitem__(self, entry):
         return self.slots[entry % self.span]
