@@ -66,6 +66,9 @@ def test_a_read_only_host_table_is_uploaded_once_a_writable_one_at_every_call():
         table.segment_norms(values, changing, 2.0, out)
     assert sum(u is fixed for u in uploads) == 1
     assert sum(u is changing for u in uploads) == 3
+    for _ in range(2):  # a new view of the same fixed elements finds the kept copy
+        table.segment_norms(values, fixed[:], 2.0, out)
+    assert len(uploads) == 4
     # a read-only view of a writable array may change under it: uploaded every time
     view = changing[:]
     view.flags.writeable = False
@@ -229,3 +232,27 @@ def test_strided_device_arrays_are_copied_to_c_order_or_go_to_the_reference():
     table.segment_norms(StrictArray(np.arange(4.0)), np.array([0, 2, 4]), 2.0, strided_out)
     assert len(backend.calls) == calls
     np.testing.assert_allclose(strided_out._a, [1.0, np.hypot(2.0, 3.0)])
+
+
+def test_a_monitored_clipped_step_copies_no_index_table_after_the_first(simulated_cuda):
+    """The host's fixed index tables (arena offsets, the monitor's layer map) reach the
+    device once; a later step uploads nothing."""
+    from fastgrad.device import device_arrays_of
+    table = device_arrays_of(fg.device("cuda")).kernels
+    uploads, upload = [], table._upload
+    table._upload = lambda array: uploads.append(array.shape) or upload(array)
+    try:
+        x, y = _digits(8)
+        model = _mlp().cuda()
+        optimizer = fg.optim.SGD(model.parameters(), lr=0.1)
+        monitor = GradientMonitor(model, optimizer)
+        inputs, targets = fg.tensor(x, device="cuda"), fg.tensor(y, device="cuda")
+        counts = []
+        for _ in range(3):
+            before = len(uploads)
+            _step(model, optimizer, inputs, targets, 0.1)
+            monitor.step()
+            counts.append(len(uploads) - before)
+    finally:
+        table._upload = upload
+    assert counts[0] > 0 and counts[1:] == [0, 0], uploads

@@ -54,7 +54,7 @@ class DeviceKernels:
     def __init__(self, module, array_type, to_kernel, from_kernel, upload, overrides=None):
         self._array_type = array_type
         self._to_kernel, self._from_kernel, self._upload = to_kernel, from_kernel, upload
-        self._uploaded = {}  # id(read-only host array) -> its device copy
+        self._uploaded = {}  # (address, shape, strides, dtype) of fixed host memory -> copy
         for name, spec in KERNELS.items():
             implementation = (overrides or {}).get(name) or getattr(module, name, None)
             reference = getattr(numpy_ref, name)
@@ -94,22 +94,27 @@ class DeviceKernels:
         return call
 
     def _host_table(self, array):
-        """``array`` (host) on the device: kept while it lives when neither it nor the array
-        it views can change."""
-        if _may_change(array):
+        """``array`` (host) on the device: kept while the memory it views lives when neither
+        it nor the arrays it views can change (a view of the same elements, made anew at
+        each call, finds it)."""
+        root = _fixed_root(array)
+        if root is None:
             return self._upload(array)
-        key = id(array)
+        key = (array.__array_interface__["data"][0], array.shape, array.strides,
+               array.dtype.str)
         kept = self._uploaded.get(key)
         if kept is None:
             kept = self._uploaded[key] = self._upload(array)
-            weakref.finalize(array, self._uploaded.pop, key, None)
+            weakref.finalize(root, self._uploaded.pop, key, None)
         return kept
 
 
-def _may_change(array):
-    """True when ``array``'s values can be changed: it, or an array it views, is writable."""
-    while isinstance(array, np.ndarray):
+def _fixed_root(array):
+    """The array owning ``array``'s memory when neither it nor any array between them is
+    writable (its values are fixed while that array lives), else None."""
+    while True:
         if array.flags.writeable:
-            return True
+            return None
+        if not isinstance(array.base, np.ndarray):
+            return array
         array = array.base
-    return False

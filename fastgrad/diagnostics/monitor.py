@@ -104,6 +104,9 @@ class _Source:
         else:
             self.offsets = np.array([0, params[0].numel()], np.int64)
         self.sizes = np.diff(self.offsets)
+        # each parameter's segment alone, [0, size]: fixed, so a device keeps its copy
+        self.own_offsets = np.stack([np.zeros_like(self.sizes), self.sizes], axis=1)
+        self.own_offsets.flags.writeable = False
         self.norms = np.empty((3, len(params)))
         self.prev, self.have_prev = None, False
         self.set_layers(layer_position)
@@ -731,5 +734,5 @@ def _clip_coefficient(source, before):
     start, stop = source.offsets[i], source.offsets[i + 1]
     grads = source.arena.grad[start:stop]
     now = zeros(1, np.float64, grads)
-    K.segment_norms(grads, np.array([0, stop - start], np.int64), 2.0, now)
+    K.segment_norms(grads, source.own_offsets[i], 2.0, now)
     return float(to_host(now)[0] / before[i])
