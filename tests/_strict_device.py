@@ -23,7 +23,7 @@ class HostRoundTrip(TypeError):
 class StrictArray(NDArrayOperatorsMixin):
     """A NumPy array on the stand-in device (see the module docstring)."""
 
-    __slots__ = ("_a",)
+    __slots__ = ("_a", "__weakref__")  # weakly referable, as CuPy's arrays are
 
     #: How many StrictArrays were made: a test of code meant to run on the device checks
     #: that it did.

@@ -589,3 +589,31 @@ def test_sampling_on_the_device_draws_what_the_cpu_draws(strict_cuda, name):
         assert out.device.type == device
         drawn.append(out.cpu().numpy())
     np.testing.assert_array_equal(drawn[1], drawn[0])
+
+
+def test_a_captured_step_with_dropout_replays_on_the_device_as_on_the_cpu(strict_cuda):
+    """Each replay draws a new dropout mask from the host generator and copies it over: the
+    device's run takes the CPU's masks."""
+    (x, y), _ = fg.data.load_digits(seed=0)
+    runs = []
+    for device in ("cpu", "cuda"):
+        fg.manual_seed(0)
+        model = fg.nn.Sequential(fg.nn.Linear(64, 16), fg.nn.ReLU(), fg.nn.Dropout(0.3),
+                                 fg.nn.Linear(16, 10), fg.nn.LayerNorm(10)).to(device)
+        optimizer = fg.optim.Adam(model.parameters(), lr=1e-2)
+        step = fg.make_graphed_callables(
+            lambda a, b: fg.nn.functional.cross_entropy(model(a), b))
+        inputs, targets = fg.tensor(x[:16], device=device), fg.tensor(y[:16], device=device)
+        losses = []
+        for _ in range(4):
+            loss = step(inputs, targets)
+            optimizer.zero_grad()
+            loss.backward()
+            fg.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+            optimizer.step()
+            losses.append(loss.item())
+        assert step.reasons == {}
+        runs.append((losses, [p.detach().cpu().numpy() for p in model.parameters()]))
+    np.testing.assert_allclose(runs[1][0], runs[0][0], rtol=1e-6)
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
