@@ -375,8 +375,8 @@ def resolve(value, argument="device"):
     if value.type not in available_types():
         if value.type == "cuda":
             why = (f"this build of fastgrad has no CUDA backend (fastgrad.cuda.is_available() "
-                   f"is False) because {_OFFERED['cuda']}: CUDA tensors need an NVIDIA GPU and "
-                   f"the cuda extra (pip install fastgrad[cuda])")
+                   f"is False) because {why_unavailable('cuda')}: CUDA tensors need an NVIDIA "
+                   f"GPU and the cuda extra (pip install fastgrad[cuda])")
         else:
             why = f"fastgrad holds tensors on {', '.join(available_types())} only"
         raise RuntimeError(f"{argument} {str(value)!r} is not available: {why}; use 'cpu'")

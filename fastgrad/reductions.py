@@ -23,7 +23,7 @@ from . import dtypes
 from . import tensor as _tensor  # the module: tensor.py imports this one while it loads
 from ._checks import flag, ieee, normalize_dim, normalize_dims, real, tensor_input
 from .autograd import Function
-from .device import array_of, full, zeros
+from .device import array_of, contiguous, full, zeros
 from .ops import (
     _arg_extreme,
     _extreme,
@@ -48,6 +48,12 @@ def _new(array, dtype=None):
     """A Tensor (no gradient) around a result; NumPy gives scalars for full reductions."""
     array = array_of(array)
     return _tensor.Tensor(array if dtype is None else array.astype(dtype, copy=False))
+
+
+def _first(indices, axis, start, stop):
+    """A C-order copy of ``indices[start:stop]`` along ``axis`` (sorted positions kept), on
+    their device."""
+    return contiguous(indices[(slice(None),) * axis + (slice(start, stop),)])
 
 
 def _size(shape, axes):
@@ -531,7 +537,7 @@ def _median_index(x, axis):
     """The index of the lower median along ``axis`` (kept as a size-1 axis), or of the first
     NaN where a slice holds one."""
     k = (x.shape[axis] - 1) // 2
-    index = _sort_indices(x, axis, False)[(slice(None),) * axis + (slice(k, k + 1),)]
+    index = _first(_sort_indices(x, axis, False), axis, k, k + 1)
     if x.dtype.kind == "f":
         nans = np.isnan(x)
         first_nan = np.argmax(nans, axis=axis, keepdims=True)
@@ -567,7 +573,7 @@ def kthvalue(input, k, dim=-1, keepdim=False):
                            f"{dim} of size {size}")
     if input.ndim == 0:
         return KthvalueResult(*_zero_dim_pair(input))
-    index = _sort_indices(input._data, axis, False)[(slice(None),) * axis + (slice(k - 1, k),)]
+    index = _first(_sort_indices(input._data, axis, False), axis, k - 1, k)
     return KthvalueResult(*_gathered(input, index, axis, keepdim))
 
 
@@ -578,7 +584,7 @@ def _sorted(input, dim, descending, count=None):
         return _zero_dim_pair(input)
     indices = _sort_indices(input._data, axis, flag(descending, "descending"))
     if count is not None:
-        indices = indices[(slice(None),) * axis + (slice(0, count),)]
+        indices = _first(indices, axis, 0, count)
     return TakeAlong.apply(input, indices, axis), _new(indices, np.int64)
 
 

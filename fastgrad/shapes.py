@@ -30,7 +30,7 @@ from . import dtypes
 from . import ops
 from ._checks import check_broadcast, flag, integer, is_tensor, normalize_dim, tensor_input
 from .autograd import Function
-from .device import full, to_device, to_device_of, zeros
+from .device import full, to_device_of, zeros
 from .ops import Index, index_key, unbroadcast
 from .tensor import Tensor
 
@@ -958,7 +958,7 @@ def _triangle(name, input, diagonal, lower):
     rows, cols = input.shape[-2:]
     keep = np.tri(rows, cols, diagonal, dtype=bool) if lower else \
         ~np.tri(rows, cols, diagonal - 1, dtype=bool)
-    return Triangle.apply(input, to_device(keep, input.device))
+    return Triangle.apply(input, to_device_of(keep, input._data))
 
 
 def tril(input, diagonal=0):
@@ -1337,7 +1337,7 @@ def pad(input, pad, mode="constant", value=None):
     if mode != "constant":
         if value not in (None, 0):
             raise RuntimeError(f"pad: mode {mode!r} takes no value, got value={value!r}")
-        return GatherPad.apply(input, [(axis, to_device(positions, input.device))
+        return GatherPad.apply(input, [(axis, to_device_of(positions, input._data))
                                        for axis, positions in sources])
     # a NumPy scalar: it fills an array on any device
     fill = _as_dtype(0 if value is None else _number(value, "value"), input.dtype)[()]

@@ -58,6 +58,6 @@ def register():
                             overrides=numba_cuda.product_kernels(
                                 numba_cuda.library_product(cupy.asarray, cupy.matmul)))
     register_arrays(cupy.ndarray, "cuda", to_host=cupy.asnumpy, from_host=_from_host,
-                           index_of=lambda array: array.device.id,
-                           device_count=cupy.cuda.runtime.getDeviceCount,
-                           synchronize=cupy.cuda.runtime.deviceSynchronize, kernels=kernels)
+                    index_of=lambda array: array.device.id,
+                    device_count=cupy.cuda.runtime.getDeviceCount,
+                    synchronize=cupy.cuda.runtime.deviceSynchronize, kernels=kernels)

@@ -9,7 +9,7 @@ valid: the Python layer has checked them.
 """
 import numpy as np
 
-from ..device import array_device, full, to_device, zeros
+from ..device import full, to_device_of, zeros
 from .spec import kernel
 
 #: Activation codes passed to the activation and fused linear kernels (an int, so every backend
@@ -1373,7 +1373,7 @@ def max_pool2d_fwd(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, dil_
               & ((cols >= 0) & (cols < w))[None, :, None, :]).reshape(out_h, out_w, taps)
     flat = (rows[:, None, :, None] * w + cols[None, :, None, :]).reshape(out_h, out_w, taps)
     # the two (OH, OW, KH * KW) tables above are made on the host: to the windows' device
-    inside, flat = (to_device(table, array_device(out)) for table in (inside, flat))
+    inside, flat = (to_device_of(table, out) for table in (inside, flat))
     nan = np.isnan(windows)
     pick = np.where(nan.any(axis=-1), taps - 1 - np.argmax(nan[..., ::-1], axis=-1),
                     np.argmax(windows, axis=-1))
@@ -1449,7 +1449,7 @@ def avg_pool2d_fwd(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, coun
                        out_w)
     divisors = _avg_pool_divisors(*x.shape[2:], out_h, out_w, kernel_h, kernel_w, stride_h,
                                   stride_w, pad_h, pad_w, count_include_pad, divisor_override)
-    divisors = to_device(divisors, array_device(out))  # a (OH, OW) table, made on the host
+    divisors = to_device_of(divisors, out)  # a (OH, OW) table, made on the host
     np.divide(windows.sum(axis=(4, 5)), divisors, out=out, casting="same_kind")
 
 
@@ -1474,7 +1474,7 @@ def avg_pool2d_bwd(grad_out, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_
     divisors = _avg_pool_divisors(*grad_x.shape[2:], out_h, out_w, kernel_h, kernel_w,
                                   stride_h, stride_w, pad_h, pad_w, count_include_pad,
                                   divisor_override)
-    divisors = to_device(divisors, array_device(grad_x))  # a (OH, OW) table, made on the host
+    divisors = to_device_of(divisors, grad_x)  # a (OH, OW) table, made on the host
     share = (grad_out / divisors).astype(grad_x.dtype, copy=False)
     _add_windows(np.broadcast_to(share[:, :, None, None], share.shape[:2] + (
         kernel_h, kernel_w) + share.shape[2:]), stride_h, stride_w, pad_h, pad_w, 1, 1, grad_x)

@@ -11,7 +11,7 @@ from .. import autograd
 from .. import nn
 from ..arena import arena_of, clip_count
 from ..backends import K
-from ..device import array_device, contiguous, to_device, to_host, zeros
+from ..device import contiguous, to_device_of, to_host, zeros
 from . import reports
 from .verdicts import Checker, ModelTraits, Thresholds
 
@@ -149,7 +149,7 @@ class _Source:
             prev = self._new_prev(values)
         # on a device: measured into device arrays, the few numbers then copied here
         on_host = type(values) is np.ndarray
-        into = out if on_host else to_device(out, array_device(values))
+        into = out if on_host else to_device_of(out, values)
         squares = layer_sq if on_host else zeros(layer_sq.shape, np.float64, values)
         K.monitor_norms(grads, values, prev, self.offsets, self.have_prev, into, layer_of,
                         squares)
